@@ -1,0 +1,20 @@
+/*
+ * chatra.h - the Chatra REST client (messages into a visitor's chat) and
+ * the conversion of tracker HTML into the plain text Chatra shows.
+ * Requests go through the channel's upstream, which enforces its rate.
+ */
+#ifndef BR_CHATRA_H
+#define BR_CHATRA_H
+
+#include "tracker.h"
+
+struct br_channel;
+
+/* POST <chatra.url>/messages/ {clientId, text, agentId}; cb as for trackers. */
+int br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, const char *client_id,
+                           const char *text, const char *agent_id, br_result_cb cb, void *arg);
+
+/* Plain text of an HTML fragment: tags removed, block ends as newlines, entities decoded. */
+char *br_html_to_text(const char *html);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * config.h - the one JSON config file: loading, secret references
+ * ("env:NAME", "file:PATH"), validation and the typed result.
+ *
+ * br_config_load reports every problem it finds through a br_diag list
+ * (file:line:col for syntax, the key path for meaning) instead of
+ * stopping at the first.  The loaded config owns every string and
+ * compiled template in it; br_config_free releases them.  Secrets are
+ * registered with the logger so that they can never be printed.
+ */
+#ifndef BR_CONFIG_H
+#define BR_CONFIG_H
+
+#include "br.h"
+
+#include <stdbool.h>
+
+struct br_tpl;
+
+/* A list of human-readable problems, each one line. */
+struct br_diag {
+    char **items;
+    size_t n;
+};
+
+void br_diag_add(struct br_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void br_diag_dispose(struct br_diag *d);
+
+struct br_employee {
+    char *name;
+    char *email;            /* lower-cased */
+    char *tracker_user;     /* "user:5" for Planfix, a login or id for Redmine */
+    char *chatra_agent_id;  /* may be NULL: such an employee is relayed as default_agent_id */
+};
+
+struct br_channel {
+    char *name;
+    char *webhook_secret;
+    char *chatra_url;          /* without trailing slash */
+    char *chatra_public_key;
+    char *chatra_secret_key;
+    double chatra_rps;
+    char *default_agent_id;
+    struct br_employee **employees; /* the employees allowed on this channel (borrowed) */
+    size_t n_employees;
+    char **watchers;
+    size_t n_watchers;
+    bool send_as_employee;
+    bool new_task_if_no_active;
+    bool close_on_leave;
+    long task_template_id;     /* 0 = none */
+    long closed_status_id;
+    struct br_tpl *task_title;
+    struct br_tpl *task_description;
+    long contact_template_id;   /* 0 = none */
+};
+
+struct br_config {
+    char *path;
+    char *dir;                 /* directory of the config file, for relative paths */
+    char *listen_host;
+    int listen_port;
+    size_t max_body;
+    char *store_kind;
+    char *store_path;          /* absolute or relative to the working directory */
+    char *log_level;
+    char *tracker_kind;        /* "planfix" */
+    char *tracker_url;         /* without trailing slash */
+    char *tracker_token;
+    char *tracker_webhook_secret;
+    char *tracker_project;     /* redmine */
+    double tracker_rps;
+    long tracker_timeout_ms;
+    long poll_interval_s;      /* 0 = off */
+    struct br_employee *employees;
+    size_t n_employees;
+    struct br_channel *channels;
+    size_t n_channels;
+};
+
+/* Returns 0 with *out set, or BR_EINVAL with every problem in diag. */
+int br_config_load(const char *path, struct br_config **out, struct br_diag *diag);
+void br_config_free(struct br_config *c);
+
+const struct br_channel *br_config_channel(const struct br_config *c, const char *name);
+const struct br_employee *br_config_employee_by_tracker_user(const struct br_config *c,
+                                                             const char *tracker_user);
+const struct br_employee *br_channel_employee_by_tracker_user(const struct br_channel *ch,
+                                                              const char *tracker_user);
+const struct br_employee *br_config_employee_by_agent(const struct br_config *c, const char *agent_id);
+
+/* The schema that templates are checked against (see templates/tpl.h). */
+const char *br_config_template_schema(void);
+
+#endif

@@ -1,0 +1,1145 @@
+#include "engine.h"
+
+#include "chatra.h"
+#include "config.h"
+#include "log.h"
+#include "store.h"
+#include "templates/tpl.h"
+#include "tracker.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * How the engine is driven:
+ *  - br_engine_kick (after a webhook was committed) starts the work timer
+ *    at once;
+ *  - the housekeeping tick (every TICK_MS) runs the same work: it picks up
+ *    jobs whose backoff has expired and inbox rows left by a crash.
+ * The work is: apply pending inbox rows, then hand ready jobs to their
+ * upstreams (each upstream keeps its own rate).
+ */
+#define TICK_MS 200
+#define INBOX_BATCH 256
+#define DISPATCH_BATCH 16
+#define UPSTREAM_DEPTH 4       /* jobs handed to one upstream at a time */
+#define MAX_ATTEMPTS 50
+#define BACKOFF_MAX_MS (5 * 60 * 1000)
+#define QUOTA_PAUSE_MS (15 * 60 * 1000)
+
+struct lane_up {
+    char *name;                /* "tracker" or "chatra:<channel>" */
+    struct br_upstream *up;
+    const struct br_channel *channel; /* NULL for the tracker */
+    unsigned running;          /* jobs of this upstream in flight */
+};
+
+struct br_engine {
+    uv_loop_t *loop;
+    uv_timer_t work;
+    uv_timer_t tick;
+    const struct br_config *cfg;
+    struct br_store *store;
+    struct br_http_client *http;
+    struct br_tracker *tracker;
+    struct lane_up *ups;
+    size_t n_ups;
+    int closing;
+    int pending_closes;
+    unsigned running;          /* jobs in flight over all upstreams */
+    void (*close_done)(void *);
+    void *close_arg;
+};
+
+/* One job being executed: owned by the engine until job_finish. */
+struct run {
+    struct br_engine *e;
+    struct lane_up *lu;
+    struct br_job job;
+    json_t *payload;
+    struct br_conv conv;
+    const struct br_channel *ch;
+    int step;
+    char *task_id;
+    char *source_key;
+};
+
+static void work(struct br_engine *e);
+void br_engine_kick(struct br_engine *e);
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static char *
+lane_name(char kind, int64_t conv_id)
+{
+    return br_asprintf("%c:%lld", kind, (long long)conv_id);
+}
+
+static int
+add_job(struct br_engine *e, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
+        json_t *payload)
+{
+    char *lane = lane_name(lane_kind, conv_id);
+    char *text = json_dumps(payload, JSON_COMPACT);
+    int rc = br_store_job_add(e->store, lane, upstream, kind, conv_id, text, NULL);
+    free(text);
+    free(lane);
+    json_decref(payload);
+    return rc;
+}
+
+static void
+format_time(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0) {
+        snprintf(out, n, "%s", "");
+        return;
+    }
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
+/* ------------------------------------------------------------------ */
+/* applying inbox events (one transaction each)                        */
+
+/* The first value among several candidate keys: Chatra's visitor keys are not documented. */
+static json_t *
+first_of(json_t *obj, const char *const *paths)
+{
+    for (size_t i = 0; paths[i]; i++) {
+        json_t *v = obj;
+        char *copy = br_strdup(paths[i]);
+        char *save = NULL;
+        for (char *seg = strtok_r(copy, ".", &save); seg && v; seg = strtok_r(NULL, ".", &save))
+            v = json_is_object(v) ? json_object_get(v, seg) : NULL;
+        free(copy);
+        if (v && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0))
+            return v;
+    }
+    return NULL;
+}
+
+static void
+set_first(json_t *dst, const char *key, json_t *raw, const char *const *paths)
+{
+    json_t *v = first_of(raw, paths);
+    if (json_is_string(v) || json_is_number(v))
+        json_object_set(dst, key, v);
+}
+
+static json_t *
+pages_of(json_t *raw)
+{
+    static const char *const paths[] = {"pages", "visitedPages", "lastVisitedPages", "basicInfo.pages",
+                                        "pagesViewed", NULL};
+    json_t *v = first_of(raw, paths), *out, *p;
+    size_t i;
+
+    if (!json_is_array(v))
+        return NULL;
+    out = json_array();
+    json_array_foreach(v, i, p) {
+        if (i >= 50)
+            break;
+        if (json_is_string(p)) {
+            json_array_append_new(out, json_pack("{s:O}", "url", p));
+        } else if (json_is_object(p)) {
+            json_t *page = json_object();
+            static const char *const url[] = {"url", "href", "link", NULL};
+            static const char *const title[] = {"title", "name", NULL};
+            set_first(page, "url", p, url);
+            set_first(page, "title", p, title);
+            json_array_append_new(out, page);
+        }
+    }
+    return out;
+}
+
+/* The template context's "visitor": known fields plus what the raw client holds. */
+static json_t *
+visitor_context(const struct br_conv *c, json_t *raw)
+{
+    static const char *const city[] = {"city", "location.city", "geo.city", "basicInfo.city", NULL};
+    static const char *const country[] = {"country", "location.country", "geo.country", "basicInfo.country", NULL};
+    static const char *const source[] = {"referrer", "source", "referer", "utm_source", "basicInfo.referrer", NULL};
+    static const char *const device[] = {"device", "deviceType", "basicInfo.device", NULL};
+    static const char *const browser[] = {"browser", "basicInfo.browser", "userAgent", NULL};
+    static const char *const os[] = {"os", "platform", "basicInfo.os", NULL};
+    static const char *const ip[] = {"ip", "ipAddress", "basicInfo.ip", NULL};
+    static const char *const notes[] = {"notes", NULL};
+    static const char *const dname[] = {"displayedName", NULL};
+    json_t *v = json_object(), *pages;
+
+    if (c->name)
+        json_object_set_new(v, "name", json_string(c->name));
+    if (c->email)
+        json_object_set_new(v, "email", json_string(c->email));
+    if (c->phone)
+        json_object_set_new(v, "phone", json_string(c->phone));
+    set_first(v, "displayed_name", raw, dname);
+    set_first(v, "notes", raw, notes);
+    set_first(v, "city", raw, city);
+    set_first(v, "country", raw, country);
+    set_first(v, "source", raw, source);
+    set_first(v, "device", raw, device);
+    set_first(v, "browser", raw, browser);
+    set_first(v, "os", raw, os);
+    set_first(v, "ip", raw, ip);
+    if ((pages = pages_of(raw)) != NULL)
+        json_object_set_new(v, "pages", pages);
+    if (json_is_object(json_object_get(raw, "info")))
+        json_object_set(v, "info", json_object_get(raw, "info"));
+    else if (json_is_object(json_object_get(raw, "integrationData")))
+        json_object_set(v, "info", json_object_get(raw, "integrationData"));
+    return v;
+}
+
+static bool
+task_is_active(const struct br_task *t)
+{
+    return t->state == BR_TASK_PENDING || t->state == BR_TASK_OPEN;
+}
+
+/* Opens a new task generation: contact (if unknown) then task, in the conversation's lane. */
+static int
+open_generation(struct br_engine *e, struct br_conv *c)
+{
+    int gen = c->gen + 1;
+    int rc;
+
+    if ((rc = br_store_task_create(e->store, c->id, gen)) || (rc = br_store_conv_set_gen(e->store, c->id, gen)))
+        return rc;
+    c->gen = gen;
+    if ((rc = add_job(e, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen))))
+        return rc;
+    return add_job(e, 't', "tracker", "task", c->id, json_pack("{s:i}", "gen", gen));
+}
+
+static int
+apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
+{
+    const struct br_channel *ch = br_config_channel(e->cfg, channel_name);
+    json_t *client = json_object_get(ev, "client");
+    json_t *msgs = json_object_get(ev, "messages");
+    const char *kind = jstr(ev, "event");
+    const char *client_id = jstr(client, "id");
+    const char *email = jstr(client, "email");
+    struct br_conv c = {0};
+    struct br_task t = {0};
+    bool transcript = kind && strcmp(kind, "transcript") == 0;
+    char *raw = NULL;
+    size_t i;
+    json_t *m;
+    int rc;
+
+    if (ch == NULL) {
+        /* The channel was removed from the config after the webhook was accepted. */
+        br_warn("inbox: channel %s is no longer configured; event dropped", channel_name);
+        return 0;
+    }
+    rc = br_store_conv_by_client(e->store, ch->name, client_id, &c);
+    if (rc == BR_ENOTFOUND && email) {
+        /* The same person on another device: join the existing conversation. */
+        rc = br_store_conv_by_email(e->store, ch->name, email, &c);
+        if (rc == 0)
+            rc = br_store_conv_add_client(e->store, c.id, ch->name, client_id);
+    }
+    if (rc == BR_ENOTFOUND) {
+        int64_t id;
+        if ((rc = br_store_conv_create(e->store, ch->name, client_id, &id)) == 0)
+            rc = br_store_conv_get(e->store, id, &c);
+    }
+    if (rc)
+        goto out;
+    raw = json_dumps(json_object_get(ev, "raw_client"), JSON_COMPACT);
+    if ((rc = br_store_conv_update_visitor(e->store, c.id, client_id, jstr(client, "chat_id"), jstr(client, "name"),
+                                           email, jstr(client, "phone"), raw)))
+        goto out;
+
+    if (c.gen == 0 && (rc = open_generation(e, &c)))
+        goto out;
+    if ((rc = br_store_task_get(e->store, c.id, c.gen, &t)) != 0)
+        goto out;
+
+    json_array_foreach(msgs, i, m) {
+        const char *type = jstr(m, "type");
+        const char *text = jstr(m, "text");
+        const char *agent = jstr(m, "agent_id");
+        json_int_t at = json_integer_value(json_object_get(m, "created_at"));
+        bool is_new, echo = false;
+        int64_t mid;
+        int state = BR_MSG_PENDING;
+
+        if (strcmp(type, "agent") == 0 && agent) {
+            if ((rc = br_store_relay_consume(e->store, c.id, agent, text, &echo)))
+                goto out;
+            if (echo)
+                state = BR_MSG_SKIPPED;
+        }
+        if ((rc = br_store_msg_insert(e->store, c.id, c.gen, jstr(m, "key"), type, agent, text, at, state, &is_new,
+                                      &mid)))
+            goto out;
+        if (!is_new || state != BR_MSG_PENDING)
+            continue;
+        if (strcmp(type, "client") == 0 && !transcript && !task_is_active(&t) && ch->new_task_if_no_active) {
+            /*
+             * The visitor came back after the task was completed: a new
+             * task for the new chat.  Only a message never seen before
+             * does this, so a late repeat of the old chat does not.
+             */
+            br_task_dispose(&t);
+            if ((rc = open_generation(e, &c)) || (rc = br_store_task_get(e->store, c.id, c.gen, &t)))
+                goto out;
+            /* The message was filed under the old generation: move it to the new one. */
+            if ((rc = br_store_msg_set_gen(e->store, mid, c.gen)))
+                goto out;
+        }
+        if ((rc = add_job(e, 't', "tracker", "comment", c.id, json_pack("{s:I}", "msg", (json_int_t)mid))))
+            goto out;
+    }
+
+    if (transcript && ch->close_on_leave) {
+        br_task_dispose(&t);
+        if ((rc = br_store_task_get(e->store, c.id, c.gen, &t)))
+            goto out;
+        if (task_is_active(&t)) {
+            if ((rc = br_store_task_set(e->store, c.id, c.gen, NULL, BR_TASK_CLOSING)) ||
+                (rc = add_job(e, 't', "tracker", "close", c.id, json_pack("{s:i}", "gen", c.gen))))
+                goto out;
+        }
+    }
+out:
+    free(raw);
+    br_task_dispose(&t);
+    br_conv_dispose(&c);
+    return rc;
+}
+
+static int
+apply_tracker(struct br_engine *e, json_t *ev)
+{
+    const char *task_id = jstr(ev, "task");
+    struct br_task t = {0};
+    char *lane;
+    int rc;
+
+    if (task_id == NULL)
+        return 0;
+    rc = br_store_task_by_tracker_id(e->store, task_id, &t);
+    if (rc == BR_ENOTFOUND) {
+        br_info("tracker webhook: task %s is not a chat task; ignored", task_id);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    /* One waiting fetch per conversation is enough: it reads every new comment. */
+    lane = lane_name('t', t.conv_id);
+    if (!br_store_job_waiting(e->store, lane, "fetch"))
+        rc = add_job(e, 't', "tracker", "fetch", t.conv_id, json_pack("{s:s}", "task", task_id));
+    free(lane);
+    br_task_dispose(&t);
+    return rc;
+}
+
+static void
+process_inbox(struct br_engine *e)
+{
+    for (int n = 0; n < INBOX_BATCH && !e->closing; n++) {
+        struct br_inbox_row row;
+        json_error_t je;
+        json_t *ev;
+        int rc;
+
+        if (br_store_begin(e->store))
+            return;
+        rc = br_store_inbox_next(e->store, &row);
+        if (rc) {
+            br_store_rollback(e->store);
+            return;
+        }
+        ev = json_loads(row.body, 0, &je);
+        if (ev == NULL) {
+            br_error("inbox %lld: stored event is not JSON (%s); skipped", (long long)row.id, je.text);
+            rc = 0;
+        } else if (row.kind == BR_INBOX_CHATRA) {
+            rc = apply_chatra(e, row.channel, ev);
+        } else {
+            rc = apply_tracker(e, ev);
+        }
+        if (rc == 0)
+            rc = br_store_inbox_done(e->store, row.id);
+        if (rc == 0)
+            rc = br_store_commit(e->store);
+        if (rc) {
+            br_store_rollback(e->store);
+            br_error("inbox %lld: cannot apply event: %s; will retry", (long long)row.id, br_strerror(rc));
+            json_decref(ev);
+            br_inbox_row_dispose(&row);
+            return;
+        }
+        json_decref(ev);
+        br_inbox_row_dispose(&row);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* running jobs                                                        */
+
+static void run_free(struct run *r);
+
+/*
+ * Writes the outcome of a job and releases it.  Transient failures come
+ * back after exponential backoff with jitter (Retry-After wins when it is
+ * longer); permanent ones go to the dead-letter list with the request and
+ * the answer.
+ */
+static void
+job_finish(struct run *r, struct br_result *res)
+{
+    struct br_engine *e = r->e;
+    int err = res ? res->err : 0;
+    int state = BR_JOB_DONE;
+    int attempts = r->job.attempts;
+    int64_t next_at = br_now_ms();
+
+    if (err == BR_ECANCELED) {
+        /* Shutting down: the job stays in flight in the store and is recovered at the next start. */
+        run_free(r);
+        return;
+    }
+    if (err == BR_ERETRY || err == BR_ETIMEDOUT || err == BR_EIO) {
+        int64_t delay = 1000;
+        attempts++;
+        for (int i = 1; i < attempts && delay < BACKOFF_MAX_MS; i++)
+            delay *= 2;
+        if (delay > BACKOFF_MAX_MS)
+            delay = BACKOFF_MAX_MS;
+        delay = delay / 2 + (int64_t)((double)rand() / RAND_MAX * (double)(delay / 2));
+        if (res->retry_after_s > 0 && res->retry_after_s * 1000 > delay)
+            delay = res->retry_after_s * 1000;
+        if (res->quota_exhausted) {
+            br_upstream_pause_until(r->lu->up, br_now_ms() + QUOTA_PAUSE_MS);
+            attempts--; /* waiting for the quota is not the job's fault */
+        }
+        next_at += delay;
+        state = attempts >= MAX_ATTEMPTS ? BR_JOB_DEAD : BR_JOB_QUEUED;
+        br_warn("job %lld (%s): %s; %s", (long long)r->job.id, r->job.kind, res->error ? res->error : br_strerror(err),
+                state == BR_JOB_DEAD ? "giving up" : "will retry");
+    } else if (err) {
+        state = BR_JOB_DEAD;
+        br_error("job %lld (%s): %s; moved to dead letters", (long long)r->job.id, r->job.kind,
+                 res->error ? res->error : br_strerror(err));
+    }
+    br_store_job_finish(e->store, r->job.id, state, attempts, next_at, state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
+                        res ? res->request : NULL, res ? res->response : NULL);
+    run_free(r);
+    /* The lane may have a next job now. */
+    br_engine_kick(e);
+}
+
+static void
+run_free(struct run *r)
+{
+    r->lu->running--;
+    r->e->running--;
+    br_job_dispose(&r->job);
+    json_decref(r->payload);
+    br_conv_dispose(&r->conv);
+    free(r->task_id);
+    free(r->source_key);
+    free(r);
+}
+
+static void
+job_ok(struct run *r)
+{
+    struct br_result res = {0};
+    res.retry_after_s = -1;
+    job_finish(r, &res);
+}
+
+static void
+job_fail(struct run *r, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+job_fail(struct run *r, int err, const char *fmt, ...)
+{
+    struct br_result res = {0};
+    struct br_buf b;
+    va_list ap;
+
+    br_buf_init(&b, 4096);
+    va_start(ap, fmt);
+    br_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    res.err = err;
+    res.retry_after_s = -1;
+    res.error = br_buf_steal(&b);
+    job_finish(r, &res);
+    free(res.error);
+}
+
+/* Commits a write-back in its own transaction; a failure here is a store failure. */
+#define TX(e, stmt)                                                                                                    \
+    do {                                                                                                               \
+        br_store_begin((e)->store);                                                                                    \
+        stmt;                                                                                                          \
+        br_store_commit((e)->store);                                                                                   \
+    } while (0)
+
+/* ---- contact ---- */
+
+static void contact_created(void *arg, struct br_result *res);
+
+static void
+split_name(const char *full, char **first, char **last)
+{
+    const char *sp = full ? strchr(full, ' ') : NULL;
+    if (full == NULL || *full == '\0') {
+        *first = br_strdup("Chat visitor");
+        *last = NULL;
+    } else if (sp) {
+        *first = br_strndup(full, (size_t)(sp - full));
+        while (*sp == ' ')
+            sp++;
+        *last = *sp ? br_strdup(sp) : NULL;
+    } else {
+        *first = br_strdup(full);
+        *last = NULL;
+    }
+}
+
+static void
+create_contact(struct run *r)
+{
+    struct br_contact_spec spec = {0};
+    json_error_t je;
+    json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
+    const char *name = r->conv.name ? r->conv.name : jstr(raw, "displayedName");
+    char *first, *last;
+
+    split_name(name, &first, &last);
+    spec.name = first;
+    spec.lastname = last;
+    spec.email = r->conv.email;
+    spec.phone = r->conv.phone;
+    spec.template_id = r->ch->contact_template_id;
+    r->step = 2;
+    r->e->tracker->ops->create_contact(r->e->tracker, &spec, contact_created, r);
+    free(first);
+    free(last);
+    json_decref(raw);
+}
+
+static void
+contact_created(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+
+    if (res->err == BR_ENOTFOUND && r->step == 1) {
+        create_contact(r);
+        return;
+    }
+    if (res->err == 0 && res->id) {
+        TX(r->e, br_store_conv_set_contact(r->e->store, r->conv.id, res->id));
+        br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id, r->step == 1 ? "found by e-mail" : "created");
+    }
+    job_finish(r, res);
+}
+
+static void
+run_contact(struct run *r)
+{
+    if (r->conv.contact_id) {
+        job_ok(r);
+        return;
+    }
+    if (r->conv.email) {
+        r->step = 1;
+        r->e->tracker->ops->find_contact(r->e->tracker, r->conv.email, contact_created, r);
+        return;
+    }
+    create_contact(r);
+}
+
+/* ---- task ---- */
+
+struct msgs_ctx {
+    json_t *arr;
+    const struct br_config *cfg;
+};
+
+static void
+collect_msg(void *arg, const struct br_msg *m)
+{
+    struct msgs_ctx *mc = arg;
+    char when[40];
+    const char *author = "Visitor";
+
+    if (m->state == BR_MSG_SKIPPED)
+        return;
+    if (strcmp(m->type, "agent") == 0) {
+        const struct br_employee *emp = m->agent_id ? br_config_employee_by_agent(mc->cfg, m->agent_id) : NULL;
+        author = emp ? emp->name : "Agent";
+    }
+    format_time(m->created_at, when, sizeof(when));
+    json_array_append_new(mc->arr, json_pack("{s:s, s:s, s:s, s:s}", "author", author, "text", m->text, "time", when,
+                                             "type", m->type));
+}
+
+static json_t *
+task_context(struct run *r, int gen)
+{
+    json_error_t je;
+    json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
+    json_t *ctx = json_object(), *chat = json_object();
+    struct msgs_ctx mc = {json_array(), r->e->cfg};
+
+    if (raw == NULL)
+        raw = json_object();
+    json_object_set_new(ctx, "visitor", visitor_context(&r->conv, raw));
+    json_object_set_new(ctx, "chatra", json_pack("{s:O}", "client", raw));
+    if (r->conv.chat_id)
+        json_object_set_new(chat, "id", json_string(r->conv.chat_id));
+    br_store_msg_each(r->e->store, r->conv.id, gen, collect_msg, &mc);
+    if (json_array_size(mc.arr) > 0)
+        json_object_set(chat, "started_at", json_object_get(json_array_get(mc.arr, 0), "time"));
+    json_object_set_new(chat, "messages", mc.arr);
+    json_object_set_new(ctx, "chat", chat);
+    json_object_set_new(ctx, "channel", json_pack("{s:s}", "name", r->ch->name));
+    if (gen > 1) {
+        struct br_task prev = {0};
+        struct msgs_ctx pm = {json_array(), r->e->cfg};
+        json_t *p = json_object();
+        if (br_store_task_get(r->e->store, r->conv.id, gen - 1, &prev) == 0 && prev.task_id)
+            json_object_set_new(p, "id", json_string(prev.task_id));
+        br_store_msg_each(r->e->store, r->conv.id, gen - 1, collect_msg, &pm);
+        json_object_set_new(p, "messages", pm.arr);
+        json_object_set_new(ctx, "previous_task", p);
+        br_task_dispose(&prev);
+    }
+    json_decref(raw);
+    return ctx;
+}
+
+static void task_created(void *arg, struct br_result *res);
+
+static void
+create_task(struct run *r)
+{
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    json_t *ctx = task_context(r, gen);
+    struct br_buf title, desc;
+    struct br_task_spec spec = {0};
+
+    br_buf_init(&title, 4096);
+    br_buf_init(&desc, 256 * 1024);
+    if (br_tpl_render(r->ch->task_title, ctx, BR_TPL_ESCAPE_NONE, &title) != 0 ||
+        br_tpl_render(r->ch->task_description, ctx, BR_TPL_ESCAPE_HTML, &desc) != 0) {
+        /* A huge visitor text must not stop the task: fall back to a short text. */
+        br_buf_reset(&title);
+        br_buf_reset(&desc);
+        br_buf_printf(&title, "Chat (%s)", r->ch->name);
+        br_buf_puts(&desc, "The chat details were too long to show here.");
+    }
+    /* Planfix titles are one line. */
+    for (size_t i = 0; i < title.len; i++)
+        if (title.data[i] == '\n' || title.data[i] == '\r')
+            title.data[i] = ' ';
+    spec.title = title.data ? title.data : "";
+    spec.description_html = desc.data ? desc.data : "";
+    spec.contact_id = r->conv.contact_id;
+    spec.watchers = (const char *const *)r->ch->watchers;
+    spec.n_watchers = r->ch->n_watchers;
+    spec.template_id = r->ch->task_template_id;
+    spec.source_key = r->source_key;
+    r->step = 2;
+    r->e->tracker->ops->create_task(r->e->tracker, &spec, task_created, r);
+    br_buf_dispose(&title);
+    br_buf_dispose(&desc);
+    json_decref(ctx);
+}
+
+static void
+task_created(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+
+    if (r->step == 1 && res->err == BR_ENOTFOUND) {
+        /* Not created before the crash: create it now. */
+        create_task(r);
+        return;
+    }
+    if (res->err == 0 && res->id) {
+        struct br_task t = {0};
+        int state = BR_TASK_OPEN;
+        /* A transcript may have arrived meanwhile: keep its "closing" mark. */
+        if (br_store_task_get(r->e->store, r->conv.id, gen, &t) == 0 && t.state == BR_TASK_CLOSING)
+            state = BR_TASK_CLOSING;
+        br_task_dispose(&t);
+        TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, res->id, state));
+        br_info("conversation %lld: task %s %s", (long long)r->conv.id, res->id,
+                r->step == 1 ? "found after restart" : "created");
+    }
+    job_finish(r, res);
+}
+
+static void
+run_task(struct run *r)
+{
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    struct br_task t = {0};
+
+    if (br_store_task_get(r->e->store, r->conv.id, gen, &t) == 0 && t.task_id) {
+        br_task_dispose(&t);
+        job_ok(r);
+        return;
+    }
+    br_task_dispose(&t);
+    if (r->conv.contact_id == NULL) {
+        job_fail(r, BR_EFATAL, "no tracker contact for conversation %lld", (long long)r->conv.id);
+        return;
+    }
+    r->source_key = br_asprintf("%s-t%lld", br_store_instance_id(r->e->store), (long long)r->job.id);
+    if (r->job.recover) {
+        r->step = 1;
+        r->e->tracker->ops->find_task(r->e->tracker, r->conv.contact_id, r->source_key, task_created, r);
+        return;
+    }
+    create_task(r);
+}
+
+/* ---- comment ---- */
+
+static void comment_added(void *arg, struct br_result *res);
+
+static void
+add_comment(struct run *r, const struct br_msg *m)
+{
+    struct br_comment_spec spec = {0};
+    struct br_buf html;
+
+    br_buf_init(&html, 256 * 1024);
+    spec.task_id = r->task_id;
+    spec.source_key = r->source_key;
+    if (strcmp(m->type, "agent") == 0) {
+        const struct br_employee *emp = m->agent_id ? br_config_employee_by_agent(r->e->cfg, m->agent_id) : NULL;
+        if (emp) {
+            spec.employee = emp->tracker_user;
+        } else {
+            /* An agent the config does not map: the bridge's own user writes, naming the agent. */
+            br_buf_puts(&html, "<b>Chatra agent:</b><br>");
+        }
+    } else {
+        spec.contact_id = r->conv.contact_id;
+    }
+    br_tpl_html_escape(&html, m->text, strlen(m->text), 1);
+    spec.html = html.data ? html.data : "";
+    r->step = 2;
+    r->e->tracker->ops->add_comment(r->e->tracker, &spec, comment_added, r);
+    br_buf_dispose(&html);
+}
+
+static void
+comment_found(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    struct br_msg m = {0};
+    size_t i;
+    json_t *it;
+
+    if (res->err) {
+        job_finish(r, res);
+        return;
+    }
+    json_array_foreach(res->items, i, it) {
+        const char *key = jstr(it, "source_key");
+        if (key && strcmp(key, r->source_key) == 0) {
+            /* It was written before the crash: record it instead of writing it again. */
+            free(res->id);
+            res->id = br_strdup(jstr(it, "id"));
+            r->step = 2;
+            comment_added(r, res);
+            return;
+        }
+    }
+    if (br_store_msg_get(r->e->store, json_integer_value(json_object_get(r->payload, "msg")), &m) != 0) {
+        job_fail(r, BR_EFATAL, "message vanished from the store");
+        return;
+    }
+    add_comment(r, &m);
+    br_msg_dispose(&m);
+}
+
+static void
+comment_added(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    int64_t mid = json_integer_value(json_object_get(r->payload, "msg"));
+
+    if (res->err == 0 && res->id) {
+        bool is_new;
+        br_store_begin(r->e->store);
+        br_store_comment_mark(r->e->store, r->task_id, res->id, BR_COMMENT_BRIDGE, &is_new);
+        br_store_msg_set_state(r->e->store, mid, BR_MSG_MIRRORED, res->id);
+        br_store_commit(r->e->store);
+    }
+    job_finish(r, res);
+}
+
+static void
+run_comment(struct run *r)
+{
+    int64_t mid = json_integer_value(json_object_get(r->payload, "msg"));
+    struct br_msg m = {0};
+    struct br_task t = {0};
+
+    if (br_store_msg_get(r->e->store, mid, &m) != 0) {
+        job_fail(r, BR_EFATAL, "message %lld is not in the store", (long long)mid);
+        return;
+    }
+    if (m.state != BR_MSG_PENDING) {
+        br_msg_dispose(&m);
+        job_ok(r);
+        return;
+    }
+    if (br_store_task_get(r->e->store, r->conv.id, m.gen, &t) != 0 || t.task_id == NULL) {
+        br_task_dispose(&t);
+        br_msg_dispose(&m);
+        job_fail(r, BR_ERETRY, "the task of this message does not exist yet");
+        return;
+    }
+    r->task_id = br_strdup(t.task_id);
+    br_task_dispose(&t);
+    r->source_key = br_asprintf("%s-c%lld", br_store_instance_id(r->e->store), (long long)mid);
+    if (r->job.recover) {
+        br_msg_dispose(&m);
+        r->step = 1;
+        r->e->tracker->ops->list_comments(r->e->tracker, r->task_id, comment_found, r);
+        return;
+    }
+    add_comment(r, &m);
+    br_msg_dispose(&m);
+}
+
+/* ---- close ---- */
+
+static void
+task_closed(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+
+    if (res->err == 0) {
+        TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, NULL, BR_TASK_CLOSED));
+        br_info("conversation %lld: task %s completed", (long long)r->conv.id, r->task_id);
+    } else if (res->err == BR_ENOTFOUND) {
+        /* Deleted in the tracker: there is nothing left to complete. */
+        TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, NULL, BR_TASK_CLOSED));
+        res->err = 0;
+    }
+    job_finish(r, res);
+}
+
+static void
+run_close(struct run *r)
+{
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    struct br_task t = {0};
+
+    if (br_store_task_get(r->e->store, r->conv.id, gen, &t) != 0 || t.task_id == NULL) {
+        br_task_dispose(&t);
+        job_fail(r, BR_EFATAL, "no task to complete");
+        return;
+    }
+    r->task_id = br_strdup(t.task_id);
+    br_task_dispose(&t);
+    r->e->tracker->ops->close_task(r->e->tracker, r->task_id, r->ch->closed_status_id, task_closed, r);
+}
+
+/* ---- fetch: new employee comments become replies in the chat ---- */
+
+static void
+comments_listed(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    struct br_engine *e = r->e;
+    const char *instance = br_store_instance_id(e->store);
+    char *upname;
+    size_t i;
+    json_t *it;
+
+    if (res->err) {
+        job_finish(r, res);
+        return;
+    }
+    upname = br_asprintf("chatra:%s", r->ch->name);
+    br_store_begin(e->store);
+    json_array_foreach(res->items, i, it) {
+        const char *id = jstr(it, "id");
+        const char *author = jstr(it, "author");
+        const char *key = jstr(it, "source_key");
+        const struct br_employee *emp = author ? br_channel_employee_by_tracker_user(r->ch, author) : NULL;
+        bool ours = key && strncmp(key, instance, strlen(instance)) == 0;
+        bool relay = emp && !ours && !json_is_true(json_object_get(it, "hidden"));
+        char *text = NULL;
+        bool is_new;
+
+        if (relay) {
+            text = br_html_to_text(jstr(it, "html") ? jstr(it, "html") : "");
+            relay = *text != '\0';
+        }
+        if (br_store_comment_mark(e->store, r->task_id, id, relay ? BR_COMMENT_RELAYED : BR_COMMENT_IGNORED,
+                                  &is_new) == 0 && is_new && relay) {
+            const char *agent = (r->ch->send_as_employee && emp->chatra_agent_id) ? emp->chatra_agent_id
+                                                                                   : r->ch->default_agent_id;
+            /* Remember what goes into the chat so its copy in the next fragment is not mirrored back. */
+            br_store_relay_add(e->store, r->conv.id, agent, text);
+            add_job(e, 'c', upname, "reply", r->conv.id,
+                    json_pack("{s:s, s:s, s:s, s:s}", "comment", id, "task", r->task_id, "text", text, "agent", agent));
+            br_info("conversation %lld: reply from %s queued for the chat", (long long)r->conv.id, emp->name);
+        }
+        free(text);
+    }
+    br_store_commit(e->store);
+    free(upname);
+    job_finish(r, res);
+}
+
+static void
+run_fetch(struct run *r)
+{
+    r->task_id = br_strdup(jstr(r->payload, "task") ? jstr(r->payload, "task") : "");
+    r->e->tracker->ops->list_comments(r->e->tracker, r->task_id, comments_listed, r);
+}
+
+/* ---- reply ---- */
+
+static void
+reply_sent(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    if (res->err == 0)
+        br_info("conversation %lld: reply delivered to the chat", (long long)r->conv.id);
+    job_finish(r, res);
+}
+
+static void
+run_reply(struct run *r)
+{
+    int rc = br_chatra_send_message(r->lu->up, r->ch, r->conv.client_id, jstr(r->payload, "text"),
+                                    jstr(r->payload, "agent"), reply_sent, r);
+    if (rc)
+        job_fail(r, BR_ERETRY, "cannot queue the Chatra request");
+}
+
+static const struct {
+    const char *kind;
+    void (*run)(struct run *r);
+} job_kinds[] = {
+    {"contact", run_contact}, {"task", run_task},   {"comment", run_comment},
+    {"close", run_close},     {"fetch", run_fetch}, {"reply", run_reply},
+};
+
+static void
+start_job(struct br_engine *e, struct lane_up *lu, struct br_job *job)
+{
+    struct run *r = br_calloc(1, sizeof(*r));
+    json_error_t je;
+
+    r->e = e;
+    r->lu = lu;
+    r->job = *job;
+    memset(job, 0, sizeof(*job));
+    lu->running++;
+    e->running++;
+    /* In flight from here on: after a crash this job first checks what it already did. */
+    if (br_store_job_start(e->store, r->job.id) != 0) {
+        r->job.attempts--; /* not the job's fault */
+        job_fail(r, BR_ERETRY, "cannot mark the job in flight");
+        return;
+    }
+    r->payload = json_loads(r->job.payload, 0, &je);
+    if (r->payload == NULL || br_store_conv_get(e->store, r->job.conv_id, &r->conv) != 0) {
+        job_fail(r, BR_EFATAL, "job data is damaged");
+        return;
+    }
+    r->ch = br_config_channel(e->cfg, r->conv.channel);
+    if (r->ch == NULL) {
+        job_fail(r, BR_EFATAL, "channel %s is no longer configured", r->conv.channel);
+        return;
+    }
+    for (size_t i = 0; i < BR_ARRAY_SIZE(job_kinds); i++) {
+        if (strcmp(job_kinds[i].kind, r->job.kind) == 0) {
+            job_kinds[i].run(r);
+            return;
+        }
+    }
+    job_fail(r, BR_EFATAL, "unknown job kind %s", r->job.kind);
+}
+
+static void
+dispatch(struct br_engine *e)
+{
+    int64_t now = br_now_ms();
+
+    for (size_t u = 0; u < e->n_ups && !e->closing; u++) {
+        struct lane_up *lu = &e->ups[u];
+        struct br_job jobs[DISPATCH_BATCH];
+        size_t n = 0;
+        size_t room;
+
+        if (lu->running >= UPSTREAM_DEPTH || br_upstream_paused_until(lu->up))
+            continue;
+        room = UPSTREAM_DEPTH - lu->running;
+        br_store_job_ready(e->store, lu->name, now, jobs, room < DISPATCH_BATCH ? room : DISPATCH_BATCH, &n);
+        for (size_t i = 0; i < n; i++) {
+            if (e->closing) {
+                br_job_dispose(&jobs[i]);
+                continue;
+            }
+            start_job(e, lu, &jobs[i]);
+        }
+    }
+}
+
+static void
+work(struct br_engine *e)
+{
+    if (e->closing)
+        return;
+    process_inbox(e);
+    dispatch(e);
+}
+
+static void
+on_work(uv_timer_t *t)
+{
+    work(t->data);
+}
+
+void
+br_engine_kick(struct br_engine *e)
+{
+    if (!e->closing)
+        uv_timer_start(&e->work, on_work, 0, 0);
+}
+
+/* Housekeeping, every TICK_MS: retries whose backoff expired and anything a kick missed. */
+static void
+on_tick(uv_timer_t *t)
+{
+    work(t->data);
+}
+
+int
+br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *cfg, struct br_store *store,
+              struct br_http_client *http)
+{
+    struct br_engine *e = br_calloc(1, sizeof(*e));
+    int64_t recovered = 0;
+    int rc;
+
+    e->loop = loop;
+    e->cfg = cfg;
+    e->store = store;
+    e->http = http;
+    e->n_ups = 1 + cfg->n_channels;
+    e->ups = br_calloc(e->n_ups, sizeof(*e->ups));
+    e->ups[0].name = br_strdup("tracker");
+    br_upstream_new(&e->ups[0].up, loop, http, "tracker", cfg->tracker_rps, 1);
+    for (size_t i = 0; i < cfg->n_channels; i++) {
+        struct lane_up *lu = &e->ups[1 + i];
+        lu->name = br_asprintf("chatra:%s", cfg->channels[i].name);
+        lu->channel = &cfg->channels[i];
+        br_upstream_new(&lu->up, loop, http, lu->name, cfg->channels[i].chatra_rps, 2);
+    }
+    if ((rc = br_tracker_new(&e->tracker, cfg, e->ups[0].up)) != 0) {
+        br_engine_free(e);
+        return rc;
+    }
+    uv_timer_init(loop, &e->work);
+    uv_timer_init(loop, &e->tick);
+    e->work.data = e;
+    e->tick.data = e;
+    br_store_job_recover_inflight(store, &recovered);
+    if (recovered)
+        br_info("engine: %lld job(s) were in flight when the bridge stopped; they check before writing again",
+                (long long)recovered);
+    uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
+    uv_timer_start(&e->work, on_work, 0, 0);
+    *out = e;
+    return 0;
+}
+
+void
+br_engine_status(struct br_engine *e, struct br_buf *out)
+{
+    br_buf_printf(out, "{\"inbox_pending\":%lld,\"jobs\":{\"queued\":%lld,\"in_flight\":%u,\"dead\":%lld},\"upstreams\":[",
+                  (long long)br_store_inbox_pending(e->store), (long long)br_store_job_count(e->store, BR_JOB_QUEUED),
+                  e->running, (long long)br_store_job_count(e->store, BR_JOB_DEAD));
+    for (size_t i = 0; i < e->n_ups; i++) {
+        struct lane_up *lu = &e->ups[i];
+        br_buf_printf(out, "%s{\"name\":\"%s\",\"queued\":%zu,\"in_flight\":%zu,\"sent\":%llu,\"paused_until\":%lld,"
+                           "\"quota_left\":%ld}",
+                      i ? "," : "", lu->name, br_upstream_queued(lu->up), br_upstream_inflight(lu->up),
+                      (unsigned long long)br_upstream_sent(lu->up), (long long)br_upstream_paused_until(lu->up),
+                      br_upstream_quota_left(lu->up));
+    }
+    br_buf_puts(out, "]}");
+}
+
+static void
+closed_one(void *arg)
+{
+    struct br_engine *e = arg;
+    if (--e->pending_closes == 0 && e->close_done)
+        e->close_done(e->close_arg);
+}
+
+static void
+closed_handle(uv_handle_t *h)
+{
+    closed_one(h->data);
+}
+
+void
+br_engine_close(struct br_engine *e, void (*done)(void *arg), void *arg)
+{
+    e->closing = 1;
+    e->close_done = done;
+    e->close_arg = arg;
+    e->pending_closes = 2 + (int)e->n_ups;
+    uv_close((uv_handle_t *)&e->work, closed_handle);
+    uv_close((uv_handle_t *)&e->tick, closed_handle);
+    for (size_t i = 0; i < e->n_ups; i++)
+        br_upstream_close(e->ups[i].up, closed_one, e);
+}
+
+void
+br_engine_free(struct br_engine *e)
+{
+    if (e == NULL)
+        return;
+    br_tracker_free(e->tracker);
+    for (size_t i = 0; i < e->n_ups; i++) {
+        br_upstream_free(e->ups[i].up);
+        free(e->ups[i].name);
+    }
+    free(e->ups);
+    free(e);
+}

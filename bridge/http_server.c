@@ -1,0 +1,725 @@
+/*
+ * http_server.c - libwebsockets 4.1 serving HTTP/1.1 on a foreign libuv loop.
+ *
+ * Two lws 4.1 behaviours shape this file:
+ *
+ *  - If lws binds the listening socket itself and the bind fails, the
+ *    context comes back without a vhost, and destroying it frees memory
+ *    that libuv handles still closing on our loop point into.  So the
+ *    server binds and accepts on its own socket (bind errors become a
+ *    plain BR_EIO) and hands each accepted socket to lws with
+ *    lws_adopt_socket_vhost(); lws runs with CONTEXT_PORT_NO_LISTEN_SERVER.
+ *
+ *  - On a foreign loop, the first lws_context_destroy() only starts closing
+ *    lws's uv handles; the context is freed by a second call once those
+ *    handles have finished closing (info.pcontext is then set to NULL).
+ *    lws has no callback for "handles closed", so a shutdown timer watches
+ *    the loop: once no handle is closing for two ticks in a row, every
+ *    close chain lws started has run out and the second destroy is safe.
+ */
+#include "http_server.h"
+
+#include "log.h"
+
+#include <libwebsockets.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_BODY (1024 * 1024)
+#define DEFAULT_TIMEOUT_S 10
+#define WRITE_CHUNK (64 * 1024)
+/* Accepting at most this many sockets per wakeup keeps the loop fair. */
+#define ACCEPT_BATCH 64
+/* After EMFILE the listener rests instead of spinning on a readable socket. */
+#define ACCEPT_BACKOFF_MS 100
+/* Shutdown watches the loop this often; a few ticks are normally enough. */
+#define SHUTDOWN_TICK_MS 1
+/* Give up on lws after this many ticks rather than hang the daemon. */
+#define SHUTDOWN_MAX_TICKS 5000
+
+static const char body_too_large[] = "{\"error\":\"body too large\"}";
+
+enum state { ST_RUNNING, ST_CLOSING, ST_CLOSED };
+
+/* One accepted connection; it lives across keep-alive transactions. */
+struct conn {
+    struct br_http_server *srv;
+    struct lws *wsi;
+    struct conn *prev, *next;
+
+    /* The request being read. */
+    const char *method;
+    char *path, *query, *content_type;
+    char remote[64];
+    struct br_buf body;
+    unsigned long long body_seen;
+    int too_large;
+    int responding;
+    int head;
+
+    /* The response body being written, with LWS_PRE bytes of headroom. */
+    unsigned char *out;
+    size_t out_len, out_off;
+};
+
+/* What lws allocates per connection: only a pointer, so that a connection
+ * lws forgets to report closed can still be found and freed by us. */
+struct pss {
+    struct conn *c;
+};
+
+struct br_http_server {
+    uv_loop_t *loop;
+    struct br_http_server_opts opts;
+    char *host;
+    int port;
+    int fd;
+    enum state state;
+
+    uv_poll_t listen_poll;
+    uv_timer_t accept_timer;
+    uv_timer_t shutdown_timer;
+    int handles_open;
+
+    struct lws_context *ctx;
+    struct lws_context *ctx_alive; /* lws writes NULL here once the context is freed */
+    struct lws_vhost *vh;
+    struct lws_protocols protocols[2];
+
+    struct conn *conns;
+
+    int destroy_started;
+    int quiet_ticks;
+    int ticks;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+/* ---- lws logging ---------------------------------------------------- */
+
+static void
+lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+
+    (void)level;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    br_error("lws: %.*s", (int)n, line);
+}
+
+/* ---- percent re-encoding -------------------------------------------- */
+
+static int
+is_unreserved(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+/*
+ * lws hands over the path and the query arguments already decoded; the
+ * handler is promised encoded text.  keep lists the reserved characters
+ * that may stay literal in this part of the URI.
+ */
+static void
+encode_into(struct br_buf *b, const char *s, size_t n, const char *keep)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (is_unreserved(ch) || (ch != '\0' && strchr(keep, ch) != NULL)) {
+            br_buf_putc(b, (char)ch);
+        } else {
+            char esc[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+            br_buf_append(b, esc, 3);
+        }
+    }
+}
+
+static char *
+encode_path(const char *s, size_t n)
+{
+    struct br_buf b;
+
+    br_buf_init(&b, 0);
+    br_buf_puts(&b, "");
+    encode_into(&b, s, n, "/:@!$&'()*+,;=");
+    return br_buf_steal(&b);
+}
+
+/* Rebuilds "a=1&b=2" from lws's decoded fragments, one per argument. */
+static char *
+encode_query(struct lws *wsi)
+{
+    struct br_buf b;
+    int i;
+
+    br_buf_init(&b, 0);
+    br_buf_puts(&b, "");
+    for (i = 0;; i++) {
+        int len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        char *frag, *eq;
+
+        if (len <= 0)
+            break;
+        frag = br_malloc((size_t)len + 1);
+        if (lws_hdr_copy_fragment(wsi, frag, len + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0) {
+            free(frag);
+            break;
+        }
+        if (b.len > 0)
+            br_buf_putc(&b, '&');
+        eq = strchr(frag, '=');
+        if (eq == NULL) {
+            encode_into(&b, frag, strlen(frag), "");
+        } else {
+            encode_into(&b, frag, (size_t)(eq - frag), "");
+            br_buf_putc(&b, '=');
+            encode_into(&b, eq + 1, strlen(eq + 1), "");
+        }
+        free(frag);
+    }
+    return br_buf_steal(&b);
+}
+
+/* ---- connections ---------------------------------------------------- */
+
+static char *
+copy_header(struct lws *wsi, enum lws_token_indexes tok)
+{
+    int len = lws_hdr_total_length(wsi, tok);
+    char *s;
+
+    if (len <= 0)
+        return br_strdup("");
+    s = br_malloc((size_t)len + 1);
+    if (lws_hdr_copy(wsi, s, len + 1, tok) < 0)
+        s[0] = '\0';
+    return s;
+}
+
+static void
+conn_reset(struct conn *c)
+{
+    free(c->path);
+    free(c->query);
+    free(c->content_type);
+    c->path = c->query = c->content_type = NULL;
+    br_buf_dispose(&c->body);
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    c->body_seen = 0;
+    c->too_large = 0;
+    c->responding = 0;
+    c->head = 0;
+    c->method = NULL;
+}
+
+static struct conn *
+conn_new(struct br_http_server *s, struct lws *wsi)
+{
+    struct conn *c = br_calloc(1, sizeof(*c));
+
+    c->srv = s;
+    c->wsi = wsi;
+    c->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = c;
+    s->conns = c;
+    return c;
+}
+
+static void
+conn_free(struct conn *c)
+{
+    struct br_http_server *s = c->srv;
+
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    conn_reset(c);
+    free(c);
+}
+
+static const char *
+method_name(int m)
+{
+    switch (m) {
+    case LWSHUMETH_GET: return "GET";
+    case LWSHUMETH_POST: return "POST";
+    case LWSHUMETH_OPTIONS: return "OPTIONS";
+    case LWSHUMETH_PUT: return "PUT";
+    case LWSHUMETH_PATCH: return "PATCH";
+    case LWSHUMETH_DELETE: return "DELETE";
+    case LWSHUMETH_CONNECT: return "CONNECT";
+    case LWSHUMETH_HEAD: return "HEAD";
+    default: return "GET";
+    }
+}
+
+/* Headers go out now; the body follows from LWS_CALLBACK_HTTP_WRITEABLE. */
+static int
+respond(struct conn *c)
+{
+    struct br_http_server *s = c->srv;
+    struct br_http_response res;
+    unsigned char hdr[LWS_PRE + 1024];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+    const char *ctype;
+
+    c->responding = 1;
+    res.status = 200;
+    res.content_type = "application/json";
+    br_buf_init(&res.body, 0);
+
+    if (c->too_large) {
+        res.status = 413;
+        br_buf_puts(&res.body, body_too_large);
+    } else {
+        struct br_http_request req = {
+            .method = c->method,
+            .path = c->path,
+            .query = c->query,
+            .content_type = c->content_type,
+            .remote_addr = c->remote,
+            .body = c->body.data != NULL ? c->body.data : "",
+            .body_len = c->body.len,
+        };
+
+        s->opts.handler(s->opts.ctx, &req, &res);
+    }
+    /* The request body is not needed any more; free it before writing. */
+    br_buf_dispose(&c->body);
+
+    if (res.status < 100 || res.status > 599)
+        res.status = 500;
+    ctype = res.content_type != NULL && res.content_type[0] != '\0' ? res.content_type
+                                                                     : "application/json";
+    c->out_len = res.body.len;
+    c->out_off = 0;
+    c->out = br_malloc(LWS_PRE + c->out_len + 1);
+    if (c->out_len > 0)
+        memcpy(c->out + LWS_PRE, res.body.data, c->out_len);
+    br_buf_dispose(&res.body);
+
+    if (lws_add_http_common_headers(c->wsi, (unsigned)res.status, ctype,
+                                    (lws_filepos_t)c->out_len, &p, end) ||
+        lws_finalize_write_http_header(c->wsi, start, &p, end))
+        return -1;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static int
+write_body(struct conn *c)
+{
+    if (!c->head && c->out_off < c->out_len) {
+        size_t n = c->out_len - c->out_off;
+        enum lws_write_protocol wp = LWS_WRITE_HTTP_FINAL;
+
+        if (n > WRITE_CHUNK) {
+            n = WRITE_CHUNK;
+            wp = LWS_WRITE_HTTP;
+        }
+        /* lws may use the LWS_PRE bytes before the chunk; those were sent. */
+        if (lws_write(c->wsi, c->out + LWS_PRE + c->out_off, n, wp) < (int)n)
+            return -1;
+        c->out_off += n;
+        if (c->out_off < c->out_len) {
+            lws_callback_on_writable(c->wsi);
+            return 0;
+        }
+    }
+    conn_reset(c);
+    return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+}
+
+static int
+begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi, const char *in, size_t len)
+{
+    char *uri = NULL, cl[32];
+    int uri_len = 0, m;
+    int chunked;
+    unsigned long long declared = 0;
+
+    conn_reset(c);
+    m = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+    c->method = method_name(m);
+    c->head = m == LWSHUMETH_HEAD;
+    c->path = encode_path(in != NULL ? in : "/", in != NULL ? len : 1);
+    c->query = encode_query(wsi);
+    c->content_type = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    if (lws_get_peer_simple(wsi, c->remote, sizeof(c->remote)) == NULL)
+        c->remote[0] = '\0';
+    br_buf_init(&c->body, s->opts.max_body);
+
+    if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        declared = strtoull(cl, NULL, 10);
+    chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    /* A declared length over the limit is refused without reading it into memory. */
+    if (declared > s->opts.max_body)
+        c->too_large = 1;
+
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)s->opts.request_timeout_s);
+    if (declared > 0 || chunked)
+        return 0; /* answer after LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    return respond(c);
+}
+
+static int
+http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct pss *pss = user;
+    struct br_http_server *s;
+    struct conn *c = pss != NULL ? pss->c : NULL;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        s = lws_context_user(lws_get_context(wsi));
+        if (pss == NULL)
+            return -1;
+        if (c == NULL)
+            c = pss->c = conn_new(s, wsi);
+        return begin_request(s, c, wsi, in, len);
+
+    case LWS_CALLBACK_HTTP_BODY:
+        if (c == NULL || c->responding)
+            return -1;
+        c->body_seen += len;
+        if (!c->too_large && c->body_seen > c->srv->opts.max_body) {
+            /* Keep reading so the client can see the 413, but store nothing more. */
+            c->too_large = 1;
+            br_buf_dispose(&c->body);
+        }
+        if (!c->too_large)
+            br_buf_append(&c->body, in, len);
+        return 0;
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c == NULL)
+            return -1;
+        if (c->responding)
+            return 0;
+        return respond(c);
+
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (c == NULL || c->out == NULL)
+            return 0;
+        return write_body(c);
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (c != NULL) {
+            conn_free(c);
+            pss->c = NULL;
+        }
+        break;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- listening ------------------------------------------------------ */
+
+static void on_readable(uv_poll_t *h, int status, int events);
+
+static void
+on_accept_backoff(uv_timer_t *t)
+{
+    struct br_http_server *s = t->data;
+
+    if (s->state == ST_RUNNING)
+        uv_poll_start(&s->listen_poll, UV_READABLE, on_readable);
+}
+
+static void
+on_readable(uv_poll_t *h, int status, int events)
+{
+    struct br_http_server *s = h->data;
+    int i;
+
+    (void)events;
+    if (status < 0) {
+        br_warn("http server: listen socket: %s", uv_strerror(status));
+        return;
+    }
+    for (i = 0; i < ACCEPT_BATCH && s->state == ST_RUNNING; i++) {
+        int one = 1;
+        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                br_warn("http server: accept: %s; pausing", strerror(errno));
+                uv_poll_stop(&s->listen_poll);
+                uv_timer_start(&s->accept_timer, on_accept_backoff, ACCEPT_BACKOFF_MS, 0);
+            }
+            return;
+        }
+        /* Headers and body go out as two writes; Nagle would hold the second. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (lws_adopt_socket_vhost(s->vh, fd) == NULL)
+            br_warn("http server: lws could not adopt a connection"); /* lws closed fd */
+    }
+}
+
+static int
+open_listener(struct br_http_server *s)
+{
+    struct addrinfo hints, *res = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char portstr[16];
+    int fd, one = 1, rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%d", s->opts.port);
+    rc = getaddrinfo(s->host, portstr, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        br_error("http server: cannot resolve listen address %s:%d: %s", s->host, s->opts.port,
+                 gai_strerror(rc));
+        return BR_EINVAL;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        br_error("http server: socket for %s:%d: %s", s->host, s->opts.port, strerror(errno));
+        freeaddrinfo(res);
+        return BR_EIO;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 511) < 0) {
+        br_error("http server: cannot listen on %s:%d: %s", s->host, s->opts.port,
+                 strerror(errno));
+        close(fd);
+        freeaddrinfo(res);
+        return BR_EIO;
+    }
+    freeaddrinfo(res);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        br_error("http server: getsockname: %s", strerror(errno));
+        close(fd);
+        return BR_EIO;
+    }
+    s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    s->fd = fd;
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------ */
+
+int
+br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br_http_server_opts *opts)
+{
+    struct lws_context_creation_info info;
+    struct br_http_server *s;
+    void *loops[1];
+    int rc;
+
+    *out = NULL;
+    if (loop == NULL || opts == NULL || opts->handler == NULL || opts->port < 0 ||
+        opts->port > 65535)
+        return BR_EINVAL;
+
+    s = br_calloc(1, sizeof(*s));
+    s->loop = loop;
+    s->opts = *opts;
+    s->host = br_strdup(opts->host != NULL && opts->host[0] != '\0' ? opts->host : "127.0.0.1");
+    s->opts.host = s->host;
+    if (s->opts.max_body == 0)
+        s->opts.max_body = DEFAULT_MAX_BODY;
+    if (s->opts.request_timeout_s == 0)
+        s->opts.request_timeout_s = DEFAULT_TIMEOUT_S;
+    s->fd = -1;
+
+    rc = open_listener(s);
+    if (rc != 0) {
+        free(s->host);
+        free(s);
+        return rc;
+    }
+
+    /* Only errors from lws, and through our log so the format stays one line per event. */
+    lws_set_log_level(LLL_ERR, lws_log_emit);
+
+    s->protocols[0].name = "http";
+    s->protocols[0].callback = http_cb;
+    s->protocols[0].per_session_data_size = sizeof(struct pss);
+
+    memset(&info, 0, sizeof(info));
+    loops[0] = loop;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = loops;
+    info.pcontext = &s->ctx_alive;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.protocols = s->protocols;
+    info.user = s;
+    info.vhost_name = "default";
+    info.server_string = "chatra-bridge";
+    info.timeout_secs = s->opts.request_timeout_s;
+    info.timeout_secs_ah_idle = s->opts.request_timeout_s;
+    info.keepalive_timeout = (int)s->opts.request_timeout_s;
+    /* Room for long webhook URLs and headers; lws's default is 1 KiB. */
+    info.max_http_header_data = 8192;
+    /* One header table per connection being parsed; wrk uses 32. */
+    info.max_http_header_pool = 128;
+    info.pt_serv_buf_size = 16384;
+
+    s->ctx = lws_create_context(&info);
+    s->ctx_alive = s->ctx;
+    if (s->ctx != NULL)
+        s->vh = lws_get_vhost_by_name(s->ctx, "default");
+    if (s->ctx == NULL || s->vh == NULL) {
+        /* Not expected without a listen socket in lws; nothing safe to undo but the context. */
+        br_error("http server: cannot start libwebsockets on %s:%d", s->host, s->port);
+        if (s->ctx != NULL)
+            lws_context_destroy(s->ctx);
+        close(s->fd);
+        free(s->host);
+        free(s);
+        return BR_EIO;
+    }
+
+    uv_poll_init(loop, &s->listen_poll, s->fd);
+    s->listen_poll.data = s;
+    uv_timer_init(loop, &s->accept_timer);
+    s->accept_timer.data = s;
+    uv_timer_init(loop, &s->shutdown_timer);
+    s->shutdown_timer.data = s;
+    s->handles_open = 3;
+    uv_poll_start(&s->listen_poll, UV_READABLE, on_readable);
+
+    br_info("http server: listening on %s:%d", s->host, s->port);
+    *out = s;
+    return 0;
+}
+
+int
+br_http_server_port(const struct br_http_server *s)
+{
+    return s->port;
+}
+
+struct walk {
+    uv_handle_t *self;
+    int closing;
+};
+
+static void
+count_closing(uv_handle_t *h, void *arg)
+{
+    struct walk *w = arg;
+
+    if (h != w->self && uv_is_closing(h))
+        w->closing++;
+}
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+    struct br_http_server *s = h->data;
+
+    if (h == (uv_handle_t *)&s->listen_poll) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    if (--s->handles_open == 0) {
+        s->state = ST_CLOSED;
+        if (s->done != NULL)
+            s->done(s->done_arg);
+    }
+}
+
+static void
+finish_shutdown(struct br_http_server *s)
+{
+    /* Whatever lws never reported closed is ours to free now. */
+    while (s->conns != NULL)
+        conn_free(s->conns);
+    uv_timer_stop(&s->shutdown_timer);
+    uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
+}
+
+static void
+on_shutdown_tick(uv_timer_t *t)
+{
+    struct br_http_server *s = t->data;
+    struct walk w = { (uv_handle_t *)t, 0 };
+
+    if (!s->destroy_started) {
+        /* Step one: lws closes every connection and starts closing its handles. */
+        s->destroy_started = 1;
+        lws_context_destroy(s->ctx);
+        return;
+    }
+    s->ticks++;
+    uv_walk(s->loop, count_closing, &w);
+    s->quiet_ticks = w.closing > 0 ? 0 : s->quiet_ticks + 1;
+    if (s->ctx_alive != NULL && s->quiet_ticks >= 2) {
+        /*
+         * Step two: for two ticks nothing was closing, so every close
+         * callback chain lws started has ended and the context can go.
+         */
+        lws_context_destroy(s->ctx);
+        s->quiet_ticks = 0;
+    }
+    if (s->ctx_alive == NULL) {
+        finish_shutdown(s);
+    } else if (s->ticks >= SHUTDOWN_MAX_TICKS) {
+        br_error("http server: libwebsockets did not finish shutting down; leaking it");
+        finish_shutdown(s);
+    }
+}
+
+void
+br_http_server_close(struct br_http_server *s, void (*done)(void *arg), void *arg)
+{
+    if (s == NULL || s->state != ST_RUNNING)
+        return;
+    s->state = ST_CLOSING;
+    s->done = done;
+    s->done_arg = arg;
+
+    uv_poll_stop(&s->listen_poll);
+    uv_close((uv_handle_t *)&s->listen_poll, on_handle_closed);
+    uv_timer_stop(&s->accept_timer);
+    uv_close((uv_handle_t *)&s->accept_timer, on_handle_closed);
+    /* lws is torn down from the timer, never from inside one of its own callbacks. */
+    uv_timer_start(&s->shutdown_timer, on_shutdown_tick, 0, SHUTDOWN_TICK_MS);
+}
+
+void
+br_http_server_free(struct br_http_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->state != ST_CLOSED) {
+        /* Its handles are still on the loop; freeing would corrupt it. */
+        br_error("http server: freed before close finished; leaking it");
+        return;
+    }
+    free(s->host);
+    free(s);
+}

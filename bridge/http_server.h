@@ -1,0 +1,68 @@
+/*
+ * http_server.h - the inbound HTTP/1.1 server (webhooks, health checks),
+ * built on libwebsockets running on the daemon's own libuv loop.
+ *
+ * Everything happens on the loop thread.  The server owns its listening
+ * socket and every connection; the handler sees one complete request at a
+ * time and fills in the response before returning.  Strings in a request
+ * are owned by the server and valid only during the handler call.
+ *
+ * Shutdown: br_http_server_close() stops accepting, drops every connection
+ * and tears libwebsockets down in the two steps lws 4.1 needs on a foreign
+ * loop; done(arg) runs from the loop once nothing of the server is left on
+ * it.  Only then call br_http_server_free().  The loop must keep running
+ * until done fires, after which uv_loop_close() can succeed once the
+ * caller's own handles are closed too.
+ */
+#ifndef BR_HTTP_SERVER_H
+#define BR_HTTP_SERVER_H
+
+#include "br.h"
+
+#include <uv.h>
+
+struct br_http_request {
+    const char *method;       /* "GET", "POST", ... */
+    /*
+     * URI path without query string, percent-decoding NOT applied.  lws
+     * decodes the request line itself, so the server re-encodes what lws
+     * gives it: decoding path or query yields exactly what the client
+     * meant, although the bytes may differ from the wire (e.g. "+" in a
+     * query arrives as "%20").
+     */
+    const char *path;
+    const char *query;        /* query string without '?', "" when none */
+    const char *content_type; /* "" when absent */
+    const char *remote_addr;  /* peer IP as text */
+    const char *body;         /* complete body, NUL-terminated for convenience */
+    size_t body_len;
+};
+
+struct br_http_response {
+    int status;               /* default 200 */
+    const char *content_type; /* default "application/json"; must outlive the handler call */
+    struct br_buf body;       /* handler appends */
+};
+
+/* Called once per complete request, synchronously on the loop thread; must fill res before returning. */
+typedef void (*br_http_handler_fn)(void *ctx, const struct br_http_request *req, struct br_http_response *res);
+
+struct br_http_server_opts {
+    const char *host;                  /* IPv4 or IPv6 literal, or "localhost" */
+    int port;                          /* 0 = pick a free port; read it back with br_http_server_port */
+    size_t max_body;                   /* bytes (0 = 1 MiB); larger bodies answered 413 by the server itself without calling handler */
+    unsigned request_timeout_s;        /* slow clients dropped (lws timeouts), default (0) 10 */
+    br_http_handler_fn handler;
+    void *ctx;
+};
+
+struct br_http_server;
+
+/* BR_EINVAL for bad options, BR_EIO when the address cannot be bound. */
+int br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br_http_server_opts *opts);
+int br_http_server_port(const struct br_http_server *s);
+/* Stops listening and closes connections; done(arg) is called from the loop once all lws handles are closed (never synchronously); then free with br_http_server_free. */
+void br_http_server_close(struct br_http_server *s, void (*done)(void *arg), void *arg);
+void br_http_server_free(struct br_http_server *s);
+
+#endif

@@ -1,0 +1,256 @@
+/*
+ * main.c - the chatra-bridge command line and the daemon's lifecycle.
+ *
+ *   chatra-bridge --config FILE                 run the bridge
+ *   chatra-bridge check-config --config FILE    validate and exit
+ *
+ * Start-up order: config, store, HTTP client, engine, HTTP server,
+ * signals.  Shutdown runs the other way round (see shutdown_step), and
+ * ends with uv_loop_close returning 0: every handle closed.
+ */
+#include "config.h"
+#include "engine.h"
+#include "handlers/handlers.h"
+#include "http_client.h"
+#include "http_server.h"
+#include "log.h"
+#include "store.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#define BR_VERSION "0.1.0"
+
+struct daemon {
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    struct br_config *cfg;
+    struct br_store *store;
+    struct br_http_client *http;
+    struct br_http_server *server;
+    struct br_engine *engine;
+    struct br_handler_ctx hctx;
+    int stage;
+    int stopping;
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: chatra-bridge --config FILE               run the bridge\n"
+            "       chatra-bridge check-config --config FILE  check the config and its templates\n"
+            "       chatra-bridge --version\n");
+}
+
+static int
+load_config(const char *path, struct br_config **cfg)
+{
+    struct br_diag diag = {0};
+    int rc = br_config_load(path, cfg, &diag);
+
+    for (size_t i = 0; i < diag.n; i++)
+        fprintf(stderr, "%s\n", diag.items[i]);
+    if (rc)
+        fprintf(stderr, "%zu problem%s in %s\n", diag.n, diag.n == 1 ? "" : "s", path);
+    br_diag_dispose(&diag);
+    return rc;
+}
+
+/* Creates the directory that holds the database, so a fresh checkout just runs. */
+static void
+make_parent_dir(const char *path)
+{
+    char *copy = br_strdup(path);
+    char *dir = dirname(copy);
+    char *p = dir;
+
+    if (strcmp(dir, ".") != 0) {
+        while ((p = strchr(p + 1, '/')) != NULL) {
+            *p = '\0';
+            mkdir(dir, 0750);
+            *p = '/';
+        }
+        mkdir(dir, 0750);
+    }
+    free(copy);
+}
+
+/*
+ * Shutdown, one step per completed close: stop accepting (HTTP server),
+ * stop the engine (timers, upstreams), cancel outgoing requests (HTTP
+ * client), then the signal handles.  In-flight jobs stay marked in the
+ * store and are checked at the next start.
+ */
+static void shutdown_step(void *arg);
+
+static void
+on_signal_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void
+shutdown_step(void *arg)
+{
+    struct daemon *d = arg;
+
+    switch (d->stage++) {
+    case 0:
+        if (d->server) {
+            br_http_server_close(d->server, shutdown_step, d);
+            return;
+        }
+        /* fall through */
+    case 1:
+        if (d->engine) {
+            d->stage = 2;
+            br_engine_close(d->engine, shutdown_step, d);
+            return;
+        }
+        /* fall through */
+    case 2:
+        d->stage = 3;
+        br_http_client_close(d->http, shutdown_step, d);
+        return;
+    case 3:
+        uv_close((uv_handle_t *)&d->sigint, on_signal_closed);
+        uv_close((uv_handle_t *)&d->sigterm, on_signal_closed);
+        return;
+    }
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    br_info("received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_signal_stop(&d->sigint);
+    uv_signal_stop(&d->sigterm);
+    shutdown_step(d);
+}
+
+static int
+run(const char *config_path)
+{
+    struct daemon d;
+    struct br_http_server_opts opts = {0};
+    enum br_log_level lvl;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    if (load_config(config_path, &d.cfg))
+        return 2;
+    if (br_log_parse_level(d.cfg->log_level, &lvl) == 0)
+        br_log_set_level(lvl);
+    if (strcmp(d.cfg->store_path, ":memory:") != 0)
+        make_parent_dir(d.cfg->store_path);
+    if (br_store_open(&d.store, d.cfg->store_path)) {
+        br_config_free(d.cfg);
+        return 1;
+    }
+    uv_loop_init(&d.loop);
+    br_http_client_new(&d.http, &d.loop);
+    if ((rc = br_engine_new(&d.engine, &d.loop, d.cfg, d.store, d.http)) != 0) {
+        br_error("cannot start the engine: %s", br_strerror(rc));
+        d.stopping = 1;
+    }
+    d.hctx.cfg = d.cfg;
+    d.hctx.store = d.store;
+    d.hctx.engine = d.engine;
+    opts.host = d.cfg->listen_host;
+    opts.port = d.cfg->listen_port;
+    opts.max_body = d.cfg->max_body;
+    opts.handler = br_handlers_dispatch;
+    opts.ctx = &d.hctx;
+    uv_signal_init(&d.loop, &d.sigint);
+    uv_signal_init(&d.loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    rc = 0;
+    if (!d.stopping && br_http_server_new(&d.server, &d.loop, &opts) != 0) {
+        d.server = NULL;
+        d.stopping = 1;
+        rc = 1;
+    }
+    if (d.stopping) {
+        rc = 1;
+        shutdown_step(&d);
+    } else {
+        uv_signal_start(&d.sigint, on_signal, SIGINT);
+        uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+        br_info("chatra-bridge %s listening on http://%s:%d (%zu channel%s, tracker %s)", BR_VERSION,
+                d.cfg->listen_host, br_http_server_port(d.server), d.cfg->n_channels,
+                d.cfg->n_channels == 1 ? "" : "s", d.cfg->tracker_kind);
+    }
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&d.loop) != 0) {
+        br_error("shutdown: the event loop still had open handles");
+        rc = 1;
+    }
+    br_http_server_free(d.server);
+    br_engine_free(d.engine);
+    br_http_client_free(d.http);
+    br_store_free(d.store);
+    br_config_free(d.cfg);
+    br_log_clear_secrets();
+    if (rc == 0)
+        br_info("stopped cleanly");
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config = NULL;
+    const char *command = "run";
+    int i = 1;
+
+    if (argc > 1 && argv[1][0] != '-') {
+        command = argv[1];
+        i = 2;
+    }
+    for (; i < argc; i++) {
+        if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config = argv[i] + 9;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("chatra-bridge %s\n", BR_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "chatra-bridge: unknown argument \"%s\"\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config == NULL) {
+        fprintf(stderr, "chatra-bridge: --config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(command, "check-config") == 0) {
+        struct br_config *cfg;
+        int rc = load_config(config, &cfg);
+        br_config_free(cfg);
+        br_log_clear_secrets();
+        if (rc == 0)
+            printf("%s: OK\n", config);
+        return rc ? 1 : 0;
+    }
+    if (strcmp(command, "run") == 0)
+        return run(config);
+    fprintf(stderr, "chatra-bridge: unknown command \"%s\"\n", command);
+    usage(stderr);
+    return 2;
+}

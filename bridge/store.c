@@ -1,0 +1,763 @@
+#include "store.h"
+
+#include "log.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/*
+ * Statements are prepared once and cached by the address of their SQL
+ * text: every query below is a string literal, so the address is a
+ * stable key.
+ */
+#define STMT_CACHE 64
+
+struct br_store {
+    sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STMT_CACHE];
+    size_t ncache;
+    char instance_id[40];
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS inbox("
+    "  id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, channel TEXT NOT NULL,"
+    "  body TEXT NOT NULL, received_at INTEGER NOT NULL, processed_at INTEGER);"
+    "CREATE INDEX IF NOT EXISTS inbox_pending ON inbox(id) WHERE processed_at IS NULL;"
+    "CREATE TABLE IF NOT EXISTS conversations("
+    "  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, client_id TEXT NOT NULL,"
+    "  chat_id TEXT, name TEXT, email TEXT, phone TEXT, visitor_json TEXT,"
+    "  contact_id TEXT, gen INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS conversations_email ON conversations(channel, email);"
+    "CREATE TABLE IF NOT EXISTS conv_clients("
+    "  channel TEXT NOT NULL, client_id TEXT NOT NULL, conv_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(channel, client_id));"
+    "CREATE TABLE IF NOT EXISTS tasks("
+    "  conv_id INTEGER NOT NULL, gen INTEGER NOT NULL, task_id TEXT, state INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL, PRIMARY KEY(conv_id, gen));"
+    "CREATE INDEX IF NOT EXISTS tasks_tracker ON tasks(task_id);"
+    "CREATE TABLE IF NOT EXISTS messages("
+    "  id INTEGER PRIMARY KEY, conv_id INTEGER NOT NULL, gen INTEGER NOT NULL,"
+    "  key TEXT NOT NULL, type TEXT NOT NULL, agent_id TEXT, text TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, state INTEGER NOT NULL, comment_id TEXT,"
+    "  UNIQUE(conv_id, key));"
+    "CREATE TABLE IF NOT EXISTS tracker_comments("
+    "  task_id TEXT NOT NULL, comment_id TEXT NOT NULL, origin INTEGER NOT NULL,"
+    "  seen_at INTEGER NOT NULL, PRIMARY KEY(task_id, comment_id));"
+    "CREATE TABLE IF NOT EXISTS relays("
+    "  id INTEGER PRIMARY KEY, conv_id INTEGER NOT NULL, agent_id TEXT NOT NULL,"
+    "  text TEXT NOT NULL, created_at INTEGER NOT NULL, echoed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS relays_conv ON relays(conv_id, echoed);"
+    "CREATE TABLE IF NOT EXISTS jobs("
+    "  id INTEGER PRIMARY KEY, lane TEXT NOT NULL, upstream TEXT NOT NULL, kind TEXT NOT NULL,"
+    "  conv_id INTEGER NOT NULL, payload TEXT NOT NULL, state INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, recover INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT, last_request TEXT, last_response TEXT,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS jobs_open ON jobs(upstream, state, next_at) WHERE state < 2;"
+    "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs(lane, id) WHERE state <> 2;";
+
+int64_t
+br_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static sqlite3_stmt *
+stmt(struct br_store *s, const char *sql)
+{
+    sqlite3_stmt *st;
+
+    for (size_t i = 0; i < s->ncache; i++) {
+        if (s->cache[i].sql == sql) {
+            sqlite3_reset(s->cache[i].st);
+            sqlite3_clear_bindings(s->cache[i].st);
+            return s->cache[i].st;
+        }
+    }
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        br_error("store: cannot prepare statement: %s", sqlite3_errmsg(s->db));
+        abort(); /* a programming error: the SQL is fixed text */
+    }
+    if (s->ncache == STMT_CACHE) {
+        br_error("store: statement cache too small");
+        abort();
+    }
+    s->cache[s->ncache].sql = sql;
+    s->cache[s->ncache].st = st;
+    s->ncache++;
+    return st;
+}
+
+/*
+ * Binds arguments by a format string: 't' text (NULL binds NULL),
+ * 'i' int64_t, 'n' int.
+ */
+static sqlite3_stmt *
+q(struct br_store *s, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *st = stmt(s, sql);
+    va_list ap;
+    int i = 1;
+
+    va_start(ap, fmt);
+    for (const char *f = fmt; *f; f++, i++) {
+        switch (*f) {
+        case 't': {
+            const char *v = va_arg(ap, const char *);
+            if (v)
+                sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+            else
+                sqlite3_bind_null(st, i);
+            break;
+        }
+        case 'i':
+            sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+            break;
+        case 'n':
+            sqlite3_bind_int(st, i, va_arg(ap, int));
+            break;
+        }
+    }
+    va_end(ap);
+    return st;
+}
+
+static int
+done(struct br_store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        br_error("store: %s", sqlite3_errmsg(s->db));
+        return BR_EIO;
+    }
+    return 0;
+}
+
+static int
+row(struct br_store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return BR_ENOTFOUND;
+    br_error("store: %s", sqlite3_errmsg(s->db));
+    return BR_EIO;
+}
+
+static char *
+col_str(sqlite3_stmt *st, int i)
+{
+    const unsigned char *v = sqlite3_column_text(st, i);
+    return v ? br_strdup((const char *)v) : NULL;
+}
+
+static int
+exec(struct br_store *s, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        br_error("store: %s", err ? err : sqlite3_errmsg(s->db));
+        sqlite3_free(err);
+        return BR_EIO;
+    }
+    return 0;
+}
+
+static void
+make_instance_id(char out[40])
+{
+    unsigned char r[16];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        for (size_t i = 0; i < sizeof(r); i++)
+            r[i] = (unsigned char)(rand() ^ (int)time(NULL));
+    }
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+             r[13], r[14], r[15]);
+}
+
+int
+br_store_open(struct br_store **out, const char *path)
+{
+    struct br_store *s = br_calloc(1, sizeof(*s));
+    sqlite3_stmt *st;
+    int rc;
+
+    *out = NULL;
+    rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        br_error("store: cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        br_store_free(s);
+        return BR_EIO;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    /*
+     * WAL with synchronous=NORMAL survives a killed process (the WAL is
+     * in the OS page cache); FULL would add an fsync per commit, which
+     * only matters for power loss.  Admins who want that can change it here.
+     */
+    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") ||
+        exec(s, schema_sql)) {
+        br_store_free(s);
+        return BR_EIO;
+    }
+    st = q(s, "SELECT value FROM meta WHERE key='instance_id'", "");
+    if (row(s, st) == 0) {
+        snprintf(s->instance_id, sizeof(s->instance_id), "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+    } else {
+        make_instance_id(s->instance_id);
+        if (done(s, q(s, "INSERT INTO meta(key, value) VALUES('instance_id', ?)", "t", s->instance_id))) {
+            br_store_free(s);
+            return BR_EIO;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+void
+br_store_free(struct br_store *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->ncache; i++)
+        sqlite3_finalize(s->cache[i].st);
+    if (s->db)
+        sqlite3_close(s->db);
+    free(s);
+}
+
+int
+br_store_begin(struct br_store *s)
+{
+    return exec(s, "BEGIN IMMEDIATE");
+}
+
+int
+br_store_commit(struct br_store *s)
+{
+    return exec(s, "COMMIT");
+}
+
+void
+br_store_rollback(struct br_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        exec(s, "ROLLBACK");
+}
+
+int
+br_store_ping(struct br_store *s)
+{
+    sqlite3_stmt *st = q(s, "SELECT 1", "");
+    int rc = row(s, st);
+    sqlite3_reset(st);
+    return rc;
+}
+
+const char *
+br_store_instance_id(struct br_store *s)
+{
+    return s->instance_id;
+}
+
+/* ---- inbox ---- */
+
+int
+br_store_inbox_add(struct br_store *s, int kind, const char *channel, const char *body, size_t len,
+                   int64_t *id)
+{
+    sqlite3_stmt *st = stmt(s, "INSERT INTO inbox(kind, channel, body, received_at) VALUES(?,?,?,?)");
+    sqlite3_bind_int(st, 1, kind);
+    sqlite3_bind_text(st, 2, channel, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, body, (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, br_now_ms());
+    if (done(s, st))
+        return BR_EIO;
+    if (id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int
+br_store_inbox_next(struct br_store *s, struct br_inbox_row *r)
+{
+    sqlite3_stmt *st = q(s, "SELECT id, kind, channel, body FROM inbox WHERE processed_at IS NULL "
+                            "ORDER BY id LIMIT 1", "");
+    int rc = row(s, st);
+    if (rc)
+        return rc;
+    r->id = sqlite3_column_int64(st, 0);
+    r->kind = sqlite3_column_int(st, 1);
+    r->channel = col_str(st, 2);
+    r->body = col_str(st, 3);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+br_store_inbox_done(struct br_store *s, int64_t id)
+{
+    return done(s, q(s, "UPDATE inbox SET processed_at=? WHERE id=?", "ii", br_now_ms(), id));
+}
+
+int64_t
+br_store_inbox_pending(struct br_store *s)
+{
+    sqlite3_stmt *st = q(s, "SELECT count(*) FROM inbox WHERE processed_at IS NULL", "");
+    int64_t n = 0;
+    if (row(s, st) == 0) {
+        n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return n;
+}
+
+void
+br_inbox_row_dispose(struct br_inbox_row *r)
+{
+    free(r->channel);
+    free(r->body);
+    r->channel = r->body = NULL;
+}
+
+/* ---- conversations ---- */
+
+void
+br_conv_dispose(struct br_conv *c)
+{
+    free(c->channel);
+    free(c->client_id);
+    free(c->chat_id);
+    free(c->name);
+    free(c->email);
+    free(c->phone);
+    free(c->visitor_json);
+    free(c->contact_id);
+    memset(c, 0, sizeof(*c));
+}
+
+#define CONV_COLS "c.id, c.channel, c.client_id, c.chat_id, c.name, c.email, c.phone, c.visitor_json, c.contact_id, c.gen"
+
+static int
+conv_row(struct br_store *s, sqlite3_stmt *st, struct br_conv *c)
+{
+    int rc = row(s, st);
+    if (rc)
+        return rc;
+    c->id = sqlite3_column_int64(st, 0);
+    c->channel = col_str(st, 1);
+    c->client_id = col_str(st, 2);
+    c->chat_id = col_str(st, 3);
+    c->name = col_str(st, 4);
+    c->email = col_str(st, 5);
+    c->phone = col_str(st, 6);
+    c->visitor_json = col_str(st, 7);
+    c->contact_id = col_str(st, 8);
+    c->gen = sqlite3_column_int(st, 9);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+br_store_conv_by_client(struct br_store *s, const char *channel, const char *client_id, struct br_conv *out)
+{
+    return conv_row(s, q(s, "SELECT " CONV_COLS " FROM conv_clients k JOIN conversations c ON c.id=k.conv_id "
+                            "WHERE k.channel=? AND k.client_id=?", "tt", channel, client_id), out);
+}
+
+int
+br_store_conv_by_email(struct br_store *s, const char *channel, const char *email, struct br_conv *out)
+{
+    return conv_row(s, q(s, "SELECT " CONV_COLS " FROM conversations c WHERE c.channel=? AND c.email=? "
+                            "ORDER BY c.id LIMIT 1", "tt", channel, email), out);
+}
+
+int
+br_store_conv_get(struct br_store *s, int64_t id, struct br_conv *out)
+{
+    return conv_row(s, q(s, "SELECT " CONV_COLS " FROM conversations c WHERE c.id=?", "i", id), out);
+}
+
+int
+br_store_conv_create(struct br_store *s, const char *channel, const char *client_id, int64_t *id)
+{
+    int64_t now = br_now_ms();
+    if (done(s, q(s, "INSERT INTO conversations(channel, client_id, created_at, updated_at) VALUES(?,?,?,?)",
+                  "ttii", channel, client_id, now, now)))
+        return BR_EIO;
+    *id = sqlite3_last_insert_rowid(s->db);
+    return br_store_conv_add_client(s, *id, channel, client_id);
+}
+
+int
+br_store_conv_add_client(struct br_store *s, int64_t conv_id, const char *channel, const char *client_id)
+{
+    return done(s, q(s, "INSERT INTO conv_clients(channel, client_id, conv_id) VALUES(?,?,?) "
+                        "ON CONFLICT(channel, client_id) DO UPDATE SET conv_id=excluded.conv_id",
+                     "tti", channel, client_id, conv_id));
+}
+
+int
+br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char *client_id, const char *chat_id,
+                             const char *name, const char *email, const char *phone, const char *visitor_json)
+{
+    /* Known values are kept when a later webhook does not repeat them. */
+    return done(s, q(s, "UPDATE conversations SET client_id=coalesce(?, client_id), chat_id=coalesce(?, chat_id), "
+                        "name=coalesce(?, name), email=coalesce(?, email), phone=coalesce(?, phone), "
+                        "visitor_json=coalesce(?, visitor_json), updated_at=? WHERE id=?",
+                     "ttttttii", client_id, chat_id, name, email, phone, visitor_json, br_now_ms(), conv_id));
+}
+
+int
+br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id)
+{
+    return done(s, q(s, "UPDATE conversations SET contact_id=?, updated_at=? WHERE id=?", "tii",
+                     contact_id, br_now_ms(), conv_id));
+}
+
+int
+br_store_conv_set_gen(struct br_store *s, int64_t conv_id, int gen)
+{
+    return done(s, q(s, "UPDATE conversations SET gen=?, updated_at=? WHERE id=?", "nii", gen, br_now_ms(), conv_id));
+}
+
+/* ---- tasks ---- */
+
+void
+br_task_dispose(struct br_task *t)
+{
+    free(t->task_id);
+    t->task_id = NULL;
+}
+
+int
+br_store_task_create(struct br_store *s, int64_t conv_id, int gen)
+{
+    return done(s, q(s, "INSERT OR IGNORE INTO tasks(conv_id, gen, state, created_at) VALUES(?,?,0,?)",
+                     "ini", conv_id, gen, br_now_ms()));
+}
+
+static int
+task_row(struct br_store *s, sqlite3_stmt *st, struct br_task *t)
+{
+    int rc = row(s, st);
+    if (rc)
+        return rc;
+    t->conv_id = sqlite3_column_int64(st, 0);
+    t->gen = sqlite3_column_int(st, 1);
+    t->task_id = col_str(st, 2);
+    t->state = sqlite3_column_int(st, 3);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+br_store_task_get(struct br_store *s, int64_t conv_id, int gen, struct br_task *out)
+{
+    return task_row(s, q(s, "SELECT conv_id, gen, task_id, state FROM tasks WHERE conv_id=? AND gen=?", "in",
+                         conv_id, gen), out);
+}
+
+int
+br_store_task_by_tracker_id(struct br_store *s, const char *task_id, struct br_task *out)
+{
+    return task_row(s, q(s, "SELECT conv_id, gen, task_id, state FROM tasks WHERE task_id=? "
+                            "ORDER BY created_at DESC LIMIT 1", "t", task_id), out);
+}
+
+int
+br_store_task_set(struct br_store *s, int64_t conv_id, int gen, const char *task_id, int state)
+{
+    return done(s, q(s, "UPDATE tasks SET task_id=coalesce(?, task_id), state=? WHERE conv_id=? AND gen=?",
+                     "tnin", task_id, state, conv_id, gen));
+}
+
+/* ---- messages ---- */
+
+void
+br_msg_dispose(struct br_msg *m)
+{
+    free(m->key);
+    free(m->type);
+    free(m->agent_id);
+    free(m->text);
+    memset(m, 0, sizeof(*m));
+}
+
+int
+br_store_msg_insert(struct br_store *s, int64_t conv_id, int gen, const char *key, const char *type,
+                    const char *agent_id, const char *text, int64_t created_at, int state, bool *is_new,
+                    int64_t *id)
+{
+    sqlite3_stmt *st;
+
+    if (done(s, q(s, "INSERT INTO messages(conv_id, gen, key, type, agent_id, text, created_at, state) "
+                     "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(conv_id, key) DO NOTHING",
+                  "inttttin", conv_id, gen, key, type, agent_id, text, created_at, state)))
+        return BR_EIO;
+    *is_new = sqlite3_changes(s->db) > 0;
+    if (*is_new) {
+        *id = sqlite3_last_insert_rowid(s->db);
+        return 0;
+    }
+    st = q(s, "SELECT id FROM messages WHERE conv_id=? AND key=?", "it", conv_id, key);
+    if (row(s, st))
+        return BR_EIO;
+    *id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+#define MSG_COLS "id, conv_id, gen, key, type, agent_id, text, created_at, state"
+
+static void
+msg_fill(sqlite3_stmt *st, struct br_msg *m)
+{
+    m->id = sqlite3_column_int64(st, 0);
+    m->conv_id = sqlite3_column_int64(st, 1);
+    m->gen = sqlite3_column_int(st, 2);
+    m->key = col_str(st, 3);
+    m->type = col_str(st, 4);
+    m->agent_id = col_str(st, 5);
+    m->text = col_str(st, 6);
+    m->created_at = sqlite3_column_int64(st, 7);
+    m->state = sqlite3_column_int(st, 8);
+}
+
+int
+br_store_msg_get(struct br_store *s, int64_t id, struct br_msg *out)
+{
+    sqlite3_stmt *st = q(s, "SELECT " MSG_COLS " FROM messages WHERE id=?", "i", id);
+    int rc = row(s, st);
+    if (rc)
+        return rc;
+    msg_fill(st, out);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+br_store_msg_set_gen(struct br_store *s, int64_t id, int gen)
+{
+    return done(s, q(s, "UPDATE messages SET gen=? WHERE id=?", "ni", gen, id));
+}
+
+int
+br_store_msg_set_state(struct br_store *s, int64_t id, int state, const char *comment_id)
+{
+    return done(s, q(s, "UPDATE messages SET state=?, comment_id=coalesce(?, comment_id) WHERE id=?", "nti",
+                     state, comment_id, id));
+}
+
+int
+br_store_msg_each(struct br_store *s, int64_t conv_id, int gen, br_msg_cb cb, void *arg)
+{
+    sqlite3_stmt *st = q(s, "SELECT " MSG_COLS " FROM messages WHERE conv_id=? AND gen=? ORDER BY id", "in",
+                         conv_id, gen);
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct br_msg m;
+        msg_fill(st, &m);
+        cb(arg, &m);
+        br_msg_dispose(&m);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : BR_EIO;
+}
+
+/* ---- tracker comments ---- */
+
+int
+br_store_comment_mark(struct br_store *s, const char *task_id, const char *comment_id, int origin, bool *is_new)
+{
+    if (done(s, q(s, "INSERT INTO tracker_comments(task_id, comment_id, origin, seen_at) VALUES(?,?,?,?) "
+                     "ON CONFLICT DO NOTHING", "ttni", task_id, comment_id, origin, br_now_ms())))
+        return BR_EIO;
+    *is_new = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+/* ---- relays ---- */
+
+int
+br_store_relay_add(struct br_store *s, int64_t conv_id, const char *agent_id, const char *text)
+{
+    return done(s, q(s, "INSERT INTO relays(conv_id, agent_id, text, created_at) VALUES(?,?,?,?)", "itti",
+                     conv_id, agent_id, text, br_now_ms()));
+}
+
+int
+br_store_relay_consume(struct br_store *s, int64_t conv_id, const char *agent_id, const char *text, bool *found)
+{
+    if (done(s, q(s, "UPDATE relays SET echoed=1 WHERE id=(SELECT id FROM relays WHERE conv_id=? AND echoed=0 "
+                     "AND agent_id=? AND text=? ORDER BY id LIMIT 1)", "itt", conv_id, agent_id, text)))
+        return BR_EIO;
+    *found = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+/* ---- jobs ---- */
+
+void
+br_job_dispose(struct br_job *j)
+{
+    free(j->lane);
+    free(j->upstream);
+    free(j->kind);
+    free(j->payload);
+    memset(j, 0, sizeof(*j));
+}
+
+int
+br_store_job_add(struct br_store *s, const char *lane, const char *upstream, const char *kind, int64_t conv_id,
+                 const char *payload, int64_t *id)
+{
+    int64_t now = br_now_ms();
+    if (done(s, q(s, "INSERT INTO jobs(lane, upstream, kind, conv_id, payload, state, next_at, created_at, "
+                     "updated_at) VALUES(?,?,?,?,?,0,?,?,?)",
+                  "tttitiii", lane, upstream, kind, conv_id, payload, now, now, now)))
+        return BR_EIO;
+    if (id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+#define JOB_COLS "j.id, j.lane, j.upstream, j.kind, j.conv_id, j.payload, j.state, j.attempts, j.next_at, j.recover"
+
+static void
+job_fill(sqlite3_stmt *st, struct br_job *j)
+{
+    j->id = sqlite3_column_int64(st, 0);
+    j->lane = col_str(st, 1);
+    j->upstream = col_str(st, 2);
+    j->kind = col_str(st, 3);
+    j->conv_id = sqlite3_column_int64(st, 4);
+    j->payload = col_str(st, 5);
+    j->state = sqlite3_column_int(st, 6);
+    j->attempts = sqlite3_column_int(st, 7);
+    j->next_at = sqlite3_column_int64(st, 8);
+    j->recover = sqlite3_column_int(st, 9) != 0;
+}
+
+int
+br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max,
+                   size_t *n)
+{
+    /*
+     * A job waits for every older job of its lane.  A dead contact or
+     * task creation keeps blocking (a comment must never overtake the
+     * task it belongs to); a dead comment does not hold up the rest.
+     */
+    sqlite3_stmt *st = q(s, "SELECT " JOB_COLS " FROM jobs j WHERE j.upstream=? AND j.state=0 AND j.next_at<=? "
+                            "AND NOT EXISTS (SELECT 1 FROM jobs k WHERE k.lane=j.lane AND k.id<j.id AND "
+                            "(k.state IN (0,1) OR (k.state=3 AND k.kind IN ('contact','task')))) "
+                            "ORDER BY j.next_at, j.id LIMIT ?",
+                         "tii", upstream, now, (int64_t)max);
+    int rc;
+
+    *n = 0;
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        job_fill(st, &out[(*n)++]);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int64_t
+br_store_job_next_due(struct br_store *s, const char *upstream)
+{
+    sqlite3_stmt *st = q(s, "SELECT min(next_at) FROM jobs WHERE upstream=? AND state=0", "t", upstream);
+    int64_t v = -1;
+    if (row(s, st) == 0) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return v;
+}
+
+int
+br_store_job_get(struct br_store *s, int64_t id, struct br_job *out)
+{
+    sqlite3_stmt *st = q(s, "SELECT " JOB_COLS " FROM jobs j WHERE j.id=?", "i", id);
+    int rc = row(s, st);
+    if (rc)
+        return rc;
+    job_fill(st, out);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+br_store_job_start(struct br_store *s, int64_t id)
+{
+    return done(s, q(s, "UPDATE jobs SET state=1, updated_at=? WHERE id=?", "ii", br_now_ms(), id));
+}
+
+int
+br_store_job_payload(struct br_store *s, int64_t id, const char *payload)
+{
+    return done(s, q(s, "UPDATE jobs SET payload=?, updated_at=? WHERE id=?", "tii", payload, br_now_ms(), id));
+}
+
+int
+br_store_job_finish(struct br_store *s, int64_t id, int state, int attempts, int64_t next_at, const char *error,
+                    const char *request, const char *response)
+{
+    return done(s, q(s, "UPDATE jobs SET state=?, attempts=?, next_at=?, recover=0, last_error=?, "
+                        "last_request=coalesce(?, last_request), last_response=coalesce(?, last_response), "
+                        "updated_at=? WHERE id=?",
+                     "nnitttii", state, attempts, next_at, error, request, response, br_now_ms(), id));
+}
+
+int
+br_store_job_recover_inflight(struct br_store *s, int64_t *n)
+{
+    if (done(s, q(s, "UPDATE jobs SET state=0, recover=1 WHERE state=1", "")))
+        return BR_EIO;
+    *n = sqlite3_changes(s->db);
+    return 0;
+}
+
+int64_t
+br_store_job_count(struct br_store *s, int state)
+{
+    sqlite3_stmt *st = q(s, "SELECT count(*) FROM jobs WHERE state=?", "n", state);
+    int64_t v = 0;
+    if (row(s, st) == 0) {
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return v;
+}
+
+bool
+br_store_job_waiting(struct br_store *s, const char *lane, const char *kind)
+{
+    sqlite3_stmt *st = q(s, "SELECT 1 FROM jobs WHERE lane=? AND kind=? AND state=0 AND recover=0 LIMIT 1", "tt",
+                         lane, kind);
+    bool found = row(s, st) == 0;
+    if (found)
+        sqlite3_reset(st);
+    return found;
+}

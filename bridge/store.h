@@ -1,0 +1,164 @@
+/*
+ * store.h - the durable state of the bridge in SQLite (WAL).
+ *
+ * The store is the single source of truth: the inbox of acknowledged
+ * webhooks, the conversations and their tasks, every message seen, the
+ * comments seen in the tracker, and the outbox of jobs.  Everything in
+ * memory is a cache that can be rebuilt from here after a crash.
+ *
+ * All calls are synchronous and run on the loop thread; they take
+ * microseconds with prepared statements.  Rows returned in structs own
+ * their strings: release them with the matching _dispose.
+ */
+#ifndef BR_STORE_H
+#define BR_STORE_H
+
+#include "br.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct br_store;
+
+int br_store_open(struct br_store **out, const char *path);
+void br_store_free(struct br_store *s);
+int br_store_begin(struct br_store *s);
+int br_store_commit(struct br_store *s);
+void br_store_rollback(struct br_store *s);
+/* Cheap liveness probe for /healthz. */
+int br_store_ping(struct br_store *s);
+/* A random id of this installation, created on first open (Planfix sourceObjectId prefix). */
+const char *br_store_instance_id(struct br_store *s);
+int64_t br_now_ms(void);
+
+/* ---- inbox: acknowledged webhooks, committed before the 200 ---- */
+enum br_inbox_kind { BR_INBOX_CHATRA = 1, BR_INBOX_TRACKER = 2 };
+struct br_inbox_row {
+    int64_t id;
+    int kind;
+    char *channel;
+    char *body;
+};
+int br_store_inbox_add(struct br_store *s, int kind, const char *channel, const char *body,
+                       size_t len, int64_t *id);
+/* BR_ENOTFOUND when the inbox is empty. */
+int br_store_inbox_next(struct br_store *s, struct br_inbox_row *row);
+int br_store_inbox_done(struct br_store *s, int64_t id);
+int64_t br_store_inbox_pending(struct br_store *s);
+void br_inbox_row_dispose(struct br_inbox_row *row);
+
+/* ---- conversations: one visitor person in one channel ---- */
+struct br_conv {
+    int64_t id;
+    char *channel;
+    char *client_id;      /* the device the visitor last wrote from */
+    char *chat_id;
+    char *name, *email, *phone;
+    char *visitor_json;   /* the latest raw Chatra client object */
+    char *contact_id;     /* tracker contact, NULL until known */
+    int gen;              /* current task generation (0 = none yet) */
+};
+void br_conv_dispose(struct br_conv *c);
+int br_store_conv_by_client(struct br_store *s, const char *channel, const char *client_id,
+                            struct br_conv *out);
+int br_store_conv_by_email(struct br_store *s, const char *channel, const char *email,
+                           struct br_conv *out);
+int br_store_conv_get(struct br_store *s, int64_t id, struct br_conv *out);
+int br_store_conv_create(struct br_store *s, const char *channel, const char *client_id,
+                         int64_t *id);
+int br_store_conv_add_client(struct br_store *s, int64_t conv_id, const char *channel,
+                             const char *client_id);
+int br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char *client_id,
+                                 const char *chat_id, const char *name, const char *email,
+                                 const char *phone, const char *visitor_json);
+int br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id);
+int br_store_conv_set_gen(struct br_store *s, int64_t conv_id, int gen);
+
+/* ---- tasks: one tracker task per conversation generation ---- */
+enum br_task_state { BR_TASK_PENDING = 0, BR_TASK_OPEN = 1, BR_TASK_CLOSING = 2, BR_TASK_CLOSED = 3 };
+struct br_task {
+    int64_t conv_id;
+    int gen;
+    char *task_id;        /* NULL while pending */
+    int state;
+};
+void br_task_dispose(struct br_task *t);
+int br_store_task_create(struct br_store *s, int64_t conv_id, int gen);
+int br_store_task_get(struct br_store *s, int64_t conv_id, int gen, struct br_task *out);
+int br_store_task_by_tracker_id(struct br_store *s, const char *task_id, struct br_task *out);
+int br_store_task_set(struct br_store *s, int64_t conv_id, int gen, const char *task_id, int state);
+
+/* ---- messages: every chat message seen, deduplicated per conversation ---- */
+enum br_msg_state { BR_MSG_PENDING = 0, BR_MSG_MIRRORED = 1, BR_MSG_SKIPPED = 2 };
+struct br_msg {
+    int64_t id;
+    int64_t conv_id;
+    int gen;
+    char *key;
+    char *type;           /* client | agent */
+    char *agent_id;
+    char *text;
+    int64_t created_at;   /* ms */
+    int state;
+};
+void br_msg_dispose(struct br_msg *m);
+/* *is_new is false (and *id the existing row) when the key was seen before. */
+int br_store_msg_insert(struct br_store *s, int64_t conv_id, int gen, const char *key,
+                        const char *type, const char *agent_id, const char *text,
+                        int64_t created_at, int state, bool *is_new, int64_t *id);
+int br_store_msg_get(struct br_store *s, int64_t id, struct br_msg *out);
+int br_store_msg_set_gen(struct br_store *s, int64_t id, int gen);
+int br_store_msg_set_state(struct br_store *s, int64_t id, int state, const char *comment_id);
+/* Messages of one generation in order, as a callback walk. */
+typedef void (*br_msg_cb)(void *arg, const struct br_msg *m);
+int br_store_msg_each(struct br_store *s, int64_t conv_id, int gen, br_msg_cb cb, void *arg);
+
+/* ---- tracker comments already seen (echo suppression and reply dedup) ---- */
+enum br_comment_origin { BR_COMMENT_BRIDGE = 1, BR_COMMENT_RELAYED = 2, BR_COMMENT_IGNORED = 3 };
+/* Returns true in *is_new when (task_id, comment_id) was not known. */
+int br_store_comment_mark(struct br_store *s, const char *task_id, const char *comment_id,
+                          int origin, bool *is_new);
+
+/* ---- replies relayed into the chat, to recognise their echo in the next fragment ---- */
+int br_store_relay_add(struct br_store *s, int64_t conv_id, const char *agent_id,
+                       const char *text);
+/* Consumes one matching relay (same agent, same text); *found tells whether it was an echo. */
+int br_store_relay_consume(struct br_store *s, int64_t conv_id, const char *agent_id,
+                           const char *text, bool *found);
+
+/* ---- jobs: the outbox ---- */
+enum br_job_state { BR_JOB_QUEUED = 0, BR_JOB_SENDING = 1, BR_JOB_DONE = 2, BR_JOB_DEAD = 3 };
+struct br_job {
+    int64_t id;
+    char *lane;           /* jobs of one lane run strictly in id order */
+    char *upstream;       /* "tracker" or "chatra:<channel>" */
+    char *kind;
+    int64_t conv_id;
+    char *payload;        /* JSON object */
+    int state;
+    int attempts;
+    int64_t next_at;
+    bool recover;         /* was in flight when the daemon stopped */
+};
+void br_job_dispose(struct br_job *j);
+int br_store_job_add(struct br_store *s, const char *lane, const char *upstream, const char *kind,
+                     int64_t conv_id, const char *payload, int64_t *id);
+/*
+ * Up to max ready jobs of an upstream: queued, due, and first in their
+ * lane (nothing older in the lane is queued, in flight or dead).
+ */
+int br_store_job_ready(struct br_store *s, const char *upstream, int64_t now,
+                       struct br_job *out, size_t max, size_t *n);
+int64_t br_store_job_next_due(struct br_store *s, const char *upstream);
+int br_store_job_get(struct br_store *s, int64_t id, struct br_job *out);
+int br_store_job_start(struct br_store *s, int64_t id);
+int br_store_job_payload(struct br_store *s, int64_t id, const char *payload);
+int br_store_job_finish(struct br_store *s, int64_t id, int state, int attempts, int64_t next_at,
+                        const char *error, const char *request, const char *response);
+/* At start-up: jobs left in flight become queued with recover set. */
+int br_store_job_recover_inflight(struct br_store *s, int64_t *n);
+int64_t br_store_job_count(struct br_store *s, int state);
+/* true when a job of this lane and kind is still waiting to run */
+bool br_store_job_waiting(struct br_store *s, const char *lane, const char *kind);
+
+#endif

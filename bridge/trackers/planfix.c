@@ -1,0 +1,442 @@
+/*
+ * planfix.c - the Planfix REST v2 driver (see shared/reference/planfix.md).
+ *
+ * Every operation is a small state machine of one or more requests.
+ * Planfix reports some failures inside a 2xx ({"result":"fail"}), so the
+ * "result" field decides success, never the status alone.
+ */
+#include "tracker.h"
+
+#include "config.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PAGE_SIZE 100
+#define MAX_PAGES 100      /* 10,000 comments on one task is more than any chat */
+#define RESPONSE_KEEP 2000 /* bytes of an answer kept for the dead-letter list */
+
+struct pf {
+    struct br_tracker base;
+    char *auth_header;
+};
+
+struct call;
+/* Called with the parsed success answer; returns 1 when it sent another request. */
+typedef int (*next_fn)(struct call *c, json_t *answer);
+
+struct call {
+    struct pf *pf;
+    br_result_cb cb;
+    void *arg;
+    next_fn next;
+    struct br_result res;
+    char *source_key;
+    char *task_id;
+    json_t *request_body;  /* for paged requests */
+    int page;
+};
+
+static struct call *
+call_new(struct pf *pf, br_result_cb cb, void *arg, next_fn next)
+{
+    struct call *c = br_calloc(1, sizeof(*c));
+    c->pf = pf;
+    c->cb = cb;
+    c->arg = arg;
+    c->next = next;
+    c->res.retry_after_s = -1;
+    return c;
+}
+
+static void
+finish(struct call *c)
+{
+    c->cb(c->arg, &c->res);
+    br_result_dispose(&c->res);
+    free(c->source_key);
+    free(c->task_id);
+    json_decref(c->request_body);
+    free(c);
+}
+
+/* Planfix's help pages capitalise keys where the API does not: look both up. */
+static json_t *
+get_ci(json_t *obj, const char *key)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        if (strcasecmp(k, key) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+static int
+is_fatal_code(long code)
+{
+    /* bad token, scope denied, invalid JSON, missing parameter, invalid value, invalid e-mail */
+    return code == 1 || code == 5 || code == 30 || code == 40 || code == 41 || code == 2004;
+}
+
+static void on_http(void *arg, const struct br_http_result *r);
+
+static int
+send_json(struct call *c, const char *method, const char *path, json_t *body)
+{
+    struct pf *pf = c->pf;
+    const char *headers[] = {pf->auth_header, "Content-Type: application/json", "Accept: application/json",
+                             NULL};
+    char *url = br_asprintf("%s%s", pf->base.cfg->tracker_url, path);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    int rc;
+
+    free(c->res.request);
+    c->res.request = br_asprintf("%s %s %s", method, path, text ? text : "");
+    rc = br_upstream_send(pf->base.up, method, url, headers, text, pf->base.cfg->tracker_timeout_ms, on_http, c);
+    free(url);
+    free(text);
+    return rc;
+}
+
+static void
+on_http(void *arg, const struct br_http_result *r)
+{
+    struct call *c = arg;
+    json_t *answer = NULL, *result, *code;
+    json_error_t je;
+
+    free(c->res.response);
+    c->res.response = NULL;
+    c->res.retry_after_s = r->retry_after_s;
+    if (r->err) {
+        c->res.err = r->err == BR_ECANCELED ? BR_ECANCELED : BR_ERETRY;
+        free(c->res.error);
+        c->res.error = br_asprintf("%s: %s", br_strerror(r->err), r->error ? r->error : "");
+        finish(c);
+        return;
+    }
+    c->res.response = br_asprintf("%ld %.*s", r->status, (int)(r->body_len > RESPONSE_KEEP ? RESPONSE_KEEP : r->body_len),
+                                  r->body);
+    answer = json_loadb(r->body, r->body_len, 0, &je);
+    result = json_is_object(answer) ? get_ci(answer, "result") : NULL;
+    code = json_is_object(answer) ? get_ci(answer, "code") : NULL;
+    if (json_is_string(result) && strcasecmp(json_string_value(result), "success") == 0 &&
+        r->status >= 200 && r->status < 300) {
+        if (c->next == NULL || c->next(c, answer) == 0)
+            finish(c);
+        json_decref(answer);
+        return;
+    }
+    /* A failure: classify it. */
+    {
+        long ncode = json_is_integer(code) ? (long)json_integer_value(code) : -1;
+        json_t *err = json_is_object(answer) ? get_ci(answer, "error") : NULL;
+        free(c->res.error);
+        c->res.error = br_asprintf("HTTP %ld%s%ld%s%s", r->status, ncode >= 0 ? ", code " : "",
+                                   ncode >= 0 ? ncode : 0L, json_is_string(err) ? ": " : "",
+                                   json_is_string(err) ? json_string_value(err) : "");
+        if (ncode < 0) {
+            /* Drop the ", code 0" that the format above adds when there is no code. */
+            free(c->res.error);
+            c->res.error = br_asprintf("HTTP %ld%s%s", r->status, json_is_string(err) ? ": " : "",
+                                       json_is_string(err) ? json_string_value(err) : " (no Planfix answer)");
+        }
+        if (ncode == 22) {
+            c->res.err = BR_ERETRY;
+            c->res.quota_exhausted = 1;
+        } else if (ncode == 1000) {
+            c->res.err = BR_ENOTFOUND;
+        } else if (r->status == 429 || r->status >= 500 || r->status == 408) {
+            c->res.err = BR_ERETRY;
+        } else if (is_fatal_code(ncode) || (r->status >= 400 && r->status < 500)) {
+            c->res.err = BR_EFATAL;
+        } else {
+            /* A 2xx with "fail" and an unknown code, or an answer that is not Planfix's. */
+            c->res.err = ncode >= 0 ? BR_EFATAL : BR_ERETRY;
+        }
+    }
+    json_decref(answer);
+    finish(c);
+}
+
+static char *
+id_string(json_t *v)
+{
+    if (json_is_integer(v))
+        return br_asprintf("%lld", (long long)json_integer_value(v));
+    if (json_is_string(v) && json_string_length(v) > 0)
+        return br_strdup(json_string_value(v));
+    return NULL;
+}
+
+static int
+take_id(struct call *c, json_t *answer)
+{
+    c->res.id = id_string(get_ci(answer, "id"));
+    if (c->res.id == NULL) {
+        c->res.err = BR_EFATAL;
+        c->res.error = br_strdup("Planfix answered success without an id");
+    }
+    return 0;
+}
+
+static int
+start(struct call *c, const char *method, const char *path, json_t *body)
+{
+    int rc = send_json(c, method, path, body);
+    json_decref(body);
+    if (rc) {
+        c->res.err = rc;
+        c->res.error = br_strdup("cannot queue request");
+        /* The contract says never synchronously: a failed queue only happens at shutdown. */
+        finish(c);
+    }
+    return 0;
+}
+
+/* ---- contacts ---- */
+
+static int
+found_contact(struct call *c, json_t *answer)
+{
+    json_t *list = get_ci(answer, "contacts");
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(list, i, v) {
+        char *id = id_string(json_object_get(v, "id"));
+        if (id) {
+            c->res.id = id;
+            return 0;
+        }
+    }
+    c->res.err = BR_ENOTFOUND;
+    return 0;
+}
+
+static int
+pf_find_contact(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, found_contact);
+    json_t *body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
+                             "fields", "id,name,lastname,email", "filters", "type", 4026, "operator", "equal",
+                             "value", email);
+    return start(c, "POST", "/contact/list", body);
+}
+
+static int
+pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    json_t *body = json_object();
+
+    if (s->template_id)
+        json_object_set_new(body, "template", json_pack("{s:I}", "id", (json_int_t)s->template_id));
+    json_object_set_new(body, "name", json_string(s->name ? s->name : ""));
+    if (s->lastname)
+        json_object_set_new(body, "lastname", json_string(s->lastname));
+    if (s->email)
+        json_object_set_new(body, "email", json_string(s->email));
+    if (s->phone)
+        json_object_set_new(body, "phones", json_pack("[{s:s, s:i}]", "number", s->phone, "type", 1));
+    return start(c, "POST", "/contact/", body);
+}
+
+/* ---- tasks ---- */
+
+static json_t *
+person(const char *prefix, const char *id)
+{
+    char *full = strchr(id, ':') ? br_strdup(id) : br_asprintf("%s:%s", prefix, id);
+    json_t *v = json_pack("{s:s}", "id", full);
+    free(full);
+    return v;
+}
+
+static int
+pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    json_t *body = json_object();
+
+    if (s->template_id)
+        json_object_set_new(body, "template", json_pack("{s:I}", "id", (json_int_t)s->template_id));
+    json_object_set_new(body, "name", json_string(s->title));
+    json_object_set_new(body, "description", json_string(s->description_html));
+    if (s->contact_id) {
+        json_object_set_new(body, "assigner", person("contact", s->contact_id));
+        json_object_set_new(body, "counterparty", person("contact", s->contact_id));
+    }
+    if (s->n_watchers) {
+        json_t *users = json_array();
+        for (size_t i = 0; i < s->n_watchers; i++)
+            json_array_append_new(users, person("user", s->watchers[i]));
+        /* Planfix calls watchers "auditors". */
+        json_object_set_new(body, "auditors", json_pack("{s:o}", "users", users));
+    }
+    if (s->source_key)
+        json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
+    return start(c, "POST", "/task/", body);
+}
+
+static int
+found_task(struct call *c, json_t *answer)
+{
+    json_t *list = get_ci(answer, "tasks");
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(list, i, v) {
+        json_t *k = json_object_get(v, "sourceObjectId");
+        if (json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
+            c->res.id = id_string(json_object_get(v, "id"));
+            return 0;
+        }
+    }
+    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
+        json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
+        if (send_json(c, "POST", "/task/list", c->request_body) == 0)
+            return 1;
+    }
+    c->res.err = BR_ENOTFOUND;
+    return 0;
+}
+
+static int
+pf_find_task(struct br_tracker *t, const char *contact_id, const char *source_key, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, found_task);
+    char *who = strchr(contact_id, ':') ? br_strdup(contact_id) : br_asprintf("contact:%s", contact_id);
+
+    c->source_key = br_strdup(source_key);
+    c->request_body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
+                                "fields", "id,name,sourceObjectId", "filters", "type", 1, "operator", "equal",
+                                "value", who);
+    free(who);
+    return start(c, "POST", "/task/list", json_incref(c->request_body));
+}
+
+static int
+pf_close_task(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, NULL);
+    char *path = br_asprintf("/task/%s", task_id);
+    int rc = start(c, "POST", path, json_pack("{s:{s:I}}", "status", "id", (json_int_t)status_id));
+    free(path);
+    return rc;
+}
+
+/* ---- comments ---- */
+
+static int
+pf_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    json_t *body = json_object();
+    char *path = br_asprintf("/task/%s/comments/", s->task_id);
+    int rc;
+
+    json_object_set_new(body, "description", json_string(s->html));
+    if (s->contact_id)
+        json_object_set_new(body, "owner", person("contact", s->contact_id));
+    else if (s->employee)
+        json_object_set_new(body, "owner", person("user", s->employee));
+    if (s->source_key)
+        json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
+    rc = start(c, "POST", path, body);
+    free(path);
+    return rc;
+}
+
+static int
+got_comments(struct call *c, json_t *answer)
+{
+    json_t *list = get_ci(answer, "comments");
+    size_t i;
+    json_t *v;
+
+    if (c->res.items == NULL)
+        c->res.items = json_array();
+    json_array_foreach(list, i, v) {
+        json_t *owner = json_object_get(v, "owner");
+        json_t *desc = json_object_get(v, "description");
+        json_t *key = json_object_get(v, "sourceObjectId");
+        char *id = id_string(json_object_get(v, "id"));
+        json_t *item;
+
+        if (id == NULL)
+            continue;
+        item = json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", id, "author",
+                         json_is_string(json_object_get(owner, "id")) ? json_string_value(json_object_get(owner, "id")) : "",
+                         "author_name",
+                         json_is_string(json_object_get(owner, "name")) ? json_string_value(json_object_get(owner, "name")) : "",
+                         "html", json_is_string(desc) ? json_string_value(desc) : "", "hidden",
+                         json_is_true(json_object_get(v, "isHidden")));
+        json_object_set_new(item, "source_key", json_is_string(key) && json_string_length(key) ? json_copy(key) : json_null());
+        json_array_append_new(c->res.items, item);
+        free(id);
+    }
+    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
+        char *path = br_asprintf("/task/%s/comments/list", c->task_id);
+        int rc;
+        json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
+        rc = send_json(c, "POST", path, c->request_body);
+        free(path);
+        if (rc == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int
+pf_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, got_comments);
+    char *path = br_asprintf("/task/%s/comments/list", task_id);
+    int rc;
+
+    c->task_id = br_strdup(task_id);
+    c->request_body = json_pack("{s:i, s:i, s:s, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
+                                "id,dateTime,description,owner,isHidden,type,sourceObjectId", "typeList", "Comments");
+    rc = start(c, "POST", path, json_incref(c->request_body));
+    free(path);
+    return rc;
+}
+
+static void
+pf_free(struct br_tracker *t)
+{
+    struct pf *pf = (struct pf *)t;
+    free(pf->auth_header);
+    free(pf);
+}
+
+static const struct br_tracker_ops planfix_ops = {
+    .kind = "planfix",
+    .find_contact = pf_find_contact,
+    .create_contact = pf_create_contact,
+    .create_task = pf_create_task,
+    .find_task = pf_find_task,
+    .add_comment = pf_add_comment,
+    .list_comments = pf_list_comments,
+    .close_task = pf_close_task,
+    .free = pf_free,
+};
+
+int
+br_planfix_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up)
+{
+    struct pf *pf = br_calloc(1, sizeof(*pf));
+    pf->base.ops = &planfix_ops;
+    pf->base.up = up;
+    pf->base.cfg = cfg;
+    pf->auth_header = br_asprintf("Authorization: Bearer %s", cfg->tracker_token);
+    *out = &pf->base;
+    return 0;
+}

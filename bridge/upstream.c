@@ -1,0 +1,252 @@
+#include "upstream.h"
+
+#include "log.h"
+#include "store.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pending {
+    struct pending *next;
+    struct br_upstream *u;
+    char *method;
+    char *url;
+    char **headers;
+    char *body;
+    long timeout_ms;
+    br_http_client_cb cb;
+    void *arg;
+};
+
+struct br_upstream {
+    uv_timer_t timer;
+    struct br_http_client *http;
+    char *name;
+    double spacing_ms;
+    unsigned max_inflight;
+    unsigned inflight;
+    struct pending *head, *tail;
+    size_t queued;
+    double next_allowed;     /* ms, monotonic clock */
+    int64_t paused_until;    /* ms, wall clock */
+    uint64_t sent;
+    long quota_left;
+    int closing;
+    void (*close_done)(void *);
+    void *close_arg;
+};
+
+static double
+mono_ms(uv_loop_t *loop)
+{
+    (void)loop;
+    return (double)uv_hrtime() / 1e6;
+}
+
+static void pump(struct br_upstream *u);
+
+static void
+on_timer(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+int
+br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client *http, const char *name,
+                double rps, unsigned max_inflight)
+{
+    struct br_upstream *u = br_calloc(1, sizeof(*u));
+
+    uv_timer_init(loop, &u->timer);
+    u->timer.data = u;
+    u->http = http;
+    u->name = br_strdup(name);
+    /*
+     * A small margin keeps the gap above the limit as the remote end
+     * measures it, after network jitter between two requests.
+     */
+    u->spacing_ms = 1000.0 / rps * 1.03 + 2.0;
+    u->max_inflight = max_inflight ? max_inflight : 1;
+    u->quota_left = -1;
+    *out = u;
+    return 0;
+}
+
+static void
+free_pending(struct pending *p)
+{
+    free(p->method);
+    free(p->url);
+    for (size_t i = 0; p->headers && p->headers[i]; i++)
+        free(p->headers[i]);
+    free(p->headers);
+    free(p->body);
+    free(p);
+}
+
+static void
+on_done(void *arg, const struct br_http_result *res)
+{
+    struct pending *p = arg;
+    struct br_upstream *u = p->u;
+
+    u->inflight--;
+    if (res->ratelimit_remaining >= 0)
+        u->quota_left = res->ratelimit_remaining;
+    p->cb(p->arg, res);
+    free_pending(p);
+    if (!u->closing)
+        pump(u);
+}
+
+static void
+pump(struct br_upstream *u)
+{
+    while (u->head && !u->closing && u->inflight < u->max_inflight) {
+        double now = mono_ms(u->timer.loop);
+        int64_t wall = br_now_ms();
+        struct pending *p;
+
+        if (u->paused_until > wall) {
+            uv_timer_start(&u->timer, on_timer, (uint64_t)(u->paused_until - wall), 0);
+            return;
+        }
+        if (now < u->next_allowed) {
+            uv_timer_start(&u->timer, on_timer, (uint64_t)ceil(u->next_allowed - now), 0);
+            return;
+        }
+        p = u->head;
+        u->head = p->next;
+        if (u->head == NULL)
+            u->tail = NULL;
+        u->queued--;
+        u->next_allowed = now + u->spacing_ms;
+        u->inflight++;
+        u->sent++;
+        if (br_http_client_send(u->http, p->method, p->url, (const char *const *)p->headers, p->body,
+                                p->body ? strlen(p->body) : 0, p->timeout_ms, on_done, p) != 0) {
+            struct br_http_result r = {.err = BR_EIO, .body = "", .retry_after_s = -1,
+                                       .ratelimit_remaining = -1, .error = "cannot start request"};
+            u->inflight--;
+            p->cb(p->arg, &r);
+            free_pending(p);
+        }
+    }
+}
+
+int
+br_upstream_send(struct br_upstream *u, const char *method, const char *url, const char *const *headers,
+                 const char *body, long timeout_ms, br_http_client_cb cb, void *arg)
+{
+    struct pending *p;
+    size_t n = 0;
+
+    if (u->closing)
+        return BR_ECANCELED;
+    p = br_calloc(1, sizeof(*p));
+    p->u = u;
+    p->method = br_strdup(method);
+    p->url = br_strdup(url);
+    while (headers && headers[n])
+        n++;
+    p->headers = br_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        p->headers[i] = br_strdup(headers[i]);
+    p->body = body ? br_strdup(body) : NULL;
+    p->timeout_ms = timeout_ms;
+    p->cb = cb;
+    p->arg = arg;
+    if (u->tail)
+        u->tail->next = p;
+    else
+        u->head = p;
+    u->tail = p;
+    u->queued++;
+    /* Never call back or send from inside the caller's stack: let the loop do it. */
+    if (!uv_is_active((uv_handle_t *)&u->timer))
+        uv_timer_start(&u->timer, on_timer, 0, 0);
+    return 0;
+}
+
+void
+br_upstream_pause_until(struct br_upstream *u, int64_t until_ms)
+{
+    if (until_ms > u->paused_until) {
+        u->paused_until = until_ms;
+        br_warn("upstream %s: paused for %lld s", u->name, (long long)((until_ms - br_now_ms()) / 1000));
+    }
+}
+
+int64_t
+br_upstream_paused_until(const struct br_upstream *u)
+{
+    return u->paused_until > br_now_ms() ? u->paused_until : 0;
+}
+
+size_t
+br_upstream_queued(const struct br_upstream *u)
+{
+    return u->queued;
+}
+
+size_t
+br_upstream_inflight(const struct br_upstream *u)
+{
+    return u->inflight;
+}
+
+uint64_t
+br_upstream_sent(const struct br_upstream *u)
+{
+    return u->sent;
+}
+
+long
+br_upstream_quota_left(const struct br_upstream *u)
+{
+    return u->quota_left;
+}
+
+const char *
+br_upstream_name(const struct br_upstream *u)
+{
+    return u->name;
+}
+
+static void
+on_close(uv_handle_t *h)
+{
+    struct br_upstream *u = h->data;
+    if (u->close_done)
+        u->close_done(u->close_arg);
+}
+
+void
+br_upstream_close(struct br_upstream *u, void (*done)(void *arg), void *arg)
+{
+    struct pending *p;
+    struct br_http_result r = {.err = BR_ECANCELED, .body = "", .retry_after_s = -1,
+                               .ratelimit_remaining = -1, .error = "shutting down"};
+
+    u->closing = 1;
+    u->close_done = done;
+    u->close_arg = arg;
+    while ((p = u->head) != NULL) {
+        u->head = p->next;
+        u->queued--;
+        p->cb(p->arg, &r);
+        free_pending(p);
+    }
+    u->tail = NULL;
+    uv_close((uv_handle_t *)&u->timer, on_close);
+}
+
+void
+br_upstream_free(struct br_upstream *u)
+{
+    if (u == NULL)
+        return;
+    free(u->name);
+    free(u);
+}

@@ -1,0 +1,31 @@
+/*
+ * chatra_event.h - maps a Chatra webhook body to the bridge's own event
+ * shape.  Chatra's payloads vary (text or message, missing eventName,
+ * missing ids), so the handler normalises once at the door and stores
+ * the normalised JSON in the inbox; everything behind it reads only
+ * this shape:
+ *
+ *   {"event": "started" | "fragment" | "transcript",
+ *    "client": {"id", "chat_id", "name", "email", "phone", "displayed_name"},
+ *    "raw_client": { ...Chatra's client object as received... },
+ *    "messages": [{"key", "id", "type": "client" | "agent", "text",
+ *                  "agent_id", "agent_name", "created_at"}]}
+ *
+ * System messages and messages without text are dropped.  A message
+ * without an id gets a key derived from its type, time and text, so a
+ * repeat is still recognised.  E-mails are trimmed and lower-cased.
+ */
+#ifndef BR_CHATRA_EVENT_H
+#define BR_CHATRA_EVENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/*
+ * Returns 0 and sets *out (a new reference), BR_EINVAL with a one-line
+ * reason in err (for a 400), or BR_ENOTFOUND when the event is one the
+ * bridge does not handle (answered 200 and ignored).
+ */
+int br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, size_t errlen);
+
+#endif

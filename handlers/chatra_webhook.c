@@ -1,0 +1,60 @@
+/*
+ * POST /webhooks/chatra/<channel>/<secret>: a Chatra webhook.  The event
+ * is normalised, committed to the inbox, and only then acknowledged.
+ */
+#include "handlers.h"
+
+#include "bridge/config.h"
+#include "bridge/engine.h"
+#include "bridge/log.h"
+#include "bridge/store.h"
+#include "chatra_event.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void
+br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request *req, struct br_http_response *res,
+                         char **params)
+{
+    const struct br_channel *ch = br_config_channel(h->cfg, params[0]);
+    char err[200];
+    json_t *ev = NULL;
+    char *text;
+    int rc;
+
+    if (ch == NULL) {
+        br_respond_error(res, 404, "unknown channel");
+        return;
+    }
+    if (!br_secret_equal(params[1], ch->webhook_secret)) {
+        br_warn("chatra webhook: wrong secret for channel %s from %s", ch->name, req->remote_addr);
+        br_respond_error(res, 401, "wrong webhook secret");
+        return;
+    }
+    rc = br_chatra_event_parse(req->body, req->body_len, &ev, err, sizeof(err));
+    if (rc == BR_ENOTFOUND) {
+        br_info("chatra webhook (%s): %s; ignored", ch->name, err);
+        br_respond_ok(res);
+        return;
+    }
+    if (rc) {
+        char *safe = br_log_escape(err, 200);
+        br_warn("chatra webhook (%s): rejected: %s", ch->name, safe);
+        free(safe);
+        br_respond_error(res, 400, err);
+        return;
+    }
+    text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    rc = br_store_inbox_add(h->store, BR_INBOX_CHATRA, ch->name, text, strlen(text), NULL);
+    free(text);
+    if (rc) {
+        /* Not stored, so not acknowledged: Chatra should send it again. */
+        br_respond_error(res, 503, "cannot store the event; try again");
+        return;
+    }
+    if (h->engine)
+        br_engine_kick(h->engine);
+    br_respond_ok(res);
+}

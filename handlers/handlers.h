@@ -1,0 +1,41 @@
+/*
+ * handlers.h - the inbound routes.  Each route is one file in handlers/
+ * and one row in the table in routes.c.  Handlers see only the small
+ * request/response structs of http_server.h (never libwebsockets), so
+ * they are tested in-process without sockets.  They validate and
+ * authenticate, commit what must survive to the store, and answer; the
+ * work itself happens later in the engine.
+ */
+#ifndef BR_HANDLERS_H
+#define BR_HANDLERS_H
+
+#include "bridge/http_server.h"
+
+struct br_config;
+struct br_store;
+struct br_engine;
+
+struct br_handler_ctx {
+    const struct br_config *cfg;
+    struct br_store *store;
+    struct br_engine *engine; /* may be NULL in tests: nothing is kicked */
+};
+
+/* The br_http_handler_fn of the daemon: routes by method and path. */
+void br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_http_response *res);
+
+/* Route handlers; params are the path segments the route captured. */
+void br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request *req,
+                              struct br_http_response *res, char **params);
+void br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request *req,
+                               struct br_http_response *res, char **params);
+void br_handle_health(struct br_handler_ctx *h, const struct br_http_request *req,
+                      struct br_http_response *res, char **params);
+
+/* Helpers shared by the handlers. */
+void br_respond_error(struct br_http_response *res, int status, const char *msg);
+void br_respond_ok(struct br_http_response *res);
+/* Compares a secret in time that depends only on the expected length. */
+int br_secret_equal(const char *given, const char *expected);
+
+#endif

@@ -1,0 +1,111 @@
+#include "handlers.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PARAMS 4
+
+/*
+ * The route table: one row per inbound route.  A pattern segment ":x"
+ * captures one path segment.
+ */
+static const struct route {
+    const char *method;
+    const char *pattern;
+    void (*fn)(struct br_handler_ctx *, const struct br_http_request *, struct br_http_response *, char **);
+} routes[] = {
+    {"POST", "/webhooks/chatra/:channel/:secret", br_handle_chatra_webhook},
+    {"POST", "/webhooks/planfix/:secret", br_handle_planfix_webhook},
+    {"GET", "/healthz", br_handle_health},
+};
+
+void
+br_respond_error(struct br_http_response *res, int status, const char *msg)
+{
+    json_t *o = json_pack("{s:s}", "error", msg);
+    char *text = json_dumps(o, JSON_COMPACT);
+    res->status = status;
+    res->content_type = "application/json";
+    br_buf_reset(&res->body);
+    br_buf_puts(&res->body, text);
+    free(text);
+    json_decref(o);
+}
+
+void
+br_respond_ok(struct br_http_response *res)
+{
+    res->status = 200;
+    res->content_type = "application/json";
+    br_buf_reset(&res->body);
+    br_buf_puts(&res->body, "{\"ok\":true}");
+}
+
+int
+br_secret_equal(const char *given, const char *expected)
+{
+    size_t gl = strlen(given), el = strlen(expected);
+    unsigned char diff = (unsigned char)(gl != el);
+
+    /* Walk the expected length whatever was given, so timing tells nothing. */
+    for (size_t i = 0; i < el; i++)
+        diff |= (unsigned char)(expected[i] ^ (i < gl ? given[i] : 0));
+    return diff == 0;
+}
+
+/* Splits path into segments and matches the pattern; fills params (owned by caller). */
+static int
+match(const char *pattern, const char *path, char **params, size_t *np)
+{
+    const char *p = pattern, *s = path;
+
+    *np = 0;
+    while (*p && *s) {
+        if (*p != '/' || *s != '/')
+            return 0;
+        p++;
+        s++;
+        const char *pe = strchr(p, '/');
+        const char *se = strchr(s, '/');
+        size_t pl = pe ? (size_t)(pe - p) : strlen(p);
+        size_t sl = se ? (size_t)(se - s) : strlen(s);
+        if (*p == ':') {
+            if (sl == 0 || *np == MAX_PARAMS)
+                return 0;
+            params[(*np)++] = br_strndup(s, sl);
+        } else if (pl != sl || strncmp(p, s, pl) != 0) {
+            return 0;
+        }
+        p += pl;
+        s += sl;
+    }
+    /* A trailing slash on the request is forgiven. */
+    if (*s == '/' && s[1] == '\0')
+        s++;
+    return *p == '\0' && *s == '\0';
+}
+
+void
+br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_http_response *res)
+{
+    int path_matched = 0;
+
+    for (size_t i = 0; i < BR_ARRAY_SIZE(routes); i++) {
+        char *params[MAX_PARAMS] = {0};
+        size_t np = 0;
+        int ok = match(routes[i].pattern, req->path, params, &np);
+        if (ok && strcmp(routes[i].method, req->method) == 0)
+            routes[i].fn(ctx, req, res, params);
+        else if (ok)
+            path_matched = 1;
+        for (size_t k = 0; k < np; k++)
+            free(params[k]);
+        if (ok && strcmp(routes[i].method, req->method) == 0)
+            return;
+    }
+    if (path_matched)
+        br_respond_error(res, 405, "method not allowed");
+    else
+        br_respond_error(res, 404, "no such endpoint");
+}
