@@ -348,7 +348,7 @@ static const char template_schema[] =
     "\"time\":\"\",\"type\":\"\"}]},"
     "\"channel\":{\"name\":\"\"},"
     "\"employee\":{\"name\":\"\",\"email\":\"\"},"
-    "\"previous_task\":{\"id\":\"\"}"
+    "\"previous_task\":{\"id\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\",\"time\":\"\",\"type\":\"\"}]}"
     "}";
 
 const char *

@@ -580,6 +580,7 @@ run_contact(struct run *r)
 struct msgs_ctx {
     json_t *arr;
     const struct br_config *cfg;
+    json_t *ids;               /* when set: ids of the messages still waiting for the tracker */
 };
 
 static void
@@ -591,6 +592,11 @@ collect_msg(void *arg, const struct br_msg *m)
 
     if (m->state == BR_MSG_SKIPPED)
         return;
+    if (mc->ids) {
+        if (m->state != BR_MSG_PENDING)
+            return;
+        json_array_append_new(mc->ids, json_integer(m->id));
+    }
     if (strcmp(m->type, "agent") == 0) {
         const struct br_employee *emp = m->agent_id ? br_config_employee_by_agent(mc->cfg, m->agent_id) : NULL;
         author = emp ? emp->name : "Agent";
@@ -600,13 +606,18 @@ collect_msg(void *arg, const struct br_msg *m)
                                              "type", m->type));
 }
 
+/*
+ * The context of the task texts.  chat.messages are the messages still
+ * waiting for the tracker: they go into the description, and their ids
+ * into *ids, so that they are not posted again as comments.
+ */
 static json_t *
-task_context(struct run *r, int gen)
+task_context(struct run *r, int gen, json_t *ids)
 {
     json_error_t je;
     json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
     json_t *ctx = json_object(), *chat = json_object();
-    struct msgs_ctx mc = {json_array(), r->e->cfg};
+    struct msgs_ctx mc = {json_array(), r->e->cfg, ids};
 
     if (raw == NULL)
         raw = json_object();
@@ -622,7 +633,7 @@ task_context(struct run *r, int gen)
     json_object_set_new(ctx, "channel", json_pack("{s:s}", "name", r->ch->name));
     if (gen > 1) {
         struct br_task prev = {0};
-        struct msgs_ctx pm = {json_array(), r->e->cfg};
+        struct msgs_ctx pm = {json_array(), r->e->cfg, NULL};
         json_t *p = json_object();
         if (br_store_task_get(r->e->store, r->conv.id, gen - 1, &prev) == 0 && prev.task_id)
             json_object_set_new(p, "id", json_string(prev.task_id));
@@ -641,9 +652,20 @@ static void
 create_task(struct run *r)
 {
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
-    json_t *ctx = task_context(r, gen);
+    json_t *ids = json_array();
+    json_t *ctx = task_context(r, gen, ids);
     struct br_buf title, desc;
     struct br_task_spec spec = {0};
+    char *payload;
+
+    /*
+     * Which messages the description carries is committed before the
+     * request: after a crash, the task found again is known to hold them.
+     */
+    json_object_set_new(r->payload, "msgs", ids);
+    payload = json_dumps(r->payload, JSON_COMPACT);
+    br_store_job_payload(r->e->store, r->job.id, payload);
+    free(payload);
 
     br_buf_init(&title, 4096);
     br_buf_init(&desc, 256 * 1024);
@@ -678,6 +700,8 @@ task_created(void *arg, struct br_result *res)
 {
     struct run *r = arg;
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    size_t i;
+    json_t *v;
 
     if (r->step == 1 && res->err == BR_ENOTFOUND) {
         /* Not created before the crash: create it now. */
@@ -691,7 +715,11 @@ task_created(void *arg, struct br_result *res)
         if (br_store_task_get(r->e->store, r->conv.id, gen, &t) == 0 && t.state == BR_TASK_CLOSING)
             state = BR_TASK_CLOSING;
         br_task_dispose(&t);
-        TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, res->id, state));
+        br_store_begin(r->e->store);
+        br_store_task_set(r->e->store, r->conv.id, gen, res->id, state);
+        json_array_foreach(json_object_get(r->payload, "msgs"), i, v)
+            br_store_msg_set_state(r->e->store, json_integer_value(v), BR_MSG_MIRRORED, NULL);
+        br_store_commit(r->e->store);
         br_info("conversation %lld: task %s %s", (long long)r->conv.id, res->id,
                 r->step == 1 ? "found after restart" : "created");
     }
