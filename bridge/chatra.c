@@ -22,6 +22,7 @@ on_sent(void *arg, const struct br_http_result *r)
     json_t *answer;
 
     s->res.retry_after_s = r->retry_after_s;
+    s->res.status = r->status;
     if (r->err) {
         s->res.err = r->err == BR_ECANCELED ? BR_ECANCELED : BR_ERETRY;
         s->res.error = br_asprintf("%s: %s", br_strerror(r->err), r->error ? r->error : "");

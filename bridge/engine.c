@@ -413,6 +413,7 @@ job_finish(struct run *r, struct br_result *res)
     int err = res ? res->err : 0;
     int state = BR_JOB_DONE;
     int attempts = r->job.attempts;
+    bool recover;
     int64_t next_at = br_now_ms();
 
     if (err == BR_ECANCELED) {
@@ -443,7 +444,13 @@ job_finish(struct run *r, struct br_result *res)
         br_error("job %lld (%s): %s; moved to dead letters", (long long)r->job.id, r->job.kind,
                  res->error ? res->error : br_strerror(err));
     }
-    br_store_job_finish(e->store, r->job.id, state, attempts, next_at, state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
+    /*
+     * Only a clear "no" from the upstream (429, quota) proves nothing was
+     * written; after any other transient failure the next run looks first.
+     */
+    recover = state == BR_JOB_QUEUED && !(res && (res->quota_exhausted || res->status == 429));
+    br_store_job_finish(e->store, r->job.id, state, attempts, next_at, recover,
+                        state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
                         res ? res->request : NULL, res ? res->response : NULL);
     run_free(r);
     /* The lane may have a next job now. */

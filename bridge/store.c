@@ -721,13 +721,13 @@ br_store_job_payload(struct br_store *s, int64_t id, const char *payload)
 }
 
 int
-br_store_job_finish(struct br_store *s, int64_t id, int state, int attempts, int64_t next_at, const char *error,
-                    const char *request, const char *response)
+br_store_job_finish(struct br_store *s, int64_t id, int state, int attempts, int64_t next_at, bool recover,
+                    const char *error, const char *request, const char *response)
 {
-    return done(s, q(s, "UPDATE jobs SET state=?, attempts=?, next_at=?, recover=0, last_error=?, "
+    return done(s, q(s, "UPDATE jobs SET state=?, attempts=?, next_at=?, recover=?, last_error=?, "
                         "last_request=coalesce(?, last_request), last_response=coalesce(?, last_response), "
                         "updated_at=? WHERE id=?",
-                     "nnitttii", state, attempts, next_at, error, request, response, br_now_ms(), id));
+                     "nnintttii", state, attempts, next_at, (int)recover, error, request, response, br_now_ms(), id));
 }
 
 int
@@ -754,7 +754,7 @@ br_store_job_count(struct br_store *s, int state)
 bool
 br_store_job_waiting(struct br_store *s, const char *lane, const char *kind)
 {
-    sqlite3_stmt *st = q(s, "SELECT 1 FROM jobs WHERE lane=? AND kind=? AND state=0 AND recover=0 LIMIT 1", "tt",
+    sqlite3_stmt *st = q(s, "SELECT 1 FROM jobs WHERE lane=? AND kind=? AND state=0 LIMIT 1", "tt",
                          lane, kind);
     bool found = row(s, st) == 0;
     if (found)

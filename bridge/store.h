@@ -153,8 +153,12 @@ int64_t br_store_job_next_due(struct br_store *s, const char *upstream);
 int br_store_job_get(struct br_store *s, int64_t id, struct br_job *out);
 int br_store_job_start(struct br_store *s, int64_t id);
 int br_store_job_payload(struct br_store *s, int64_t id, const char *payload);
+/*
+ * recover: the request may have taken effect although no answer came
+ * (a timeout, a dropped connection, a 5xx): the next run checks first.
+ */
 int br_store_job_finish(struct br_store *s, int64_t id, int state, int attempts, int64_t next_at,
-                        const char *error, const char *request, const char *response);
+                        bool recover, const char *error, const char *request, const char *response);
 /* At start-up: jobs left in flight become queued with recover set. */
 int br_store_job_recover_inflight(struct br_store *s, int64_t *n);
 int64_t br_store_job_count(struct br_store *s, int state);

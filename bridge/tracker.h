@@ -26,6 +26,7 @@ struct br_result {
     int err;
     char *id;              /* created or found object id */
     json_t *items;         /* list operations: see list_comments */
+    long status;           /* HTTP status of the last answer, 0 when none came */
     long retry_after_s;    /* -1 when the upstream did not say */
     int quota_exhausted;   /* the daily quota is gone: pause the upstream */
     char *error;           /* one line for the log and the dead-letter list */

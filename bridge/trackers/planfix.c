@@ -114,6 +114,7 @@ on_http(void *arg, const struct br_http_result *r)
     free(c->res.response);
     c->res.response = NULL;
     c->res.retry_after_s = r->retry_after_s;
+    c->res.status = r->status;
     if (r->err) {
         c->res.err = r->err == BR_ECANCELED ? BR_ECANCELED : BR_ERETRY;
         free(c->res.error);
