@@ -51,6 +51,7 @@ struct xfer {
 struct sock {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events; /* what curl last asked us to watch */
     struct br_http_client *c;
     struct sock *prev, *next;
 };
@@ -270,16 +271,24 @@ on_poll(uv_poll_t *h, int status, int events)
     struct br_http_client *c = sk->c;
     int flags = 0, running;
 
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    else {
+    if (c->multi == NULL)
+        return;
+    if (status < 0) {
+        /*
+         * libuv turns EPOLLERR (say, a reset after the peer already sent
+         * its answer, like an early 413) into UV_EBADF and stops the
+         * handle.  Passing CURL_CSELECT_ERR alone would make curl give up
+         * without reading what is still buffered, so let curl try the
+         * socket and find the error itself, and keep watching for it.
+         */
+        flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
+        uv_poll_start(&sk->poll, sk->events, on_poll);
+    } else {
         if (events & UV_READABLE)
             flags |= CURL_CSELECT_IN;
         if (events & UV_WRITABLE)
             flags |= CURL_CSELECT_OUT;
     }
-    if (c->multi == NULL)
-        return;
     curl_multi_socket_action(c->multi, sk->fd, flags, &running);
     drain(c);
 }
@@ -334,6 +343,7 @@ sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
         events |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         events |= UV_WRITABLE;
+    sk->events = events;
     uv_poll_start(&sk->poll, events, on_poll);
     return 0;
 }

@@ -16,7 +16,17 @@
  *    lws has no callback for "handles closed", so a shutdown timer watches
  *    the loop: once no handle is closing for two ticks in a row, every
  *    close chain lws started has run out and the second destroy is safe.
+ *
+ * lws 4.1's HTTP/1.1 server also has gaps around request bodies, found by
+ * probing it: it passes a chunked body through undecoded and never reports
+ * it complete, and after a POST/PUT/PATCH without Content-Length it never
+ * starts the next transaction.  Both get their answer with
+ * "connection: close"; chunked bodies are decoded here.  Only a POST with
+ * an explicit "Content-Length: 0" gets a (zero-length) body completion.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4 */
+#endif
 #include "http_server.h"
 
 #include "log.h"
@@ -44,12 +54,24 @@
 #define SHUTDOWN_TICK_MS 1
 /* Give up on lws after this many ticks rather than hang the daemon. */
 #define SHUTDOWN_MAX_TICKS 5000
+/* Answers already being written get this long to finish before lws is torn down. */
+#define SHUTDOWN_GRACE_TICKS 1000
+/* An oversized body is read and dropped so the client sees the 413, but not forever. */
+#define DRAIN_MAX (1024 * 1024)
 
 static const char body_too_large[] = "{\"error\":\"body too large\"}";
+static const char bad_chunked[] = "{\"error\":\"malformed chunked body\"}";
+
+/* Where the chunked-body decoder is within the stream. */
+enum chunk_state { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_DONE, CH_BAD };
 
 enum state { ST_RUNNING, ST_CLOSING, ST_CLOSED };
 
-/* One accepted connection; it lives across keep-alive transactions. */
+/*
+ * One request on a connection, from its headers to the end of the answer.
+ * lws unbinds the protocol after every transaction (LWS_CALLBACK_HTTP_DROP_PROTOCOL),
+ * so a keep-alive connection gets a fresh one per request.
+ */
 struct conn {
     struct br_http_server *srv;
     struct lws *wsi;
@@ -64,6 +86,13 @@ struct conn {
     int too_large;
     int responding;
     int head;
+    int close_after; /* lws cannot continue this connection after the answer */
+    int flushing;    /* close_after: all written, waiting for lws to flush it */
+    int chunked;
+    enum chunk_state ch_state;
+    unsigned long long ch_left; /* bytes left in this chunk, or the size being parsed */
+    int ch_digits;
+    size_t ch_line; /* length of the current trailer line */
 
     /* The response body being written, with LWS_PRE bytes of headroom. */
     unsigned char *out;
@@ -95,6 +124,7 @@ struct br_http_server {
     struct lws_protocols protocols[2];
 
     struct conn *conns;
+    int live_wsi; /* connections lws has created and not yet freed */
 
     int destroy_started;
     int quiet_ticks;
@@ -109,11 +139,15 @@ static void
 lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
+    char *esc;
 
     (void)level;
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    br_error("lws: %.*s", (int)n, line);
+    /* lws may quote request bytes in its errors. */
+    esc = br_log_escape(line, n);
+    br_error("lws: %s", esc);
+    free(esc);
 }
 
 /* ---- percent re-encoding -------------------------------------------- */
@@ -225,6 +259,13 @@ conn_reset(struct conn *c)
     c->too_large = 0;
     c->responding = 0;
     c->head = 0;
+    c->close_after = 0;
+    c->flushing = 0;
+    c->chunked = 0;
+    c->ch_state = CH_SIZE;
+    c->ch_left = 0;
+    c->ch_digits = 0;
+    c->ch_line = 0;
     c->method = NULL;
 }
 
@@ -288,7 +329,10 @@ respond(struct conn *c)
     res.content_type = "application/json";
     br_buf_init(&res.body, 0);
 
-    if (c->too_large) {
+    if (c->ch_state == CH_BAD) {
+        res.status = 400;
+        br_buf_puts(&res.body, bad_chunked);
+    } else if (c->too_large) {
         res.status = 413;
         br_buf_puts(&res.body, body_too_large);
     } else {
@@ -319,8 +363,13 @@ respond(struct conn *c)
     br_buf_dispose(&res.body);
 
     if (lws_add_http_common_headers(c->wsi, (unsigned)res.status, ctype,
-                                    (lws_filepos_t)c->out_len, &p, end) ||
-        lws_finalize_write_http_header(c->wsi, start, &p, end))
+                                    (lws_filepos_t)c->out_len, &p, end))
+        return -1;
+    if (c->close_after &&
+        lws_add_http_header_by_token(c->wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+                                     5, &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(c->wsi, start, &p, end))
         return -1;
     lws_callback_on_writable(c->wsi);
     return 0;
@@ -329,6 +378,8 @@ respond(struct conn *c)
 static int
 write_body(struct conn *c)
 {
+    if (c->flushing)
+        return -1; /* lws calls back only once its buffered output is sent */
     if (!c->head && c->out_off < c->out_len) {
         size_t n = c->out_len - c->out_off;
         enum lws_write_protocol wp = LWS_WRITE_HTTP_FINAL;
@@ -346,6 +397,11 @@ write_body(struct conn *c)
             return 0;
         }
     }
+    if (c->close_after) {
+        c->flushing = 1;
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
     conn_reset(c);
     return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }
@@ -353,9 +409,8 @@ write_body(struct conn *c)
 static int
 begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi, const char *in, size_t len)
 {
-    char *uri = NULL, cl[32];
-    int uri_len = 0, m;
-    int chunked;
+    char *uri = NULL, cl[32], te[64];
+    int uri_len = 0, m, has_length;
     unsigned long long declared = 0;
 
     conn_reset(c);
@@ -369,17 +424,133 @@ begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi, const c
         c->remote[0] = '\0';
     br_buf_init(&c->body, s->opts.max_body);
 
-    if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+    has_length = lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    if (has_length)
         declared = strtoull(cl, NULL, 10);
-    chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    if (lws_hdr_copy(wsi, te, sizeof(te), WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 &&
+        strcasestr(te, "chunked") != NULL) {
+        c->chunked = 1;
+        c->close_after = 1;
+    }
     /* A declared length over the limit is refused without reading it into memory. */
     if (declared > s->opts.max_body)
         c->too_large = 1;
 
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)s->opts.request_timeout_s);
-    if (declared > 0 || chunked)
-        return 0; /* answer after LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    /* lws reports the end of a body only for these; then wait for it. */
+    if (c->chunked || declared > 0 || (has_length && m == LWSHUMETH_POST))
+        return 0;
+    if (!has_length && (m == LWSHUMETH_POST || m == LWSHUMETH_PUT || m == LWSHUMETH_PATCH))
+        c->close_after = 1;
     return respond(c);
+}
+
+static void
+take_body(struct conn *c, const char *p, size_t n)
+{
+    c->body_seen += n;
+    if (!c->too_large && c->body_seen > c->srv->opts.max_body) {
+        /* Keep reading so the client can see the 413, but store nothing more. */
+        c->too_large = 1;
+        br_buf_dispose(&c->body);
+    }
+    if (!c->too_large)
+        br_buf_append(&c->body, p, n);
+}
+
+/* After this much waste the client gets its 413 now and loses the connection. */
+static int
+drained_enough(const struct conn *c)
+{
+    return c->too_large && c->body_seen > c->srv->opts.max_body + DRAIN_MAX;
+}
+
+static int
+hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes a chunked body as lws passes it through; returns 1 once it has ended. */
+static int
+dechunk(struct conn *c, const char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && c->ch_state != CH_DONE && c->ch_state != CH_BAD) {
+        char ch = p[i];
+
+        switch (c->ch_state) {
+        case CH_SIZE:
+            if (hexval(ch) >= 0) {
+                /* 15 hex digits is far beyond any limit and cannot overflow. */
+                if (++c->ch_digits > 15) {
+                    c->ch_state = CH_BAD;
+                    break;
+                }
+                c->ch_left = c->ch_left * 16 + (unsigned)hexval(ch);
+            } else if (c->ch_digits > 0 && (ch == ';' || ch == '\r' || ch == ' ' || ch == '\t')) {
+                c->ch_state = CH_EXT;
+            } else if (c->ch_digits > 0 && ch == '\n') {
+                c->ch_state = c->ch_left > 0 ? CH_DATA : CH_TRAILER;
+                c->ch_line = 0;
+            } else {
+                c->ch_state = CH_BAD;
+            }
+            i++;
+            break;
+        case CH_EXT:
+            if (ch == '\n') {
+                c->ch_state = c->ch_left > 0 ? CH_DATA : CH_TRAILER;
+                c->ch_line = 0;
+            }
+            i++;
+            break;
+        case CH_DATA: {
+            size_t take = n - i;
+
+            if (take > c->ch_left)
+                take = (size_t)c->ch_left;
+            take_body(c, p + i, take);
+            c->ch_left -= take;
+            i += take;
+            if (c->ch_left == 0)
+                c->ch_state = CH_DATA_CR;
+            break;
+        }
+        case CH_DATA_CR:
+            c->ch_state = ch == '\r' ? CH_DATA_LF : ch == '\n' ? CH_SIZE : CH_BAD;
+            c->ch_digits = 0;
+            i++;
+            break;
+        case CH_DATA_LF:
+            c->ch_state = ch == '\n' ? CH_SIZE : CH_BAD;
+            c->ch_digits = 0;
+            i++;
+            break;
+        case CH_TRAILER:
+            /* Trailer fields are ignored; an empty line ends the body. */
+            if (ch == '\n') {
+                if (c->ch_line == 0)
+                    c->ch_state = CH_DONE;
+                c->ch_line = 0;
+            } else if (ch != '\r') {
+                c->ch_line++;
+            }
+            i++;
+            break;
+        default:
+            i++;
+            break;
+        }
+    }
+    return c->ch_state == CH_DONE || c->ch_state == CH_BAD;
 }
 
 static int
@@ -399,16 +570,20 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         return begin_request(s, c, wsi, in, len);
 
     case LWS_CALLBACK_HTTP_BODY:
-        if (c == NULL || c->responding)
+        if (c == NULL)
             return -1;
-        c->body_seen += len;
-        if (!c->too_large && c->body_seen > c->srv->opts.max_body) {
-            /* Keep reading so the client can see the 413, but store nothing more. */
-            c->too_large = 1;
-            br_buf_dispose(&c->body);
+        if (c->responding)
+            return 0; /* an empty POST's zero-length chunk, or chunked leftovers */
+        if (c->chunked) {
+            if (dechunk(c, in, len))
+                return respond(c);
+        } else {
+            take_body(c, in, len);
         }
-        if (!c->too_large)
-            br_buf_append(&c->body, in, len);
+        if (drained_enough(c)) {
+            c->close_after = 1;
+            return respond(c);
+        }
         return 0;
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -419,9 +594,19 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         return respond(c);
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (c == NULL || c->out == NULL)
+        if (c == NULL || (c->out == NULL && !c->flushing))
             return 0;
         return write_body(c);
+
+    case LWS_CALLBACK_WSI_CREATE:
+        s = lws_context_user(lws_get_context(wsi));
+        s->live_wsi++;
+        break;
+
+    case LWS_CALLBACK_WSI_DESTROY:
+        s = lws_context_user(lws_get_context(wsi));
+        s->live_wsi--;
+        break;
 
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -438,6 +623,14 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 }
 
 /* ---- listening ------------------------------------------------------ */
+
+/* "127.0.0.1:8080" or "[::1]:8080", for log lines. */
+static const char *
+host_port(char *buf, size_t n, const char *host, int port)
+{
+    snprintf(buf, n, strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
+    return buf;
+}
 
 static void on_readable(uv_poll_t *h, int status, int events);
 
@@ -488,7 +681,7 @@ open_listener(struct br_http_server *s)
     struct addrinfo hints, *res = NULL;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    char portstr[16];
+    char portstr[16], hp[300];
     int fd, one = 1, rc;
 
     memset(&hints, 0, sizeof(hints));
@@ -498,20 +691,21 @@ open_listener(struct br_http_server *s)
     snprintf(portstr, sizeof(portstr), "%d", s->opts.port);
     rc = getaddrinfo(s->host, portstr, &hints, &res);
     if (rc != 0 || res == NULL) {
-        br_error("http server: cannot resolve listen address %s:%d: %s", s->host, s->opts.port,
-                 gai_strerror(rc));
+        br_error("http server: cannot resolve listen address %s: %s",
+                 host_port(hp, sizeof(hp), s->host, s->opts.port), gai_strerror(rc));
         return BR_EINVAL;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        br_error("http server: socket for %s:%d: %s", s->host, s->opts.port, strerror(errno));
+        br_error("http server: socket for %s: %s", host_port(hp, sizeof(hp), s->host, s->opts.port),
+                 strerror(errno));
         freeaddrinfo(res);
         return BR_EIO;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 511) < 0) {
-        br_error("http server: cannot listen on %s:%d: %s", s->host, s->opts.port,
-                 strerror(errno));
+        br_error("http server: cannot listen on %s: %s",
+                 host_port(hp, sizeof(hp), s->host, s->opts.port), strerror(errno));
         close(fd);
         freeaddrinfo(res);
         return BR_EIO;
@@ -536,6 +730,7 @@ br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br
     struct lws_context_creation_info info;
     struct br_http_server *s;
     void *loops[1];
+    char hp[300];
     int rc;
 
     *out = NULL;
@@ -570,7 +765,7 @@ br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br
 
     memset(&info, 0, sizeof(info));
     loops[0] = loop;
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options = LWS_SERVER_OPTION_LIBUV;
     info.foreign_loops = loops;
     info.pcontext = &s->ctx_alive;
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
@@ -593,7 +788,8 @@ br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br
         s->vh = lws_get_vhost_by_name(s->ctx, "default");
     if (s->ctx == NULL || s->vh == NULL) {
         /* Not expected without a listen socket in lws; nothing safe to undo but the context. */
-        br_error("http server: cannot start libwebsockets on %s:%d", s->host, s->port);
+        br_error("http server: cannot start libwebsockets on %s",
+                 host_port(hp, sizeof(hp), s->host, s->port));
         if (s->ctx != NULL)
             lws_context_destroy(s->ctx);
         close(s->fd);
@@ -611,7 +807,7 @@ br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br
     s->handles_open = 3;
     uv_poll_start(&s->listen_poll, UV_READABLE, on_readable);
 
-    br_info("http server: listening on %s:%d", s->host, s->port);
+    br_info("http server: listening on %s", host_port(hp, sizeof(hp), s->host, s->port));
     *out = s;
     return 0;
 }
@@ -668,24 +864,33 @@ on_shutdown_tick(uv_timer_t *t)
     struct br_http_server *s = t->data;
     struct walk w = { (uv_handle_t *)t, 0 };
 
+    s->ticks++;
     if (!s->destroy_started) {
+        const struct conn *c;
+
+        /* Answers the handler already produced are worth a moment to finish. */
+        for (c = s->conns; c != NULL; c = c->next)
+            if (c->out != NULL && s->ticks < SHUTDOWN_GRACE_TICKS)
+                return;
         /* Step one: lws closes every connection and starts closing its handles. */
         s->destroy_started = 1;
+        s->ticks = 0;
         lws_context_destroy(s->ctx);
         return;
     }
-    s->ticks++;
     uv_walk(s->loop, count_closing, &w);
-    s->quiet_ticks = w.closing > 0 ? 0 : s->quiet_ticks + 1;
+    s->quiet_ticks = w.closing > 0 || s->live_wsi > 0 ? 0 : s->quiet_ticks + 1;
     if (s->ctx_alive != NULL && s->quiet_ticks >= 2) {
         /*
-         * Step two: for two ticks nothing was closing, so every close
-         * callback chain lws started has ended and the context can go.
+         * Step two: every connection is freed and for two ticks nothing
+         * was closing, so every close callback chain lws started has
+         * ended and the context can go.
          */
         lws_context_destroy(s->ctx);
         s->quiet_ticks = 0;
     }
     if (s->ctx_alive == NULL) {
+        br_debug("http server: libwebsockets shut down after %d ticks", s->ticks);
         finish_shutdown(s);
     } else if (s->ticks >= SHUTDOWN_MAX_TICKS) {
         br_error("http server: libwebsockets did not finish shutting down; leaking it");

@@ -82,7 +82,8 @@ struct fx {
     const char *canned; /* NULL: accept and stay silent */
     struct peer peers[MAX_PEERS];
 
-    /* Raw client state (keep-alive and slow-client tests). */
+    /* Raw client state: requests sent one after another on one connection. */
+    const char *const *script;
     int raw_step;
     char *raw_resp[4];
     uint64_t raw_eof_ms;
@@ -160,6 +161,14 @@ on_watchdog(uv_timer_t *t)
 {
     (void)t;
     fail_msg("watchdog: test did not finish in time");
+}
+
+static void
+on_aux_stop(uv_timer_t *t)
+{
+    struct fx *fx = t->data;
+
+    uv_stop(&fx->loop);
 }
 
 static void
@@ -729,12 +738,39 @@ test_sequential_requests(void **state)
     fx_teardown(&fx);
 }
 
-/* ---- raw client: keep-alive on one connection ------------------------ */
+static void
+test_parallel_requests(void **state)
+{
+    struct fx fx;
+    char *u;
+    int i;
 
-static const char ka_req1[] = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/x-a\r\n"
-                              "Content-Length: 5\r\n\r\nfirst";
-static const char ka_req2[] = "GET /text?k=v HTTP/1.1\r\nHost: t\r\n\r\n";
-static const char ka_req3[] = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
+    (void)state;
+    fx_init(&fx);
+    start_server(&fx, 0, 0);
+    start_client(&fx);
+    u = url(fx.port, "/echo");
+    for (i = 0; i < 12; i++) {
+        char body[16];
+
+        snprintf(body, sizeof(body), "req-%d", i);
+        assert_int_equal(send_req(&fx, i, "POST", u, NULL, body, strlen(body), 5000), 0);
+    }
+    free(u);
+    assert_int_equal(br_http_client_inflight(fx.cli), 12);
+    run(&fx);
+    for (i = 0; i < 12; i++) {
+        char body[16];
+
+        snprintf(body, sizeof(body), "req-%d", i);
+        assert_int_equal(fx.res[i].status, 200);
+        assert_string_equal(fx.res[i].body, body);
+    }
+    assert_int_equal(fx.handler_calls, 12);
+    fx_teardown(&fx);
+}
+
+/* ---- raw client: scripted requests on one connection ----------------- */
 
 /* Returns the length of one complete response at the start of b, or 0. */
 static size_t
@@ -753,8 +789,9 @@ response_len(const struct br_buf *b)
     return b->len >= hdr ? hdr : 0;
 }
 
+/* Sends script[i + 1] after the i-th response; stops the loop after the last one or at EOF. */
 static void
-on_ka_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+on_script_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct peer *p = s->data;
     struct fx *fx = p->fx;
@@ -769,17 +806,16 @@ on_ka_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         br_buf_append(&p->in, buf->base, (size_t)n);
     }
     free(buf->base);
-    while ((len = response_len(&p->in)) > 0) {
+    while ((len = response_len(&p->in)) > 0 && fx->raw_step < 4) {
         fx->raw_resp[fx->raw_step] = br_strndup(p->in.data, len);
         memmove(p->in.data, p->in.data + len, p->in.len - len + 1);
         p->in.len -= len;
         fx->raw_step++;
-        if (fx->raw_step == 1)
-            peer_write(p, ka_req2, 0);
-        else if (fx->raw_step == 2)
-            peer_write(p, ka_req3, 0);
-        else
-            uv_stop(&fx->loop);
+        if (fx->script[fx->raw_step] != NULL)
+            peer_write(p, fx->script[fx->raw_step], 0);
+        else if (!p->eof)
+            /* Wait a moment for an EOF that may follow "connection: close". */
+            uv_timer_start(&fx->aux, on_aux_stop, 200, 0);
     }
 }
 
@@ -790,19 +826,19 @@ on_raw_connect(uv_connect_t *req, int status)
 
     free(req);
     assert_int_equal(status, 0);
-    uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, on_ka_read);
-    if (p->fx->canned != NULL)
-        peer_write(p, p->fx->canned, 0);
+    uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, on_script_read);
+    peer_write(p, p->fx->script[0], 0);
 }
 
 static struct peer *
-raw_connect(struct fx *fx, int port, const char *first)
+raw_connect(struct fx *fx, int port, const char *const *script)
 {
     struct peer *p = peer_alloc(fx);
     uv_connect_t *c = malloc(sizeof(*c));
     struct sockaddr_in a;
 
-    fx->canned = first;
+    fx->script = script;
+    fx->raw_step = 0;
     uv_ip4_addr("127.0.0.1", port, &a);
     uv_tcp_init(&fx->loop, &p->tcp);
     c->data = p;
@@ -811,15 +847,32 @@ raw_connect(struct fx *fx, int port, const char *first)
 }
 
 static void
+free_raw(struct fx *fx)
+{
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        free(fx->raw_resp[i]);
+        fx->raw_resp[i] = NULL;
+    }
+}
+
+static void
 test_keepalive_one_connection(void **state)
 {
+    static const char *const script[] = {
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/x-a\r\nContent-Length: 5\r\n\r\nfirst",
+        "GET /text?k=v HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+        NULL,
+    };
     struct fx fx;
     struct peer *p;
 
     (void)state;
     fx_init(&fx);
     start_server(&fx, 0, 0);
-    p = raw_connect(&fx, fx.port, ka_req1);
+    p = raw_connect(&fx, fx.port, script);
     uv_run(&fx.loop, UV_RUN_DEFAULT);
 
     assert_int_equal(fx.raw_step, 3);
@@ -833,6 +886,7 @@ test_keepalive_one_connection(void **state)
     assert_non_null(strstr(fx.raw_resp[1], "\r\n\r\nhello"));
     assert_non_null(strstr(fx.raw_resp[2], "HTTP/1.1 200"));
     assert_non_null(strcasestr(fx.raw_resp[2], "content-length: 0"));
+    assert_null(strcasestr(fx.raw_resp[2], "connection: close"));
     assert_int_equal(fx.handler_calls, 3);
     assert_string_equal(fx.query, "");
     /* The connection stays open and idle: the server must close it at shutdown. */
@@ -842,6 +896,10 @@ test_keepalive_one_connection(void **state)
 static void
 test_slow_client_dropped(void **state)
 {
+    static const char *const partial_headers[] = { "GET / HTTP/1.1\r\nHost: t\r\n", NULL };
+    static const char *const partial_body[] = {
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc", NULL
+    };
     struct fx fx;
     struct peer *p;
     uint64_t start;
@@ -851,19 +909,117 @@ test_slow_client_dropped(void **state)
     start_server(&fx, 0, 1);
     /* Headers never finish: lws's timeout must drop the connection. */
     start = uv_now(&fx.loop);
-    p = raw_connect(&fx, fx.port, "GET / HTTP/1.1\r\nHost: t\r\n");
+    p = raw_connect(&fx, fx.port, partial_headers);
     uv_run(&fx.loop, UV_RUN_DEFAULT);
     assert_true(p->eof);
     assert_true(fx.raw_eof_ms - start < 5000);
     assert_int_equal(fx.handler_calls, 0);
 
     /* Same for a body that stops halfway. */
-    p = raw_connect(&fx, fx.port, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    p = raw_connect(&fx, fx.port, partial_body);
     start = uv_now(&fx.loop);
     uv_run(&fx.loop, UV_RUN_DEFAULT);
     assert_true(p->eof);
     assert_true(fx.raw_eof_ms - start < 5000);
     assert_int_equal(fx.handler_calls, 0);
+    fx_teardown(&fx);
+}
+
+/* What lws 4.1 cannot continue a connection after: answered, then closed. */
+static void
+test_body_framing(void **state)
+{
+    static const char *const chunked[] = {
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: y\r\n\r\n",
+        NULL,
+    };
+    static const char *const bad_chunked[] = {
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        NULL,
+    };
+    static const char *const chunked_too_big[] = {
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "20\r\n0123456789abcdef0123456789abcdef\r\n0\r\n\r\n",
+        NULL,
+    };
+    static const char *const no_length[] = {
+        "POST /echo HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        NULL,
+    };
+    struct fx fx;
+    struct peer *p;
+
+    (void)state;
+    fx_init(&fx);
+    start_server(&fx, 16, 0);
+
+    p = raw_connect(&fx, fx.port, chunked);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx.raw_step, 1);
+    assert_non_null(strstr(fx.raw_resp[0], "HTTP/1.1 200"));
+    assert_non_null(strcasestr(fx.raw_resp[0], "connection: close"));
+    assert_non_null(strstr(fx.raw_resp[0], "\r\n\r\nabc0123456789"));
+    assert_int_equal(fx.body_len, 13);
+    assert_int_equal(fx.handler_calls, 1);
+    if (!p->eof)
+        uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_true(p->eof);
+    free_raw(&fx);
+
+    p = raw_connect(&fx, fx.port, bad_chunked);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_non_null(strstr(fx.raw_resp[0], "HTTP/1.1 400"));
+    assert_non_null(strstr(fx.raw_resp[0], "malformed chunked body"));
+    free_raw(&fx);
+
+    p = raw_connect(&fx, fx.port, chunked_too_big);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_non_null(strstr(fx.raw_resp[0], "HTTP/1.1 413"));
+    assert_int_equal(fx.handler_calls, 1);
+    free_raw(&fx);
+
+    /* The client gets its answer and an EOF instead of a hang on the second request. */
+    p = raw_connect(&fx, fx.port, no_length);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_non_null(strstr(fx.raw_resp[0], "HTTP/1.1 200"));
+    assert_non_null(strcasestr(fx.raw_resp[0], "connection: close"));
+    assert_int_equal(fx.body_len, 0);
+    assert_string_equal(fx.method, "POST");
+    assert_true(p->eof);
+    assert_int_equal(fx.raw_step, 1);
+    free_raw(&fx);
+    fx_teardown(&fx);
+}
+
+/* A body far over the limit is not read to the end: 413 and the connection is dropped. */
+static void
+test_body_limit_early_answer(void **state)
+{
+    struct fx fx;
+    char *u, *big;
+    const size_t huge = 3 * 1024 * 1024;
+
+    (void)state;
+    fx_init(&fx);
+    start_server(&fx, 1024, 0);
+    start_client(&fx);
+    big = malloc(huge);
+    memset(big, 'q', huge);
+    u = url(fx.port, "/echo");
+    assert_int_equal(send_req(&fx, 0, "POST", u, NULL, big, huge, 5000), 0);
+    run(&fx);
+    if (fx.res[0].err != 0)
+        fail_msg("err %d: %s", fx.res[0].err, fx.res[0].error);
+    assert_int_equal(fx.res[0].status, 413);
+    assert_int_equal(fx.handler_calls, 0);
+    /* The client recovers on a new connection. */
+    assert_int_equal(send_req(&fx, 1, "POST", u, NULL, "ok", 2, 5000), 0);
+    run(&fx);
+    assert_int_equal(fx.res[1].status, 200);
+    free(u);
+    free(big);
     fx_teardown(&fx);
 }
 
@@ -1095,7 +1251,10 @@ main(void)
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_large_responses),
         cmocka_unit_test(test_sequential_requests),
+        cmocka_unit_test(test_parallel_requests),
         cmocka_unit_test(test_keepalive_one_connection),
+        cmocka_unit_test(test_body_framing),
+        cmocka_unit_test(test_body_limit_early_answer),
         cmocka_unit_test(test_slow_client_dropped),
         cmocka_unit_test(test_client_timeout),
         cmocka_unit_test(test_client_refused),
