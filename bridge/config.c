@@ -596,9 +596,9 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
     check_keys(L, task, p, known_task);
     ch->task_template_id = get_int(L, task, p, "template_id", 0, 0, LONG_MAX, false);
     ch->closed_status_id = get_int(L, task, p, "closed_status_id", 0, 0, LONG_MAX, false);
-    if (ch->close_on_leave && ch->closed_status_id == 0 && (task == NULL || get(task, "closed_status_id") == NULL)) {
+    if (ch->close_on_leave && ch->closed_status_id == 0) {
         char *q = join_path(p, "closed_status_id");
-        PROBLEM(L, q, "is required when close_on_leave is true");
+        PROBLEM(L, q, "is required when close_on_leave is true (a status id of 1 or more)");
         free(q);
     }
     {
@@ -738,6 +738,10 @@ br_config_load(const char *path, struct br_config **out, struct br_diag *diag)
 
     root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
+        /* jansson quotes the input near the error, which may be a secret: keep only the reason. */
+        char *near = strstr(je.text, " near '");
+        if (near)
+            *near = '\0';
         if (je.line <= 0)
             br_diag_add(diag, "%s: %s", path, je.text);
         else

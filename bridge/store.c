@@ -669,17 +669,21 @@ br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct
      * task creation keeps blocking (a comment must never overtake the
      * task it belongs to); a dead comment does not hold up the rest.
      */
+    int rc = SQLITE_DONE;
     sqlite3_stmt *st = q(s, "SELECT " JOB_COLS " FROM jobs j WHERE j.upstream=? AND j.state=0 AND j.next_at<=? "
                             "AND NOT EXISTS (SELECT 1 FROM jobs k WHERE k.lane=j.lane AND k.id<j.id AND "
                             "(k.state IN (0,1) OR (k.state=3 AND k.kind IN ('contact','task')))) "
                             "ORDER BY j.next_at, j.id LIMIT ?",
                          "tii", upstream, now, (int64_t)max);
-    int rc;
 
     *n = 0;
     while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
         job_fill(st, &out[(*n)++]);
     sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        br_error("store: %s", sqlite3_errmsg(s->db));
+        return BR_EIO;
+    }
     return 0;
 }
 

@@ -71,8 +71,11 @@ get_time(json_t *v)
 {
     if (json_is_integer(v))
         return (int64_t)json_integer_value(v);
-    if (json_is_real(v))
-        return (int64_t)json_real_value(v);
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* Out of range is as unknown as unparsable (and the cast would be undefined). */
+        return (d > -9.2e18 && d < 9.2e18) ? (int64_t)d : 0;
+    }
     if (json_is_string(v)) {
         char *end;
         long long n = strtoll(json_string_value(v), &end, 10);

@@ -19,7 +19,38 @@
 
 #define MAX_TASK_DIGITS 19
 
-/* Finds name=value in an application/x-www-form-urlencoded string or a query. */
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX and '+' (a space in forms); a malformed escape is kept as it is. */
+static char *
+url_decode(const char *s, size_t len)
+{
+    char *out = br_malloc(len + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            out[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Finds name=value in an application/x-www-form-urlencoded string or a query, decoded. */
 static char *
 form_value(const char *s, size_t len, const char *name)
 {
@@ -31,13 +62,13 @@ form_value(const char *s, size_t len, const char *name)
         while (end < len && s[end] != '&')
             end++;
         if (end - i > nl && strncmp(s + i, name, nl) == 0 && s[i + nl] == '=')
-            return br_strndup(s + i + nl + 1, end - i - nl - 1);
+            return url_decode(s + i + nl + 1, end - i - nl - 1);
         i = end + 1;
     }
     return NULL;
 }
 
-/* Accepts "123", " 123 ", "%20123" trimmed, and "#123" as Planfix shows numbers. */
+/* Accepts "123", " 123 " and "#123" (as Planfix shows numbers); 0 is no task. */
 static int
 task_number(const char *in, char out[MAX_TASK_DIGITS + 1])
 {
@@ -54,7 +85,9 @@ task_number(const char *in, char out[MAX_TASK_DIGITS + 1])
     while (*p == ' ' || *p == '+')
         p++;
     out[n] = '\0';
-    return (n == 0 || *p != '\0') ? -1 : 0;
+    if (n == 0 || *p != '\0' || strspn(out, "0") == n)
+        return -1;
+    return 0;
 }
 
 void

@@ -71,7 +71,8 @@ match(const char *pattern, const char *path, char **params, size_t *np)
         size_t pl = pe ? (size_t)(pe - p) : strlen(p);
         size_t sl = se ? (size_t)(se - s) : strlen(s);
         if (*p == ':') {
-            if (sl == 0 || *np == MAX_PARAMS)
+            /* An empty secret must reach the handler, which answers 401 rather than 404. */
+            if ((sl == 0 && pe != NULL) || *np == MAX_PARAMS)
                 return 0;
             params[(*np)++] = br_strndup(s, sl);
         } else if (pl != sl || strncmp(p, s, pl) != 0) {
@@ -83,6 +84,11 @@ match(const char *pattern, const char *path, char **params, size_t *np)
     /* A trailing slash on the request is forgiven. */
     if (*s == '/' && s[1] == '\0')
         s++;
+    /* "/webhooks/planfix/" ends where the pattern wants a last segment: capture it empty. */
+    if (*s == '\0' && p[0] == '/' && p[1] == ':' && strchr(p + 1, '/') == NULL && *np < MAX_PARAMS) {
+        params[(*np)++] = br_strdup("");
+        p += strlen(p);
+    }
     return *p == '\0' && *s == '\0';
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "templates/tpl.h"
+#include "bridge/config.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -517,14 +518,8 @@ test_html_escape(void **state)
 
 /* ---- the default texts -------------------------------------------------- */
 
-static const char *schema_full =
-    "{\"visitor\": {\"name\": \"\", \"displayed_name\": \"\", \"email\": \"\", \"phone\": \"\","
-    "   \"city\": \"\", \"country\": \"\", \"pages\": [{\"url\": \"\", \"title\": \"\"}],"
-    "   \"source\": \"\", \"device\": \"\", \"browser\": \"\", \"os\": \"\", \"ip\": \"\"},"
-    " \"chat\": {\"id\": \"\", \"started_at\": \"\","
-    "   \"messages\": [{\"author\": \"\", \"text\": \"\", \"time\": \"\"}]},"
-    " \"channel\": {\"name\": \"\"}, \"previous_task\": {\"id\": 0}, \"chatra\": \"*\","
-    " \"text\": \"\"}";
+/* The default texts must pass the same check as check-config applies. */
+#define schema_full br_config_template_schema()
 
 static char *
 read_default(const char *name, size_t *len)
@@ -578,7 +573,7 @@ render_default(const char *name, const char *ctx_text, enum br_tpl_escape mode)
 }
 
 static void
-test_default_title_and_contact(void **state)
+test_default_title(void **state)
 {
     char *s;
 
@@ -589,16 +584,6 @@ test_default_title_and_contact(void **state)
     free(s);
     s = render_default("task_title.txt", "{\"visitor\": {}, \"channel\": {\"name\": \"shop\"}}", BR_TPL_ESCAPE_NONE);
     assert_string_equal(s, "Chat with a visitor (shop)");
-    free(s);
-    s = render_default("contact_name.txt", "{\"visitor\": {\"name\": \"Ann\", \"displayed_name\": \"Visitor 7\"}}",
-                       BR_TPL_ESCAPE_NONE);
-    assert_string_equal(s, "Ann");
-    free(s);
-    s = render_default("contact_name.txt", "{\"visitor\": {\"displayed_name\": \"Visitor 7\"}}", BR_TPL_ESCAPE_NONE);
-    assert_string_equal(s, "Visitor 7");
-    free(s);
-    s = render_default("comment_visitor.html", "{\"text\": \"<hi>\"}", BR_TPL_ESCAPE_HTML);
-    assert_string_equal(s, "&lt;hi&gt;\n");
     free(s);
 }
 
@@ -614,7 +599,8 @@ test_default_description(void **state)
                        "   \"pages\": [{\"url\": \"https://shop/a?x=1&y=2\", \"title\": \"A\"}, {\"url\": \"https://shop/b\"}]},"
                        " \"chat\": {\"id\": \"c1\", \"messages\": [{\"author\": \"Ann\", \"text\": \"Hello <b>\", \"time\": \"10:00\"},"
                        "   {\"author\": \"Anna Smirnova\", \"text\": \"Hi!\"}]},"
-                       " \"channel\": {\"name\": \"shop\"}, \"previous_task\": {\"id\": 41}}",
+                       " \"channel\": {\"name\": \"shop\"}, \"previous_task\": {\"id\": 41,"
+                       "   \"messages\": [{\"author\": \"Visitor\", \"text\": \"Old question\", \"time\": \"09:00\"}]}}",
                        BR_TPL_ESCAPE_HTML);
     assert_non_null(strstr(s, "<b>Name:</b> Ann &lt;script&gt;<br>\n"));
     assert_non_null(strstr(s, "<a href=\"mailto:ann@example.com\">ann@example.com</a>"));
@@ -624,6 +610,7 @@ test_default_description(void **state)
     assert_non_null(strstr(s, "A &mdash; https://shop/a?x=1&amp;y=2<br>\n"));
     assert_non_null(strstr(s, "<b>Page visited:</b> https://shop/b<br>\n"));
     assert_non_null(strstr(s, "task #41"));
+    assert_non_null(strstr(s, "<p><i>Earlier</i> <b>Visitor</b> <i>09:00</i><br>\nOld question</p>\n"));
     assert_non_null(strstr(s, "<p><b>Ann</b> <i>10:00</i><br>\nHello &lt;b&gt;</p>\n"));
     assert_non_null(strstr(s, "<p><b>Anna Smirnova</b><br>\nHi!</p>\n"));
     /* Standalone tags and comments leave no blank lines or tags behind. */
@@ -664,7 +651,7 @@ main(void)
         cmocka_unit_test(test_check_known),
         cmocka_unit_test(test_check_unknown),
         cmocka_unit_test(test_html_escape),
-        cmocka_unit_test(test_default_title_and_contact),
+        cmocka_unit_test(test_default_title),
         cmocka_unit_test(test_default_description),
     };
     return cmocka_run_group_tests_name("tpl", tests, NULL, NULL);

@@ -1,0 +1,736 @@
+/*
+ * test_store.c - the SQLite store on a temporary file: inbox, conversations,
+ * tasks, messages, tracker comments, relays and the job outbox with its
+ * lane ordering, and that everything (the instance id included) survives
+ * closing and reopening the file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge/store.h"
+
+struct fx {
+    char dir[64];
+    char *path;
+    struct br_store *s;
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/br-test-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->path = br_asprintf("%s/bridge.db", f->dir);
+    assert_int_equal(br_store_open(&f->s, f->path), 0);
+    assert_non_null(f->s);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    br_store_free(f->s);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f->path);
+    free(f);
+    return 0;
+}
+
+static void
+reopen(struct fx *f)
+{
+    br_store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(br_store_open(&f->s, f->path), 0);
+}
+
+/* ---- basics ---------------------------------------------------------------- */
+
+static void
+test_open_ping_instance_id(void **state)
+{
+    struct fx *f = *state;
+    const char *id = br_store_instance_id(f->s);
+    char *saved;
+
+    /* A version-4 UUID in its usual text form. */
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(id[8], '-');
+    assert_int_equal(id[13], '-');
+    assert_int_equal(id[14], '4');
+    assert_int_equal(id[18], '-');
+    assert_non_null(strchr("89ab", id[19]));
+    assert_int_equal(id[23], '-');
+    assert_int_equal(br_store_ping(f->s), 0);
+
+    saved = br_strdup(id);
+    reopen(f);
+    assert_string_equal(br_store_instance_id(f->s), saved);
+    free(saved);
+}
+
+static void
+test_open_fails_on_bad_path(void **state)
+{
+    struct fx *f = *state;
+    struct br_store *s = (struct br_store *)1;
+    char *bad = br_asprintf("%s/no/such/dir/x.db", f->dir);
+
+    assert_int_equal(br_store_open(&s, bad), BR_EIO);
+    assert_null(s);
+    free(bad);
+    br_store_free(NULL);
+}
+
+static void
+test_transactions(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(br_store_begin(f->s), 0);
+    assert_int_equal(br_store_inbox_add(f->s, BR_INBOX_CHATRA, "shop", "{}", 2, NULL), 0);
+    br_store_rollback(f->s);
+    assert_int_equal(br_store_inbox_pending(f->s), 0);
+
+    assert_int_equal(br_store_begin(f->s), 0);
+    assert_int_equal(br_store_inbox_add(f->s, BR_INBOX_CHATRA, "shop", "{}", 2, NULL), 0);
+    assert_int_equal(br_store_commit(f->s), 0);
+    assert_int_equal(br_store_inbox_pending(f->s), 1);
+    br_store_rollback(f->s); /* outside a transaction: nothing happens */
+    assert_int_equal(br_store_inbox_pending(f->s), 1);
+}
+
+/* ---- inbox ------------------------------------------------------------------ */
+
+static void
+test_inbox(void **state)
+{
+    struct fx *f = *state;
+    struct br_inbox_row r = {0};
+    int64_t id1 = 0, id2 = 0;
+
+    assert_int_equal(br_store_inbox_pending(f->s), 0);
+    assert_int_equal(br_store_inbox_next(f->s, &r), BR_ENOTFOUND);
+
+    /* Only len bytes are stored. */
+    assert_int_equal(br_store_inbox_add(f->s, BR_INBOX_CHATRA, "shop", "{\"a\":1}TRAILING", 7, &id1), 0);
+    assert_int_equal(br_store_inbox_add(f->s, BR_INBOX_TRACKER, "", "{\"task\":\"5\"}", 12, &id2), 0);
+    assert_true(id1 > 0);
+    assert_true(id2 > id1);
+    assert_int_equal(br_store_inbox_pending(f->s), 2);
+
+    assert_int_equal(br_store_inbox_next(f->s, &r), 0);
+    assert_int_equal(r.id, id1);
+    assert_int_equal(r.kind, BR_INBOX_CHATRA);
+    assert_string_equal(r.channel, "shop");
+    assert_string_equal(r.body, "{\"a\":1}");
+    br_inbox_row_dispose(&r);
+    assert_null(r.channel);
+    assert_null(r.body);
+
+    /* next does not consume: the same row comes back until it is done. */
+    assert_int_equal(br_store_inbox_next(f->s, &r), 0);
+    assert_int_equal(r.id, id1);
+    br_inbox_row_dispose(&r);
+
+    assert_int_equal(br_store_inbox_done(f->s, id1), 0);
+    assert_int_equal(br_store_inbox_pending(f->s), 1);
+    assert_int_equal(br_store_inbox_next(f->s, &r), 0);
+    assert_int_equal(r.id, id2);
+    assert_int_equal(r.kind, BR_INBOX_TRACKER);
+    assert_string_equal(r.channel, "");
+    assert_string_equal(r.body, "{\"task\":\"5\"}");
+    br_inbox_row_dispose(&r);
+
+    /* Survives a restart. */
+    reopen(f);
+    assert_int_equal(br_store_inbox_pending(f->s), 1);
+    assert_int_equal(br_store_inbox_next(f->s, &r), 0);
+    assert_int_equal(r.id, id2);
+    br_inbox_row_dispose(&r);
+    assert_int_equal(br_store_inbox_done(f->s, id2), 0);
+    assert_int_equal(br_store_inbox_pending(f->s), 0);
+    assert_int_equal(br_store_inbox_next(f->s, &r), BR_ENOTFOUND);
+}
+
+/* ---- conversations ------------------------------------------------------------ */
+
+static void
+test_conversations(void **state)
+{
+    struct fx *f = *state;
+    struct br_conv c = {0};
+    int64_t id = 0, other = 0;
+
+    assert_int_equal(br_store_conv_by_client(f->s, "shop", "client-1", &c), BR_ENOTFOUND);
+    assert_int_equal(br_store_conv_create(f->s, "shop", "client-1", &id), 0);
+    assert_true(id > 0);
+
+    assert_int_equal(br_store_conv_by_client(f->s, "shop", "client-1", &c), 0);
+    assert_int_equal(c.id, id);
+    assert_string_equal(c.channel, "shop");
+    assert_string_equal(c.client_id, "client-1");
+    assert_null(c.chat_id);
+    assert_null(c.name);
+    assert_null(c.email);
+    assert_null(c.phone);
+    assert_null(c.visitor_json);
+    assert_null(c.contact_id);
+    assert_int_equal(c.gen, 0);
+    br_conv_dispose(&c);
+    assert_null(c.channel);
+
+    /* Client ids are per channel. */
+    assert_int_equal(br_store_conv_by_client(f->s, "support", "client-1", &c), BR_ENOTFOUND);
+
+    assert_int_equal(br_store_conv_update_visitor(f->s, id, NULL, "chat-1", "Maria", "maria@example.org", "+34 600",
+                                                  "{\"id\":\"client-1\"}"),
+                     0);
+    /* NULL keeps what is known; a value replaces it. */
+    assert_int_equal(br_store_conv_update_visitor(f->s, id, NULL, NULL, NULL, NULL, "+34 601", NULL), 0);
+    assert_int_equal(br_store_conv_get(f->s, id, &c), 0);
+    assert_string_equal(c.client_id, "client-1");
+    assert_string_equal(c.chat_id, "chat-1");
+    assert_string_equal(c.name, "Maria");
+    assert_string_equal(c.email, "maria@example.org");
+    assert_string_equal(c.phone, "+34 601");
+    assert_string_equal(c.visitor_json, "{\"id\":\"client-1\"}");
+    br_conv_dispose(&c);
+
+    assert_int_equal(br_store_conv_by_email(f->s, "shop", "maria@example.org", &c), 0);
+    assert_int_equal(c.id, id);
+    br_conv_dispose(&c);
+    assert_int_equal(br_store_conv_by_email(f->s, "support", "maria@example.org", &c), BR_ENOTFOUND);
+    assert_int_equal(br_store_conv_by_email(f->s, "shop", "other@example.org", &c), BR_ENOTFOUND);
+
+    /* The same person from a second device. */
+    assert_int_equal(br_store_conv_add_client(f->s, id, "shop", "client-2"), 0);
+    assert_int_equal(br_store_conv_update_visitor(f->s, id, "client-2", NULL, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(br_store_conv_by_client(f->s, "shop", "client-2", &c), 0);
+    assert_int_equal(c.id, id);
+    assert_string_equal(c.client_id, "client-2");
+    assert_string_equal(c.name, "Maria");
+    br_conv_dispose(&c);
+    assert_int_equal(br_store_conv_by_client(f->s, "shop", "client-1", &c), 0);
+    assert_int_equal(c.id, id);
+    br_conv_dispose(&c);
+
+    /* Moving a client id to another conversation re-points it. */
+    assert_int_equal(br_store_conv_create(f->s, "shop", "client-3", &other), 0);
+    assert_true(other != id);
+    assert_int_equal(br_store_conv_add_client(f->s, other, "shop", "client-1"), 0);
+    assert_int_equal(br_store_conv_by_client(f->s, "shop", "client-1", &c), 0);
+    assert_int_equal(c.id, other);
+    br_conv_dispose(&c);
+
+    assert_int_equal(br_store_conv_set_contact(f->s, id, "contact:77"), 0);
+    assert_int_equal(br_store_conv_set_gen(f->s, id, 2), 0);
+    reopen(f);
+    assert_int_equal(br_store_conv_get(f->s, id, &c), 0);
+    assert_string_equal(c.contact_id, "contact:77");
+    assert_int_equal(c.gen, 2);
+    assert_string_equal(c.email, "maria@example.org");
+    br_conv_dispose(&c);
+    assert_int_equal(br_store_conv_get(f->s, id + 100, &c), BR_ENOTFOUND);
+}
+
+/* ---- tasks ------------------------------------------------------------------ */
+
+static void
+test_tasks(void **state)
+{
+    struct fx *f = *state;
+    struct br_task t = {0};
+    int64_t conv = 0;
+
+    assert_int_equal(br_store_conv_create(f->s, "shop", "c", &conv), 0);
+    assert_int_equal(br_store_task_get(f->s, conv, 1, &t), BR_ENOTFOUND);
+    assert_int_equal(br_store_task_create(f->s, conv, 1), 0);
+    assert_int_equal(br_store_task_get(f->s, conv, 1, &t), 0);
+    assert_int_equal(t.conv_id, conv);
+    assert_int_equal(t.gen, 1);
+    assert_null(t.task_id);
+    assert_int_equal(t.state, BR_TASK_PENDING);
+    br_task_dispose(&t);
+
+    assert_int_equal(br_store_task_set(f->s, conv, 1, "1042", BR_TASK_OPEN), 0);
+    /* Creating again is harmless and does not reset the row. */
+    assert_int_equal(br_store_task_create(f->s, conv, 1), 0);
+    assert_int_equal(br_store_task_get(f->s, conv, 1, &t), 0);
+    assert_string_equal(t.task_id, "1042");
+    assert_int_equal(t.state, BR_TASK_OPEN);
+    br_task_dispose(&t);
+    assert_null(t.task_id);
+
+    /* A NULL task id keeps the known one. */
+    assert_int_equal(br_store_task_set(f->s, conv, 1, NULL, BR_TASK_CLOSED), 0);
+    assert_int_equal(br_store_task_by_tracker_id(f->s, "1042", &t), 0);
+    assert_int_equal(t.conv_id, conv);
+    assert_int_equal(t.gen, 1);
+    assert_string_equal(t.task_id, "1042");
+    assert_int_equal(t.state, BR_TASK_CLOSED);
+    br_task_dispose(&t);
+
+    assert_int_equal(br_store_task_create(f->s, conv, 2), 0);
+    assert_int_equal(br_store_task_set(f->s, conv, 2, "1043", BR_TASK_OPEN), 0);
+    assert_int_equal(br_store_task_by_tracker_id(f->s, "1043", &t), 0);
+    assert_int_equal(t.gen, 2);
+    br_task_dispose(&t);
+    assert_int_equal(br_store_task_by_tracker_id(f->s, "9999", &t), BR_ENOTFOUND);
+}
+
+/* ---- messages --------------------------------------------------------------- */
+
+struct walk {
+    int n;
+    char keys[8][32];
+    char texts[8][64];
+    int states[8];
+};
+
+static void
+on_msg(void *arg, const struct br_msg *m)
+{
+    struct walk *w = arg;
+    assert_true(w->n < 8);
+    snprintf(w->keys[w->n], sizeof(w->keys[0]), "%s", m->key);
+    snprintf(w->texts[w->n], sizeof(w->texts[0]), "%s", m->text);
+    w->states[w->n] = m->state;
+    w->n++;
+}
+
+static void
+test_messages(void **state)
+{
+    struct fx *f = *state;
+    struct br_msg m = {0};
+    struct walk w = {0};
+    bool is_new = false;
+    int64_t conv = 0, conv2 = 0, a = 0, b = 0, c = 0, again = 0, other = 0;
+
+    assert_int_equal(br_store_conv_create(f->s, "shop", "c1", &conv), 0);
+    assert_int_equal(br_store_conv_create(f->s, "shop", "c2", &conv2), 0);
+
+    assert_int_equal(br_store_msg_insert(f->s, conv, 1, "id:B", "client", NULL, "second", 2000, BR_MSG_PENDING,
+                                         &is_new, &b),
+                     0);
+    assert_true(is_new);
+    assert_int_equal(br_store_msg_insert(f->s, conv, 1, "id:A", "agent", "agent-1", "first", 1000, BR_MSG_PENDING,
+                                         &is_new, &a),
+                     0);
+    assert_true(is_new);
+    assert_true(a != b);
+
+    /* The same key again: not new, the first row's id, nothing changed. */
+    assert_int_equal(br_store_msg_insert(f->s, conv, 1, "id:B", "client", NULL, "changed", 3000, BR_MSG_SKIPPED,
+                                         &is_new, &again),
+                     0);
+    assert_false(is_new);
+    assert_int_equal(again, b);
+    assert_int_equal(br_store_msg_get(f->s, b, &m), 0);
+    assert_string_equal(m.text, "second");
+    assert_int_equal(m.state, BR_MSG_PENDING);
+    assert_int_equal(m.created_at, 2000);
+    br_msg_dispose(&m);
+
+    /* Keys are per conversation. */
+    assert_int_equal(br_store_msg_insert(f->s, conv2, 1, "id:B", "client", NULL, "other conv", 2000, BR_MSG_PENDING,
+                                         &is_new, &other),
+                     0);
+    assert_true(is_new);
+    assert_true(other != b);
+
+    assert_int_equal(br_store_msg_get(f->s, a, &m), 0);
+    assert_int_equal(m.id, a);
+    assert_int_equal(m.conv_id, conv);
+    assert_int_equal(m.gen, 1);
+    assert_string_equal(m.key, "id:A");
+    assert_string_equal(m.type, "agent");
+    assert_string_equal(m.agent_id, "agent-1");
+    assert_string_equal(m.text, "first");
+    assert_int_equal(m.created_at, 1000);
+    assert_int_equal(m.state, BR_MSG_PENDING);
+    br_msg_dispose(&m);
+    assert_null(m.key);
+    assert_int_equal(br_store_msg_get(f->s, other + 100, &m), BR_ENOTFOUND);
+
+    assert_int_equal(br_store_msg_set_state(f->s, b, BR_MSG_MIRRORED, "comment-9"), 0);
+    assert_int_equal(br_store_msg_set_state(f->s, b, BR_MSG_MIRRORED, NULL), 0);
+    assert_int_equal(br_store_msg_get(f->s, b, &m), 0);
+    assert_int_equal(m.state, BR_MSG_MIRRORED);
+    br_msg_dispose(&m);
+
+    assert_int_equal(br_store_msg_insert(f->s, conv, 1, "h:00000000000000ff", "client", NULL, "third", 500,
+                                         BR_MSG_PENDING, &is_new, &c),
+                     0);
+    assert_true(is_new);
+
+    /* Walk in insertion (id) order, whatever the created_at. */
+    assert_int_equal(br_store_msg_each(f->s, conv, 1, on_msg, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_string_equal(w.keys[0], "id:B");
+    assert_string_equal(w.keys[1], "id:A");
+    assert_string_equal(w.keys[2], "h:00000000000000ff");
+    assert_string_equal(w.texts[0], "second");
+    assert_int_equal(w.states[0], BR_MSG_MIRRORED);
+    assert_int_equal(w.states[1], BR_MSG_PENDING);
+
+    /* Moving a message to the next generation takes it out of this walk. */
+    assert_int_equal(br_store_msg_set_gen(f->s, a, 2), 0);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(br_store_msg_each(f->s, conv, 1, on_msg, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.keys[0], "id:B");
+    assert_string_equal(w.keys[1], "h:00000000000000ff");
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(br_store_msg_each(f->s, conv, 2, on_msg, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.keys[0], "id:A");
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(br_store_msg_each(f->s, conv, 3, on_msg, &w), 0);
+    assert_int_equal(w.n, 0);
+
+    /* Dedup still holds after a restart. */
+    reopen(f);
+    assert_int_equal(br_store_msg_insert(f->s, conv, 1, "id:A", "agent", "agent-1", "first", 1000, BR_MSG_PENDING,
+                                         &is_new, &again),
+                     0);
+    assert_false(is_new);
+    assert_int_equal(again, a);
+}
+
+/* ---- tracker comments and relays --------------------------------------------- */
+
+static void
+test_comment_mark(void **state)
+{
+    struct fx *f = *state;
+    bool is_new = false;
+
+    assert_int_equal(br_store_comment_mark(f->s, "1042", "c1", BR_COMMENT_BRIDGE, &is_new), 0);
+    assert_true(is_new);
+    assert_int_equal(br_store_comment_mark(f->s, "1042", "c1", BR_COMMENT_RELAYED, &is_new), 0);
+    assert_false(is_new);
+    assert_int_equal(br_store_comment_mark(f->s, "1042", "c2", BR_COMMENT_RELAYED, &is_new), 0);
+    assert_true(is_new);
+    /* The same comment id in another task is another comment. */
+    assert_int_equal(br_store_comment_mark(f->s, "1043", "c1", BR_COMMENT_IGNORED, &is_new), 0);
+    assert_true(is_new);
+    reopen(f);
+    assert_int_equal(br_store_comment_mark(f->s, "1043", "c1", BR_COMMENT_IGNORED, &is_new), 0);
+    assert_false(is_new);
+}
+
+static void
+test_relays(void **state)
+{
+    struct fx *f = *state;
+    bool found = true;
+
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-1", "Hello", &found), 0);
+    assert_false(found);
+
+    assert_int_equal(br_store_relay_add(f->s, 1, "agent-1", "Hello"), 0);
+    assert_int_equal(br_store_relay_add(f->s, 1, "agent-1", "Hello"), 0);
+    assert_int_equal(br_store_relay_add(f->s, 1, "agent-2", "Bye"), 0);
+
+    /* The text must match exactly, and so must the agent and the conversation. */
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-1", "hello", &found), 0);
+    assert_false(found);
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-1", "Hello ", &found), 0);
+    assert_false(found);
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-2", "Hello", &found), 0);
+    assert_false(found);
+    assert_int_equal(br_store_relay_consume(f->s, 2, "agent-1", "Hello", &found), 0);
+    assert_false(found);
+
+    /* Two relays of the same text are two echoes, consumed one at a time. */
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-1", "Hello", &found), 0);
+    assert_true(found);
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-1", "Hello", &found), 0);
+    assert_true(found);
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-1", "Hello", &found), 0);
+    assert_false(found);
+
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-2", "Bye", &found), 0);
+    assert_true(found);
+    assert_int_equal(br_store_relay_consume(f->s, 1, "agent-2", "Bye", &found), 0);
+    assert_false(found);
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+/* The ids of the ready jobs of an upstream, in the order returned. */
+static size_t
+ready_ids(struct fx *f, const char *upstream, int64_t now, int64_t *ids, size_t max)
+{
+    struct br_job jobs[16];
+    size_t n = 99;
+
+    assert_true(max <= 16);
+    assert_int_equal(br_store_job_ready(f->s, upstream, now, jobs, max, &n), 0);
+    assert_true(n <= max);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = jobs[i].id;
+        br_job_dispose(&jobs[i]);
+    }
+    return n;
+}
+
+static void
+test_job_add_get(void **state)
+{
+    struct fx *f = *state;
+    struct br_job j = {0};
+    int64_t id = 0, before = br_now_ms();
+
+    assert_int_equal(br_store_job_add(f->s, "tracker:1", "tracker", "task", 1, "{\"a\":1}", &id), 0);
+    assert_true(id > 0);
+    assert_int_equal(br_store_job_get(f->s, id, &j), 0);
+    assert_int_equal(j.id, id);
+    assert_string_equal(j.lane, "tracker:1");
+    assert_string_equal(j.upstream, "tracker");
+    assert_string_equal(j.kind, "task");
+    assert_int_equal(j.conv_id, 1);
+    assert_string_equal(j.payload, "{\"a\":1}");
+    assert_int_equal(j.state, BR_JOB_QUEUED);
+    assert_int_equal(j.attempts, 0);
+    assert_true(j.next_at >= before && j.next_at <= br_now_ms());
+    assert_false(j.recover);
+    br_job_dispose(&j);
+    assert_null(j.lane);
+    assert_int_equal(br_store_job_get(f->s, id + 1, &j), BR_ENOTFOUND);
+
+    assert_int_equal(br_store_job_payload(f->s, id, "{\"a\":2}"), 0);
+    assert_int_equal(br_store_job_get(f->s, id, &j), 0);
+    assert_string_equal(j.payload, "{\"a\":2}");
+    br_job_dispose(&j);
+
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_QUEUED), 1);
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_DONE), 0);
+}
+
+static void
+test_job_lane_order(void **state)
+{
+    struct fx *f = *state;
+    int64_t t1, c1, c2, other, chat, ids[16];
+    int64_t now;
+
+    assert_int_equal(br_store_job_add(f->s, "tracker:1", "tracker", "task", 1, "{}", &t1), 0);
+    assert_int_equal(br_store_job_add(f->s, "tracker:1", "tracker", "comment", 1, "{}", &c1), 0);
+    assert_int_equal(br_store_job_add(f->s, "tracker:1", "tracker", "comment", 1, "{}", &c2), 0);
+    assert_int_equal(br_store_job_add(f->s, "tracker:2", "tracker", "comment", 2, "{}", &other), 0);
+    assert_int_equal(br_store_job_add(f->s, "chatra:shop:1", "chatra:shop", "message", 1, "{}", &chat), 0);
+    now = br_now_ms() + 1000; /* everything added so far is due */
+
+    /* Only the head of each lane is ready, and only for its upstream. */
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 2);
+    assert_int_equal(ids[0], t1);
+    assert_int_equal(ids[1], other);
+    assert_int_equal(ready_ids(f, "chatra:shop", now, ids, 16), 1);
+    assert_int_equal(ids[0], chat);
+    assert_int_equal(ready_ids(f, "chatra:other", now, ids, 16), 0);
+    /* max is respected. */
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 1), 1);
+    assert_int_equal(ids[0], t1);
+
+    /* While the head is in flight the rest of its lane waits. */
+    assert_int_equal(br_store_job_start(f->s, t1), 0);
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 1);
+    assert_int_equal(ids[0], other);
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_SENDING), 1);
+
+    /* Done: the next one of the lane is ready. */
+    assert_int_equal(br_store_job_finish(f->s, t1, BR_JOB_DONE, 1, 0, false, NULL, "req", "resp"), 0);
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 2);
+    assert_int_equal(ids[0], c1);
+    assert_int_equal(ids[1], other);
+
+    /* A dead comment does not hold up the comments after it. */
+    assert_int_equal(br_store_job_start(f->s, c1), 0);
+    assert_int_equal(br_store_job_finish(f->s, c1, BR_JOB_DEAD, 5, 0, false, "HTTP 400", NULL, NULL), 0);
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 2);
+    assert_int_equal(ids[0], c2);
+    assert_int_equal(ids[1], other);
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_DEAD), 1);
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_DONE), 1);
+}
+
+static void
+test_job_dead_contact_or_task_blocks(void **state)
+{
+    struct fx *f = *state;
+    const char *kinds[] = {"contact", "task"};
+
+    for (size_t k = 0; k < 2; k++) {
+        int64_t head, next, ids[16];
+        char lane[32];
+        int64_t now;
+
+        snprintf(lane, sizeof(lane), "tracker:%zu", k + 10);
+        assert_int_equal(br_store_job_add(f->s, lane, "tracker", kinds[k], 10, "{}", &head), 0);
+        assert_int_equal(br_store_job_add(f->s, lane, "tracker", "comment", 10, "{}", &next), 0);
+        now = br_now_ms() + 1000;
+        assert_int_equal(br_store_job_start(f->s, head), 0);
+        assert_int_equal(br_store_job_finish(f->s, head, BR_JOB_DEAD, 3, 0, false, "HTTP 403", NULL, NULL), 0);
+        /* A comment must never overtake the task it belongs to. */
+        assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 0);
+        /* Once the dead head is resolved (e.g. retried by an admin and done) the lane moves. */
+        assert_int_equal(br_store_job_finish(f->s, head, BR_JOB_DONE, 4, 0, false, NULL, NULL, NULL), 0);
+        assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 1);
+        assert_int_equal(ids[0], next);
+        assert_int_equal(br_store_job_finish(f->s, next, BR_JOB_DONE, 1, 0, false, NULL, NULL, NULL), 0);
+    }
+}
+
+static void
+test_job_next_at_and_retry(void **state)
+{
+    struct fx *f = *state;
+    struct br_job j = {0};
+    int64_t a, b, other, ids[16];
+    int64_t now, later, b_due;
+
+    assert_int_equal(br_store_job_next_due(f->s, "tracker"), -1);
+    assert_int_equal(br_store_job_add(f->s, "tracker:1", "tracker", "comment", 1, "{}", &a), 0);
+    assert_int_equal(br_store_job_add(f->s, "tracker:1", "tracker", "comment", 1, "{}", &b), 0);
+    assert_int_equal(br_store_job_add(f->s, "tracker:2", "tracker", "comment", 2, "{}", &other), 0);
+    now = br_now_ms() + 1000;
+    later = now + 60000;
+    assert_int_equal(br_store_job_get(f->s, b, &j), 0);
+    b_due = j.next_at;
+    br_job_dispose(&j);
+
+    /* A failed attempt goes back to queued with a later next_at. */
+    assert_int_equal(br_store_job_start(f->s, a), 0);
+    assert_int_equal(br_store_job_finish(f->s, a, BR_JOB_QUEUED, 1, later, false, "timeout", "r1", NULL), 0);
+    assert_int_equal(br_store_job_get(f->s, a, &j), 0);
+    assert_int_equal(j.state, BR_JOB_QUEUED);
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(j.next_at, later);
+    br_job_dispose(&j);
+
+    /* Not due yet, and it still blocks its lane; the other lane runs. */
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 1);
+    assert_int_equal(ids[0], other);
+    assert_int_equal(br_store_job_finish(f->s, other, BR_JOB_DONE, 1, 0, false, NULL, NULL, NULL), 0);
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 0);
+    assert_int_equal(br_store_job_next_due(f->s, "tracker"), b_due); /* the earliest queued next_at */
+    assert_int_equal(br_store_job_next_due(f->s, "chatra:shop"), -1);
+
+    /* Once due, the head is ready again and b still waits behind it. */
+    assert_int_equal(ready_ids(f, "tracker", later, ids, 16), 1);
+    assert_int_equal(ids[0], a);
+    assert_int_equal(br_store_job_finish(f->s, a, BR_JOB_DONE, 2, 0, false, NULL, NULL, NULL), 0);
+    assert_int_equal(ready_ids(f, "tracker", later, ids, 16), 1);
+    assert_int_equal(ids[0], b);
+    assert_int_equal(br_store_job_finish(f->s, b, BR_JOB_DONE, 1, 0, false, NULL, NULL, NULL), 0);
+    assert_int_equal(br_store_job_next_due(f->s, "tracker"), -1);
+}
+
+static void
+test_job_recover_and_waiting(void **state)
+{
+    struct fx *f = *state;
+    struct br_job j = {0};
+    int64_t a, b, c, n = -1, ids[16];
+    int64_t now;
+
+    assert_int_equal(br_store_job_add(f->s, "tracker:1", "tracker", "comment", 1, "{}", &a), 0);
+    assert_int_equal(br_store_job_add(f->s, "tracker:1", "tracker", "comment", 1, "{}", &b), 0);
+    assert_int_equal(br_store_job_add(f->s, "tracker:2", "tracker", "task", 2, "{}", &c), 0);
+    now = br_now_ms() + 1000;
+
+    assert_true(br_store_job_waiting(f->s, "tracker:1", "comment"));
+    assert_false(br_store_job_waiting(f->s, "tracker:1", "task"));
+    assert_true(br_store_job_waiting(f->s, "tracker:2", "task"));
+    assert_false(br_store_job_waiting(f->s, "tracker:3", "comment"));
+
+    assert_int_equal(br_store_job_start(f->s, a), 0);
+    assert_int_equal(br_store_job_start(f->s, c), 0);
+    assert_false(br_store_job_waiting(f->s, "tracker:2", "task")); /* in flight, not waiting */
+    assert_true(br_store_job_waiting(f->s, "tracker:1", "comment")); /* b still waits */
+
+    /* The daemon stops here; on the next start in-flight jobs are queued again, marked. */
+    reopen(f);
+    assert_int_equal(br_store_job_recover_inflight(f->s, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(br_store_job_get(f->s, a, &j), 0);
+    assert_int_equal(j.state, BR_JOB_QUEUED);
+    assert_true(j.recover);
+    br_job_dispose(&j);
+    assert_int_equal(br_store_job_get(f->s, b, &j), 0);
+    assert_int_equal(j.state, BR_JOB_QUEUED);
+    assert_false(j.recover);
+    br_job_dispose(&j);
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_SENDING), 0);
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_QUEUED), 3);
+
+    /* A recovered job is queued again, so it is waiting to run. */
+    assert_true(br_store_job_waiting(f->s, "tracker:2", "task"));
+
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 2);
+    assert_int_equal(ids[0], a);
+    assert_int_equal(ids[1], c);
+
+    /* Finishing sets or clears the recover mark as told; a second recovery finds nothing. */
+    assert_int_equal(br_store_job_start(f->s, a), 0);
+    assert_int_equal(br_store_job_finish(f->s, a, BR_JOB_QUEUED, 1, now, false, "HTTP 400", NULL, NULL), 0);
+    assert_int_equal(br_store_job_get(f->s, a, &j), 0);
+    assert_false(j.recover);
+    assert_int_equal(j.attempts, 1);
+    br_job_dispose(&j);
+    assert_int_equal(br_store_job_start(f->s, a), 0);
+    assert_int_equal(br_store_job_finish(f->s, a, BR_JOB_QUEUED, 2, now, true, "timeout", NULL, NULL), 0);
+    assert_int_equal(br_store_job_get(f->s, a, &j), 0);
+    assert_true(j.recover);
+    assert_int_equal(j.state, BR_JOB_QUEUED);
+    assert_int_equal(j.attempts, 2);
+    br_job_dispose(&j);
+    assert_int_equal(br_store_job_recover_inflight(f->s, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_ping_instance_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_fails_on_bad_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conversations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_comment_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_add_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_lane_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_dead_contact_or_task_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_next_at_and_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_recover_and_waiting, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
