@@ -529,26 +529,33 @@ split_name(const char *full, char **first, char **last)
     }
 }
 
+/* The contact's name as sent to the tracker: the visitor's name or Chatra's displayed name. */
+static void
+contact_name(struct run *r, char **first, char **last)
+{
+    json_error_t je;
+    json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
+    split_name(r->conv.name ? r->conv.name : jstr(raw, "displayedName"), first, last);
+    json_decref(raw);
+}
+
 static void
 create_contact(struct run *r)
 {
     struct br_contact_spec spec = {0};
-    json_error_t je;
-    json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
-    const char *name = r->conv.name ? r->conv.name : jstr(raw, "displayedName");
     char *first, *last;
 
-    split_name(name, &first, &last);
+    contact_name(r, &first, &last);
     spec.name = first;
     spec.lastname = last;
     spec.email = r->conv.email;
     spec.phone = r->conv.phone;
     spec.template_id = r->ch->contact_template_id;
+    spec.source_key = r->source_key;
     r->step = 2;
     r->e->tracker->ops->create_contact(r->e->tracker, &spec, contact_created, r);
     free(first);
     free(last);
-    json_decref(raw);
 }
 
 static void
@@ -557,12 +564,14 @@ contact_created(void *arg, struct br_result *res)
     struct run *r = arg;
 
     if (res->err == BR_ENOTFOUND && r->step == 1) {
+        /* Not known by e-mail, or not created before the crash: create it now. */
         create_contact(r);
         return;
     }
     if (res->err == 0 && res->id) {
         TX(r->e, br_store_conv_set_contact(r->e->store, r->conv.id, res->id));
-        br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id, r->step == 1 ? "found by e-mail" : "created");
+        br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id,
+                r->step == 1 ? "found" : "created");
     }
     job_finish(r, res);
 }
@@ -574,12 +583,21 @@ run_contact(struct run *r)
         job_ok(r);
         return;
     }
+    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+    br_store_source_key(r->e->store, BR_SOURCE_CONTACT, r->job.id, r->source_key);
+    r->step = 1;
     if (r->conv.email) {
-        r->step = 1;
+        /* Also finds the contact a crashed run of this job created. */
         r->e->tracker->ops->find_contact(r->e->tracker, r->conv.email, contact_created, r);
-        return;
+    } else if (r->job.recover) {
+        char *first, *last;
+        contact_name(r, &first, &last);
+        r->e->tracker->ops->find_contact_by_key(r->e->tracker, first, r->source_key, contact_created, r);
+        free(first);
+        free(last);
+    } else {
+        create_contact(r);
     }
-    create_contact(r);
 }
 
 /* ---- task ---- */
@@ -749,7 +767,8 @@ run_task(struct run *r)
         job_fail(r, BR_EFATAL, "no tracker contact for conversation %lld", (long long)r->conv.id);
         return;
     }
-    r->source_key = br_asprintf("%s-t%lld", br_store_instance_id(r->e->store), (long long)r->job.id);
+    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+    br_store_source_key(r->e->store, BR_SOURCE_TASK, r->job.id, r->source_key);
     if (r->job.recover) {
         r->step = 1;
         r->e->tracker->ops->find_task(r->e->tracker, r->conv.contact_id, r->source_key, task_created, r);
@@ -860,7 +879,8 @@ run_comment(struct run *r)
     }
     r->task_id = br_strdup(t.task_id);
     br_task_dispose(&t);
-    r->source_key = br_asprintf("%s-c%lld", br_store_instance_id(r->e->store), (long long)mid);
+    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+    br_store_source_key(r->e->store, BR_SOURCE_COMMENT, mid, r->source_key);
     if (r->job.recover) {
         br_msg_dispose(&m);
         r->step = 1;
@@ -913,7 +933,6 @@ comments_listed(void *arg, struct br_result *res)
 {
     struct run *r = arg;
     struct br_engine *e = r->e;
-    const char *instance = br_store_instance_id(e->store);
     char *upname;
     size_t i;
     json_t *it;
@@ -929,7 +948,7 @@ comments_listed(void *arg, struct br_result *res)
         const char *author = jstr(it, "author");
         const char *key = jstr(it, "source_key");
         const struct br_employee *emp = author ? br_channel_employee_by_tracker_user(r->ch, author) : NULL;
-        bool ours = key && strncmp(key, instance, strlen(instance)) == 0;
+        bool ours = br_store_source_key_is_ours(e->store, key);
         bool relay = emp && !ours && !json_is_true(json_object_get(it, "hidden"));
         char *text = NULL;
         bool is_new;

@@ -280,6 +280,20 @@ br_store_instance_id(struct br_store *s)
     return s->instance_id;
 }
 
+void
+br_store_source_key(struct br_store *s, enum br_source_kind kind, int64_t id, char out[BR_SOURCE_KEY_LEN + 1])
+{
+    /* 24 characters of the installation's UUID, then 1 hex digit of kind and 11 of id. */
+    snprintf(out, BR_SOURCE_KEY_LEN + 1, "%.24s%x%011llx", s->instance_id, (unsigned)kind & 0xf,
+             (unsigned long long)id & 0xfffffffffffULL);
+}
+
+bool
+br_store_source_key_is_ours(struct br_store *s, const char *key)
+{
+    return key && strlen(key) == BR_SOURCE_KEY_LEN && strncmp(key, s->instance_id, 24) == 0;
+}
+
 /* ---- inbox ---- */
 
 int

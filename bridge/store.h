@@ -27,8 +27,21 @@ int br_store_commit(struct br_store *s);
 void br_store_rollback(struct br_store *s);
 /* Cheap liveness probe for /healthz. */
 int br_store_ping(struct br_store *s);
-/* A random id of this installation, created on first open (Planfix sourceObjectId prefix). */
+/* A random id of this installation (a UUID), created on first open. */
 const char *br_store_instance_id(struct br_store *s);
+
+/*
+ * The key of one object the bridge creates in the tracker (Planfix
+ * sourceObjectId, a UUID): the installation's UUID with its last group
+ * replaced by the kind and the local id.  It finds the object again
+ * after a crash, and tells the bridge's own comments from others.
+ */
+enum br_source_kind { BR_SOURCE_TASK = 1, BR_SOURCE_COMMENT = 2, BR_SOURCE_CONTACT = 3 };
+#define BR_SOURCE_KEY_LEN 36
+void br_store_source_key(struct br_store *s, enum br_source_kind kind, int64_t id,
+                         char out[BR_SOURCE_KEY_LEN + 1]);
+/* true when key was made by br_store_source_key of this installation */
+bool br_store_source_key_is_ours(struct br_store *s, const char *key);
 int64_t br_now_ms(void);
 
 /* ---- inbox: acknowledged webhooks, committed before the 200 ---- */

@@ -44,6 +44,7 @@ struct br_contact_spec {
     const char *email;      /* may be NULL */
     const char *phone;      /* may be NULL */
     long template_id;       /* 0 = none */
+    const char *source_key; /* unique per contact creation: finds it again after a crash */
 };
 
 struct br_task_spec {
@@ -72,6 +73,9 @@ struct br_tracker_ops {
     int (*find_contact)(struct br_tracker *t, const char *email, br_result_cb cb, void *arg);
     int (*create_contact)(struct br_tracker *t, const struct br_contact_spec *c, br_result_cb cb,
                           void *arg);
+    /* Finds a contact created earlier with name and source_key (crash recovery), or BR_ENOTFOUND. */
+    int (*find_contact_by_key)(struct br_tracker *t, const char *name, const char *source_key,
+                               br_result_cb cb, void *arg);
     int (*create_task)(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg);
     /* Finds a task created earlier with source_key (crash recovery), or BR_ENOTFOUND. */
     int (*find_task)(struct br_tracker *t, const char *contact_id, const char *source_key,

@@ -246,7 +246,45 @@ pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_resu
         json_object_set_new(body, "email", json_string(s->email));
     if (s->phone)
         json_object_set_new(body, "phones", json_pack("[{s:s, s:i}]", "number", s->phone, "type", 1));
+    if (s->source_key)
+        json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
     return start(c, "POST", "/contact/", body);
+}
+
+static int
+found_contact_by_key(struct call *c, json_t *answer)
+{
+    json_t *list = get_ci(answer, "contacts");
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(list, i, v) {
+        json_t *k = json_object_get(v, "sourceObjectId");
+        if (json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
+            c->res.id = id_string(json_object_get(v, "id"));
+            return 0;
+        }
+    }
+    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
+        json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
+        if (send_json(c, "POST", "/contact/list", c->request_body) == 0)
+            return 1;
+    }
+    c->res.err = BR_ENOTFOUND;
+    return 0;
+}
+
+static int
+pf_find_contact_by_key(struct br_tracker *t, const char *name, const char *source_key, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, found_contact_by_key);
+
+    /* Planfix has no filter on sourceObjectId: narrow by name (4001, part of name), then match. */
+    c->source_key = br_strdup(source_key);
+    c->request_body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
+                                "fields", "id,name,lastname,email,sourceObjectId", "filters", "type", 4001,
+                                "operator", "equal", "value", name);
+    return start(c, "POST", "/contact/list", json_incref(c->request_body));
 }
 
 /* ---- tasks ---- */
@@ -422,6 +460,7 @@ static const struct br_tracker_ops planfix_ops = {
     .kind = "planfix",
     .find_contact = pf_find_contact,
     .create_contact = pf_create_contact,
+    .find_contact_by_key = pf_find_contact_by_key,
     .create_task = pf_create_task,
     .find_task = pf_find_task,
     .add_comment = pf_add_comment,

@@ -22,10 +22,13 @@ Control API (no auth, not recorded), besides the common ones in fakecommon.py:
                            "statuses":{"8":{"name":"Archived","isActive":false}}}
 """
 
+import re
 import calendar
 import os
 import sys
 import time
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakecommon import FakeApp, Reply, common_args, fields_filter, serve  # noqa: E402
@@ -189,6 +192,12 @@ class Planfix(FakeApp):
 
     # --- contacts -------------------------------------------------------------------
 
+    def check_source(self, body):
+        # The spec declares sourceObjectId as format "uuid".
+        v = body.get("sourceObjectId")
+        if v is not None and not (isinstance(v, str) and UUID_RE.match(v)):
+            raise ApiError(41, "Invalid sourceObjectId %r" % (v,))
+
     def check_email(self, body):
         if "email" in body:
             e = body["email"]
@@ -197,6 +206,7 @@ class Planfix(FakeApp):
 
     def create_contact(self, body, via="api"):
         self.check_email(body)
+        self.check_source(body)
         cid = self.next_contact
         self.next_contact += 1
         c = {k: v for k, v in body.items() if k != "id"}
@@ -206,9 +216,12 @@ class Planfix(FakeApp):
         self.contacts[cid] = c
         return cid
 
-    def contact_out(self, c):
-        return {"id": c["id"], "name": c.get("name", ""), "lastname": c.get("lastname", ""),
-                "email": c.get("email", "")}
+    def contact_out(self, c, fields=""):
+        out = {"id": c["id"], "name": c.get("name", ""), "lastname": c.get("lastname", ""),
+               "email": c.get("email", "")}
+        if "sourceObjectId" in str(fields).split(","):
+            out["sourceObjectId"] = c.get("sourceObjectId", "")
+        return out
 
     def contact_list(self, body):
         offset, size = paging(body)
@@ -221,9 +234,15 @@ class Planfix(FakeApp):
             elif f.get("type") == 4005:
                 found = [c for c in found
                          if compare(f.get("operator"), value in str(c.get("email", "")).lower())]
+            elif f.get("type") == 4001:
+                # Contact part of name: Planfix matches it against the full name.
+                found = [c for c in found
+                         if compare(f.get("operator"),
+                                    value in ("%s %s" % (c.get("name", ""), c.get("lastname", ""))).lower())]
         found.sort(key=lambda c: c["id"])
         return Reply(200, {"result": "success",
-                           "contacts": [self.contact_out(c) for c in found[offset:offset + size]]})
+                           "contacts": [self.contact_out(c, body.get("fields", ""))
+                                        for c in found[offset:offset + size]]})
 
     def contact_update(self, cid, body):
         c = self.contacts.get(cid)
@@ -271,6 +290,7 @@ class Planfix(FakeApp):
             t["sourceObjectId"] = body["sourceObjectId"]
 
     def task_create(self, body):
+        self.check_source(body)
         if not isinstance(body.get("name"), str) or not body["name"].strip():
             raise ApiError(40, "Missing parameter: name")
         t = {"id": self.next_task, "name": "", "description": "", "status": NEW_TASK_STATUS,
@@ -344,6 +364,7 @@ class Planfix(FakeApp):
         if not isinstance(d, str) or not d.strip():
             raise ApiError(40, "Missing parameter: description")
         owner = self.person(body["owner"], "user") if body.get("owner") is not None else ROBOT
+        self.check_source(body)
         cid = self.add_comment(tid, d, owner, "api", hidden=body.get("isHidden", False),
                                source=body.get("sourceObjectId"))
         self.comments[cid]["fields"] = body

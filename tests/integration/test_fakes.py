@@ -92,7 +92,7 @@ class TestPlanfix(FakesTestCase):
         cid = self.fakes.add_contact(name="Maria", email="maria@example.org")
         tid = self.new_task(description="<p>hi</p>", template={"id": 12},
                             assigner={"id": "contact:%d" % cid}, counterparty={"id": "contact:%d" % cid},
-                            participants={"users": [{"id": "user:7"}]}, sourceObjectId="src-1")
+                            participants={"users": [{"id": "user:7"}]}, sourceObjectId="0a1b2c3d-0000-4000-8000-000000000001")
         self.assertEqual(tid, 100)
         self.assertEqual(self.pf("POST", "/task/", {"description": "no name"}).json()["code"], 40)
         bad_person = self.pf("POST", "/task/", {"name": "x", "assigner": {"id": "contact:555"}})
@@ -125,7 +125,7 @@ class TestPlanfix(FakesTestCase):
         self.assertEqual(self.pf("POST", "/task/%d/comments/list" % tid, {"pageSize": 101}).json()["code"], 41)
 
         r = self.pf("GET", "/task/%d?fields=id,name,status,sourceObjectId" % tid)
-        self.assertEqual(r.json()["task"], {"id": tid, "name": "Chat with Maria", "sourceObjectId": "src-1",
+        self.assertEqual(r.json()["task"], {"id": tid, "name": "Chat with Maria", "sourceObjectId": "0a1b2c3d-0000-4000-8000-000000000001",
                                             "status": {"id": 2, "name": "In progress", "isActive": True}})
         self.assertEqual(self.pf("POST", "/task/%d" % tid, {"status": {"id": 3}}).status, 200)
         self.assertFalse(self.pf("GET", "/task/%d" % tid).json()["task"]["status"]["isActive"])
@@ -133,7 +133,7 @@ class TestPlanfix(FakesTestCase):
 
         listed = self.pf("POST", "/task/list", {"filters": [
             {"type": 1, "operator": "equal", "value": "contact:%d" % cid}]}).json()["tasks"]
-        self.assertEqual([(t["id"], t["sourceObjectId"]) for t in listed], [(tid, "src-1")])
+        self.assertEqual([(t["id"], t["sourceObjectId"]) for t in listed], [(tid, "0a1b2c3d-0000-4000-8000-000000000001")])
         self.assertEqual(self.pf("POST", "/task/list", {"filters": [
             {"type": 7, "operator": "equal", "value": "contact:999"}]}).json()["tasks"], [])
 

@@ -1,0 +1,174 @@
+"""Issue behaviour 8: the visitor leaves (chatTranscript), and comes back later."""
+
+import unittest
+
+from harness import chat_event, msg, sample
+from test_e2e_common import ANNA_AGENT, TASK_SOURCE_RE, E2ECase, calls
+
+CLIENT = "k2f8w0qz5mv1r7c3xj9t4ba6ne0yd2hs8pl1ug5o"   # the samples' visitor
+
+
+class LeaveCase(E2ECase):
+    def calls_since(self, n):
+        return calls(self.fakes.planfix_requests()[n:])
+
+    def sample_chat(self):
+        """chat-started (1 message, in the description) then chat-fragment-agent-and-system
+        (2 comments); returns (task, contact)."""
+        self.post(sample("chat-started"))
+        task = self.wait_task()[0]
+        self.post(sample("chat-fragment-agent-and-system"))
+        self.wait_comment_posts(task["id"], 2)
+        self.wait_idle()
+        return task["id"], task["assigner"]
+
+
+class TestTranscriptClosesTheTask(LeaveCase):
+    def setUp(self):
+        super().setUp()
+        self.start_bridge()
+
+    def test_transcript_backfills_missing_messages_then_completes_the_task(self):
+        task, contact = self.sample_chat()
+        before = len(self.fakes.planfix_requests())
+        ev = sample("chat-transcript")
+        ev["messages"].append(msg("Zz9late0000000001", "One more thing", created_at=1763800130000))
+        self.post(ev)
+        self.wait_pf("/rest/task/%d" % task)
+        self.assert_quiet()
+        self.assertEqual(self.calls_since(before), ["POST /rest/task/%d/comments/" % task,
+                                                    "POST /rest/task/%d/comments/" % task,
+                                                    "POST /rest/task/%d" % task])
+        new = self.fakes.planfix_requests()[before:]
+        self.assertEqual([(r["body"]["description"], r["body"]["owner"]) for r in new[:2]],
+                         [("Thanks, bye!", {"id": contact}), ("One more thing", {"id": contact})])
+        self.assertEqual(new[2]["body"], {"status": {"id": 3}})
+        t = self.fakes.planfix_task(task)
+        self.assertEqual((t["status"], t["statusActive"]), (3, False))
+        # Every message of the chat is in Planfix exactly once (description or comment).
+        self.assertEqual([c["description"] for c in self.fakes.planfix_comments(task)],
+                         ["Hi Maria, yes it is.", "Great, and the delivery time<br>to Madrid?", "Thanks, bye!",
+                          "One more thing"])
+
+    def test_a_repeated_transcript_does_nothing_more(self):
+        task, _ = self.sample_chat()
+        self.post(sample("chat-transcript"))
+        self.wait_pf("/rest/task/%d" % task)
+        self.wait_idle()
+        before = len(self.fakes.planfix_requests())
+        self.post(sample("chat-transcript"))
+        self.post(sample("chat-transcript"))
+        self.assert_quiet()
+        self.assertEqual(self.calls_since(before), [])
+        self.assertEqual(len(self.fakes.planfix_tasks()), 1)
+
+    def test_transcript_with_nothing_new_only_completes(self):
+        task, _ = self.sample_chat()
+        before = len(self.fakes.planfix_requests())
+        ev = sample("chat-transcript")
+        ev["messages"] = ev["messages"][:3]
+        self.post(ev)
+        self.wait_pf("/rest/task/%d" % task)
+        self.assert_quiet()
+        self.assertEqual(self.calls_since(before), ["POST /rest/task/%d" % task])
+
+    def test_transcript_as_the_first_event_opens_then_completes_a_task(self):
+        self.post(sample("chat-transcript"))
+        task = self.wait_task()[0]
+        self.wait_pf("/rest/task/%d" % task["id"])
+        self.assert_quiet()
+        self.assertEqual(self.pf_calls(), ["POST /rest/contact/list", "POST /rest/contact/", "POST /rest/task/",
+                                           "POST /rest/task/%d" % task["id"]])
+        self.assertRegex(task["sourceObjectId"], TASK_SOURCE_RE)
+        for text in ("Hello! Is the blue kettle in stock?", "Hi Maria, yes it is.", "Thanks, bye!"):
+            self.assertIn(text, task["description"])
+        self.assertEqual(self.fakes.planfix_comments(), [])
+        self.assertEqual(self.fakes.planfix_task(task["id"])["status"], 3)
+
+
+class TestTranscriptKeepsTheTaskOpen(LeaveCase):
+    def test_close_on_leave_off_backfills_but_does_not_complete(self):
+        self.start_bridge(channel={"close_on_leave": False})
+        task, contact = self.sample_chat()
+        before = len(self.fakes.planfix_requests())
+        self.post(sample("chat-transcript"))
+        [post] = self.wait_comment_posts(task, 3)[2:]
+        self.assert_quiet()
+        self.assertEqual(self.calls_since(before), ["POST /rest/task/%d/comments/" % task])
+        self.assertEqual(post["body"]["description"], "Thanks, bye!")
+        t = self.fakes.planfix_task(task)
+        self.assertTrue(t["statusActive"])
+        self.assertEqual(t["updates"], [])
+
+
+class TestVisitorComesBack(LeaveCase):
+    def close_first_chat(self):
+        task, contact = self.sample_chat()
+        self.post(sample("chat-transcript"))
+        self.wait_pf("/rest/task/%d" % task)
+        self.wait_idle()
+        return task, contact
+
+    def test_new_message_after_completion_opens_a_new_task(self):
+        self.start_bridge()
+        old, contact = self.close_first_chat()
+        before = len(self.fakes.planfix_requests())
+        self.post(chat_event("chatFragment", CLIENT, [msg("back0000000000001", "I am back, the kettle leaks")],
+                             name="Maria Lopez", email="maria.lopez@example.org"))
+        tasks = self.wait_task(2)
+        self.wait_idle()
+        # The contact is known: only the task is created.
+        self.assertEqual(self.calls_since(before), ["POST /rest/task/"])
+        new = tasks[1]
+        body = self.fakes.planfix_requests()[before]["body"]
+        self.assertRegex(body["sourceObjectId"], TASK_SOURCE_RE)
+        self.assertNotEqual(body["sourceObjectId"], tasks[0]["sourceObjectId"])
+        self.assertEqual((body["assigner"], body["counterparty"]), ({"id": contact}, {"id": contact}))
+        self.assertEqual(body["name"], "Chat with Maria Lopez (shop)")
+        d = new["description"]
+        self.assertIn("<b>Previous conversation:</b> task #%d<br>" % old, d)
+        self.assertIn("I am back, the kettle leaks", d)
+        for earlier in ("Hello! Is the blue kettle in stock?", "Hi Maria, yes it is.", "Thanks, bye!"):
+            self.assertIn(earlier, d)
+        self.assertIn("<i>Earlier</i>", d)
+        self.assertLess(d.index("I am back"), d.index("<i>Earlier</i>"))
+        # Later messages go to the new task.
+        self.post(chat_event("chatFragment", CLIENT, [msg("back0000000000002", "Photo attached")],
+                             email="maria.lopez@example.org"))
+        [post] = self.wait_comment_posts(new["id"], 1)
+        self.assertEqual(post["body"]["description"], "Photo attached")
+        self.assertEqual(post["body"]["owner"], {"id": contact})
+        self.assert_quiet()
+        self.assertEqual(len(self.fakes.planfix_comments(old)), 3)
+        # Replies on the new task reach the visitor.
+        self.fakes.employee_comment(new["id"], text="Sorry to hear that")
+        self.bridge.post_planfix(new["id"])
+        [send] = self.wait_chatra()
+        self.assertEqual(send["body"], {"clientId": CLIENT, "text": "Sorry to hear that", "agentId": ANNA_AGENT})
+
+    def test_a_late_repeat_of_the_old_chat_does_not_open_a_new_task(self):
+        self.start_bridge()
+        self.close_first_chat()
+        before = len(self.fakes.planfix_requests())
+        self.post(sample("chat-fragment-agent-and-system"))
+        self.post(sample("chat-started"))
+        self.assert_quiet()
+        self.assertEqual(self.calls_since(before), [])
+        self.assertEqual(len(self.fakes.planfix_tasks()), 1)
+
+    def test_new_task_if_no_active_off_keeps_commenting_on_the_old_task(self):
+        self.start_bridge(channel={"new_task_if_no_active": False})
+        old, contact = self.close_first_chat()
+        before = len(self.fakes.planfix_requests())
+        self.post(chat_event("chatFragment", CLIENT, [msg("back0000000000001", "I am back")],
+                             email="maria.lopez@example.org"))
+        [post] = self.wait_comment_posts(old, 4)[3:]
+        self.assert_quiet()
+        self.assertEqual(self.calls_since(before), ["POST /rest/task/%d/comments/" % old])
+        self.assertEqual(post["body"]["description"], "I am back")
+        self.assertEqual(post["body"]["owner"], {"id": contact})
+        self.assertEqual(len(self.fakes.planfix_tasks()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
