@@ -345,10 +345,10 @@ static const char template_schema[] =
     "\"source\":\"\",\"device\":\"\",\"browser\":\"\",\"os\":\"\",\"ip\":\"\",\"info\":\"*\"},"
     "\"chatra\":\"*\","
     "\"chat\":{\"id\":\"\",\"started_at\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\","
-    "\"time\":\"\",\"type\":\"\"}]},"
+    "\"text_html\":\"\",\"time\":\"\",\"type\":\"\"}]},"
     "\"channel\":{\"name\":\"\"},"
     "\"employee\":{\"name\":\"\",\"email\":\"\"},"
-    "\"previous_task\":{\"id\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\",\"time\":\"\",\"type\":\"\"}]}"
+    "\"previous_task\":{\"id\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\",\"text_html\":\"\",\"time\":\"\",\"type\":\"\"}]}"
     "}";
 
 const char *

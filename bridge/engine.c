@@ -614,6 +614,7 @@ collect_msg(void *arg, const struct br_msg *m)
     struct msgs_ctx *mc = arg;
     char when[40];
     const char *author = "Visitor";
+    struct br_buf html;
 
     if (m->state == BR_MSG_SKIPPED)
         return;
@@ -627,8 +628,12 @@ collect_msg(void *arg, const struct br_msg *m)
         author = emp ? emp->name : "Agent";
     }
     format_time(m->created_at, when, sizeof(when));
-    json_array_append_new(mc->arr, json_pack("{s:s, s:s, s:s, s:s}", "author", author, "text", m->text, "time", when,
-                                             "type", m->type));
+    /* text_html keeps the visitor's line breaks in HTML texts ({{{text_html}}}). */
+    br_buf_init(&html, 256 * 1024);
+    br_tpl_html_escape(&html, m->text, strlen(m->text), 1);
+    json_array_append_new(mc->arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "author", author, "text", m->text,
+                                             "text_html", html.data ? html.data : "", "time", when, "type", m->type));
+    br_buf_dispose(&html);
 }
 
 /*

@@ -136,13 +136,14 @@ class TestTaskDescription(E2ECase):
             msg("m2", "Hi, Anna here", type="agent", agent_id="bnRzp4CioKudG4aHm", created_at=T0 + 60000),
             msg("m3", "", created_at=T0 + 61000),
             msg("m4", "joined", type="system", created_at=T0 + 62000),
-            msg("m5", "Second question", created_at=T0 + 120000),
+            msg("m5", "Second question,\non two <lines>", created_at=T0 + 120000),
         ], name="Maria Lopez"))
         [task] = self.wait_task()
         d = task["description"]
         first = d.index("<p><b>Visitor</b> <i>2025-11-22 08:26 UTC</i><br>\nFirst question</p>")
         agent = d.index("<p><b>Anna Smirnova</b> <i>2025-11-22 08:27 UTC</i><br>\nHi, Anna here</p>")
-        second = d.index("<p><b>Visitor</b> <i>2025-11-22 08:28 UTC</i><br>\nSecond question</p>")
+        second = d.index("<p><b>Visitor</b> <i>2025-11-22 08:28 UTC</i><br>\n"
+                         "Second question,<br>on two &lt;lines&gt;</p>")
         self.assertLess(first, agent)
         self.assertLess(agent, second)
         self.assertNotIn("joined", d)

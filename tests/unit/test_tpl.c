@@ -597,10 +597,10 @@ test_default_description(void **state)
                        "{\"visitor\": {\"name\": \"Ann <script>\", \"email\": \"ann@example.com\","
                        "   \"city\": \"Berlin\", \"country\": \"Germany\", \"browser\": \"Firefox\","
                        "   \"pages\": [{\"url\": \"https://shop/a?x=1&y=2\", \"title\": \"A\"}, {\"url\": \"https://shop/b\"}]},"
-                       " \"chat\": {\"id\": \"c1\", \"messages\": [{\"author\": \"Ann\", \"text\": \"Hello <b>\", \"time\": \"10:00\"},"
-                       "   {\"author\": \"Anna Smirnova\", \"text\": \"Hi!\"}]},"
+                       " \"chat\": {\"id\": \"c1\", \"messages\": [{\"author\": \"Ann\", \"text_html\": \"Hello &lt;b&gt;<br>again\", \"time\": \"10:00\"},"
+                       "   {\"author\": \"Anna Smirnova\", \"text_html\": \"Hi!\"}]},"
                        " \"channel\": {\"name\": \"shop\"}, \"previous_task\": {\"id\": 41,"
-                       "   \"messages\": [{\"author\": \"Visitor\", \"text\": \"Old question\", \"time\": \"09:00\"}]}}",
+                       "   \"messages\": [{\"author\": \"Visitor\", \"text_html\": \"Old question\", \"time\": \"09:00\"}]}}",
                        BR_TPL_ESCAPE_HTML);
     assert_non_null(strstr(s, "<b>Name:</b> Ann &lt;script&gt;<br>\n"));
     assert_non_null(strstr(s, "<a href=\"mailto:ann@example.com\">ann@example.com</a>"));
@@ -611,7 +611,7 @@ test_default_description(void **state)
     assert_non_null(strstr(s, "<b>Page visited:</b> https://shop/b<br>\n"));
     assert_non_null(strstr(s, "task #41"));
     assert_non_null(strstr(s, "<p><i>Earlier</i> <b>Visitor</b> <i>09:00</i><br>\nOld question</p>\n"));
-    assert_non_null(strstr(s, "<p><b>Ann</b> <i>10:00</i><br>\nHello &lt;b&gt;</p>\n"));
+    assert_non_null(strstr(s, "<p><b>Ann</b> <i>10:00</i><br>\nHello &lt;b&gt;<br>again</p>\n"));
     assert_non_null(strstr(s, "<p><b>Anna Smirnova</b><br>\nHi!</p>\n"));
     /* Standalone tags and comments leave no blank lines or tags behind. */
     assert_null(strstr(s, "\n\n"));
