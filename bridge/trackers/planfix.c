@@ -36,7 +36,7 @@ struct call {
     next_fn next;
     struct br_result res;
     char *source_key;
-    char *task_id;
+    char *list_path;       /* for paged list requests */
     json_t *request_body;  /* for paged requests */
     int page;
 };
@@ -59,7 +59,7 @@ finish(struct call *c)
     c->cb(c->arg, &c->res);
     br_result_dispose(&c->res);
     free(c->source_key);
-    free(c->task_id);
+    free(c->list_path);
     json_decref(c->request_body);
     free(c);
 }
@@ -251,10 +251,14 @@ pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_resu
     return start(c, "POST", "/contact/", body);
 }
 
+/*
+ * Looks for the object whose sourceObjectId is c->source_key in a list
+ * answer, paging on while pages are full.
+ */
 static int
-found_contact_by_key(struct call *c, json_t *answer)
+found_by_key(struct call *c, json_t *answer, const char *list_key)
 {
-    json_t *list = get_ci(answer, "contacts");
+    json_t *list = get_ci(answer, list_key);
     size_t i;
     json_t *v;
 
@@ -267,11 +271,17 @@ found_contact_by_key(struct call *c, json_t *answer)
     }
     if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
         json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
-        if (send_json(c, "POST", "/contact/list", c->request_body) == 0)
+        if (send_json(c, "POST", c->list_path, c->request_body) == 0)
             return 1;
     }
     c->res.err = BR_ENOTFOUND;
     return 0;
+}
+
+static int
+found_contact_by_key(struct call *c, json_t *answer)
+{
+    return found_by_key(c, answer, "contacts");
 }
 
 static int
@@ -281,6 +291,7 @@ pf_find_contact_by_key(struct br_tracker *t, const char *name, const char *sourc
 
     /* Planfix has no filter on sourceObjectId: narrow by name (4001, part of name), then match. */
     c->source_key = br_strdup(source_key);
+    c->list_path = br_strdup("/contact/list");
     c->request_body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
                                 "fields", "id,name,lastname,email,sourceObjectId", "filters", "type", 4001,
                                 "operator", "equal", "value", name);
@@ -327,24 +338,7 @@ pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
 static int
 found_task(struct call *c, json_t *answer)
 {
-    json_t *list = get_ci(answer, "tasks");
-    size_t i;
-    json_t *v;
-
-    json_array_foreach(list, i, v) {
-        json_t *k = json_object_get(v, "sourceObjectId");
-        if (json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
-            c->res.id = id_string(json_object_get(v, "id"));
-            return 0;
-        }
-    }
-    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
-        json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
-        if (send_json(c, "POST", "/task/list", c->request_body) == 0)
-            return 1;
-    }
-    c->res.err = BR_ENOTFOUND;
-    return 0;
+    return found_by_key(c, answer, "tasks");
 }
 
 static int
@@ -354,6 +348,7 @@ pf_find_task(struct br_tracker *t, const char *contact_id, const char *source_ke
     char *who = strchr(contact_id, ':') ? br_strdup(contact_id) : br_asprintf("contact:%s", contact_id);
 
     c->source_key = br_strdup(source_key);
+    c->list_path = br_strdup("/task/list");
     c->request_body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
                                 "fields", "id,name,sourceObjectId", "filters", "type", 1, "operator", "equal",
                                 "value", who);
@@ -422,12 +417,8 @@ got_comments(struct call *c, json_t *answer)
         free(id);
     }
     if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
-        char *path = br_asprintf("/task/%s/comments/list", c->task_id);
-        int rc;
         json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
-        rc = send_json(c, "POST", path, c->request_body);
-        free(path);
-        if (rc == 0)
+        if (send_json(c, "POST", c->list_path, c->request_body) == 0)
             return 1;
     }
     return 0;
@@ -440,7 +431,7 @@ pf_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, voi
     char *path = br_asprintf("/task/%s/comments/list", task_id);
     int rc;
 
-    c->task_id = br_strdup(task_id);
+    c->list_path = br_strdup(path);
     c->request_body = json_pack("{s:i, s:i, s:s, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
                                 "id,dateTime,description,owner,isHidden,type,sourceObjectId", "typeList", "Comments");
     rc = start(c, "POST", path, json_incref(c->request_body));

@@ -49,6 +49,18 @@ class TestRelay(ReplyCase):
         self.assertEqual([c for c in self.pf_calls() if not c.endswith("/comments/list")],
                          ["POST /rest/contact/list", "POST /rest/contact/", "POST /rest/task/"])
 
+    def test_comments_beyond_the_first_page_are_read(self):
+        # 120 comments by a watcher (not relayed), then Anna's reply on the second page.
+        for i in range(120):
+            self.fakes.employee_comment(self.task, owner="user:7", name="Viktor", text="note %d" % i)
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="on page two")
+        self.planfix_hook()
+        [send] = self.wait_chatra()
+        self.assertEqual(send["body"]["text"], "on page two")
+        offsets = [r["body"]["offset"] for r in self.comment_lists()]
+        self.assertEqual(offsets, [0, 100])
+        self.assert_quiet()
+
     def test_entities_and_tags_become_plain_text(self):
         self.fakes.employee_comment(self.task, text="Price: 5&nbsp;&euro; &lt;tax incl.&gt; &quot;ok&quot; &#39;x&#39; "
                                                     "<a href=\"https://shop.example\">link</a>")
