@@ -501,7 +501,7 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
     static const char *const known[] = {"name", "webhook_secret", "chatra", "default_agent_id",
                                         "employees", "watchers", "send_as_employee",
                                         "new_task_if_no_active", "close_on_leave", "task",
-                                        "contact", NULL};
+                                        "contact", "merge_policy", NULL};
     static const char *const known_chatra[] = {"url", "public_key", "secret_key",
                                                "requests_per_second", NULL};
     static const char *const known_task[] = {"template_id", "closed_status_id", "title",
@@ -544,6 +544,21 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
     ch->send_as_employee = get_bool(L, o, base, "send_as_employee", true);
     ch->new_task_if_no_active = get_bool(L, o, base, "new_task_if_no_active", true);
     ch->close_on_leave = get_bool(L, o, base, "close_on_leave", true);
+    {
+        char *mp = get_str(L, o, base, "merge_policy", "email", false, false);
+        if (mp && strcmp(mp, "email") == 0)
+            ch->merge_policy = BR_MERGE_EMAIL;
+        else if (mp && strcmp(mp, "verified") == 0)
+            ch->merge_policy = BR_MERGE_VERIFIED;
+        else if (mp && strcmp(mp, "off") == 0)
+            ch->merge_policy = BR_MERGE_OFF;
+        else if (mp) {
+            char *path = join_path(base, "merge_policy");
+            PROBLEM(L, path, "must be \"email\", \"verified\" or \"off\"");
+            free(path);
+        }
+        free(mp);
+    }
 
     arr = get(o, "employees");
     if (arr && !json_is_array(arr)) {

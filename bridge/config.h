@@ -33,6 +33,13 @@ struct br_employee {
     char *chatra_agent_id;  /* may be NULL: such an employee is relayed as default_agent_id */
 };
 
+/* When a new device joins a known person (see the conversation model). */
+enum br_merge_policy {
+    BR_MERGE_EMAIL = 0,    /* on any e-mail, typed in the chat or set by the site */
+    BR_MERGE_VERIFIED = 1, /* only on an e-mail the site set (integration data) */
+    BR_MERGE_OFF = 2,      /* never */
+};
+
 struct br_channel {
     char *name;
     char *webhook_secret;
@@ -48,6 +55,7 @@ struct br_channel {
     bool send_as_employee;
     bool new_task_if_no_active;
     bool close_on_leave;
+    enum br_merge_policy merge_policy;
     long task_template_id;     /* 0 = none */
     long closed_status_id;
     struct br_tpl *task_title;

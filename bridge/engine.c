@@ -65,6 +65,9 @@ struct run {
     int step;
     char *task_id;
     char *source_key;
+    char *html;                /* a comment being written */
+    const char *author_contact;
+    const char *author_employee;
 };
 
 static void work(struct br_engine *e);
@@ -228,18 +231,163 @@ open_generation(struct br_engine *e, struct br_conv *c)
     return add_job(e, 't', "tracker", "task", c->id, json_pack("{s:i}", "gen", gen));
 }
 
+/* "Chrome, Windows, IP 1.2.3.4, Berlin": what Chatra told about the device, as HTML. */
+static void
+device_html(struct br_buf *b, json_t *raw)
+{
+    json_t *v = visitor_context(&(struct br_conv){0}, raw);
+    static const char *const keys[] = {"browser", "os", "device", "ip", "city", "country"};
+    static const char *const labels[] = {"browser ", "OS ", "device ", "IP ", "city ", "country "};
+    int n = 0;
+
+    for (size_t i = 0; i < BR_ARRAY_SIZE(keys); i++) {
+        const char *val = jstr(v, keys[i]);
+        if (val == NULL)
+            continue;
+        br_buf_puts(b, n++ ? ", " : "");
+        br_buf_puts(b, labels[i]);
+        br_tpl_html_escape(b, val, strlen(val), 0);
+    }
+    if (n == 0)
+        br_buf_puts(b, "no device details");
+    json_decref(v);
+}
+
+/* A comment by the bridge itself on the task of (conv, gen); %TASK% becomes ref_conv's task id. */
+static int
+add_note(struct br_engine *e, int64_t conv_id, int gen, const char *html, int64_t ref_conv)
+{
+    json_t *p = json_pack("{s:i, s:s}", "gen", gen, "html", html);
+    if (ref_conv)
+        json_object_set_new(p, "ref_conv", json_integer(ref_conv));
+    return add_job(e, 't', "tracker", "note", conv_id, p);
+}
+
+static bool
+may_merge(const struct br_channel *ch, bool verified)
+{
+    return ch->merge_policy == BR_MERGE_EMAIL || (ch->merge_policy == BR_MERGE_VERIFIED && verified);
+}
+
+/* What resolving the device's conversation did, for the notes that tell the employees. */
+struct resolution {
+    bool created;          /* a new person */
+    bool joined;           /* a new device joined a known person */
+    int64_t merged_conv;   /* a thread joined into this one (late e-mail), or 0 */
+    int64_t merge_id;
+};
+
+/*
+ * Finds the conversation of the webhook's device, or makes one.  A
+ * device is one Chatra client id; a person has devices and e-mails.  A
+ * new device whose e-mail belongs to a known person joins that person's
+ * conversation; a device whose e-mail arrives later, and belongs to
+ * someone else already, has its conversation joined into the older one.
+ */
+static int
+resolve_conv(struct br_engine *e, const struct br_channel *ch, json_t *client, struct br_conv *c,
+             struct resolution *res)
+{
+    const char *client_id = jstr(client, "id");
+    const char *email = jstr(client, "email");
+    bool verified = json_is_true(json_object_get(client, "email_verified"));
+    int64_t pid;
+    int rc = br_store_conv_by_client(e->store, ch->name, client_id, c);
+
+    memset(res, 0, sizeof(*res));
+    if (rc == BR_ENOTFOUND) {
+        int64_t id;
+        if (email && may_merge(ch, verified) && br_store_person_of_email(e->store, email, &pid, NULL) == 0) {
+            rc = br_store_conv_of_person(e->store, ch->name, pid, c);
+            if (rc == 0) {
+                res->joined = true;
+                rc = br_store_conv_add_client(e->store, c->id, ch->name, client_id);
+            } else if (rc == BR_ENOTFOUND && (rc = br_store_conv_create_for_person(e->store, ch->name, client_id,
+                                                                                    pid, &id)) == 0) {
+                rc = br_store_conv_get(e->store, id, c);
+            }
+        }
+        if (rc == BR_ENOTFOUND) {
+            res->created = true;
+            if ((rc = br_store_conv_create(e->store, ch->name, client_id, &id)) == 0)
+                rc = br_store_conv_get(e->store, id, c);
+        }
+    } else if (rc == 0 && email && may_merge(ch, verified) &&
+               br_store_person_of_email(e->store, email, &pid, NULL) == 0 && pid != c->person_id) {
+        struct br_conv older = {0};
+        if (br_store_conv_of_person(e->store, ch->name, pid, &older) == 0 && older.id != c->id) {
+            rc = br_store_merge(e->store, older.id, c->id, email, verified, &res->merge_id);
+            if (rc == 0) {
+                res->merged_conv = c->id;
+                br_conv_dispose(c);
+                *c = older;
+                memset(&older, 0, sizeof(older));
+                br_info("conversation %lld joined into conversation %lld (merge %lld)", (long long)res->merged_conv,
+                        (long long)c->id, (long long)res->merge_id);
+            }
+        }
+        br_conv_dispose(&older);
+    }
+    if (rc == 0 && email)
+        rc = br_store_person_add_email(e->store, c->person_id, email, verified);
+    return rc;
+}
+
+/* The thread that was joined into another: point to the survivor, complete it, drop its contact. */
+static int
+retire_merged(struct br_engine *e, const struct br_channel *ch, const struct resolution *res, int64_t survivor,
+              const char *email, bool verified)
+{
+    struct br_conv mc = {0};
+    struct br_task t = {0};
+    struct br_buf b;
+    int rc;
+
+    if ((rc = br_store_conv_get(e->store, res->merged_conv, &mc)))
+        return rc;
+    br_buf_init(&b, 0);
+    br_buf_puts(&b, "<b>This conversation continues in task #%TASK%</b>: the visitor wrote from another device "
+                    "with the e-mail ");
+    br_tpl_html_escape(&b, email, strlen(email), 0);
+    br_buf_puts(&b, verified ? " (set by the site)." : " (typed in the chat, not verified).");
+    if (mc.gen > 0 && br_store_task_get(e->store, mc.id, mc.gen, &t) == 0 && task_is_active(&t)) {
+        rc = add_note(e, mc.id, mc.gen, b.data, survivor);
+        if (rc == 0 && ch->closed_status_id > 0 &&
+            (rc = br_store_task_set(e->store, mc.id, mc.gen, NULL, BR_TASK_CLOSING)) == 0)
+            rc = add_job(e, 't', "tracker", "close", mc.id, json_pack("{s:i}", "gen", mc.gen));
+    }
+    if (rc == 0)
+        rc = add_job(e, 't', "tracker", "drop_contact", mc.id, json_pack("{s:I}", "survivor", (json_int_t)survivor));
+    br_buf_dispose(&b);
+    br_task_dispose(&t);
+    br_conv_dispose(&mc);
+    return rc;
+}
+
+static bool
+changed(const char *now, const char *before)
+{
+    return now && (before == NULL || strcmp(now, before) != 0);
+}
+
 static int
 apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
 {
     const struct br_channel *ch = br_config_channel(e->cfg, channel_name);
     json_t *client = json_object_get(ev, "client");
     json_t *msgs = json_object_get(ev, "messages");
+    json_t *rawc = json_object_get(ev, "raw_client");
     const char *kind = jstr(ev, "event");
     const char *client_id = jstr(client, "id");
     const char *email = jstr(client, "email");
+    const char *chat_id = jstr(client, "chat_id");
+    bool verified = json_is_true(json_object_get(client, "email_verified"));
     struct br_conv c = {0};
     struct br_task t = {0};
+    struct resolution res;
     bool transcript = kind && strcmp(kind, "transcript") == 0;
+    bool introduced, new_chat;
+    int gen_before;
     char *raw = NULL;
     size_t i;
     json_t *m;
@@ -250,28 +398,24 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
         br_warn("inbox: channel %s is no longer configured; event dropped", channel_name);
         return 0;
     }
-    rc = br_store_conv_by_client(e->store, ch->name, client_id, &c);
-    if (rc == BR_ENOTFOUND && email) {
-        /* The same person on another device: join the existing conversation. */
-        rc = br_store_conv_by_email(e->store, ch->name, email, &c);
-        if (rc == 0)
-            rc = br_store_conv_add_client(e->store, c.id, ch->name, client_id);
-    }
-    if (rc == BR_ENOTFOUND) {
-        int64_t id;
-        if ((rc = br_store_conv_create(e->store, ch->name, client_id, &id)) == 0)
-            rc = br_store_conv_get(e->store, id, &c);
-    }
-    if (rc)
+    if ((rc = resolve_conv(e, ch, client, &c, &res)))
         goto out;
-    raw = json_dumps(json_object_get(ev, "raw_client"), JSON_COMPACT);
-    if ((rc = br_store_conv_update_visitor(e->store, c.id, client_id, jstr(client, "chat_id"), jstr(client, "name"),
-                                           email, jstr(client, "phone"), raw)))
+    /* The visitor introduced themselves (or changed their details) in a known conversation. */
+    introduced = !res.created && c.gen > 0 &&
+                 (changed(jstr(client, "name"), c.name) || changed(email, c.email) || changed(jstr(client, "phone"), c.phone));
+    /* A new chat of a known device: Chatra gives it a new chat id (a repeated webhook has the same one). */
+    new_chat = !res.created && !res.joined && !res.merged_conv && c.gen > 0 && chat_id && c.chat_id &&
+               strcmp(chat_id, c.chat_id) != 0;
+    raw = json_dumps(rawc, JSON_COMPACT);
+    if ((rc = br_store_conv_update_visitor(e->store, c.id, client_id, chat_id, jstr(client, "name"), email,
+                                           jstr(client, "phone"), raw)))
         goto out;
-
     if (c.gen == 0 && (rc = open_generation(e, &c)))
         goto out;
+    gen_before = c.gen;
     if ((rc = br_store_task_get(e->store, c.id, c.gen, &t)) != 0)
+        goto out;
+    if (res.merged_conv && (rc = retire_merged(e, ch, &res, c.id, email, verified)))
         goto out;
 
     json_array_foreach(msgs, i, m) {
@@ -310,6 +454,30 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
         if ((rc = add_job(e, 't', "tracker", "comment", c.id, json_pack("{s:I}", "msg", (json_int_t)mid))))
             goto out;
     }
+
+    /* Notes for the employees, after the messages they explain. */
+    if (res.joined || res.merged_conv || (new_chat && c.gen == gen_before && task_is_active(&t))) {
+        struct br_buf b;
+        br_buf_init(&b, 0);
+        if (res.joined || res.merged_conv) {
+            br_buf_puts(&b, "<b>A new device joined this conversation</b>: ");
+            device_html(&b, rawc);
+            br_buf_puts(&b, verified ? ". Matched on the e-mail " : ". Matched on an unverified e-mail ");
+            br_tpl_html_escape(&b, email, strlen(email), 0);
+            br_buf_puts(&b, verified ? " (set by the site)." : " (typed in the chat); replies go to the device "
+                                                               "the visitor last wrote from.");
+        } else {
+            br_buf_puts(&b, "<b>New visit</b>: ");
+            device_html(&b, rawc);
+            br_buf_puts(&b, ".");
+        }
+        rc = add_note(e, c.id, c.gen, b.data, 0);
+        br_buf_dispose(&b);
+        if (rc)
+            goto out;
+    }
+    if (introduced && !res.merged_conv && (rc = add_job(e, 't', "tracker", "update_contact", c.id, json_object())))
+        goto out;
 
     if (transcript && ch->close_on_leave) {
         br_task_dispose(&t);
@@ -467,7 +635,15 @@ run_free(struct run *r)
     br_conv_dispose(&r->conv);
     free(r->task_id);
     free(r->source_key);
+    free(r->html);
     free(r);
+}
+
+/* A tracker callback that only needs the outcome written. */
+static void
+job_finish_cb(void *arg, struct br_result *res)
+{
+    job_finish(arg, res);
 }
 
 static void
@@ -782,42 +958,29 @@ run_task(struct run *r)
     create_task(r);
 }
 
-/* ---- comment ---- */
+/* ---- comments: mirrored messages and the bridge's notes ---- */
 
 static void comment_added(void *arg, struct br_result *res);
 
+/* Sends r->html as a comment on r->task_id, by r->author_contact or r->author_employee (or the bridge). */
 static void
-add_comment(struct run *r, const struct br_msg *m)
+post_comment(struct run *r)
 {
     struct br_comment_spec spec = {0};
-    struct br_buf html;
 
-    br_buf_init(&html, 256 * 1024);
     spec.task_id = r->task_id;
     spec.source_key = r->source_key;
-    if (strcmp(m->type, "agent") == 0) {
-        const struct br_employee *emp = m->agent_id ? br_config_employee_by_agent(r->e->cfg, m->agent_id) : NULL;
-        if (emp) {
-            spec.employee = emp->tracker_user;
-        } else {
-            /* An agent the config does not map: the bridge's own user writes, naming the agent. */
-            br_buf_puts(&html, "<b>Chatra agent:</b><br>");
-        }
-    } else {
-        spec.contact_id = r->conv.contact_id;
-    }
-    br_tpl_html_escape(&html, m->text, strlen(m->text), 1);
-    spec.html = html.data ? html.data : "";
+    spec.contact_id = r->author_contact;
+    spec.employee = r->author_employee;
+    spec.html = r->html;
     r->step = 2;
     r->e->tracker->ops->add_comment(r->e->tracker, &spec, comment_added, r);
-    br_buf_dispose(&html);
 }
 
 static void
 comment_found(void *arg, struct br_result *res)
 {
     struct run *r = arg;
-    struct br_msg m = {0};
     size_t i;
     json_t *it;
 
@@ -836,28 +999,50 @@ comment_found(void *arg, struct br_result *res)
             return;
         }
     }
-    if (br_store_msg_get(r->e->store, json_integer_value(json_object_get(r->payload, "msg")), &m) != 0) {
-        job_fail(r, BR_EFATAL, "message vanished from the store");
-        return;
-    }
-    add_comment(r, &m);
-    br_msg_dispose(&m);
+    post_comment(r);
 }
 
 static void
 comment_added(void *arg, struct br_result *res)
 {
     struct run *r = arg;
-    int64_t mid = json_integer_value(json_object_get(r->payload, "msg"));
+    json_t *msg = json_object_get(r->payload, "msg");
 
     if (res->err == 0 && res->id) {
         bool is_new;
         br_store_begin(r->e->store);
         br_store_comment_mark(r->e->store, r->task_id, res->id, BR_COMMENT_BRIDGE, &is_new);
-        br_store_msg_set_state(r->e->store, mid, BR_MSG_MIRRORED, res->id);
+        if (msg)
+            br_store_msg_set_state(r->e->store, json_integer_value(msg), BR_MSG_MIRRORED, res->id);
         br_store_commit(r->e->store);
     }
     job_finish(r, res);
+}
+
+/* Posts the prepared comment, or after a crash first looks whether it is already there. */
+static void
+send_comment(struct run *r, enum br_source_kind kind, int64_t key_id)
+{
+    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+    br_store_source_key(r->e->store, kind, key_id, r->source_key);
+    if (r->job.recover) {
+        r->step = 1;
+        r->e->tracker->ops->list_comments(r->e->tracker, r->task_id, comment_found, r);
+        return;
+    }
+    post_comment(r);
+}
+
+/* Sets r->task_id to the tracker id of (conv, gen); false when it does not exist (yet). */
+static bool
+task_of(struct run *r, int64_t conv_id, int gen, char **out)
+{
+    struct br_task t = {0};
+    bool ok = br_store_task_get(r->e->store, conv_id, gen, &t) == 0 && t.task_id;
+    if (ok)
+        *out = br_strdup(t.task_id);
+    br_task_dispose(&t);
+    return ok;
 }
 
 static void
@@ -865,7 +1050,7 @@ run_comment(struct run *r)
 {
     int64_t mid = json_integer_value(json_object_get(r->payload, "msg"));
     struct br_msg m = {0};
-    struct br_task t = {0};
+    struct br_buf html;
 
     if (br_store_msg_get(r->e->store, mid, &m) != 0) {
         job_fail(r, BR_EFATAL, "message %lld is not in the store", (long long)mid);
@@ -876,24 +1061,107 @@ run_comment(struct run *r)
         job_ok(r);
         return;
     }
-    if (br_store_task_get(r->e->store, r->conv.id, m.gen, &t) != 0 || t.task_id == NULL) {
-        br_task_dispose(&t);
+    if (!task_of(r, r->conv.id, m.gen, &r->task_id)) {
         br_msg_dispose(&m);
         job_fail(r, BR_ERETRY, "the task of this message does not exist yet");
         return;
     }
-    r->task_id = br_strdup(t.task_id);
-    br_task_dispose(&t);
-    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
-    br_store_source_key(r->e->store, BR_SOURCE_COMMENT, mid, r->source_key);
-    if (r->job.recover) {
-        br_msg_dispose(&m);
-        r->step = 1;
-        r->e->tracker->ops->list_comments(r->e->tracker, r->task_id, comment_found, r);
+    br_buf_init(&html, 256 * 1024);
+    if (strcmp(m.type, "agent") == 0) {
+        const struct br_employee *emp = m.agent_id ? br_config_employee_by_agent(r->e->cfg, m.agent_id) : NULL;
+        if (emp)
+            r->author_employee = emp->tracker_user;
+        else /* An agent the config does not map: the bridge's own user writes, naming the agent. */
+            br_buf_puts(&html, "<b>Chatra agent:</b><br>");
+    } else {
+        r->author_contact = r->conv.contact_id;
+    }
+    br_tpl_html_escape(&html, m.text, strlen(m.text), 1);
+    r->html = br_buf_steal(&html);
+    br_msg_dispose(&m);
+    send_comment(r, BR_SOURCE_COMMENT, mid);
+}
+
+static void
+run_note(struct run *r)
+{
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    int64_t ref = json_integer_value(json_object_get(r->payload, "ref_conv"));
+    const char *html = jstr(r->payload, "html");
+    char *ref_task = NULL;
+
+    if (!task_of(r, r->conv.id, gen, &r->task_id)) {
+        job_fail(r, BR_ERETRY, "the task for this note does not exist yet");
         return;
     }
-    add_comment(r, &m);
-    br_msg_dispose(&m);
+    if (ref) {
+        struct br_conv rc = {0};
+        bool ok = br_store_conv_get(r->e->store, ref, &rc) == 0 && task_of(r, rc.id, rc.gen, &ref_task);
+        br_conv_dispose(&rc);
+        if (!ok) {
+            job_fail(r, BR_ERETRY, "the task this note points to does not exist yet");
+            return;
+        }
+    }
+    {
+        /* %TASK% stands for the referenced task's number, known only now. */
+        struct br_buf b;
+        const char *p = html ? html : "", *hit;
+        br_buf_init(&b, 0);
+        while (ref_task && (hit = strstr(p, "%TASK%")) != NULL) {
+            br_buf_append(&b, p, (size_t)(hit - p));
+            br_buf_puts(&b, ref_task);
+            p = hit + 6;
+        }
+        br_buf_puts(&b, p);
+        r->html = br_buf_steal(&b);
+    }
+    free(ref_task);
+    send_comment(r, BR_SOURCE_NOTE, r->job.id);
+}
+
+/* ---- contact updates after a merge or an introduction ---- */
+
+static void
+run_update_contact(struct run *r)
+{
+    struct br_contact_spec spec = {0};
+    char *first, *last;
+
+    if (r->conv.contact_id == NULL) {
+        /* Not created yet: the creation will use the new details. */
+        job_ok(r);
+        return;
+    }
+    contact_name(r, &first, &last);
+    spec.name = first;
+    spec.lastname = last;
+    spec.email = r->conv.email;
+    spec.phone = r->conv.phone;
+    r->e->tracker->ops->update_contact(r->e->tracker, r->conv.contact_id, &spec, job_finish_cb, r);
+    free(first);
+    free(last);
+}
+
+static void
+run_drop_contact(struct run *r)
+{
+    struct br_conv sc = {0};
+    int64_t survivor = json_integer_value(json_object_get(r->payload, "survivor"));
+    bool drop;
+
+    if (br_store_conv_get(r->e->store, survivor, &sc) != 0) {
+        job_fail(r, BR_EFATAL, "the surviving conversation is gone");
+        return;
+    }
+    /* Only a contact of its own: when both devices found the same contact by e-mail, it stays. */
+    drop = r->conv.contact_id && (sc.contact_id == NULL || strcmp(sc.contact_id, r->conv.contact_id) != 0);
+    br_conv_dispose(&sc);
+    if (!drop) {
+        job_ok(r);
+        return;
+    }
+    r->e->tracker->ops->delete_contact(r->e->tracker, r->conv.contact_id, job_finish_cb, r);
 }
 
 /* ---- close ---- */
@@ -1012,6 +1280,8 @@ static const struct {
 } job_kinds[] = {
     {"contact", run_contact}, {"task", run_task},   {"comment", run_comment},
     {"close", run_close},     {"fetch", run_fetch}, {"reply", run_reply},
+    {"note", run_note},       {"update_contact", run_update_contact},
+    {"drop_contact", run_drop_contact},
 };
 
 static void

@@ -2,6 +2,7 @@
 
 #include "log.h"
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
  * text: every query below is a string literal, so the address is a
  * stable key.
  */
-#define STMT_CACHE 64
+#define STMT_CACHE 128
 
 struct br_store {
     sqlite3 *db;
@@ -33,12 +34,28 @@ static const char schema_sql[] =
     "  id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, channel TEXT NOT NULL,"
     "  body TEXT NOT NULL, received_at INTEGER NOT NULL, processed_at INTEGER);"
     "CREATE INDEX IF NOT EXISTS inbox_pending ON inbox(id) WHERE processed_at IS NULL;"
+    /*
+     * The identity map: a person (one tracker contact) has e-mails and,
+     * through its conversations (one per channel), Chatra client ids.
+     */
+    "CREATE TABLE IF NOT EXISTS persons("
+    "  id INTEGER PRIMARY KEY, contact_id TEXT, company_id TEXT, merged_into INTEGER,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS person_emails("
+    "  email TEXT PRIMARY KEY, person_id INTEGER NOT NULL, verified INTEGER NOT NULL,"
+    "  added_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS person_emails_person ON person_emails(person_id);"
+    "CREATE TABLE IF NOT EXISTS merges("
+    "  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, email TEXT, verified INTEGER NOT NULL,"
+    "  survivor_conv INTEGER NOT NULL, merged_conv INTEGER NOT NULL,"
+    "  survivor_person INTEGER NOT NULL, merged_person INTEGER NOT NULL,"
+    "  clients TEXT NOT NULL, emails TEXT NOT NULL, at INTEGER NOT NULL, undone_at INTEGER);"
     "CREATE TABLE IF NOT EXISTS conversations("
-    "  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, client_id TEXT NOT NULL,"
+    "  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, person_id INTEGER NOT NULL, client_id TEXT NOT NULL,"
     "  chat_id TEXT, name TEXT, email TEXT, phone TEXT, visitor_json TEXT,"
-    "  contact_id TEXT, gen INTEGER NOT NULL DEFAULT 0,"
+    "  gen INTEGER NOT NULL DEFAULT 0, merged_into INTEGER,"
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS conversations_email ON conversations(channel, email);"
+    "CREATE INDEX IF NOT EXISTS conversations_person ON conversations(person_id, channel);"
     "CREATE TABLE IF NOT EXISTS conv_clients("
     "  channel TEXT NOT NULL, client_id TEXT NOT NULL, conv_id INTEGER NOT NULL,"
     "  PRIMARY KEY(channel, client_id));"
@@ -370,7 +387,9 @@ br_conv_dispose(struct br_conv *c)
     memset(c, 0, sizeof(*c));
 }
 
-#define CONV_COLS "c.id, c.channel, c.client_id, c.chat_id, c.name, c.email, c.phone, c.visitor_json, c.contact_id, c.gen"
+#define CONV_COLS \
+    "c.id, c.channel, c.client_id, c.chat_id, c.name, c.email, c.phone, c.visitor_json, " \
+    "(SELECT contact_id FROM persons p WHERE p.id=c.person_id), c.gen, c.person_id, c.merged_into"
 
 static int
 conv_row(struct br_store *s, sqlite3_stmt *st, struct br_conv *c)
@@ -388,6 +407,8 @@ conv_row(struct br_store *s, sqlite3_stmt *st, struct br_conv *c)
     c->visitor_json = col_str(st, 7);
     c->contact_id = col_str(st, 8);
     c->gen = sqlite3_column_int(st, 9);
+    c->person_id = sqlite3_column_int64(st, 10);
+    c->merged_into = sqlite3_column_int64(st, 11);
     sqlite3_reset(st);
     return 0;
 }
@@ -400,24 +421,66 @@ br_store_conv_by_client(struct br_store *s, const char *channel, const char *cli
 }
 
 int
-br_store_conv_by_email(struct br_store *s, const char *channel, const char *email, struct br_conv *out)
-{
-    return conv_row(s, q(s, "SELECT " CONV_COLS " FROM conversations c WHERE c.channel=? AND c.email=? "
-                            "ORDER BY c.id LIMIT 1", "tt", channel, email), out);
-}
-
-int
 br_store_conv_get(struct br_store *s, int64_t id, struct br_conv *out)
 {
     return conv_row(s, q(s, "SELECT " CONV_COLS " FROM conversations c WHERE c.id=?", "i", id), out);
 }
 
 int
+br_store_person_create(struct br_store *s, int64_t *id)
+{
+    if (done(s, q(s, "INSERT INTO persons(created_at) VALUES(?)", "i", br_now_ms())))
+        return BR_EIO;
+    *id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+int
+br_store_person_of_email(struct br_store *s, const char *email, int64_t *person_id, bool *verified)
+{
+    sqlite3_stmt *st = q(s, "SELECT person_id, verified FROM person_emails WHERE email=?", "t", email);
+    int rc = row(s, st);
+    if (rc)
+        return rc;
+    *person_id = sqlite3_column_int64(st, 0);
+    if (verified)
+        *verified = sqlite3_column_int(st, 1) != 0;
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+br_store_person_add_email(struct br_store *s, int64_t person_id, const char *email, bool verified)
+{
+    /* A verified sighting upgrades an unverified one; the owner never changes here (that is a merge). */
+    return done(s, q(s, "INSERT INTO person_emails(email, person_id, verified, added_at) VALUES(?,?,?,?) "
+                        "ON CONFLICT(email) DO UPDATE SET verified=max(verified, excluded.verified) "
+                        "WHERE person_id=excluded.person_id",
+                     "tini", email, person_id, (int)verified, br_now_ms()));
+}
+
+int
+br_store_conv_of_person(struct br_store *s, const char *channel, int64_t person_id, struct br_conv *out)
+{
+    return conv_row(s, q(s, "SELECT " CONV_COLS " FROM conversations c WHERE c.channel=? AND c.person_id=? "
+                            "AND c.merged_into IS NULL ORDER BY c.id LIMIT 1", "ti", channel, person_id), out);
+}
+
+int
 br_store_conv_create(struct br_store *s, const char *channel, const char *client_id, int64_t *id)
 {
+    int64_t person;
+    int rc = br_store_person_create(s, &person);
+    return rc ? rc : br_store_conv_create_for_person(s, channel, client_id, person, id);
+}
+
+int
+br_store_conv_create_for_person(struct br_store *s, const char *channel, const char *client_id, int64_t person_id,
+                                int64_t *id)
+{
     int64_t now = br_now_ms();
-    if (done(s, q(s, "INSERT INTO conversations(channel, client_id, created_at, updated_at) VALUES(?,?,?,?)",
-                  "ttii", channel, client_id, now, now)))
+    if (done(s, q(s, "INSERT INTO conversations(channel, person_id, client_id, created_at, updated_at) "
+                     "VALUES(?,?,?,?,?)", "titii", channel, person_id, client_id, now, now)))
         return BR_EIO;
     *id = sqlite3_last_insert_rowid(s->db);
     return br_store_conv_add_client(s, *id, channel, client_id);
@@ -445,8 +508,8 @@ br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char *cl
 int
 br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id)
 {
-    return done(s, q(s, "UPDATE conversations SET contact_id=?, updated_at=? WHERE id=?", "tii",
-                     contact_id, br_now_ms(), conv_id));
+    return done(s, q(s, "UPDATE persons SET contact_id=? WHERE id=(SELECT person_id FROM conversations WHERE id=?)",
+                     "ti", contact_id, conv_id));
 }
 
 int
@@ -778,4 +841,228 @@ br_store_job_waiting(struct br_store *s, const char *lane, const char *kind)
     if (found)
         sqlite3_reset(st);
     return found;
+}
+
+/* ---- merges ---- */
+
+static json_t *
+column_list(struct br_store *s, sqlite3_stmt *st)
+{
+    json_t *arr = json_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        br_error("store: %s", sqlite3_errmsg(s->db));
+    return arr;
+}
+
+static int
+json_exec_text(struct br_store *s, json_t *list, const char *sql, int64_t target)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (done(s, q(s, sql, "it", target, json_string_value(v))))
+            return BR_EIO;
+    }
+    return 0;
+}
+
+int
+br_store_merge(struct br_store *s, int64_t survivor_conv, int64_t merged_conv, const char *email, bool verified,
+               int64_t *merge_id)
+{
+    struct br_conv sc = {0}, mc = {0};
+    json_t *clients = NULL, *emails = NULL;
+    char *ctext = NULL, *etext = NULL;
+    int rc;
+
+    if ((rc = br_store_conv_get(s, survivor_conv, &sc)) || (rc = br_store_conv_get(s, merged_conv, &mc)))
+        goto out;
+    clients = column_list(s, q(s, "SELECT client_id FROM conv_clients WHERE conv_id=?", "i", merged_conv));
+    emails = sc.person_id != mc.person_id
+                 ? column_list(s, q(s, "SELECT email FROM person_emails WHERE person_id=?", "i", mc.person_id))
+                 : json_array();
+    rc = BR_EIO;
+    if (done(s, q(s, "UPDATE conv_clients SET conv_id=? WHERE conv_id=?", "ii", survivor_conv, merged_conv)) ||
+        done(s, q(s, "UPDATE conversations SET merged_into=?, updated_at=? WHERE id=?", "iii", survivor_conv,
+                  br_now_ms(), merged_conv)))
+        goto out;
+    if (sc.person_id != mc.person_id &&
+        (done(s, q(s, "UPDATE person_emails SET person_id=? WHERE person_id=?", "ii", sc.person_id, mc.person_id)) ||
+         done(s, q(s, "UPDATE persons SET merged_into=? WHERE id=?", "ii", sc.person_id, mc.person_id))))
+        goto out;
+    ctext = json_dumps(clients, JSON_COMPACT);
+    etext = json_dumps(emails, JSON_COMPACT);
+    if (done(s, q(s, "INSERT INTO merges(channel, email, verified, survivor_conv, merged_conv, survivor_person, "
+                     "merged_person, clients, emails, at) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                  "ttniiiitti", sc.channel, email, (int)verified, survivor_conv, merged_conv, sc.person_id,
+                  mc.person_id, ctext, etext, br_now_ms())))
+        goto out;
+    if (merge_id)
+        *merge_id = sqlite3_last_insert_rowid(s->db);
+    rc = 0;
+out:
+    free(ctext);
+    free(etext);
+    json_decref(clients);
+    json_decref(emails);
+    br_conv_dispose(&sc);
+    br_conv_dispose(&mc);
+    return rc;
+}
+
+int
+br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv)
+{
+    sqlite3_stmt *st = q(s, "SELECT merged_conv, survivor_person, merged_person, clients, emails, channel, undone_at "
+                            "FROM merges WHERE id=?", "i", merge_id);
+    int64_t mconv, sperson, mperson;
+    json_t *clients, *emails;
+    json_error_t je;
+    char *channel;
+    bool undone;
+    int rc = row(s, st);
+
+    if (rc)
+        return rc;
+    mconv = sqlite3_column_int64(st, 0);
+    sperson = sqlite3_column_int64(st, 1);
+    mperson = sqlite3_column_int64(st, 2);
+    clients = json_loads((const char *)sqlite3_column_text(st, 3), 0, &je);
+    emails = json_loads((const char *)sqlite3_column_text(st, 4), 0, &je);
+    channel = col_str(st, 5);
+    undone = sqlite3_column_type(st, 6) != SQLITE_NULL;
+    sqlite3_reset(st);
+    rc = BR_EEXIST;
+    if (!undone) {
+        size_t i;
+        json_t *v;
+        rc = 0;
+        json_array_foreach(clients, i, v) {
+            if (done(s, q(s, "UPDATE conv_clients SET conv_id=? WHERE channel=? AND client_id=?", "itt", mconv,
+                          channel, json_string_value(v))))
+                rc = BR_EIO;
+        }
+        if (rc == 0)
+            rc = json_exec_text(s, emails, "UPDATE person_emails SET person_id=? WHERE email=?", mperson);
+        /*
+         * The merged person's contact was removed from the tracker when it
+         * differed from the survivor's: a new one is made when needed.
+         */
+        if (rc == 0 && mperson != sperson &&
+            (done(s, q(s, "UPDATE persons SET merged_into=NULL, contact_id=CASE WHEN contact_id=(SELECT contact_id "
+                          "FROM persons WHERE id=?) THEN contact_id ELSE NULL END WHERE id=?", "ii", sperson, mperson))))
+            rc = BR_EIO;
+        if (rc == 0 && (done(s, q(s, "UPDATE conversations SET merged_into=NULL WHERE id=?", "i", mconv)) ||
+                        done(s, q(s, "UPDATE merges SET undone_at=? WHERE id=?", "ii", br_now_ms(), merge_id))))
+            rc = BR_EIO;
+    }
+    if (merged_conv)
+        *merged_conv = mconv;
+    json_decref(clients);
+    json_decref(emails);
+    free(channel);
+    return rc;
+}
+
+/* Bound client ids are secrets: show only enough to tell devices apart. */
+static json_t *
+masked(const char *id)
+{
+    size_t n = strlen(id);
+    char *m = n > 6 ? br_asprintf("%.4s...(%zu chars)", id, n) : br_strdup("...");
+    json_t *v = json_string(m);
+    free(m);
+    return v;
+}
+
+int
+br_store_identities(struct br_store *s, const char *email, char **json_out)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st;
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (email)
+        st = q(s, "SELECT person_id FROM person_emails WHERE email=?", "t", email);
+    else
+        st = q(s, "SELECT id FROM persons WHERE merged_into IS NULL ORDER BY id", "");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ids = br_realloc(ids, (n + 1) * sizeof(*ids));
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = json_object(), *arr;
+        int r2;
+        st = q(s, "SELECT contact_id, merged_into FROM persons WHERE id=?", "i", ids[i]);
+        json_object_set_new(p, "person", json_integer(ids[i]));
+        if (row(s, st) == 0) {
+            if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+                json_object_set_new(p, "contact", json_string((const char *)sqlite3_column_text(st, 0)));
+            if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+                json_object_set_new(p, "merged_into_person", json_integer(sqlite3_column_int64(st, 1)));
+            sqlite3_reset(st);
+        }
+        arr = json_array();
+        st = q(s, "SELECT email, verified FROM person_emails WHERE person_id=? ORDER BY added_at", "i", ids[i]);
+        while ((r2 = sqlite3_step(st)) == SQLITE_ROW)
+            json_array_append_new(arr, json_pack("{s:s, s:b}", "email", (const char *)sqlite3_column_text(st, 0),
+                                                 "verified", sqlite3_column_int(st, 1)));
+        sqlite3_reset(st);
+        json_object_set_new(p, "emails", arr);
+        arr = json_array();
+        st = q(s, "SELECT c.id, c.channel, c.gen, c.merged_into, (SELECT task_id FROM tasks t WHERE t.conv_id=c.id "
+                  "AND t.gen=c.gen) FROM conversations c WHERE c.person_id=? ORDER BY c.id", "i", ids[i]);
+        while ((r2 = sqlite3_step(st)) == SQLITE_ROW) {
+            json_t *conv = json_pack("{s:I, s:s, s:i}", "conversation", (json_int_t)sqlite3_column_int64(st, 0),
+                                     "channel", (const char *)sqlite3_column_text(st, 1), "tasks",
+                                     sqlite3_column_int(st, 2));
+            if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+                json_object_set_new(conv, "merged_into", json_integer(sqlite3_column_int64(st, 3)));
+            if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+                json_object_set_new(conv, "task", json_string((const char *)sqlite3_column_text(st, 4)));
+            json_object_set_new(conv, "devices", json_array());
+            json_array_append_new(arr, conv);
+        }
+        sqlite3_reset(st);
+        {
+            size_t k;
+            json_t *conv;
+            json_array_foreach(arr, k, conv) {
+                json_t *dev = json_object_get(conv, "devices");
+                st = q(s, "SELECT client_id FROM conv_clients WHERE conv_id=? ORDER BY rowid", "i",
+                       (int64_t)json_integer_value(json_object_get(conv, "conversation")));
+                while ((r2 = sqlite3_step(st)) == SQLITE_ROW)
+                    json_array_append_new(dev, masked((const char *)sqlite3_column_text(st, 0)));
+                sqlite3_reset(st);
+            }
+        }
+        json_object_set_new(p, "conversations", arr);
+        arr = json_array();
+        st = q(s, "SELECT id, at, email, verified, survivor_conv, merged_conv, undone_at FROM merges "
+                  "WHERE survivor_person=? OR merged_person=? ORDER BY id", "ii", ids[i], ids[i]);
+        while ((r2 = sqlite3_step(st)) == SQLITE_ROW) {
+            json_t *m = json_pack("{s:I, s:I, s:s?, s:b, s:I, s:I, s:b}", "merge",
+                                  (json_int_t)sqlite3_column_int64(st, 0), "at",
+                                  (json_int_t)sqlite3_column_int64(st, 1), "email",
+                                  (const char *)sqlite3_column_text(st, 2), "verified", sqlite3_column_int(st, 3),
+                                  "survivor_conversation", (json_int_t)sqlite3_column_int64(st, 4),
+                                  "merged_conversation", (json_int_t)sqlite3_column_int64(st, 5), "undone",
+                                  sqlite3_column_type(st, 6) != SQLITE_NULL);
+            json_array_append_new(arr, m);
+        }
+        sqlite3_reset(st);
+        json_object_set_new(p, "merges", arr);
+        json_array_append_new(out, p);
+    }
+    free(ids);
+    *json_out = json_dumps(out, JSON_INDENT(2));
+    json_decref(out);
+    return 0;
 }

@@ -36,7 +36,7 @@ const char *br_store_instance_id(struct br_store *s);
  * replaced by the kind and the local id.  It finds the object again
  * after a crash, and tells the bridge's own comments from others.
  */
-enum br_source_kind { BR_SOURCE_TASK = 1, BR_SOURCE_COMMENT = 2, BR_SOURCE_CONTACT = 3 };
+enum br_source_kind { BR_SOURCE_TASK = 1, BR_SOURCE_COMMENT = 2, BR_SOURCE_CONTACT = 3, BR_SOURCE_NOTE = 4 };
 #define BR_SOURCE_KEY_LEN 36
 void br_store_source_key(struct br_store *s, enum br_source_kind kind, int64_t id,
                          char out[BR_SOURCE_KEY_LEN + 1]);
@@ -68,17 +68,23 @@ struct br_conv {
     char *chat_id;
     char *name, *email, *phone;
     char *visitor_json;   /* the latest raw Chatra client object */
-    char *contact_id;     /* tracker contact, NULL until known */
+    char *contact_id;     /* the person's tracker contact, NULL until known */
     int gen;              /* current task generation (0 = none yet) */
+    int64_t person_id;
+    int64_t merged_into;  /* 0, or the conversation this one was joined into */
 };
 void br_conv_dispose(struct br_conv *c);
 int br_store_conv_by_client(struct br_store *s, const char *channel, const char *client_id,
                             struct br_conv *out);
-int br_store_conv_by_email(struct br_store *s, const char *channel, const char *email,
-                           struct br_conv *out);
 int br_store_conv_get(struct br_store *s, int64_t id, struct br_conv *out);
+/* A new conversation for a new person. */
 int br_store_conv_create(struct br_store *s, const char *channel, const char *client_id,
                          int64_t *id);
+int br_store_conv_create_for_person(struct br_store *s, const char *channel, const char *client_id,
+                                    int64_t person_id, int64_t *id);
+/* The live (not merged) conversation of a person in a channel. */
+int br_store_conv_of_person(struct br_store *s, const char *channel, int64_t person_id,
+                            struct br_conv *out);
 int br_store_conv_add_client(struct br_store *s, int64_t conv_id, const char *channel,
                              const char *client_id);
 int br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char *client_id,
@@ -86,6 +92,26 @@ int br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char
                                  const char *phone, const char *visitor_json);
 int br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id);
 int br_store_conv_set_gen(struct br_store *s, int64_t conv_id, int gen);
+
+/* ---- persons: the identity map ---- */
+int br_store_person_create(struct br_store *s, int64_t *id);
+/* E-mails are stored trimmed and lower-cased; BR_ENOTFOUND for an unknown one. */
+int br_store_person_of_email(struct br_store *s, const char *email, int64_t *person_id,
+                             bool *verified);
+int br_store_person_add_email(struct br_store *s, int64_t person_id, const char *email,
+                              bool verified);
+
+/*
+ * Joins conversation merged_conv (and its person) into survivor_conv:
+ * its devices and e-mails move over, and the history keeps what moved so
+ * that br_store_unmerge can undo it.
+ */
+int br_store_merge(struct br_store *s, int64_t survivor_conv, int64_t merged_conv,
+                   const char *email, bool verified, int64_t *merge_id);
+/* Undoes one merge: devices and e-mails go back; BR_ENOTFOUND / BR_EEXIST (already undone). */
+int br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv);
+/* The identity map as JSON (persons with e-mails, devices, contact, merges); email filters. */
+int br_store_identities(struct br_store *s, const char *email, char **json_out);
 
 /* ---- tasks: one tracker task per conversation generation ---- */
 enum br_task_state { BR_TASK_PENDING = 0, BR_TASK_OPEN = 1, BR_TASK_CLOSING = 2, BR_TASK_CLOSED = 3 };

@@ -76,6 +76,11 @@ struct br_tracker_ops {
     /* Finds a contact created earlier with name and source_key (crash recovery), or BR_ENOTFOUND. */
     int (*find_contact_by_key)(struct br_tracker *t, const char *name, const char *source_key,
                                br_result_cb cb, void *arg);
+    /* Writes the visitor's current name, e-mail and phone into the contact. */
+    int (*update_contact)(struct br_tracker *t, const char *contact_id, const struct br_contact_spec *c,
+                          br_result_cb cb, void *arg);
+    /* Removes a contact left over by a merge (Planfix keeps it in its trash). */
+    int (*delete_contact)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
     int (*create_task)(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg);
     /* Finds a task created earlier with source_key (crash recovery), or BR_ENOTFOUND. */
     int (*find_task)(struct br_tracker *t, const char *contact_id, const char *source_key,

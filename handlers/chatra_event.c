@@ -214,8 +214,18 @@ br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, siz
     copy_str(nc, "name", client, "name");
     copy_str(nc, "phone", client, "phone");
     copy_str(nc, "displayed_name", client, "displayedName");
-    if ((v = normalise_email(json_object_get(client, "email"))) != NULL)
+    /*
+     * An e-mail the site set through Chatra's integration data is the
+     * site's word (verified); one typed into the chat is only the
+     * visitor's.  The verified one wins when both are present.
+     */
+    if ((v = normalise_email(json_object_get(json_object_get(client, "info"), "email"))) != NULL ||
+        (v = normalise_email(json_object_get(json_object_get(client, "integrationData"), "email"))) != NULL) {
         json_object_set_new(nc, "email", v);
+        json_object_set_new(nc, "email_verified", json_true());
+    } else if ((v = normalise_email(json_object_get(client, "email"))) != NULL) {
+        json_object_set_new(nc, "email", v);
+    }
     json_object_set_new(ev, "client", nc);
     json_object_set(ev, "raw_client", client);
     nm = json_array();

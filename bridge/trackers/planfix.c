@@ -231,10 +231,9 @@ pf_find_contact(struct br_tracker *t, const char *email, br_result_cb cb, void *
     return start(c, "POST", "/contact/list", body);
 }
 
-static int
-pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_result_cb cb, void *arg)
+static json_t *
+contact_body(const struct br_contact_spec *s)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
     json_t *body = json_object();
 
     if (s->template_id)
@@ -248,7 +247,35 @@ pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_resu
         json_object_set_new(body, "phones", json_pack("[{s:s, s:i}]", "number", s->phone, "type", 1));
     if (s->source_key)
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
-    return start(c, "POST", "/contact/", body);
+    return body;
+}
+
+static int
+pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    return start(c, "POST", "/contact/", contact_body(s));
+}
+
+static int
+pf_update_contact(struct br_tracker *t, const char *contact_id, const struct br_contact_spec *s, br_result_cb cb,
+                  void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, NULL);
+    char *path = br_asprintf("/contact/%s", contact_id);
+    int rc = start(c, "POST", path, contact_body(s));
+    free(path);
+    return rc;
+}
+
+static int
+pf_delete_contact(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, NULL);
+    char *path = br_asprintf("/contact/%s", contact_id);
+    int rc = start(c, "POST", path, json_pack("{s:b}", "isDeleted", 1));
+    free(path);
+    return rc;
 }
 
 /*
@@ -452,6 +479,8 @@ static const struct br_tracker_ops planfix_ops = {
     .find_contact = pf_find_contact,
     .create_contact = pf_create_contact,
     .find_contact_by_key = pf_find_contact_by_key,
+    .update_contact = pf_update_contact,
+    .delete_contact = pf_delete_contact,
     .create_task = pf_create_task,
     .find_task = pf_find_task,
     .add_comment = pf_add_comment,

@@ -51,6 +51,7 @@ class TestMessagesBecomeComments(CommentCase):
         # message whose text is under "message".
         ev = sample("chat-fragment-agent-and-system")
         ev["client"]["id"] = "client-1"
+        ev["client"]["chatId"] = "chat-client-1"  # the same chat (a new chat id is a new visit)
         ev["client"]["email"] = "maria@example.org"
         ev["messages"].append(msg("e1", ""))
         ev["messages"].append(msg("s2", "Anna joined the chat", type="system"))

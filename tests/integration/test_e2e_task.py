@@ -167,11 +167,15 @@ class TestSamePersonSecondDevice(E2ECase):
         before = len(self.fakes.planfix_requests())
         self.post(chat_event("chatStarted", "laptop-2", [msg("l1", "Me again, from my laptop")],
                              email="Maria@Example.org", name="Maria Lopez"))
-        [post] = self.wait_comment_posts(task, 1)
+        post, note = self.wait_comment_posts(task, 2)
         self.assertEqual(post["body"]["owner"], {"id": contact})
         self.assertEqual(post["body"]["description"], "Me again, from my laptop")
+        # The employees are told that a device joined, and on what it was matched.
+        self.assertNotIn("owner", note["body"])
+        self.assertIn("A new device joined this conversation", note["body"]["description"])
+        self.assertIn("unverified e-mail maria@example.org", note["body"]["description"])
         self.assert_quiet()
-        self.assertEqual(calls(self.fakes.planfix_requests()[before:]), ["POST /rest/task/%d/comments/" % task])
+        self.assertEqual(calls(self.fakes.planfix_requests()[before:]), ["POST /rest/task/%d/comments/" % task] * 2)
         self.assertEqual(len(self.fakes.planfix_tasks()), 1)
         self.assertEqual(len(self.fakes.planfix_contacts()), 1)
 

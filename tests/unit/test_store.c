@@ -218,11 +218,29 @@ test_conversations(void **state)
     assert_string_equal(c.visitor_json, "{\"id\":\"client-1\"}");
     br_conv_dispose(&c);
 
-    assert_int_equal(br_store_conv_by_email(f->s, "shop", "maria@example.org", &c), 0);
-    assert_int_equal(c.id, id);
-    br_conv_dispose(&c);
-    assert_int_equal(br_store_conv_by_email(f->s, "support", "maria@example.org", &c), BR_ENOTFOUND);
-    assert_int_equal(br_store_conv_by_email(f->s, "shop", "other@example.org", &c), BR_ENOTFOUND);
+    /* The identity map: the person's e-mail leads to the conversation of that person in a channel. */
+    {
+        int64_t person, found;
+        bool verified = true;
+        assert_int_equal(br_store_conv_get(f->s, id, &c), 0);
+        person = c.person_id;
+        br_conv_dispose(&c);
+        assert_int_equal(br_store_person_add_email(f->s, person, "maria@example.org", false), 0);
+        assert_int_equal(br_store_person_of_email(f->s, "maria@example.org", &found, &verified), 0);
+        assert_int_equal(found, person);
+        assert_false(verified);
+        /* A verified sighting upgrades it; another person cannot take it over. */
+        assert_int_equal(br_store_person_add_email(f->s, person, "maria@example.org", true), 0);
+        assert_int_equal(br_store_person_add_email(f->s, person + 100, "maria@example.org", false), 0);
+        assert_int_equal(br_store_person_of_email(f->s, "maria@example.org", &found, &verified), 0);
+        assert_int_equal(found, person);
+        assert_true(verified);
+        assert_int_equal(br_store_person_of_email(f->s, "other@example.org", &found, NULL), BR_ENOTFOUND);
+        assert_int_equal(br_store_conv_of_person(f->s, "shop", person, &c), 0);
+        assert_int_equal(c.id, id);
+        br_conv_dispose(&c);
+        assert_int_equal(br_store_conv_of_person(f->s, "support", person, &c), BR_ENOTFOUND);
+    }
 
     /* The same person from a second device. */
     assert_int_equal(br_store_conv_add_client(f->s, id, "shop", "client-2"), 0);
