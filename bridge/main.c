@@ -45,6 +45,10 @@ usage(FILE *f)
     fprintf(f,
             "usage: chatra-bridge --config FILE               run the bridge\n"
             "       chatra-bridge check-config --config FILE  check the config and its templates\n"
+            "       chatra-bridge identities --config FILE [--email E]\n"
+            "                                  print the identity map (persons, e-mails, devices, merges)\n"
+            "       chatra-bridge unmerge --config FILE --merge N\n"
+            "                                  undo merge N (see identities) of two devices\n"
             "       chatra-bridge --version\n");
 }
 
@@ -206,10 +210,86 @@ run(const char *config_path)
     return rc;
 }
 
+/* Opens the store of a config for an admin command (the daemon may be running: SQLite WAL allows it). */
+static int
+open_admin(const char *config_path, struct br_config **cfg, struct br_store **store)
+{
+    if (load_config(config_path, cfg))
+        return 2;
+    if (br_store_open(store, (*cfg)->store_path)) {
+        br_config_free(*cfg);
+        return 1;
+    }
+    return 0;
+}
+
+static int
+cmd_identities(const char *config_path, const char *email)
+{
+    struct br_config *cfg;
+    struct br_store *store;
+    char *json = NULL;
+    char *low = email ? br_strdup(email) : NULL;
+    int rc = open_admin(config_path, &cfg, &store);
+
+    if (rc)
+        return rc;
+    for (char *p = low; p && *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    rc = br_store_identities(store, low, &json);
+    if (rc == 0)
+        printf("%s\n", json);
+    free(json);
+    free(low);
+    br_store_free(store);
+    br_config_free(cfg);
+    return rc ? 1 : 0;
+}
+
+static int
+cmd_unmerge(const char *config_path, const char *merge)
+{
+    struct br_config *cfg;
+    struct br_store *store;
+    char *end;
+    long long id = merge ? strtoll(merge, &end, 10) : 0;
+    int64_t conv = 0;
+    int rc;
+
+    if (merge == NULL || *end != '\0' || id <= 0) {
+        fprintf(stderr, "chatra-bridge: unmerge needs --merge N (a merge number from \"identities\")\n");
+        return 2;
+    }
+    if ((rc = open_admin(config_path, &cfg, &store)))
+        return rc;
+    rc = br_store_begin(store);
+    if (rc == 0)
+        rc = br_store_unmerge(store, id, &conv);
+    if (rc == 0)
+        rc = br_store_commit(store);
+    else
+        br_store_rollback(store);
+    if (rc == 0)
+        printf("merge %lld undone: conversation %lld has its own devices and e-mails again; its next message "
+               "opens a task of its own\n", id, (long long)conv);
+    else if (rc == BR_ENOTFOUND)
+        fprintf(stderr, "chatra-bridge: there is no merge %lld\n", id);
+    else if (rc == BR_EEXIST)
+        fprintf(stderr, "chatra-bridge: merge %lld was already undone\n", id);
+    else
+        fprintf(stderr, "chatra-bridge: cannot undo merge %lld: %s\n", id, br_strerror(rc));
+    br_store_free(store);
+    br_config_free(cfg);
+    br_log_clear_secrets();
+    return rc ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
     const char *config = NULL;
+    const char *email = NULL;
+    const char *merge = NULL;
     const char *command = "run";
     int i = 1;
 
@@ -222,6 +302,10 @@ main(int argc, char **argv)
             config = argv[++i];
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             config = argv[i] + 9;
+        } else if (strcmp(argv[i], "--email") == 0 && i + 1 < argc) {
+            email = argv[++i];
+        } else if (strcmp(argv[i], "--merge") == 0 && i + 1 < argc) {
+            merge = argv[++i];
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("chatra-bridge %s\n", BR_VERSION);
             return 0;
@@ -248,6 +332,10 @@ main(int argc, char **argv)
             printf("%s: OK\n", config);
         return rc ? 1 : 0;
     }
+    if (strcmp(command, "identities") == 0)
+        return cmd_identities(config, email);
+    if (strcmp(command, "unmerge") == 0)
+        return cmd_unmerge(config, merge);
     if (strcmp(command, "run") == 0)
         return run(config);
     fprintf(stderr, "chatra-bridge: unknown command \"%s\"\n", command);
