@@ -257,7 +257,10 @@ device_html(struct br_buf *b, json_t *raw)
 static int
 add_note(struct br_engine *e, int64_t conv_id, int gen, const char *html, int64_t ref_conv)
 {
-    json_t *p = json_pack("{s:i, s:s}", "gen", gen, "html", html);
+    struct br_conv c = {0};
+    int gen_now = br_store_conv_get(e->store, conv_id, &c) == 0 ? c.gen : 0;
+    br_conv_dispose(&c);
+    json_t *p = json_pack("{s:i, s:s, s:i}", "gen", gen, "html", html, "gen_at", gen_now);
     if (ref_conv)
         json_object_set_new(p, "ref_conv", json_integer(ref_conv));
     return add_job(e, 't', "tracker", "note", conv_id, p);
@@ -417,6 +420,10 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
         goto out;
     if (res.merged_conv && (rc = retire_merged(e, ch, &res, c.id, email, verified)))
         goto out;
+    /* A new chat: before its messages, ask whether the task is still active in the tracker. */
+    if (new_chat && t.state == BR_TASK_OPEN &&
+        (rc = add_job(e, 't', "tracker", "check", c.id, json_pack("{s:i}", "gen", c.gen))))
+        goto out;
 
     json_array_foreach(msgs, i, m) {
         const char *type = jstr(m, "type");
@@ -471,7 +478,11 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
             device_html(&b, rawc);
             br_buf_puts(&b, ".");
         }
-        rc = add_note(e, c.id, c.gen, b.data, 0);
+        /*
+         * A visit note (gen 0) is dropped when the check before it opened a
+         * new task: the new task's text already describes the visit.
+         */
+        rc = add_note(e, c.id, (res.joined || res.merged_conv) ? c.gen : 0, b.data, 0);
         br_buf_dispose(&b);
         if (rc)
             goto out;
@@ -958,6 +969,97 @@ run_task(struct run *r)
     create_task(r);
 }
 
+/* Sets r->task_id to the tracker id of (conv, gen); false when it does not exist (yet). */
+static bool
+task_of(struct run *r, int64_t conv_id, int gen, char **out)
+{
+    struct br_task t = {0};
+    bool ok = br_store_task_get(r->e->store, conv_id, gen, &t) == 0 && t.task_id;
+    if (ok)
+        *out = br_strdup(t.task_id);
+    br_task_dispose(&t);
+    return ok;
+}
+
+/*
+ * The tracker says the task of old_gen is completed or gone: open the
+ * next generation, with the messages still waiting for the tracker.
+ * Committed before any request, so a crash leaves a consistent state.
+ */
+static int
+reopen_generation(struct run *r, int old_gen)
+{
+    struct br_store *st = r->e->store;
+    int gen = r->conv.gen + 1;
+    int rc;
+
+    if (r->conv.gen != old_gen)
+        return 0; /* already moved on */
+    if ((rc = br_store_begin(st)))
+        return rc;
+    if ((rc = br_store_task_set(st, r->conv.id, old_gen, NULL, BR_TASK_CLOSED)) ||
+        (rc = br_store_task_create(st, r->conv.id, gen)) || (rc = br_store_conv_set_gen(st, r->conv.id, gen)) ||
+        (rc = br_store_msg_move_pending(st, r->conv.id, old_gen, gen)) || (rc = br_store_commit(st))) {
+        br_store_rollback(st);
+        return rc;
+    }
+    r->conv.gen = gen;
+    return 0;
+}
+
+/* Creates the task of generation gen from inside another job (the lane has no task job for it). */
+static void
+create_task_inline(struct run *r, int gen)
+{
+    json_object_set_new(r->payload, "gen", json_integer(gen));
+    run_task(r);
+}
+
+static void
+task_checked(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    const char *state = res->err == BR_ENOTFOUND ? "deleted" : res->id;
+
+    if (res->err && res->err != BR_ENOTFOUND) {
+        job_finish(r, res);
+        return;
+    }
+    if (strcmp(state, "active") == 0 || (strcmp(state, "inactive") == 0 && !r->ch->new_task_if_no_active)) {
+        job_ok(r);
+        return;
+    }
+    br_info("conversation %lld: task %s is %s in the tracker; the new chat gets a new task", (long long)r->conv.id,
+            r->task_id, strcmp(state, "deleted") == 0 ? "deleted" : "completed");
+    if (reopen_generation(r, gen) != 0) {
+        job_fail(r, BR_ERETRY, "cannot open a new task generation");
+        return;
+    }
+    create_task_inline(r, r->conv.gen);
+}
+
+/*
+ * At the start of a new chat: is the conversation's task still active
+ * in the tracker?  Employees complete or delete tasks there.
+ */
+static void
+run_check(struct run *r)
+{
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+
+    if (r->conv.gen != gen) {
+        /* A crash after the new generation was opened: finish what this job started. */
+        create_task_inline(r, r->conv.gen);
+        return;
+    }
+    if (!task_of(r, r->conv.id, gen, &r->task_id)) {
+        job_ok(r); /* not created yet, so certainly not completed */
+        return;
+    }
+    r->e->tracker->ops->task_state(r->e->tracker, r->task_id, task_checked, r);
+}
+
 /* ---- comments: mirrored messages and the bridge's notes ---- */
 
 static void comment_added(void *arg, struct br_result *res);
@@ -1008,6 +1110,24 @@ comment_added(void *arg, struct br_result *res)
     struct run *r = arg;
     json_t *msg = json_object_get(r->payload, "msg");
 
+    if (res->err == BR_ENOTFOUND && msg) {
+        /* The task was deleted in the tracker: the message opens a new one (in either mode). */
+        struct br_msg m = {0};
+        int gen = -1;
+        if (br_store_msg_get(r->e->store, json_integer_value(msg), &m) == 0)
+            gen = m.gen;
+        br_msg_dispose(&m);
+        br_info("conversation %lld: task %s was deleted in the tracker; a new task follows", (long long)r->conv.id,
+                r->task_id);
+        if (gen < 0 || reopen_generation(r, gen) != 0) {
+            job_fail(r, BR_ERETRY, "cannot open a new task generation");
+            return;
+        }
+        free(r->source_key);
+        r->source_key = NULL;
+        create_task_inline(r, r->conv.gen);
+        return;
+    }
     if (res->err == 0 && res->id) {
         bool is_new;
         br_store_begin(r->e->store);
@@ -1033,18 +1153,6 @@ send_comment(struct run *r, enum br_source_kind kind, int64_t key_id)
     post_comment(r);
 }
 
-/* Sets r->task_id to the tracker id of (conv, gen); false when it does not exist (yet). */
-static bool
-task_of(struct run *r, int64_t conv_id, int gen, char **out)
-{
-    struct br_task t = {0};
-    bool ok = br_store_task_get(r->e->store, conv_id, gen, &t) == 0 && t.task_id;
-    if (ok)
-        *out = br_strdup(t.task_id);
-    br_task_dispose(&t);
-    return ok;
-}
-
 static void
 run_comment(struct run *r)
 {
@@ -1062,8 +1170,17 @@ run_comment(struct run *r)
         return;
     }
     if (!task_of(r, r->conv.id, m.gen, &r->task_id)) {
+        char *lane = lane_name('t', r->conv.id);
+        bool coming = br_store_job_waiting(r->e->store, lane, "task");
+        int gen = m.gen;
+        free(lane);
         br_msg_dispose(&m);
-        job_fail(r, BR_ERETRY, "the task of this message does not exist yet");
+        if (coming || gen != r->conv.gen) {
+            job_fail(r, BR_ERETRY, "the task of this message does not exist yet");
+            return;
+        }
+        /* This job opened the generation before a crash (its task was deleted): create it now. */
+        create_task_inline(r, gen);
         return;
     }
     br_buf_init(&html, 256 * 1024);
@@ -1090,6 +1207,13 @@ run_note(struct run *r)
     const char *html = jstr(r->payload, "html");
     char *ref_task = NULL;
 
+    if (gen == 0) {
+        if (r->conv.gen != (int)json_integer_value(json_object_get(r->payload, "gen_at"))) {
+            job_ok(r);
+            return;
+        }
+        gen = r->conv.gen;
+    }
     if (!task_of(r, r->conv.id, gen, &r->task_id)) {
         job_fail(r, BR_ERETRY, "the task for this note does not exist yet");
         return;
@@ -1281,7 +1405,7 @@ static const struct {
     {"contact", run_contact}, {"task", run_task},   {"comment", run_comment},
     {"close", run_close},     {"fetch", run_fetch}, {"reply", run_reply},
     {"note", run_note},       {"update_contact", run_update_contact},
-    {"drop_contact", run_drop_contact},
+    {"drop_contact", run_drop_contact}, {"check", run_check},
 };
 
 static void

@@ -640,6 +640,13 @@ br_store_msg_set_gen(struct br_store *s, int64_t id, int gen)
 }
 
 int
+br_store_msg_move_pending(struct br_store *s, int64_t conv_id, int from_gen, int to_gen)
+{
+    return done(s, q(s, "UPDATE messages SET gen=? WHERE conv_id=? AND gen=? AND state=0", "nin", to_gen, conv_id,
+                     from_gen));
+}
+
+int
 br_store_msg_set_state(struct br_store *s, int64_t id, int state, const char *comment_id)
 {
     return done(s, q(s, "UPDATE messages SET state=?, comment_id=coalesce(?, comment_id) WHERE id=?", "nti",

@@ -147,6 +147,8 @@ int br_store_msg_insert(struct br_store *s, int64_t conv_id, int gen, const char
                         int64_t created_at, int state, bool *is_new, int64_t *id);
 int br_store_msg_get(struct br_store *s, int64_t id, struct br_msg *out);
 int br_store_msg_set_gen(struct br_store *s, int64_t id, int gen);
+/* Messages still waiting for the tracker move to another task generation. */
+int br_store_msg_move_pending(struct br_store *s, int64_t conv_id, int from_gen, int to_gen);
 int br_store_msg_set_state(struct br_store *s, int64_t id, int state, const char *comment_id);
 /* Messages of one generation in order, as a callback walk. */
 typedef void (*br_msg_cb)(void *arg, const struct br_msg *m);

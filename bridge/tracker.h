@@ -95,6 +95,8 @@ struct br_tracker_ops {
     int (*list_comments)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
     int (*close_task)(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb,
                       void *arg);
+    /* The task's state as res->id: "active", "inactive" (completed) or "deleted". */
+    int (*task_state)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
     void (*free)(struct br_tracker *t);
 };
 

@@ -393,6 +393,31 @@ pf_close_task(struct br_tracker *t, const char *task_id, long status_id, br_resu
     return rc;
 }
 
+static int
+got_task_state(struct call *c, json_t *answer)
+{
+    json_t *task = get_ci(answer, "task");
+    json_t *status = json_object_get(task, "status");
+
+    if (json_is_true(json_object_get(task, "isDeleted")))
+        c->res.id = br_strdup("deleted");
+    else if (json_is_false(json_object_get(status, "isActive")))
+        c->res.id = br_strdup("inactive");
+    else
+        c->res.id = br_strdup("active");
+    return 0;
+}
+
+static int
+pf_task_state(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, got_task_state);
+    char *path = br_asprintf("/task/%s?fields=id,status,isDeleted", task_id);
+    int rc = start(c, "GET", path, NULL);
+    free(path);
+    return rc;
+}
+
 /* ---- comments ---- */
 
 static int
@@ -486,6 +511,7 @@ static const struct br_tracker_ops planfix_ops = {
     .add_comment = pf_add_comment,
     .list_comments = pf_list_comments,
     .close_task = pf_close_task,
+    .task_state = pf_task_state,
     .free = pf_free,
 };
 
