@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -44,12 +45,71 @@ on_sent(void *arg, const struct br_http_result *r)
     free(s);
 }
 
+static char *
+auth_header(const struct br_channel *ch)
+{
+    return br_asprintf("Authorization: Chatra.Simple %s:%s", ch->chatra_public_key, ch->chatra_secret_key);
+}
+
+static void
+on_client(void *arg, const struct br_http_result *r)
+{
+    struct send *s = arg;
+    json_error_t je;
+
+    s->res.retry_after_s = r->retry_after_s;
+    s->res.status = r->status;
+    if (r->err) {
+        s->res.err = r->err == BR_ECANCELED ? BR_ECANCELED : BR_ERETRY;
+        s->res.error = br_asprintf("%s: %s", br_strerror(r->err), r->error ? r->error : "");
+    } else if (r->status == 200) {
+        s->res.items = json_loadb(r->body, r->body_len, 0, &je);
+        if (!json_is_object(s->res.items)) {
+            s->res.err = BR_EFATAL;
+            s->res.error = br_strdup("Chatra answered with something other than a JSON object");
+        }
+    } else {
+        s->res.err = r->status == 404 ? BR_ENOTFOUND : (r->status == 429 || r->status >= 500) ? BR_ERETRY : BR_EFATAL;
+        s->res.error = br_asprintf("Chatra answered HTTP %ld", r->status);
+    }
+    s->cb(s->arg, &s->res);
+    br_result_dispose(&s->res);
+    free(s);
+}
+
+int
+br_chatra_get_client(struct br_upstream *up, const struct br_channel *ch, const char *client_id, br_result_cb cb,
+                     void *arg)
+{
+    struct send *s = br_calloc(1, sizeof(*s));
+    char *auth = auth_header(ch);
+    const char *headers[] = {auth, "Accept: application/json", NULL};
+    char *escaped = curl_easy_escape(NULL, client_id, 0);
+    char *url = br_asprintf("%s/clients/%s", ch->chatra_url, escaped ? escaped : "");
+    int rc;
+
+    s->cb = cb;
+    s->arg = arg;
+    s->res.retry_after_s = -1;
+    /* The client id may be a bound, secret id: it stays out of the request summary. */
+    s->res.request = br_strdup("GET /clients/{id}");
+    rc = br_upstream_send(up, "GET", url, headers, NULL, 15000, on_client, s);
+    if (rc) {
+        br_result_dispose(&s->res);
+        free(s);
+    }
+    curl_free(escaped);
+    free(url);
+    free(auth);
+    return rc;
+}
+
 int
 br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, const char *client_id, const char *text,
                        const char *agent_id, br_result_cb cb, void *arg)
 {
     struct send *s = br_calloc(1, sizeof(*s));
-    char *auth = br_asprintf("Authorization: Chatra.Simple %s:%s", ch->chatra_public_key, ch->chatra_secret_key);
+    char *auth = auth_header(ch);
     const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json", NULL};
     char *url = br_asprintf("%s/messages/", ch->chatra_url);
     json_t *body = json_pack("{s:s, s:s}", "clientId", client_id, "text", text);

@@ -14,6 +14,10 @@ struct br_channel;
 int br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, const char *client_id,
                            const char *text, const char *agent_id, br_result_cb cb, void *arg);
 
+/* GET <chatra.url>/clients/{id}: the visitor's data as res->items (a JSON object). */
+int br_chatra_get_client(struct br_upstream *up, const struct br_channel *ch, const char *client_id,
+                         br_result_cb cb, void *arg);
+
 /* Plain text of an HTML fragment: tags removed, block ends as newlines, entities decoded. */
 char *br_html_to_text(const char *html);
 

@@ -347,6 +347,7 @@ static const char template_schema[] =
     "\"chat\":{\"id\":\"\",\"started_at\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\","
     "\"text_html\":\"\",\"time\":\"\",\"type\":\"\"}]},"
     "\"channel\":{\"name\":\"\"},"
+    "\"contact\":{\"id\":\"\"},"
     "\"employee\":{\"name\":\"\",\"email\":\"\"},"
     "\"previous_task\":{\"id\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\",\"text_html\":\"\",\"time\":\"\",\"type\":\"\"}]}"
     "}";

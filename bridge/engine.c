@@ -29,6 +29,7 @@
 #define MAX_ATTEMPTS 50
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define QUOTA_PAUSE_MS (15 * 60 * 1000)
+#define PROFILE_WAIT_MS 3000   /* how long a new task waits for Chatra's visitor data */
 
 struct lane_up {
     char *name;                /* "tracker" or "chatra:<channel>" */
@@ -135,10 +136,13 @@ first_of(json_t *obj, const char *const *paths)
     return NULL;
 }
 
+/* The webhook's client object first, then what GET /clients/{id} told (profile, may be NULL). */
 static void
-set_first(json_t *dst, const char *key, json_t *raw, const char *const *paths)
+set_first(json_t *dst, const char *key, json_t *raw, json_t *profile, const char *const *paths)
 {
     json_t *v = first_of(raw, paths);
+    if (v == NULL && profile)
+        v = first_of(profile, paths);
     if (json_is_string(v) || json_is_number(v))
         json_object_set(dst, key, v);
 }
@@ -163,8 +167,8 @@ pages_of(json_t *raw)
             json_t *page = json_object();
             static const char *const url[] = {"url", "href", "link", NULL};
             static const char *const title[] = {"title", "name", NULL};
-            set_first(page, "url", p, url);
-            set_first(page, "title", p, title);
+            set_first(page, "url", p, NULL, url);
+            set_first(page, "title", p, NULL, title);
             json_array_append_new(out, page);
         }
     }
@@ -173,7 +177,7 @@ pages_of(json_t *raw)
 
 /* The template context's "visitor": known fields plus what the raw client holds. */
 static json_t *
-visitor_context(const struct br_conv *c, json_t *raw)
+visitor_context(const struct br_conv *c, json_t *raw, json_t *profile)
 {
     static const char *const city[] = {"city", "location.city", "geo.city", "basicInfo.city", NULL};
     static const char *const country[] = {"country", "location.country", "geo.country", "basicInfo.country", NULL};
@@ -192,17 +196,29 @@ visitor_context(const struct br_conv *c, json_t *raw)
         json_object_set_new(v, "email", json_string(c->email));
     if (c->phone)
         json_object_set_new(v, "phone", json_string(c->phone));
-    set_first(v, "displayed_name", raw, dname);
-    set_first(v, "notes", raw, notes);
-    set_first(v, "city", raw, city);
-    set_first(v, "country", raw, country);
-    set_first(v, "source", raw, source);
-    set_first(v, "device", raw, device);
-    set_first(v, "browser", raw, browser);
-    set_first(v, "os", raw, os);
-    set_first(v, "ip", raw, ip);
-    if ((pages = pages_of(raw)) != NULL)
+    set_first(v, "displayed_name", raw, profile, dname);
+    set_first(v, "notes", raw, profile, notes);
+    set_first(v, "city", raw, profile, city);
+    set_first(v, "country", raw, profile, country);
+    set_first(v, "source", raw, profile, source);
+    set_first(v, "device", raw, profile, device);
+    set_first(v, "browser", raw, profile, browser);
+    set_first(v, "os", raw, profile, os);
+    set_first(v, "ip", raw, profile, ip);
+    if ((pages = pages_of(raw)) != NULL || (profile && (pages = pages_of(profile)) != NULL))
         json_object_set_new(v, "pages", pages);
+    /* Details the visitor gave only to Chatra (its profile) fill the gaps. */
+    {
+        static const char *const name[] = {"name", NULL};
+        static const char *const email[] = {"email", NULL};
+        static const char *const phone[] = {"phone", NULL};
+        if (c->name == NULL)
+            set_first(v, "name", NULL, profile, name);
+        if (c->email == NULL)
+            set_first(v, "email", NULL, profile, email);
+        if (c->phone == NULL)
+            set_first(v, "phone", NULL, profile, phone);
+    }
     if (json_is_object(json_object_get(raw, "info")))
         json_object_set(v, "info", json_object_get(raw, "info"));
     else if (json_is_object(json_object_get(raw, "integrationData")))
@@ -226,16 +242,26 @@ open_generation(struct br_engine *e, struct br_conv *c)
     if ((rc = br_store_task_create(e->store, c->id, gen)) || (rc = br_store_conv_set_gen(e->store, c->id, gen)))
         return rc;
     c->gen = gen;
+    if (gen == 1) {
+        /* Chatra's full visitor data, fetched beside the contact lookup (its own lane and upstream). */
+        char *up = br_asprintf("chatra:%s", c->channel);
+        rc = br_store_conv_set_profile(e->store, c->id, BR_PROFILE_PENDING, NULL);
+        if (rc == 0)
+            rc = add_job(e, 'c', up, "profile", c->id, json_object());
+        free(up);
+        if (rc)
+            return rc;
+    }
     if ((rc = add_job(e, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen))))
         return rc;
-    return add_job(e, 't', "tracker", "task", c->id, json_pack("{s:i}", "gen", gen));
+    return add_job(e, 't', "tracker", "task", c->id, json_pack("{s:i, s:I}", "gen", gen, "since", (json_int_t)br_now_ms()));
 }
 
 /* "Chrome, Windows, IP 1.2.3.4, Berlin": what Chatra told about the device, as HTML. */
 static void
 device_html(struct br_buf *b, json_t *raw)
 {
-    json_t *v = visitor_context(&(struct br_conv){0}, raw);
+    json_t *v = visitor_context(&(struct br_conv){0}, raw, NULL);
     static const char *const keys[] = {"browser", "os", "device", "ip", "city", "country"};
     static const char *const labels[] = {"browser ", "OS ", "device ", "IP ", "city ", "country "};
     int n = 0;
@@ -626,8 +652,11 @@ job_finish(struct run *r, struct br_result *res)
     /*
      * Only a clear "no" from the upstream (429, quota) proves nothing was
      * written; after any other transient failure the next run looks first.
+     * Once set, the mark stays until the job ends: a 429 to the lookup
+     * proves nothing about the write before it.
      */
-    recover = state == BR_JOB_QUEUED && !(res && (res->quota_exhausted || res->status == 429));
+    recover = state == BR_JOB_QUEUED &&
+              (r->job.recover || !(res && (res->quota_exhausted || res->status == 429)));
     br_store_job_finish(e->store, r->job.id, state, attempts, next_at, recover,
                         state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
                         res ? res->request : NULL, res ? res->response : NULL);
@@ -648,6 +677,15 @@ run_free(struct run *r)
     free(r->source_key);
     free(r->html);
     free(r);
+}
+
+/* Runs the job again after delay_ms, as if it had not started (no attempt counted). */
+static void
+job_later(struct run *r, int64_t delay_ms)
+{
+    br_store_job_finish(r->e->store, r->job.id, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover,
+                        NULL, NULL, NULL);
+    run_free(r);
 }
 
 /* A tracker callback that only needs the outcome written. */
@@ -687,12 +725,35 @@ job_fail(struct run *r, int err, const char *fmt, ...)
 }
 
 /* Commits a write-back in its own transaction; a failure here is a store failure. */
-#define TX(e, stmt)                                                                                                    \
-    do {                                                                                                               \
-        br_store_begin((e)->store);                                                                                    \
-        stmt;                                                                                                          \
-        br_store_commit((e)->store);                                                                                   \
-    } while (0)
+/* Ends a write-back transaction: commit, or roll back on any failure; returns the outcome. */
+static int
+tx_end(struct br_engine *e, int rc)
+{
+    if (rc == 0)
+        rc = br_store_commit(e->store);
+    if (rc)
+        br_store_rollback(e->store);
+    return rc;
+}
+
+#define TX(e, stmt) tx_end((e), br_store_begin((e)->store) != 0 ? BR_EIO : (stmt))
+
+/*
+ * Finishes a job whose upstream write succeeded, once its result is in
+ * the store.  When the store refused, the job runs again and looks in
+ * the tracker before it writes (its recover mark).
+ */
+static void
+finish_recorded(struct run *r, struct br_result *res, int store_rc)
+{
+    if (store_rc) {
+        r->job.recover = true;
+        job_fail(r, BR_ERETRY, "the result could not be stored (%s); the job checks before writing again",
+                 br_strerror(store_rc));
+        return;
+    }
+    job_finish(r, res);
+}
 
 /* ---- contact ---- */
 
@@ -749,6 +810,7 @@ static void
 contact_created(void *arg, struct br_result *res)
 {
     struct run *r = arg;
+    int rc = 0;
 
     if (res->err == BR_ENOTFOUND && r->step == 1) {
         /* Not known by e-mail, or not created before the crash: create it now. */
@@ -756,11 +818,12 @@ contact_created(void *arg, struct br_result *res)
         return;
     }
     if (res->err == 0 && res->id) {
-        TX(r->e, br_store_conv_set_contact(r->e->store, r->conv.id, res->id));
-        br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id,
-                r->step == 1 ? "found" : "created");
+        rc = TX(r->e, br_store_conv_set_contact(r->e->store, r->conv.id, res->id, r->step == 2));
+        if (rc == 0)
+            br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id,
+                    r->step == 1 ? "found" : "created");
     }
-    job_finish(r, res);
+    finish_recorded(r, res, rc);
 }
 
 static void
@@ -833,13 +896,18 @@ task_context(struct run *r, int gen, json_t *ids)
 {
     json_error_t je;
     json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
-    json_t *ctx = json_object(), *chat = json_object();
+    json_t *ctx = json_object(), *chat = json_object(), *profile;
     struct msgs_ctx mc = {json_array(), r->e->cfg, ids};
 
     if (raw == NULL)
         raw = json_object();
-    json_object_set_new(ctx, "visitor", visitor_context(&r->conv, raw));
+    profile = r->conv.profile_json ? json_loads(r->conv.profile_json, 0, &je) : NULL;
+    json_object_set_new(ctx, "visitor", visitor_context(&r->conv, raw, profile));
     json_object_set_new(ctx, "chatra", json_pack("{s:O}", "client", raw));
+    if (profile)
+            json_object_set_new(json_object_get(ctx, "chatra"), "profile", profile);
+    if (r->conv.contact_id)
+        json_object_set_new(ctx, "contact", json_pack("{s:s}", "id", r->conv.contact_id));
     if (r->conv.chat_id)
         json_object_set_new(chat, "id", json_string(r->conv.chat_id));
     br_store_msg_each(r->e->store, r->conv.id, gen, collect_msg, &mc);
@@ -919,6 +987,7 @@ task_created(void *arg, struct br_result *res)
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
     size_t i;
     json_t *v;
+    int rc = 0;
 
     if (r->step == 1 && res->err == BR_ENOTFOUND) {
         /* Not created before the crash: create it now. */
@@ -932,15 +1001,18 @@ task_created(void *arg, struct br_result *res)
         if (br_store_task_get(r->e->store, r->conv.id, gen, &t) == 0 && t.state == BR_TASK_CLOSING)
             state = BR_TASK_CLOSING;
         br_task_dispose(&t);
-        br_store_begin(r->e->store);
-        br_store_task_set(r->e->store, r->conv.id, gen, res->id, state);
-        json_array_foreach(json_object_get(r->payload, "msgs"), i, v)
-            br_store_msg_set_state(r->e->store, json_integer_value(v), BR_MSG_MIRRORED, NULL);
-        br_store_commit(r->e->store);
-        br_info("conversation %lld: task %s %s", (long long)r->conv.id, res->id,
-                r->step == 1 ? "found after restart" : "created");
+        rc = br_store_begin(r->e->store);
+        if (rc == 0)
+            rc = br_store_task_set(r->e->store, r->conv.id, gen, res->id, state);
+        json_array_foreach(json_object_get(r->payload, "msgs"), i, v) {
+            if (rc == 0)
+                rc = br_store_msg_set_state(r->e->store, json_integer_value(v), BR_MSG_MIRRORED, NULL);
+        }
+        if ((rc = tx_end(r->e, rc)) == 0)
+            br_info("conversation %lld: task %s %s", (long long)r->conv.id, res->id,
+                    r->step == 1 ? "found after restart" : "created");
     }
-    job_finish(r, res);
+    finish_recorded(r, res, rc);
 }
 
 static void
@@ -948,20 +1020,44 @@ run_task(struct run *r)
 {
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
     struct br_task t = {0};
+    bool tried;
 
     if (br_store_task_get(r->e->store, r->conv.id, gen, &t) == 0 && t.task_id) {
         br_task_dispose(&t);
         job_ok(r);
         return;
     }
-    br_task_dispose(&t);
-    if (r->conv.contact_id == NULL) {
-        job_fail(r, BR_EFATAL, "no tracker contact for conversation %lld", (long long)r->conv.id);
+    if (r->conv.profile_state == BR_PROFILE_PENDING &&
+        br_now_ms() - json_integer_value(json_object_get(r->payload, "since")) < PROFILE_WAIT_MS) {
+        /* Chatra's visitor data is on its way: wait a little, never long. */
+        br_task_dispose(&t);
+        job_later(r, 100);
         return;
     }
-    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
-    br_store_source_key(r->e->store, BR_SOURCE_TASK, r->job.id, r->source_key);
-    if (r->job.recover) {
+    if (r->conv.contact_id == NULL)
+        br_warn("conversation %lld: the task is created without a contact (the contact could not be found or made)",
+                (long long)r->conv.id);
+    /*
+     * The key is stored with the task before the first request, whichever
+     * job makes it (a task job, or a check or comment job that found the
+     * old task gone): any later attempt looks for that key first.
+     */
+    tried = t.source_key != NULL;
+    if (tried) {
+        r->source_key = t.source_key;
+        t.source_key = NULL;
+    } else {
+        int rc;
+        r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+        br_store_source_key(r->e->store, BR_SOURCE_TASK, r->job.id, r->source_key);
+        if ((rc = TX(r->e, br_store_task_set_key(r->e->store, r->conv.id, gen, r->source_key)))) {
+            br_task_dispose(&t);
+            job_fail(r, BR_ERETRY, "cannot store the task key: %s", br_strerror(rc));
+            return;
+        }
+    }
+    br_task_dispose(&t);
+    if (tried && r->conv.contact_id) {
         r->step = 1;
         r->e->tracker->ops->find_task(r->e->tracker, r->conv.contact_id, r->source_key, task_created, r);
         return;
@@ -1054,7 +1150,15 @@ run_check(struct run *r)
         return;
     }
     if (!task_of(r, r->conv.id, gen, &r->task_id)) {
-        job_ok(r); /* not created yet, so certainly not completed */
+        char *lane = lane_name('t', r->conv.id);
+        bool coming = br_store_job_waiting(r->e->store, lane, "task");
+        free(lane);
+        if (coming) {
+            job_ok(r); /* not created yet, so certainly not completed */
+            return;
+        }
+        /* This job opened the generation and was cut off (crash, timeout): finish it. */
+        create_task_inline(r, gen);
         return;
     }
     r->e->tracker->ops->task_state(r->e->tracker, r->task_id, task_checked, r);
@@ -1109,6 +1213,7 @@ comment_added(void *arg, struct br_result *res)
 {
     struct run *r = arg;
     json_t *msg = json_object_get(r->payload, "msg");
+    int rc = 0;
 
     if (res->err == BR_ENOTFOUND && msg) {
         /* The task was deleted in the tracker: the message opens a new one (in either mode). */
@@ -1130,13 +1235,14 @@ comment_added(void *arg, struct br_result *res)
     }
     if (res->err == 0 && res->id) {
         bool is_new;
-        br_store_begin(r->e->store);
-        br_store_comment_mark(r->e->store, r->task_id, res->id, BR_COMMENT_BRIDGE, &is_new);
-        if (msg)
-            br_store_msg_set_state(r->e->store, json_integer_value(msg), BR_MSG_MIRRORED, res->id);
-        br_store_commit(r->e->store);
+        rc = br_store_begin(r->e->store);
+        if (rc == 0)
+            rc = br_store_comment_mark(r->e->store, r->task_id, res->id, BR_COMMENT_BRIDGE, &is_new);
+        if (rc == 0 && msg)
+            rc = br_store_msg_set_state(r->e->store, json_integer_value(msg), BR_MSG_MIRRORED, res->id);
+        rc = tx_end(r->e, rc);
     }
-    job_finish(r, res);
+    finish_recorded(r, res, rc);
 }
 
 /* Posts the prepared comment, or after a crash first looks whether it is already there. */
@@ -1278,8 +1384,12 @@ run_drop_contact(struct run *r)
         job_fail(r, BR_EFATAL, "the surviving conversation is gone");
         return;
     }
-    /* Only a contact of its own: when both devices found the same contact by e-mail, it stays. */
-    drop = r->conv.contact_id && (sc.contact_id == NULL || strcmp(sc.contact_id, r->conv.contact_id) != 0);
+    /*
+     * Only a contact the bridge made for this device: a customer's contact
+     * found by e-mail stays, and so does one shared with the survivor.
+     */
+    drop = r->conv.contact_id && r->conv.contact_made &&
+           (sc.contact_id == NULL || strcmp(sc.contact_id, r->conv.contact_id) != 0);
     br_conv_dispose(&sc);
     if (!drop) {
         job_ok(r);
@@ -1296,15 +1406,16 @@ task_closed(void *arg, struct br_result *res)
     struct run *r = arg;
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
 
+    int rc = 0;
+
+    if (res->err == BR_ENOTFOUND)
+        res->err = 0; /* deleted in the tracker: there is nothing left to complete */
     if (res->err == 0) {
-        TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, NULL, BR_TASK_CLOSED));
-        br_info("conversation %lld: task %s completed", (long long)r->conv.id, r->task_id);
-    } else if (res->err == BR_ENOTFOUND) {
-        /* Deleted in the tracker: there is nothing left to complete. */
-        TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, NULL, BR_TASK_CLOSED));
-        res->err = 0;
+        rc = TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, NULL, BR_TASK_CLOSED));
+        if (rc == 0)
+            br_info("conversation %lld: task %s completed", (long long)r->conv.id, r->task_id);
     }
-    job_finish(r, res);
+    finish_recorded(r, res, rc);
 }
 
 static void
@@ -1333,13 +1444,14 @@ comments_listed(void *arg, struct br_result *res)
     char *upname;
     size_t i;
     json_t *it;
+    int rc;
 
     if (res->err) {
         job_finish(r, res);
         return;
     }
     upname = br_asprintf("chatra:%s", r->ch->name);
-    br_store_begin(e->store);
+    rc = br_store_begin(e->store);
     json_array_foreach(res->items, i, it) {
         const char *id = jstr(it, "id");
         const char *author = jstr(it, "author");
@@ -1354,21 +1466,27 @@ comments_listed(void *arg, struct br_result *res)
             text = br_html_to_text(jstr(it, "html") ? jstr(it, "html") : "");
             relay = *text != '\0';
         }
-        if (br_store_comment_mark(e->store, r->task_id, id, relay ? BR_COMMENT_RELAYED : BR_COMMENT_IGNORED,
-                                  &is_new) == 0 && is_new && relay) {
+        if (rc == 0)
+            rc = br_store_comment_mark(e->store, r->task_id, id, relay ? BR_COMMENT_RELAYED : BR_COMMENT_IGNORED,
+                                       &is_new);
+        if (rc == 0 && is_new && relay) {
             const char *agent = (r->ch->send_as_employee && emp->chatra_agent_id) ? emp->chatra_agent_id
                                                                                    : r->ch->default_agent_id;
             /* Remember what goes into the chat so its copy in the next fragment is not mirrored back. */
-            br_store_relay_add(e->store, r->conv.id, agent, text);
-            add_job(e, 'c', upname, "reply", r->conv.id,
-                    json_pack("{s:s, s:s, s:s, s:s}", "comment", id, "task", r->task_id, "text", text, "agent", agent));
-            br_info("conversation %lld: reply from %s queued for the chat", (long long)r->conv.id, emp->name);
+            rc = br_store_relay_add(e->store, r->conv.id, agent, text);
+            if (rc == 0)
+                rc = add_job(e, 'c', upname, "reply", r->conv.id,
+                             json_pack("{s:s, s:s, s:s, s:s}", "comment", id, "task", r->task_id, "text", text,
+                                       "agent", agent));
+            if (rc == 0)
+                br_info("conversation %lld: reply from %s queued for the chat", (long long)r->conv.id, emp->name);
         }
         free(text);
     }
-    br_store_commit(e->store);
+    /* All or nothing: a reply is either queued together with its "seen" mark, or read again. */
+    rc = tx_end(e, rc);
     free(upname);
-    job_finish(r, res);
+    finish_recorded(r, res, rc);
 }
 
 static void
@@ -1376,6 +1494,38 @@ run_fetch(struct run *r)
 {
     r->task_id = br_strdup(jstr(r->payload, "task") ? jstr(r->payload, "task") : "");
     r->e->tracker->ops->list_comments(r->e->tracker, r->task_id, comments_listed, r);
+}
+
+/* ---- profile: Chatra's full visitor data (GET /clients/{id}) ---- */
+
+static void
+profile_got(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    char *json;
+
+    if (res->err == BR_ECANCELED) {
+        job_finish(r, res);
+        return;
+    }
+    if (res->err == 0) {
+        json = json_dumps(res->items, JSON_COMPACT);
+        (void)TX(r->e, br_store_conv_set_profile(r->e->store, r->conv.id, BR_PROFILE_DONE, json));
+        free(json);
+    } else {
+        /* Never a reason to hold the task back: it is made with what the webhook said. */
+        br_warn("conversation %lld: Chatra's visitor details are missing (%s); the task shows what the webhook had",
+                (long long)r->conv.id, res->error ? res->error : br_strerror(res->err));
+        (void)TX(r->e, br_store_conv_set_profile(r->e->store, r->conv.id, BR_PROFILE_FAILED, NULL));
+    }
+    job_ok(r);
+}
+
+static void
+run_profile(struct run *r)
+{
+    if (br_chatra_get_client(r->lu->up, r->ch, r->conv.client_id, profile_got, r) != 0)
+        job_fail(r, BR_ERETRY, "cannot queue the Chatra request");
 }
 
 /* ---- reply ---- */
@@ -1406,6 +1556,7 @@ static const struct {
     {"close", run_close},     {"fetch", run_fetch}, {"reply", run_reply},
     {"note", run_note},       {"update_contact", run_update_contact},
     {"drop_contact", run_drop_contact}, {"check", run_check},
+    {"profile", run_profile},
 };
 
 static void

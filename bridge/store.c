@@ -29,60 +29,62 @@ struct br_store {
 };
 
 static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS inbox("
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE inbox("
     "  id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, channel TEXT NOT NULL,"
     "  body TEXT NOT NULL, received_at INTEGER NOT NULL, processed_at INTEGER);"
-    "CREATE INDEX IF NOT EXISTS inbox_pending ON inbox(id) WHERE processed_at IS NULL;"
+    "CREATE INDEX inbox_pending ON inbox(id) WHERE processed_at IS NULL;"
     /*
      * The identity map: a person (one tracker contact) has e-mails and,
      * through its conversations (one per channel), Chatra client ids.
      */
-    "CREATE TABLE IF NOT EXISTS persons("
-    "  id INTEGER PRIMARY KEY, contact_id TEXT, company_id TEXT, merged_into INTEGER,"
+    "CREATE TABLE persons("
+    "  id INTEGER PRIMARY KEY, contact_id TEXT, contact_made INTEGER NOT NULL DEFAULT 0,"
+    "  company_id TEXT, merged_into INTEGER,"
     "  created_at INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS person_emails("
+    "CREATE TABLE person_emails("
     "  email TEXT PRIMARY KEY, person_id INTEGER NOT NULL, verified INTEGER NOT NULL,"
     "  added_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS person_emails_person ON person_emails(person_id);"
-    "CREATE TABLE IF NOT EXISTS merges("
+    "CREATE INDEX person_emails_person ON person_emails(person_id);"
+    "CREATE TABLE merges("
     "  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, email TEXT, verified INTEGER NOT NULL,"
     "  survivor_conv INTEGER NOT NULL, merged_conv INTEGER NOT NULL,"
     "  survivor_person INTEGER NOT NULL, merged_person INTEGER NOT NULL,"
     "  clients TEXT NOT NULL, emails TEXT NOT NULL, at INTEGER NOT NULL, undone_at INTEGER);"
-    "CREATE TABLE IF NOT EXISTS conversations("
+    "CREATE TABLE conversations("
     "  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, person_id INTEGER NOT NULL, client_id TEXT NOT NULL,"
     "  chat_id TEXT, name TEXT, email TEXT, phone TEXT, visitor_json TEXT,"
     "  gen INTEGER NOT NULL DEFAULT 0, merged_into INTEGER,"
+    "  profile_json TEXT, profile_state INTEGER NOT NULL DEFAULT 0,"
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS conversations_person ON conversations(person_id, channel);"
-    "CREATE TABLE IF NOT EXISTS conv_clients("
+    "CREATE INDEX conversations_person ON conversations(person_id, channel);"
+    "CREATE TABLE conv_clients("
     "  channel TEXT NOT NULL, client_id TEXT NOT NULL, conv_id INTEGER NOT NULL,"
     "  PRIMARY KEY(channel, client_id));"
-    "CREATE TABLE IF NOT EXISTS tasks("
-    "  conv_id INTEGER NOT NULL, gen INTEGER NOT NULL, task_id TEXT, state INTEGER NOT NULL,"
+    "CREATE TABLE tasks("
+    "  conv_id INTEGER NOT NULL, gen INTEGER NOT NULL, task_id TEXT, state INTEGER NOT NULL, source_key TEXT,"
     "  created_at INTEGER NOT NULL, PRIMARY KEY(conv_id, gen));"
-    "CREATE INDEX IF NOT EXISTS tasks_tracker ON tasks(task_id);"
-    "CREATE TABLE IF NOT EXISTS messages("
+    "CREATE INDEX tasks_tracker ON tasks(task_id);"
+    "CREATE TABLE messages("
     "  id INTEGER PRIMARY KEY, conv_id INTEGER NOT NULL, gen INTEGER NOT NULL,"
     "  key TEXT NOT NULL, type TEXT NOT NULL, agent_id TEXT, text TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL, state INTEGER NOT NULL, comment_id TEXT,"
     "  UNIQUE(conv_id, key));"
-    "CREATE TABLE IF NOT EXISTS tracker_comments("
+    "CREATE TABLE tracker_comments("
     "  task_id TEXT NOT NULL, comment_id TEXT NOT NULL, origin INTEGER NOT NULL,"
     "  seen_at INTEGER NOT NULL, PRIMARY KEY(task_id, comment_id));"
-    "CREATE TABLE IF NOT EXISTS relays("
+    "CREATE TABLE relays("
     "  id INTEGER PRIMARY KEY, conv_id INTEGER NOT NULL, agent_id TEXT NOT NULL,"
     "  text TEXT NOT NULL, created_at INTEGER NOT NULL, echoed INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS relays_conv ON relays(conv_id, echoed);"
-    "CREATE TABLE IF NOT EXISTS jobs("
+    "CREATE INDEX relays_conv ON relays(conv_id, echoed);"
+    "CREATE TABLE jobs("
     "  id INTEGER PRIMARY KEY, lane TEXT NOT NULL, upstream TEXT NOT NULL, kind TEXT NOT NULL,"
     "  conv_id INTEGER NOT NULL, payload TEXT NOT NULL, state INTEGER NOT NULL,"
     "  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, recover INTEGER NOT NULL DEFAULT 0,"
     "  last_error TEXT, last_request TEXT, last_response TEXT,"
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS jobs_open ON jobs(upstream, state, next_at) WHERE state < 2;"
-    "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs(lane, id) WHERE state <> 2;";
+    "CREATE INDEX jobs_open ON jobs(upstream, state, next_at) WHERE state < 2;"
+    "CREATE INDEX jobs_lane ON jobs(lane, id) WHERE state <> 2;";
 
 int64_t
 br_now_ms(void)
@@ -211,6 +213,44 @@ make_instance_id(char out[40])
              r[13], r[14], r[15]);
 }
 
+/*
+ * The schema's version lives in PRAGMA user_version.  A later release
+ * that changes the schema adds a step here (ALTER TABLE ... ADD COLUMN
+ * in a transaction) and raises SCHEMA_VERSION; a database is never
+ * silently used with a shape the code does not expect.
+ */
+#define SCHEMA_VERSION 1
+
+static int
+migrate(struct br_store *s, const char *path)
+{
+    sqlite3_stmt *st = q(s, "PRAGMA user_version", "");
+    int version = row(s, st) == 0 ? sqlite3_column_int(st, 0) : -1;
+    int tables;
+
+    sqlite3_reset(st);
+    st = q(s, "SELECT count(*) FROM sqlite_master WHERE type='table'", "");
+    tables = row(s, st) == 0 ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_reset(st);
+    if (version < 0 || tables < 0)
+        return BR_EIO;
+    if (version == 0 && tables > 0) {
+        br_error("store: %s was made by a development build without a schema version; move it away to start afresh",
+                 path);
+        return BR_EINVAL;
+    }
+    if (version > SCHEMA_VERSION) {
+        br_error("store: %s has schema version %d, newer than this chatra-bridge knows (%d)", path, version,
+                 SCHEMA_VERSION);
+        return BR_EINVAL;
+    }
+    if (version == 0)
+        return exec(s, "BEGIN") || exec(s, schema_sql) || exec(s, "PRAGMA user_version=1") || exec(s, "COMMIT")
+                   ? BR_EIO
+                   : 0;
+    return 0;
+}
+
 int
 br_store_open(struct br_store **out, const char *path)
 {
@@ -232,7 +272,7 @@ br_store_open(struct br_store **out, const char *path)
      * only matters for power loss.  Admins who want that can change it here.
      */
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") ||
-        exec(s, schema_sql)) {
+        migrate(s, path) != 0) {
         br_store_free(s);
         return BR_EIO;
     }
@@ -384,12 +424,14 @@ br_conv_dispose(struct br_conv *c)
     free(c->phone);
     free(c->visitor_json);
     free(c->contact_id);
+    free(c->profile_json);
     memset(c, 0, sizeof(*c));
 }
 
 #define CONV_COLS \
     "c.id, c.channel, c.client_id, c.chat_id, c.name, c.email, c.phone, c.visitor_json, " \
-    "(SELECT contact_id FROM persons p WHERE p.id=c.person_id), c.gen, c.person_id, c.merged_into"
+    "(SELECT contact_id FROM persons p WHERE p.id=c.person_id), c.gen, c.person_id, c.merged_into, " \
+    "c.profile_json, c.profile_state, (SELECT contact_made FROM persons p WHERE p.id=c.person_id)"
 
 static int
 conv_row(struct br_store *s, sqlite3_stmt *st, struct br_conv *c)
@@ -409,6 +451,9 @@ conv_row(struct br_store *s, sqlite3_stmt *st, struct br_conv *c)
     c->gen = sqlite3_column_int(st, 9);
     c->person_id = sqlite3_column_int64(st, 10);
     c->merged_into = sqlite3_column_int64(st, 11);
+    c->profile_json = col_str(st, 12);
+    c->profile_state = sqlite3_column_int(st, 13);
+    c->contact_made = sqlite3_column_int(st, 14) != 0;
     sqlite3_reset(st);
     return 0;
 }
@@ -506,10 +551,17 @@ br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char *cl
 }
 
 int
-br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id)
+br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id, bool made)
 {
-    return done(s, q(s, "UPDATE persons SET contact_id=? WHERE id=(SELECT person_id FROM conversations WHERE id=?)",
-                     "ti", contact_id, conv_id));
+    return done(s, q(s, "UPDATE persons SET contact_id=?, contact_made=? WHERE id=(SELECT person_id FROM "
+                        "conversations WHERE id=?)", "tni", contact_id, (int)made, conv_id));
+}
+
+int
+br_store_conv_set_profile(struct br_store *s, int64_t conv_id, int state, const char *profile_json)
+{
+    return done(s, q(s, "UPDATE conversations SET profile_state=?, profile_json=coalesce(?, profile_json) WHERE id=?",
+                     "nti", state, profile_json, conv_id));
 }
 
 int
@@ -524,7 +576,15 @@ void
 br_task_dispose(struct br_task *t)
 {
     free(t->task_id);
+    free(t->source_key);
     t->task_id = NULL;
+    t->source_key = NULL;
+}
+
+int
+br_store_task_set_key(struct br_store *s, int64_t conv_id, int gen, const char *key)
+{
+    return done(s, q(s, "UPDATE tasks SET source_key=? WHERE conv_id=? AND gen=?", "tin", key, conv_id, gen));
 }
 
 int
@@ -544,6 +604,7 @@ task_row(struct br_store *s, sqlite3_stmt *st, struct br_task *t)
     t->gen = sqlite3_column_int(st, 1);
     t->task_id = col_str(st, 2);
     t->state = sqlite3_column_int(st, 3);
+    t->source_key = col_str(st, 4);
     sqlite3_reset(st);
     return 0;
 }
@@ -551,14 +612,14 @@ task_row(struct br_store *s, sqlite3_stmt *st, struct br_task *t)
 int
 br_store_task_get(struct br_store *s, int64_t conv_id, int gen, struct br_task *out)
 {
-    return task_row(s, q(s, "SELECT conv_id, gen, task_id, state FROM tasks WHERE conv_id=? AND gen=?", "in",
+    return task_row(s, q(s, "SELECT conv_id, gen, task_id, state, source_key FROM tasks WHERE conv_id=? AND gen=?", "in",
                          conv_id, gen), out);
 }
 
 int
 br_store_task_by_tracker_id(struct br_store *s, const char *task_id, struct br_task *out)
 {
-    return task_row(s, q(s, "SELECT conv_id, gen, task_id, state FROM tasks WHERE task_id=? "
+    return task_row(s, q(s, "SELECT conv_id, gen, task_id, state, source_key FROM tasks WHERE task_id=? "
                             "ORDER BY created_at DESC LIMIT 1", "t", task_id), out);
 }
 
@@ -749,14 +810,15 @@ br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct
                    size_t *n)
 {
     /*
-     * A job waits for every older job of its lane.  A dead contact or
-     * task creation keeps blocking (a comment must never overtake the
-     * task it belongs to); a dead comment does not hold up the rest.
+     * A job waits for every older job of its lane.  A dead task
+     * creation keeps blocking (a comment must never overtake the task it
+     * belongs to); anything else dead does not hold up the rest (a task
+     * is made without a contact rather than not at all).
      */
     int rc = SQLITE_DONE;
     sqlite3_stmt *st = q(s, "SELECT " JOB_COLS " FROM jobs j WHERE j.upstream=? AND j.state=0 AND j.next_at<=? "
                             "AND NOT EXISTS (SELECT 1 FROM jobs k WHERE k.lane=j.lane AND k.id<j.id AND "
-                            "(k.state IN (0,1) OR (k.state=3 AND k.kind IN ('contact','task')))) "
+                            "(k.state IN (0,1) OR (k.state=3 AND k.kind='task'))) "
                             "ORDER BY j.next_at, j.id LIMIT ?",
                          "tii", upstream, now, (int64_t)max);
 

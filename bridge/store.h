@@ -72,7 +72,12 @@ struct br_conv {
     int gen;              /* current task generation (0 = none yet) */
     int64_t person_id;
     int64_t merged_into;  /* 0, or the conversation this one was joined into */
+    char *profile_json;   /* the visitor as GET /clients/{id} answered, or NULL */
+    int profile_state;    /* enum br_profile_state */
+    bool contact_made;    /* the bridge created the contact (it did not find it) */
 };
+
+enum br_profile_state { BR_PROFILE_NONE = 0, BR_PROFILE_PENDING = 1, BR_PROFILE_DONE = 2, BR_PROFILE_FAILED = 3 };
 void br_conv_dispose(struct br_conv *c);
 int br_store_conv_by_client(struct br_store *s, const char *channel, const char *client_id,
                             struct br_conv *out);
@@ -90,7 +95,9 @@ int br_store_conv_add_client(struct br_store *s, int64_t conv_id, const char *ch
 int br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char *client_id,
                                  const char *chat_id, const char *name, const char *email,
                                  const char *phone, const char *visitor_json);
-int br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id);
+/* made: the bridge created this contact (only such a contact is removed after a merge). */
+int br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id, bool made);
+int br_store_conv_set_profile(struct br_store *s, int64_t conv_id, int state, const char *profile_json);
 int br_store_conv_set_gen(struct br_store *s, int64_t conv_id, int gen);
 
 /* ---- persons: the identity map ---- */
@@ -120,12 +127,14 @@ struct br_task {
     int gen;
     char *task_id;        /* NULL while pending */
     int state;
+    char *source_key;     /* set before the first creation request: a later attempt looks for it first */
 };
 void br_task_dispose(struct br_task *t);
 int br_store_task_create(struct br_store *s, int64_t conv_id, int gen);
 int br_store_task_get(struct br_store *s, int64_t conv_id, int gen, struct br_task *out);
 int br_store_task_by_tracker_id(struct br_store *s, const char *task_id, struct br_task *out);
 int br_store_task_set(struct br_store *s, int64_t conv_id, int gen, const char *task_id, int state);
+int br_store_task_set_key(struct br_store *s, int64_t conv_id, int gen, const char *key);
 
 /* ---- messages: every chat message seen, deduplicated per conversation ---- */
 enum br_msg_state { BR_MSG_PENDING = 0, BR_MSG_MIRRORED = 1, BR_MSG_SKIPPED = 2 };

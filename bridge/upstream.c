@@ -26,6 +26,7 @@ struct br_upstream {
     double spacing_ms;
     unsigned max_inflight;
     unsigned inflight;
+    int strict;
     struct pending *head, *tail;
     size_t queued;
     double next_allowed;     /* ms, monotonic clock */
@@ -69,6 +70,10 @@ br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client
     u->spacing_ms = 1000.0 / rps * 1.03 + 2.0;
     u->max_inflight = max_inflight ? max_inflight : 1;
     u->quota_left = -1;
+    /* One request at a time, spaced from answer to request (see on_done). */
+    u->strict = u->max_inflight == 1;
+    /* A restart right after a request must not send the next one too soon. */
+    u->next_allowed = mono_ms(loop) + u->spacing_ms;
     *out = u;
     return 0;
 }
@@ -94,6 +99,20 @@ on_done(void *arg, const struct br_http_result *res)
     u->inflight--;
     if (res->ratelimit_remaining >= 0)
         u->quota_left = res->ratelimit_remaining;
+    /*
+     * The next request leaves no sooner than one interval after this
+     * answer: the remote end counts arrivals, and this request may have
+     * arrived late (a slow connect), so spacing the sends is not enough.
+     * It costs one round trip per request, well worth it at 1 request/s.
+     */
+    if (u->strict) {
+        double after = mono_ms(u->timer.loop) + u->spacing_ms;
+        if (after > u->next_allowed)
+            u->next_allowed = after;
+    }
+    /* A 429 speaks for the whole account, not only for this request. */
+    if (res->err == 0 && res->status == 429)
+        br_upstream_pause_until(u, br_now_ms() + (res->retry_after_s > 0 ? res->retry_after_s * 1000 : 1000));
     p->cb(p->arg, res);
     free_pending(p);
     if (!u->closing)

@@ -128,6 +128,19 @@ on_http(void *arg, const struct br_http_result *r)
     result = json_is_object(answer) ? get_ci(answer, "result") : NULL;
     code = json_is_object(answer) ? get_ci(answer, "code") : NULL;
     if (json_is_string(result) && strcasecmp(json_string_value(result), "success") == 0 &&
+        r->status >= 200 && r->status < 300 && c->next == NULL &&
+        json_array_size(get_ci(answer, "failures")) > 0) {
+        /* An update that Planfix applied only in part (e.g. the status): not done. */
+        char *f = json_dumps(get_ci(answer, "failures"), JSON_COMPACT);
+        c->res.err = BR_ERETRY;
+        free(c->res.error);
+        c->res.error = br_asprintf("Planfix applied the update only in part: %.300s", f);
+        free(f);
+        json_decref(answer);
+        finish(c);
+        return;
+    }
+    if (json_is_string(result) && strcasecmp(json_string_value(result), "success") == 0 &&
         r->status >= 200 && r->status < 300) {
         if (c->next == NULL || c->next(c, answer) == 0)
             finish(c);
@@ -300,6 +313,8 @@ found_by_key(struct call *c, json_t *answer, const char *list_key)
         json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
         if (send_json(c, "POST", c->list_path, c->request_body) == 0)
             return 1;
+        c->res.err = BR_ECANCELED; /* shutting down: unknown, not "not found" */
+        return 0;
     }
     c->res.err = BR_ENOTFOUND;
     return 0;
@@ -472,6 +487,7 @@ got_comments(struct call *c, json_t *answer)
         json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
         if (send_json(c, "POST", c->list_path, c->request_body) == 0)
             return 1;
+        c->res.err = BR_ECANCELED; /* shutting down: the list is incomplete */
     }
     return 0;
 }

@@ -54,7 +54,8 @@ class E2ECase(BridgeTestCase):
         return calls(self.fakes.planfix_requests())
 
     def chatra_calls(self):
-        return calls(self.fakes.chatra_requests())
+        """Chatra calls, without the visitor-profile read of a new conversation (tested on its own)."""
+        return [c for c in calls(self.fakes.chatra_requests()) if not c.startswith("GET /api/clients/")]
 
     def comment_posts(self, task):
         return self.pf("/task/%d/comments/" % task, "POST")
