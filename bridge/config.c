@@ -451,6 +451,57 @@ default_template_path(const char *name)
     return br_asprintf("%s/%s", dir, name);
 }
 
+/* Mail providers: an address there tells nothing about the visitor's company. */
+static const char *const default_public_domains[] = {
+    "gmail.com", "googlemail.com", "yahoo.com", "ymail.com", "outlook.com", "hotmail.com", "live.com",
+    "msn.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "gmx.com",
+    "gmx.de", "gmx.net", "web.de", "mail.com", "zoho.com", "yandex.ru", "yandex.com", "ya.ru", "mail.ru",
+    "inbox.ru", "list.ru", "bk.ru", "rambler.ru", "qq.com", "163.com", "126.com", "naver.com",
+};
+
+static void
+load_public_domains(struct loader *L, json_t *arr)
+{
+    struct br_config *c = L->cfg;
+    size_t i;
+    json_t *v;
+
+    if (arr == NULL) {
+        c->public_domains = br_calloc(BR_ARRAY_SIZE(default_public_domains), sizeof(char *));
+        for (i = 0; i < BR_ARRAY_SIZE(default_public_domains); i++)
+            c->public_domains[c->n_public_domains++] = br_strdup(default_public_domains[i]);
+        return;
+    }
+    if (!json_is_array(arr)) {
+        PROBLEM(L, "companies.public_domains", "must be a list of domains such as \"gmail.com\"");
+        return;
+    }
+    c->public_domains = br_calloc(json_array_size(arr) + 1, sizeof(char *));
+    json_array_foreach(arr, i, v) {
+        if (!json_is_string(v) || json_string_length(v) == 0 || strchr(json_string_value(v), '@')) {
+            char *p = br_asprintf("companies.public_domains[%zu]", i);
+            PROBLEM(L, p, "must be a domain such as \"gmail.com\"");
+            free(p);
+            continue;
+        }
+        c->public_domains[c->n_public_domains] = br_strdup(json_string_value(v));
+        lower(c->public_domains[c->n_public_domains++]);
+    }
+}
+
+const char *
+br_config_company_domain(const struct br_config *c, const char *email)
+{
+    const char *at = email ? strrchr(email, '@') : NULL;
+
+    if (!c->companies || at == NULL || at[1] == '\0')
+        return NULL;
+    for (size_t i = 0; i < c->n_public_domains; i++)
+        if (strcmp(c->public_domains[i], at + 1) == 0)
+            return NULL;
+    return at + 1;
+}
+
 static void
 load_employees(struct loader *L, json_t *arr)
 {
@@ -638,7 +689,8 @@ static void
 load(struct loader *L, json_t *root)
 {
     static const char *const known[] = {"listen", "store", "log", "tracker", "employees",
-                                        "channels", "limits", NULL};
+                                        "channels", "limits", "companies", NULL};
+    static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", NULL};
     static const char *const known_store[] = {"kind", "path", NULL};
     static const char *const known_log[] = {"level", NULL};
@@ -706,6 +758,12 @@ load(struct loader *L, json_t *root)
         c->tracker_timeout_ms = get_int(L, o, "tracker", "timeout_ms", 15000, 100, 600000, false);
         c->poll_interval_s = get_int(L, o, "tracker", "poll_interval_s", 0, 0, 86400, false);
     }
+
+    o = get_obj(L, root, "", "companies", false);
+    check_keys(L, o, "companies", known_companies);
+    c->companies = get_bool(L, o, "companies", "enabled", false);
+    c->company_template_id = get_int(L, o, "companies", "template_id", 0, 0, LONG_MAX, false);
+    load_public_domains(L, get(o, "public_domains"));
 
     load_employees(L, get(root, "employees"));
 
@@ -815,6 +873,9 @@ br_config_free(struct br_config *c)
         free(c->employees[i].chatra_agent_id);
     }
     free(c->employees);
+    for (size_t i = 0; i < c->n_public_domains; i++)
+        free(c->public_domains[i]);
+    free(c->public_domains);
     for (size_t i = 0; i < c->n_channels; i++)
         free_channel(&c->channels[i]);
     free(c->channels);

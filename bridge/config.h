@@ -80,6 +80,10 @@ struct br_config {
     double tracker_rps;
     long tracker_timeout_ms;
     long poll_interval_s;      /* 0 = off */
+    bool companies;            /* map e-mail domains to company contacts */
+    long company_template_id;
+    char **public_domains;     /* mail providers whose domain says nothing of a company */
+    size_t n_public_domains;
     struct br_employee *employees;
     size_t n_employees;
     struct br_channel *channels;
@@ -90,6 +94,8 @@ struct br_config {
 int br_config_load(const char *path, struct br_config **out, struct br_diag *diag);
 void br_config_free(struct br_config *c);
 
+/* The company domain of an e-mail (lower-case, after '@'), or NULL for public providers / when off. */
+const char *br_config_company_domain(const struct br_config *c, const char *email);
 const struct br_channel *br_config_channel(const struct br_config *c, const char *name);
 const struct br_employee *br_config_employee_by_tracker_user(const struct br_config *c,
                                                              const char *tracker_user);

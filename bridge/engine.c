@@ -254,6 +254,8 @@ open_generation(struct br_engine *e, struct br_conv *c)
     }
     if ((rc = add_job(e, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen))))
         return rc;
+    if (e->cfg->companies && (rc = add_job(e, 't', "tracker", "company", c->id, json_object())))
+        return rc;
     return add_job(e, 't', "tracker", "task", c->id, json_pack("{s:i, s:I}", "gen", gen, "since", (json_int_t)br_now_ms()));
 }
 
@@ -850,6 +852,65 @@ run_contact(struct run *r)
     }
 }
 
+/* ---- company: the counterparty for visitors of one e-mail domain ---- */
+
+static void
+company_known(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    const char *domain = br_config_company_domain(r->e->cfg, r->conv.email);
+    int rc = 0;
+
+    if (res->err == BR_ENOTFOUND && r->step == 1) {
+        r->step = 2;
+        r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+        br_store_source_key(r->e->store, BR_SOURCE_CONTACT, r->job.id, r->source_key);
+        r->e->tracker->ops->create_company(r->e->tracker, domain, r->e->cfg->company_template_id, r->source_key,
+                                           company_known, r);
+        return;
+    }
+    if (res->err == 0 && res->id) {
+        rc = br_store_begin(r->e->store);
+        if (rc == 0)
+            rc = br_store_company_set(r->e->store, domain, res->id);
+        if (rc == 0)
+            rc = br_store_conv_set_company(r->e->store, r->conv.id, res->id);
+        if ((rc = tx_end(r->e, rc)) == 0)
+            br_info("conversation %lld: company %s %s", (long long)r->conv.id, res->id,
+                    r->step == 1 ? "found" : "created");
+    } else if (res->err == BR_EFATAL) {
+        /* A company is a nicety: the task goes ahead without it. */
+        br_warn("conversation %lld: no company contact (%s)", (long long)r->conv.id, res->error ? res->error : "");
+        res->err = 0;
+    }
+    finish_recorded(r, res, rc);
+}
+
+static void
+run_company(struct run *r)
+{
+    const char *domain = br_config_company_domain(r->e->cfg, r->conv.email);
+    char *known = NULL;
+    int rc;
+
+    if (domain == NULL || r->conv.company_id) {
+        job_ok(r);
+        return;
+    }
+    if (br_store_company_get(r->e->store, domain, &known) == 0) {
+        rc = TX(r->e, br_store_conv_set_company(r->e->store, r->conv.id, known));
+        free(known);
+        if (rc)
+            job_fail(r, BR_ERETRY, "cannot store the company: %s", br_strerror(rc));
+        else
+            job_ok(r);
+        return;
+    }
+    /* Looking first also finds a company this job made before a crash. */
+    r->step = 1;
+    r->e->tracker->ops->find_company(r->e->tracker, domain, company_known, r);
+}
+
 /* ---- task ---- */
 
 struct msgs_ctx {
@@ -969,6 +1030,7 @@ create_task(struct run *r)
     spec.title = title.data ? title.data : "";
     spec.description_html = desc.data ? desc.data : "";
     spec.contact_id = r->conv.contact_id;
+    spec.company_id = r->conv.company_id;
     spec.watchers = (const char *const *)r->ch->watchers;
     spec.n_watchers = r->ch->n_watchers;
     spec.template_id = r->ch->task_template_id;
@@ -1556,7 +1618,7 @@ static const struct {
     {"close", run_close},     {"fetch", run_fetch}, {"reply", run_reply},
     {"note", run_note},       {"update_contact", run_update_contact},
     {"drop_contact", run_drop_contact}, {"check", run_check},
-    {"profile", run_profile},
+    {"profile", run_profile},           {"company", run_company},
 };
 
 static void

@@ -46,6 +46,8 @@ static const char schema_sql[] =
     "  email TEXT PRIMARY KEY, person_id INTEGER NOT NULL, verified INTEGER NOT NULL,"
     "  added_at INTEGER NOT NULL);"
     "CREATE INDEX person_emails_person ON person_emails(person_id);"
+    "CREATE TABLE companies("
+    "  domain TEXT PRIMARY KEY, contact_id TEXT NOT NULL, created_at INTEGER NOT NULL);"
     "CREATE TABLE merges("
     "  id INTEGER PRIMARY KEY, channel TEXT NOT NULL, email TEXT, verified INTEGER NOT NULL,"
     "  survivor_conv INTEGER NOT NULL, merged_conv INTEGER NOT NULL,"
@@ -425,13 +427,15 @@ br_conv_dispose(struct br_conv *c)
     free(c->visitor_json);
     free(c->contact_id);
     free(c->profile_json);
+    free(c->company_id);
     memset(c, 0, sizeof(*c));
 }
 
 #define CONV_COLS \
     "c.id, c.channel, c.client_id, c.chat_id, c.name, c.email, c.phone, c.visitor_json, " \
     "(SELECT contact_id FROM persons p WHERE p.id=c.person_id), c.gen, c.person_id, c.merged_into, " \
-    "c.profile_json, c.profile_state, (SELECT contact_made FROM persons p WHERE p.id=c.person_id)"
+    "c.profile_json, c.profile_state, (SELECT contact_made FROM persons p WHERE p.id=c.person_id), " \
+    "(SELECT company_id FROM persons p WHERE p.id=c.person_id)"
 
 static int
 conv_row(struct br_store *s, sqlite3_stmt *st, struct br_conv *c)
@@ -454,6 +458,7 @@ conv_row(struct br_store *s, sqlite3_stmt *st, struct br_conv *c)
     c->profile_json = col_str(st, 12);
     c->profile_state = sqlite3_column_int(st, 13);
     c->contact_made = sqlite3_column_int(st, 14) != 0;
+    c->company_id = col_str(st, 15);
     sqlite3_reset(st);
     return 0;
 }
@@ -562,6 +567,33 @@ br_store_conv_set_profile(struct br_store *s, int64_t conv_id, int state, const 
 {
     return done(s, q(s, "UPDATE conversations SET profile_state=?, profile_json=coalesce(?, profile_json) WHERE id=?",
                      "nti", state, profile_json, conv_id));
+}
+
+int
+br_store_conv_set_company(struct br_store *s, int64_t conv_id, const char *company_id)
+{
+    return done(s, q(s, "UPDATE persons SET company_id=? WHERE id=(SELECT person_id FROM conversations WHERE id=?)",
+                     "ti", company_id, conv_id));
+}
+
+int
+br_store_company_get(struct br_store *s, const char *domain, char **contact_id)
+{
+    sqlite3_stmt *st = q(s, "SELECT contact_id FROM companies WHERE domain=?", "t", domain);
+    int rc = row(s, st);
+    if (rc)
+        return rc;
+    *contact_id = col_str(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+br_store_company_set(struct br_store *s, const char *domain, const char *contact_id)
+{
+    return done(s, q(s, "INSERT INTO companies(domain, contact_id, created_at) VALUES(?,?,?) "
+                        "ON CONFLICT(domain) DO UPDATE SET contact_id=excluded.contact_id",
+                     "tti", domain, contact_id, br_now_ms()));
 }
 
 int

@@ -75,6 +75,7 @@ struct br_conv {
     char *profile_json;   /* the visitor as GET /clients/{id} answered, or NULL */
     int profile_state;    /* enum br_profile_state */
     bool contact_made;    /* the bridge created the contact (it did not find it) */
+    char *company_id;     /* the person's company contact, or NULL */
 };
 
 enum br_profile_state { BR_PROFILE_NONE = 0, BR_PROFILE_PENDING = 1, BR_PROFILE_DONE = 2, BR_PROFILE_FAILED = 3 };
@@ -98,6 +99,10 @@ int br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char
 /* made: the bridge created this contact (only such a contact is removed after a merge). */
 int br_store_conv_set_contact(struct br_store *s, int64_t conv_id, const char *contact_id, bool made);
 int br_store_conv_set_profile(struct br_store *s, int64_t conv_id, int state, const char *profile_json);
+int br_store_conv_set_company(struct br_store *s, int64_t conv_id, const char *company_id);
+/* Company contacts by e-mail domain: BR_ENOTFOUND for an unknown domain. */
+int br_store_company_get(struct br_store *s, const char *domain, char **contact_id);
+int br_store_company_set(struct br_store *s, const char *domain, const char *contact_id);
 int br_store_conv_set_gen(struct br_store *s, int64_t conv_id, int gen);
 
 /* ---- persons: the identity map ---- */

@@ -51,6 +51,7 @@ struct br_task_spec {
     const char *title;
     const char *description_html;
     const char *contact_id;
+    const char *company_id;  /* the counterparty when known, else the contact */
     const char *const *watchers;
     size_t n_watchers;
     long template_id;
@@ -76,6 +77,10 @@ struct br_tracker_ops {
     /* Finds a contact created earlier with name and source_key (crash recovery), or BR_ENOTFOUND. */
     int (*find_contact_by_key)(struct br_tracker *t, const char *name, const char *source_key,
                                br_result_cb cb, void *arg);
+    /* The company contact named name (an e-mail domain), or BR_ENOTFOUND. */
+    int (*find_company)(struct br_tracker *t, const char *name, br_result_cb cb, void *arg);
+    int (*create_company)(struct br_tracker *t, const char *name, long template_id, const char *source_key,
+                          br_result_cb cb, void *arg);
     /* Writes the visitor's current name, e-mail and phone into the contact. */
     int (*update_contact)(struct br_tracker *t, const char *contact_id, const struct br_contact_spec *c,
                           br_result_cb cb, void *arg);

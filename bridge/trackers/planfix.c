@@ -271,6 +271,51 @@ pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_resu
 }
 
 static int
+found_company(struct call *c, json_t *answer)
+{
+    json_t *list = get_ci(answer, "contacts");
+    size_t i;
+    json_t *v;
+
+    /* "Part of name" also matches longer names: only the exact domain counts. */
+    json_array_foreach(list, i, v) {
+        json_t *name = json_object_get(v, "name");
+        if (json_is_string(name) && strcasecmp(json_string_value(name), c->source_key) == 0) {
+            c->res.id = id_string(json_object_get(v, "id"));
+            if (c->res.id)
+                return 0;
+        }
+    }
+    c->res.err = BR_ENOTFOUND;
+    return 0;
+}
+
+static int
+pf_find_company(struct br_tracker *t, const char *name, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, found_company);
+    c->source_key = br_strdup(name);
+    return start(c, "POST", "/contact/list",
+                 json_pack("{s:i, s:i, s:b, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
+                           "isCompany", 1, "fields", "id,name", "filters", "type", 4001, "operator", "equal",
+                           "value", name));
+}
+
+static int
+pf_create_company(struct br_tracker *t, const char *name, long template_id, const char *source_key, br_result_cb cb,
+                  void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    json_t *body = json_pack("{s:s, s:b, s:s}", "name", name, "isCompany", 1, "site", name);
+
+    if (template_id)
+        json_object_set_new(body, "template", json_pack("{s:I}", "id", (json_int_t)template_id));
+    if (source_key)
+        json_object_set_new(body, "sourceObjectId", json_string(source_key));
+    return start(c, "POST", "/contact/", body);
+}
+
+static int
 pf_update_contact(struct br_tracker *t, const char *contact_id, const struct br_contact_spec *s, br_result_cb cb,
                   void *arg)
 {
@@ -361,10 +406,10 @@ pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
         json_object_set_new(body, "template", json_pack("{s:I}", "id", (json_int_t)s->template_id));
     json_object_set_new(body, "name", json_string(s->title));
     json_object_set_new(body, "description", json_string(s->description_html));
-    if (s->contact_id) {
+    if (s->contact_id)
         json_object_set_new(body, "assigner", person("contact", s->contact_id));
-        json_object_set_new(body, "counterparty", person("contact", s->contact_id));
-    }
+    if (s->company_id || s->contact_id)
+        json_object_set_new(body, "counterparty", person("contact", s->company_id ? s->company_id : s->contact_id));
     if (s->n_watchers) {
         json_t *users = json_array();
         for (size_t i = 0; i < s->n_watchers; i++)
@@ -521,6 +566,8 @@ static const struct br_tracker_ops planfix_ops = {
     .create_contact = pf_create_contact,
     .find_contact_by_key = pf_find_contact_by_key,
     .update_contact = pf_update_contact,
+    .find_company = pf_find_company,
+    .create_company = pf_create_company,
     .delete_contact = pf_delete_contact,
     .create_task = pf_create_task,
     .find_task = pf_find_task,

@@ -226,6 +226,8 @@ class Planfix(FakeApp):
     def contact_list(self, body):
         offset, size = paging(body)
         found = [c for c in self.contacts.values() if not c.get("isDeleted")]
+        # Planfix lists people by default and companies when isCompany is true.
+        found = [c for c in found if bool(c.get("isCompany")) == bool(body.get("isCompany", False))]
         for f in filters_of(body):
             value = str(f.get("value", "")).lower()
             if f.get("type") == 4026:
