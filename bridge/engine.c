@@ -434,9 +434,19 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
     /* The visitor introduced themselves (or changed their details) in a known conversation. */
     introduced = !res.created && c.gen > 0 &&
                  (changed(jstr(client, "name"), c.name) || changed(email, c.email) || changed(jstr(client, "phone"), c.phone));
-    /* A new chat of a known device: Chatra gives it a new chat id (a repeated webhook has the same one). */
-    new_chat = !res.created && !res.joined && !res.merged_conv && c.gen > 0 && chat_id && c.chat_id &&
-               strcmp(chat_id, c.chat_id) != 0;
+    /*
+     * A new chat of a known device: Chatra gives it a new chat id (a
+     * repeated webhook has the same one).  Chat ids are kept per device,
+     * so a visitor moving between joined devices is not a new visit.
+     */
+    {
+        char *prev = NULL;
+        if ((rc = br_store_device_chat(e->store, ch->name, client_id, chat_id, &prev)))
+            goto out;
+        new_chat = !res.created && !res.joined && !res.merged_conv && c.gen > 0 && chat_id && prev &&
+                   strcmp(chat_id, prev) != 0;
+        free(prev);
+    }
     raw = json_dumps(rawc, JSON_COMPACT);
     if ((rc = br_store_conv_update_visitor(e->store, c.id, client_id, chat_id, jstr(client, "name"), email,
                                            jstr(client, "phone"), raw)))
@@ -1425,7 +1435,10 @@ run_update_contact(struct run *r)
         job_ok(r);
         return;
     }
-    contact_name(r, &first, &last);
+    /* Only what the visitor told: a placeholder must not overwrite a name set in the tracker. */
+    first = last = NULL;
+    if (r->conv.name)
+        split_name(r->conv.name, &first, &last);
     spec.name = first;
     spec.lastname = last;
     spec.email = r->conv.email;

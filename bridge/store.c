@@ -61,7 +61,7 @@ static const char schema_sql[] =
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
     "CREATE INDEX conversations_person ON conversations(person_id, channel);"
     "CREATE TABLE conv_clients("
-    "  channel TEXT NOT NULL, client_id TEXT NOT NULL, conv_id INTEGER NOT NULL,"
+    "  channel TEXT NOT NULL, client_id TEXT NOT NULL, conv_id INTEGER NOT NULL, chat_id TEXT,"
     "  PRIMARY KEY(channel, client_id));"
     "CREATE TABLE tasks("
     "  conv_id INTEGER NOT NULL, gen INTEGER NOT NULL, task_id TEXT, state INTEGER NOT NULL, source_key TEXT,"
@@ -542,6 +542,23 @@ br_store_conv_add_client(struct br_store *s, int64_t conv_id, const char *channe
     return done(s, q(s, "INSERT INTO conv_clients(channel, client_id, conv_id) VALUES(?,?,?) "
                         "ON CONFLICT(channel, client_id) DO UPDATE SET conv_id=excluded.conv_id",
                      "tti", channel, client_id, conv_id));
+}
+
+int
+br_store_device_chat(struct br_store *s, const char *channel, const char *client_id, const char *chat_id,
+                     char **previous)
+{
+    sqlite3_stmt *st = q(s, "SELECT chat_id FROM conv_clients WHERE channel=? AND client_id=?", "tt", channel,
+                         client_id);
+    *previous = NULL;
+    if (row(s, st) == 0) {
+        *previous = col_str(st, 0);
+        sqlite3_reset(st);
+    }
+    if (chat_id == NULL)
+        return 0;
+    return done(s, q(s, "UPDATE conv_clients SET chat_id=? WHERE channel=? AND client_id=?", "ttt", chat_id, channel,
+                     client_id));
 }
 
 int
@@ -1047,6 +1064,11 @@ br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv)
                           channel, json_string_value(v))))
                 rc = BR_EIO;
         }
+        /* The survivor writes to its own devices again: the latest one that stayed. */
+        if (rc == 0 && done(s, q(s, "UPDATE conversations SET client_id=coalesce((SELECT client_id FROM conv_clients "
+                                    "WHERE conv_id=conversations.id ORDER BY rowid DESC LIMIT 1), client_id) "
+                                    "WHERE id=(SELECT survivor_conv FROM merges WHERE id=?)", "i", merge_id)))
+            rc = BR_EIO;
         if (rc == 0)
             rc = json_exec_text(s, emails, "UPDATE person_emails SET person_id=? WHERE email=?", mperson);
         /*
@@ -1119,7 +1141,8 @@ br_store_identities(struct br_store *s, const char *email, char **json_out)
         json_object_set_new(p, "emails", arr);
         arr = json_array();
         st = q(s, "SELECT c.id, c.channel, c.gen, c.merged_into, (SELECT task_id FROM tasks t WHERE t.conv_id=c.id "
-                  "AND t.gen=c.gen) FROM conversations c WHERE c.person_id=? ORDER BY c.id", "i", ids[i]);
+                  "AND t.gen=c.gen) FROM conversations c WHERE c.person_id=? OR c.id IN (SELECT merged_conv FROM merges "
+                  "WHERE survivor_person=? AND undone_at IS NULL) ORDER BY c.id", "ii", ids[i], ids[i]);
         while ((r2 = sqlite3_step(st)) == SQLITE_ROW) {
             json_t *conv = json_pack("{s:I, s:s, s:i}", "conversation", (json_int_t)sqlite3_column_int64(st, 0),
                                      "channel", (const char *)sqlite3_column_text(st, 1), "tasks",

@@ -93,6 +93,9 @@ int br_store_conv_of_person(struct br_store *s, const char *channel, int64_t per
                             struct br_conv *out);
 int br_store_conv_add_client(struct br_store *s, int64_t conv_id, const char *channel,
                              const char *client_id);
+/* Records the chat a device is in; *previous is the one it was in before (NULL when unknown). */
+int br_store_device_chat(struct br_store *s, const char *channel, const char *client_id, const char *chat_id,
+                         char **previous);
 int br_store_conv_update_visitor(struct br_store *s, int64_t conv_id, const char *client_id,
                                  const char *chat_id, const char *name, const char *email,
                                  const char *phone, const char *visitor_json);

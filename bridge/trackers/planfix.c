@@ -251,7 +251,8 @@ contact_body(const struct br_contact_spec *s)
 
     if (s->template_id)
         json_object_set_new(body, "template", json_pack("{s:I}", "id", (json_int_t)s->template_id));
-    json_object_set_new(body, "name", json_string(s->name ? s->name : ""));
+    if (s->name)
+        json_object_set_new(body, "name", json_string(s->name));
     if (s->lastname)
         json_object_set_new(body, "lastname", json_string(s->lastname));
     if (s->email)
