@@ -29,7 +29,9 @@
 #define MAX_ATTEMPTS 50
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define QUOTA_PAUSE_MS (15 * 60 * 1000)
-#define PROFILE_WAIT_MS 3000   /* how long a new task waits for Chatra's visitor data */
+#define PROFILE_WAIT_MS 3000
+#define COALESCE_MAX_MSGS 50       /* visitor messages in one comment */
+#define COALESCE_MAX_BYTES (32 * 1024)   /* how long a new task waits for Chatra's visitor data */
 
 struct lane_up {
     char *name;                /* "tracker" or "chatra:<channel>" */
@@ -1307,11 +1309,18 @@ comment_added(void *arg, struct br_result *res)
     }
     if (res->err == 0 && res->id) {
         bool is_new;
+        size_t i;
+        json_t *v;
         rc = br_store_begin(r->e->store);
         if (rc == 0)
             rc = br_store_comment_mark(r->e->store, r->task_id, res->id, BR_COMMENT_BRIDGE, &is_new);
         if (rc == 0 && msg)
             rc = br_store_msg_set_state(r->e->store, json_integer_value(msg), BR_MSG_MIRRORED, res->id);
+        /* The other messages this comment carried (coalesced). */
+        json_array_foreach(json_object_get(r->payload, "msgs"), i, v) {
+            if (rc == 0)
+                rc = br_store_msg_set_state(r->e->store, json_integer_value(v), BR_MSG_MIRRORED, res->id);
+        }
         rc = tx_end(r->e, rc);
     }
     finish_recorded(r, res, rc);
@@ -1329,6 +1338,84 @@ send_comment(struct run *r, enum br_source_kind kind, int64_t key_id)
         return;
     }
     post_comment(r);
+}
+
+/* The visitor messages waiting right behind the first one: one comment carries them all. */
+struct run_of_msgs {
+    int64_t first;
+    json_t *ids;
+    json_t *msgs;     /* [{text, at}] */
+    bool stopped;
+    size_t bytes;
+};
+
+static void
+collect_run(void *arg, const struct br_msg *m)
+{
+    struct run_of_msgs *ro = arg;
+
+    if (ro->stopped || m->id < ro->first || m->state != BR_MSG_PENDING)
+        return;
+    /* Another author (an agent) ends the run: the order between authors is kept. */
+    if (strcmp(m->type, "client") != 0 || json_array_size(ro->ids) >= COALESCE_MAX_MSGS ||
+        ro->bytes + strlen(m->text) > COALESCE_MAX_BYTES) {
+        ro->stopped = ro->first != m->id;
+        if (ro->stopped)
+            return;
+    }
+    ro->bytes += strlen(m->text);
+    json_array_append_new(ro->ids, json_integer(m->id));
+    json_array_append_new(ro->msgs, json_pack("{s:s, s:I}", "text", m->text, "at", (json_int_t)m->created_at));
+}
+
+/*
+ * Visitor messages still waiting for the tracker go as one comment, each
+ * on its own line with its time (the tracker allows one request per
+ * second; a burst must not queue up behind it).  The set is fixed in the
+ * job's payload before the request, so a retry sends the same comment.
+ */
+static void
+coalesce(struct run *r, const struct br_msg *m, struct br_buf *html)
+{
+    json_t *ids = json_object_get(r->payload, "msgs");
+    struct run_of_msgs ro = {m->id, json_array(), json_array(), false, 0};
+    size_t i;
+    json_t *v;
+
+    if (json_is_array(ids)) {
+        /* Decided by an earlier attempt: the same messages again. */
+        json_array_foreach(ids, i, v) {
+            struct br_msg x = {0};
+            if (br_store_msg_get(r->e->store, json_integer_value(v), &x) == 0) {
+                json_array_append_new(ro.ids, json_integer(x.id));
+                json_array_append_new(ro.msgs, json_pack("{s:s, s:I}", "text", x.text, "at", (json_int_t)x.created_at));
+            }
+            br_msg_dispose(&x);
+        }
+    } else {
+        char *payload;
+        br_store_msg_each(r->e->store, r->conv.id, m->gen, collect_run, &ro);
+        json_object_set(r->payload, "msgs", ro.ids);
+        payload = json_dumps(r->payload, JSON_COMPACT);
+        br_store_job_payload(r->e->store, r->job.id, payload);
+        free(payload);
+    }
+    if (json_array_size(ro.msgs) <= 1) {
+        br_tpl_html_escape(html, m->text, strlen(m->text), 1);
+    } else {
+        json_array_foreach(ro.msgs, i, v) {
+            char when[16];
+            time_t t = (time_t)(json_integer_value(json_object_get(v, "at")) / 1000);
+            struct tm tm;
+            const char *text = jstr(v, "text");
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof(when), "%H:%M:%S", &tm);
+            br_buf_printf(html, "%s<i>%s</i> ", i ? "<br>" : "", when);
+            br_tpl_html_escape(html, text, strlen(text), 1);
+        }
+    }
+    json_decref(ro.ids);
+    json_decref(ro.msgs);
 }
 
 static void
@@ -1368,10 +1455,11 @@ run_comment(struct run *r)
             r->author_employee = emp->tracker_user;
         else /* An agent the config does not map: the bridge's own user writes, naming the agent. */
             br_buf_puts(&html, "<b>Chatra agent:</b><br>");
+        br_tpl_html_escape(&html, m.text, strlen(m.text), 1);
     } else {
         r->author_contact = r->conv.contact_id;
+        coalesce(r, &m, &html);
     }
-    br_tpl_html_escape(&html, m.text, strlen(m.text), 1);
     r->html = br_buf_steal(&html);
     br_msg_dispose(&m);
     send_comment(r, BR_SOURCE_COMMENT, mid);

@@ -49,6 +49,10 @@ usage(FILE *f)
             "                                  print the identity map (persons, e-mails, devices, merges)\n"
             "       chatra-bridge unmerge --config FILE --merge N\n"
             "                                  undo merge N (see identities) of two devices\n"
+            "       chatra-bridge dead-letters --config FILE\n"
+            "                                  list the jobs that failed for good, with request and answer\n"
+            "       chatra-bridge retry --config FILE (--id N | --all)\n"
+            "                                  put dead jobs back in the queue\n"
             "       chatra-bridge --version\n");
 }
 
@@ -243,6 +247,7 @@ cmd_identities(const char *config_path, const char *email)
     free(low);
     br_store_free(store);
     br_config_free(cfg);
+    br_log_clear_secrets();
     return rc ? 1 : 0;
 }
 
@@ -284,12 +289,66 @@ cmd_unmerge(const char *config_path, const char *merge)
     return rc ? 1 : 0;
 }
 
+static int
+cmd_dead_letters(const char *config_path)
+{
+    struct br_config *cfg;
+    struct br_store *store;
+    char *json = NULL;
+    int rc = open_admin(config_path, &cfg, &store);
+
+    if (rc)
+        return rc;
+    rc = br_store_dead_letters(store, &json);
+    if (rc == 0)
+        printf("%s\n", json);
+    free(json);
+    br_store_free(store);
+    br_config_free(cfg);
+    br_log_clear_secrets();
+    return rc ? 1 : 0;
+}
+
+static int
+cmd_retry(const char *config_path, const char *id_text, int all)
+{
+    struct br_config *cfg;
+    struct br_store *store;
+    char *end = NULL;
+    long long id = id_text ? strtoll(id_text, &end, 10) : 0;
+    int64_t n = 0;
+    int rc;
+
+    if (all == (id_text != NULL) || (id_text && (*end != '\0' || id <= 0))) {
+        fprintf(stderr, "chatra-bridge: retry needs either --id N (from dead-letters) or --all\n");
+        return 2;
+    }
+    if ((rc = open_admin(config_path, &cfg, &store)))
+        return rc;
+    rc = br_store_dead_retry(store, all ? 0 : id, &n);
+    if (rc == 0 && n == 0 && !all) {
+        fprintf(stderr, "chatra-bridge: job %lld is not a dead letter\n", id);
+        rc = BR_ENOTFOUND;
+    } else if (rc == 0) {
+        printf("%lld job%s back in the queue; a running bridge picks %s up within a second\n", (long long)n,
+               n == 1 ? "" : "s", n == 1 ? "it" : "them");
+    } else {
+        fprintf(stderr, "chatra-bridge: cannot retry: %s\n", br_strerror(rc));
+    }
+    br_store_free(store);
+    br_config_free(cfg);
+    br_log_clear_secrets();
+    return rc ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
     const char *config = NULL;
     const char *email = NULL;
     const char *merge = NULL;
+    const char *job_id = NULL;
+    int all = 0;
     const char *command = "run";
     int i = 1;
 
@@ -306,6 +365,10 @@ main(int argc, char **argv)
             email = argv[++i];
         } else if (strcmp(argv[i], "--merge") == 0 && i + 1 < argc) {
             merge = argv[++i];
+        } else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc) {
+            job_id = argv[++i];
+        } else if (strcmp(argv[i], "--all") == 0) {
+            all = 1;
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("chatra-bridge %s\n", BR_VERSION);
             return 0;
@@ -336,6 +399,10 @@ main(int argc, char **argv)
         return cmd_identities(config, email);
     if (strcmp(command, "unmerge") == 0)
         return cmd_unmerge(config, merge);
+    if (strcmp(command, "dead-letters") == 0)
+        return cmd_dead_letters(config);
+    if (strcmp(command, "retry") == 0)
+        return cmd_retry(config, job_id, all);
     if (strcmp(command, "run") == 0)
         return run(config);
     fprintf(stderr, "chatra-bridge: unknown command \"%s\"\n", command);

@@ -1190,3 +1190,48 @@ br_store_identities(struct br_store *s, const char *email, char **json_out)
     json_decref(out);
     return 0;
 }
+
+/* ---- dead letters ---- */
+
+int
+br_store_dead_letters(struct br_store *s, char **json_out)
+{
+    sqlite3_stmt *st = q(s, "SELECT id, kind, conv_id, upstream, attempts, updated_at, last_error, last_request, "
+                            "last_response FROM jobs WHERE state=3 ORDER BY id", "");
+    json_t *out = json_array();
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        time_t t = (time_t)(sqlite3_column_int64(st, 5) / 1000);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_array_append_new(out, json_pack("{s:I, s:s, s:I, s:s, s:i, s:s, s:s?, s:s?, s:s?}", "id",
+                                             (json_int_t)sqlite3_column_int64(st, 0), "kind",
+                                             (const char *)sqlite3_column_text(st, 1), "conversation",
+                                             (json_int_t)sqlite3_column_int64(st, 2), "upstream",
+                                             (const char *)sqlite3_column_text(st, 3), "attempts",
+                                             sqlite3_column_int(st, 4), "at", when, "error",
+                                             (const char *)sqlite3_column_text(st, 6), "request",
+                                             (const char *)sqlite3_column_text(st, 7), "response",
+                                             (const char *)sqlite3_column_text(st, 8)));
+    }
+    sqlite3_reset(st);
+    *json_out = json_dumps(out, JSON_INDENT(2));
+    json_decref(out);
+    return rc == SQLITE_DONE ? 0 : BR_EIO;
+}
+
+int
+br_store_dead_retry(struct br_store *s, int64_t id, int64_t *n)
+{
+    /* Back in the queue as if new, but checking first: its request may have been done after all. */
+    if (done(s, id > 0 ? q(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1 WHERE state=3 AND id=?", "ii",
+                           br_now_ms(), id)
+                       : q(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1 WHERE state=3", "i",
+                           br_now_ms())))
+        return BR_EIO;
+    *n = sqlite3_changes(s->db);
+    return 0;
+}

@@ -223,4 +223,10 @@ int64_t br_store_job_count(struct br_store *s, int state);
 /* true when a job of this lane and kind is still waiting to run */
 bool br_store_job_waiting(struct br_store *s, const char *lane, const char *kind);
 
+/* ---- dead letters: jobs that failed for good ---- */
+/* JSON list: id, kind, conversation, upstream, attempts, at, error, request, response. */
+int br_store_dead_letters(struct br_store *s, char **json_out);
+/* Puts dead job id (or all when id <= 0) back in the queue; *n how many. */
+int br_store_dead_retry(struct br_store *s, int64_t id, int64_t *n);
+
 #endif

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define QUOTA_WAIT_MS (10 * 60 * 1000)
+
 struct pending {
     struct pending *next;
     struct br_upstream *u;
@@ -99,6 +101,9 @@ on_done(void *arg, const struct br_http_result *res)
     u->inflight--;
     if (res->ratelimit_remaining >= 0)
         u->quota_left = res->ratelimit_remaining;
+    /* Planfix refreshes the counter about every 10 minutes: wait for that rather than burn error 22s. */
+    if (res->ratelimit_remaining == 0)
+        br_upstream_pause_until(u, br_now_ms() + QUOTA_WAIT_MS);
     /*
      * The next request leaves no sooner than one interval after this
      * answer: the remote end counts arrivals, and this request may have

@@ -2,7 +2,7 @@
 
 import unittest
 
-from harness import chat_event, msg, sample
+from harness import wait_until, chat_event, msg, sample
 from test_e2e_common import ANNA_AGENT, COMMENT_SOURCE_RE, E2ECase
 
 
@@ -16,7 +16,12 @@ class CommentCase(E2ECase):
         self.post(chat_event(event, client, list(messages), name="Maria Lopez", email="maria@example.org"))
 
     def descriptions(self):
-        return [p["body"]["description"] for p in self.comment_posts(self.task)]
+        """The mirrored message texts in order (coalesced comments split)."""
+        return self.comment_texts(self.task)
+
+    def wait_texts(self, n):
+        return wait_until(lambda: len(self.descriptions()) >= n or None,
+                          message=lambda: "fewer than %d messages mirrored: %s" % (n, self.descriptions()))
 
 
 class TestMessagesBecomeComments(CommentCase):
@@ -72,7 +77,9 @@ class TestMessagesBecomeComments(CommentCase):
         self.assertEqual(self.descriptions(), ["from text", "only message"])
 
     def test_source_object_ids_are_distinct_and_share_the_instance_uuid(self):
-        self.fragment(msg("m2", "one"), msg("m3", "two"))
+        self.fragment(msg("m2", "one"))
+        self.wait_comment_posts(self.task, 1)
+        self.fragment(msg("m3", "two"))
         posts = self.wait_comment_posts(self.task, 2)
         keys = [p["body"]["sourceObjectId"] for p in posts]
         self.assertEqual(len(set(keys)), 2)
@@ -86,10 +93,11 @@ class TestOrderAndDuplicates(CommentCase):
         self.fragment(msg("m2", "one"), msg("m3", "two"), msg("m4", "three"))
         for i, word in enumerate(("four", "five", "six", "seven", "eight"), 5):
             self.fragment(msg("m%d" % i, word))
-        self.wait_comment_posts(self.task, 8)
+        self.wait_texts(8)
         self.assert_quiet()
         self.assertEqual(self.descriptions(), ["one", "two", "three", "four", "five", "six", "seven", "eight"])
-        self.assertEqual([c["description"] for c in self.fakes.planfix_comments(self.task)], self.descriptions())
+        self.assertEqual([c["description"] for c in self.fakes.planfix_comments(self.task)],
+                         [p["body"]["description"] for p in self.comment_posts(self.task)])
 
     def test_mixed_visitor_and_agent_messages_keep_their_order_and_authors(self):
         self.fragment(msg("m2", "q1"), msg("a1", "a1", type="agent", agent_id=ANNA_AGENT), msg("m3", "q2"),
@@ -105,7 +113,7 @@ class TestOrderAndDuplicates(CommentCase):
         self.fragment(m3, m4)          # m3 again
         self.fragment(m3, m4)          # the whole webhook again
         self.fragment(msg("client-1-m1", "Hello, is the blue kettle in stock?"))  # the first one, in the description
-        self.wait_comment_posts(self.task, 3)
+        self.wait_texts(3)
         self.assert_quiet()
         self.assertEqual(self.descriptions(), ["two", "three", "four"])
 

@@ -16,6 +16,16 @@ INSTANCE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
 TASK_SOURCE_RE = re.compile(r"^(%s)1[0-9a-f]{11}$" % INSTANCE)
 COMMENT_SOURCE_RE = re.compile(r"^(%s)2[0-9a-f]{11}$" % INSTANCE)
 CONTACT_SOURCE_RE = re.compile(r"^(%s)3[0-9a-f]{11}$" % INSTANCE)
+COALESCED_LINE = re.compile(r"(?:^|<br>)<i>\d\d:\d\d:\d\d</i> ")
+
+
+def split_coalesced(description):
+    """["a", "b"] for a coalesced comment, [description] for a single message."""
+    if not description.startswith("<i>") or not COALESCED_LINE.match(description):
+        return [description]
+    return [t for t in COALESCED_LINE.split(description) if t != ""]
+
+
 CHATRA_AUTH = "Chatra.Simple %s:%s" % (CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY)
 ANNA_AGENT = ANNA["chatra_agent_id"]
 
@@ -49,6 +59,17 @@ class E2ECase(BridgeTestCase):
         body = dict(self.pf("/contact/")[index]["body"])
         self.assertRegex(body.pop("sourceObjectId", ""), CONTACT_SOURCE_RE)
         return body
+
+    def comment_texts(self, task, owner=False):
+        """The messages the task's comments carry, in order: a comment that coalesced several
+        visitor messages ("<i>HH:MM:SS</i> text<br><i>...</i> text") counts once per message."""
+        out = []
+        for p in self.comment_posts(task):
+            d = p["body"]["description"]
+            parts = split_coalesced(d)
+            for part in parts:
+                out.append((part, p["body"].get("owner")) if owner else part)
+        return out
 
     def pf_calls(self):
         return calls(self.fakes.planfix_requests())
