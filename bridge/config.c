@@ -756,7 +756,7 @@ load(struct loader *L, json_t *root)
         c->tracker_project = get_str(L, o, "tracker", "project", NULL, false, false);
         c->tracker_rps = get_num(L, o, "tracker", "requests_per_second", 1, 0.01, 1000);
         c->tracker_timeout_ms = get_int(L, o, "tracker", "timeout_ms", 15000, 100, 600000, false);
-        c->poll_interval_s = get_int(L, o, "tracker", "poll_interval_s", 0, 0, 86400, false);
+        c->poll_interval_s = get_int(L, o, "tracker", "poll_interval_s", 60, 0, 86400, false);
     }
 
     o = get_obj(L, root, "", "companies", false);

@@ -44,6 +44,7 @@ struct br_engine {
     uv_loop_t *loop;
     uv_timer_t work;
     uv_timer_t tick;
+    uv_timer_t poll;           /* the tracker poll, when configured */
     const struct br_config *cfg;
     struct br_store *store;
     struct br_http_client *http;
@@ -1691,6 +1692,70 @@ run_profile(struct run *r)
         job_fail(r, BR_ERETRY, "cannot queue the Chatra request");
 }
 
+/* ---- poll: comments whose Planfix webhook never came ---- */
+
+#define POLL_OVERLAP_MS (10 * 60 * 1000)
+
+static void
+polled(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    struct br_engine *e = r->e;
+    int64_t started = json_integer_value(json_object_get(r->payload, "started"));
+    size_t i, queued = 0;
+    json_t *it;
+    int rc;
+
+    if (res->err) {
+        job_finish(r, res);
+        return;
+    }
+    rc = br_store_begin(e->store);
+    json_array_foreach(res->items, i, it) {
+        const char *task = jstr(it, "task");
+        struct br_task t = {0};
+        char *lane;
+        if (rc || task == NULL || br_store_comment_seen(e->store, task, jstr(it, "id")) ||
+            br_store_task_by_tracker_id(e->store, task, &t) != 0)
+            continue;
+        /* The task's own fetch decides what to relay, exactly as after a webhook. */
+        lane = lane_name('t', t.conv_id);
+        if (!br_store_job_waiting(e->store, lane, "fetch")) {
+            rc = add_job(e, 't', "tracker", "fetch", t.conv_id, json_pack("{s:s}", "task", task));
+            queued++;
+        }
+        free(lane);
+        br_task_dispose(&t);
+    }
+    if (rc == 0)
+        rc = br_store_meta_set_int(e->store, "poll_since", started);
+    rc = tx_end(e, rc);
+    if (rc == 0 && queued)
+        br_info("poll: %zu task(s) have comments no webhook announced; reading them", queued);
+    finish_recorded(r, res, rc);
+}
+
+static void
+run_poll(struct run *r)
+{
+    int64_t now = br_now_ms();
+    int64_t since = br_store_meta_int(r->e->store, "poll_since", now - r->e->cfg->poll_interval_s * 1000);
+
+    json_object_set_new(r->payload, "started", json_integer(now));
+    r->e->tracker->ops->list_recent_comments(r->e->tracker, since - POLL_OVERLAP_MS, now + 60 * 1000, polled, r);
+}
+
+static void
+on_poll(uv_timer_t *t)
+{
+    struct br_engine *e = t->data;
+
+    if (e->closing || br_store_job_waiting(e->store, "p:0", "poll"))
+        return;
+    if (TX(e, add_job(e, 'p', "tracker", "poll", 0, json_object())) == 0)
+        br_engine_kick(e);
+}
+
 /* ---- reply ---- */
 
 static void
@@ -1720,6 +1785,7 @@ static const struct {
     {"note", run_note},       {"update_contact", run_update_contact},
     {"drop_contact", run_drop_contact}, {"check", run_check},
     {"profile", run_profile},           {"company", run_company},
+    {"poll", run_poll},
 };
 
 static void
@@ -1741,12 +1807,13 @@ start_job(struct br_engine *e, struct lane_up *lu, struct br_job *job)
         return;
     }
     r->payload = json_loads(r->job.payload, 0, &je);
-    if (r->payload == NULL || br_store_conv_get(e->store, r->job.conv_id, &r->conv) != 0) {
+    /* Jobs of no conversation (conv_id 0, e.g. the poll) have no channel either. */
+    if (r->payload == NULL || (r->job.conv_id != 0 && br_store_conv_get(e->store, r->job.conv_id, &r->conv) != 0)) {
         job_fail(r, BR_EFATAL, "job data is damaged");
         return;
     }
-    r->ch = br_config_channel(e->cfg, r->conv.channel);
-    if (r->ch == NULL) {
+    r->ch = r->job.conv_id ? br_config_channel(e->cfg, r->conv.channel) : NULL;
+    if (r->job.conv_id != 0 && r->ch == NULL) {
         job_fail(r, BR_EFATAL, "channel %s is no longer configured", r->conv.channel);
         return;
     }
@@ -1848,6 +1915,10 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *c
         br_info("engine: %lld job(s) were in flight when the bridge stopped; they check before writing again",
                 (long long)recovered);
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
+    uv_timer_init(loop, &e->poll);
+    e->poll.data = e;
+    if (cfg->poll_interval_s > 0)
+        uv_timer_start(&e->poll, on_poll, (uint64_t)cfg->poll_interval_s * 1000, (uint64_t)cfg->poll_interval_s * 1000);
     uv_timer_start(&e->work, on_work, 0, 0);
     *out = e;
     return 0;
@@ -1890,7 +1961,8 @@ br_engine_close(struct br_engine *e, void (*done)(void *arg), void *arg)
     e->closing = 1;
     e->close_done = done;
     e->close_arg = arg;
-    e->pending_closes = 2 + (int)e->n_ups;
+    e->pending_closes = 3 + (int)e->n_ups;
+    uv_close((uv_handle_t *)&e->poll, closed_handle);
     uv_close((uv_handle_t *)&e->work, closed_handle);
     uv_close((uv_handle_t *)&e->tick, closed_handle);
     for (size_t i = 0; i < e->n_ups; i++)

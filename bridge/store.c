@@ -792,6 +792,38 @@ br_store_comment_mark(struct br_store *s, const char *task_id, const char *comme
     return 0;
 }
 
+bool
+br_store_comment_seen(struct br_store *s, const char *task_id, const char *comment_id)
+{
+    sqlite3_stmt *st = q(s, "SELECT 1 FROM tracker_comments WHERE task_id=? AND comment_id=?", "tt", task_id,
+                         comment_id);
+    bool seen = row(s, st) == 0;
+    if (seen)
+        sqlite3_reset(st);
+    return seen;
+}
+
+int64_t
+br_store_meta_int(struct br_store *s, const char *key, int64_t def)
+{
+    sqlite3_stmt *st = q(s, "SELECT value FROM meta WHERE key=?", "t", key);
+    int64_t v = def;
+    if (row(s, st) == 0) {
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return v;
+}
+
+int
+br_store_meta_set_int(struct br_store *s, const char *key, int64_t value)
+{
+    char text[32];
+    snprintf(text, sizeof(text), "%lld", (long long)value);
+    return done(s, q(s, "INSERT INTO meta(key, value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                     "tt", key, text));
+}
+
 /* ---- relays ---- */
 
 int

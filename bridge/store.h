@@ -177,6 +177,11 @@ enum br_comment_origin { BR_COMMENT_BRIDGE = 1, BR_COMMENT_RELAYED = 2, BR_COMME
 int br_store_comment_mark(struct br_store *s, const char *task_id, const char *comment_id,
                           int origin, bool *is_new);
 
+bool br_store_comment_seen(struct br_store *s, const char *task_id, const char *comment_id);
+/* A small key/value of the bridge's own (e.g. when the tracker was last polled). */
+int64_t br_store_meta_int(struct br_store *s, const char *key, int64_t def);
+int br_store_meta_set_int(struct br_store *s, const char *key, int64_t value);
+
 /* ---- replies relayed into the chat, to recognise their echo in the next fragment ---- */
 int br_store_relay_add(struct br_store *s, int64_t conv_id, const char *agent_id,
                        const char *text);

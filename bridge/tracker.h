@@ -98,6 +98,13 @@ struct br_tracker_ops {
      *  "author_name", "html", "hidden" (bool), "source_key" (or null)}.
      */
     int (*list_comments)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
+    /*
+     * Comments added anywhere between from_ms and to_ms (wall clock), as
+     * items like list_comments' with a "task" id: the safety net for
+     * reply webhooks that never came.
+     */
+    int (*list_recent_comments)(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb,
+                                void *arg);
     int (*close_task)(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb,
                       void *arg);
     /* The task's state as res->id: "active", "inactive" (completed) or "deleted". */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define PAGE_SIZE 100
 #define MAX_PAGES 100      /* 10,000 comments on one task is more than any chat */
@@ -526,6 +527,12 @@ got_comments(struct call *c, json_t *answer)
                          "html", json_is_string(desc) ? json_string_value(desc) : "", "hidden",
                          json_is_true(json_object_get(v, "isHidden")));
         json_object_set_new(item, "source_key", json_is_string(key) && json_string_length(key) ? json_copy(key) : json_null());
+        {
+            char *task = id_string(json_object_get(json_object_get(v, "task"), "id"));
+            if (task)
+                json_object_set_new(item, "task", json_string(task));
+            free(task);
+        }
         json_array_append_new(c->res.items, item);
         free(id);
     }
@@ -554,6 +561,32 @@ pf_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, voi
 }
 
 static void
+pf_date(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%d-%m-%Y %H:%M", &tm);
+}
+
+static int
+pf_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, got_comments);
+    char from[32], to[32];
+
+    /* Planfix filters by minute: the caller's window overlaps, and seen comments are skipped. */
+    pf_date(from_ms, from);
+    pf_date(to_ms, to);
+    c->list_path = br_strdup("/comment/list");
+    c->request_body = json_pack("{s:i, s:i, s:s, s:s, s:[{s:i, s:s, s:{s:s, s:s, s:s}}]}", "offset", 0, "pageSize",
+                                PAGE_SIZE, "fields", "id,dateTime,description,owner,isHidden,type,sourceObjectId,task",
+                                "typeList", "Comments", "filters", "type", 3000, "operator", "equal", "value",
+                                "dateType", "otherRange_withTime", "dateFrom", from, "dateTo", to);
+    return start(c, "POST", "/comment/list", json_incref(c->request_body));
+}
+
+static void
 pf_free(struct br_tracker *t)
 {
     struct pf *pf = (struct pf *)t;
@@ -575,6 +608,7 @@ static const struct br_tracker_ops planfix_ops = {
     .add_comment = pf_add_comment,
     .list_comments = pf_list_comments,
     .close_task = pf_close_task,
+    .list_recent_comments = pf_list_recent_comments,
     .task_state = pf_task_state,
     .free = pf_free,
 };

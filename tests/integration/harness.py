@@ -365,6 +365,9 @@ def default_config(fakes, **overrides):
             "token": "env:PLANFIX_TOKEN",
             "webhook_secret": "env:PLANFIX_WEBHOOK_SECRET",
             "requests_per_second": 20,
+            # The poll (a safety net for lost Planfix webhooks) is off unless a test wants it:
+            # exact request assertions would otherwise see it.
+            "poll_interval_s": 0,
         },
         "employees": [dict(ANNA), dict(BORIS)],
         "channels": [{
