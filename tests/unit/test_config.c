@@ -391,7 +391,7 @@ test_defaults(void **state)
     assert_string_equal(c->log_level, "info");
     assert_true(c->tracker_rps == 1.0);
     assert_int_equal(c->tracker_timeout_ms, 15000);
-    assert_int_equal(c->poll_interval_s, 0);
+    assert_int_equal(c->poll_interval_s, 60); /* the safety-net poll is on by default */
     assert_int_equal(c->n_employees, 0);
     assert_int_equal(c->n_channels, 1);
     assert_int_equal(c->channels[0].n_employees, 0);
