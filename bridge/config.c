@@ -697,7 +697,8 @@ load(struct loader *L, json_t *root)
     static const char *const known_tracker[] = {"kind", "url", "token", "webhook_secret",
                                                 "requests_per_second", "timeout_ms",
                                                 "poll_interval_s", "project", NULL};
-    static const char *const known_limits[] = {"max_body_bytes", NULL};
+    static const char *const known_limits[] = {"max_body_bytes", "per_address_rps", "per_address_burst",
+                                               "bad_secrets_per_minute", NULL};
     struct br_config *c = L->cfg;
     json_t *o, *arr, *v;
     size_t i;
@@ -717,6 +718,9 @@ load(struct loader *L, json_t *root)
     check_keys(L, o, "limits", known_limits);
     c->max_body = (size_t)get_int(L, o, "limits", "max_body_bytes", 1024 * 1024, 1024,
                                   64L * 1024 * 1024, false);
+    c->per_address_rps = get_num(L, o, "limits", "per_address_rps", 0, 0, 1e6);
+    c->per_address_burst = get_num(L, o, "limits", "per_address_burst", c->per_address_rps * 2, 1, 1e7);
+    c->bad_secrets_per_minute = get_num(L, o, "limits", "bad_secrets_per_minute", 20, 0, 1e6);
 
     o = get_obj(L, root, "", "store", false);
     check_keys(L, o, "store", known_store);

@@ -69,6 +69,9 @@ struct br_config {
     char *listen_host;
     int listen_port;
     size_t max_body;
+    double per_address_rps;    /* webhook requests per second per source address, 0 = no limit */
+    double per_address_burst;
+    double bad_secrets_per_minute; /* wrong secrets per source address before 429 */
     char *store_kind;
     char *store_path;          /* absolute or relative to the working directory */
     char *log_level;

@@ -14,6 +14,7 @@
 #include "http_client.h"
 #include "http_server.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "store.h"
 
 #include <errno.h>
@@ -174,6 +175,13 @@ run(const char *config_path)
     d.hctx.cfg = d.cfg;
     d.hctx.store = d.store;
     d.hctx.engine = d.engine;
+    d.hctx.per_address = d.cfg->per_address_rps > 0
+                             ? br_ratelimit_new(d.cfg->per_address_rps, d.cfg->per_address_burst)
+                             : NULL;
+    /* A burst of bad_secrets_per_minute, refilled over a minute: guessing secrets takes forever. */
+    d.hctx.bad_secret = d.cfg->bad_secrets_per_minute > 0
+                            ? br_ratelimit_new(d.cfg->bad_secrets_per_minute / 60.0, d.cfg->bad_secrets_per_minute)
+                            : NULL;
     opts.host = d.cfg->listen_host;
     opts.port = d.cfg->listen_port;
     opts.max_body = d.cfg->max_body;
@@ -204,6 +212,8 @@ run(const char *config_path)
         rc = 1;
     }
     br_http_server_free(d.server);
+    br_ratelimit_free(d.hctx.per_address);
+    br_ratelimit_free(d.hctx.bad_secret);
     br_engine_free(d.engine);
     br_http_client_free(d.http);
     br_store_free(d.store);

@@ -145,6 +145,32 @@ map_message(json_t *m, size_t i, json_t *out, char *err, size_t errlen)
     return 0;
 }
 
+#define MAX_DEPTH 32
+
+/* Deeper than any real webhook: a bomb of nested arrays is refused, not stored. */
+static int
+too_deep(json_t *v, int depth)
+{
+    size_t i;
+    const char *k;
+    json_t *x;
+
+    if (depth > MAX_DEPTH)
+        return 1;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x) {
+            if (too_deep(x, depth + 1))
+                return 1;
+        }
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, x) {
+            if (too_deep(x, depth + 1))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 int
 br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, size_t errlen)
 {
@@ -162,6 +188,10 @@ br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, siz
     if (!json_is_object(root)) {
         json_decref(root);
         return fail(err, errlen, "the body must be a JSON object");
+    }
+    if (too_deep(root, 1)) {
+        json_decref(root);
+        return fail(err, errlen, "JSON nested deeper than %d levels", MAX_DEPTH);
     }
     v = json_object_get(root, "eventName");
     if (v && !json_is_null(v)) {

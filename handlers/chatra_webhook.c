@@ -29,7 +29,10 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
     }
     if (!br_secret_equal(params[1], ch->webhook_secret)) {
         br_warn("chatra webhook: wrong secret for channel %s from %s", ch->name, req->remote_addr);
-        br_respond_error(res, 401, "wrong webhook secret");
+        if (!br_handler_secret_failed(h, req))
+            br_respond_error(res, 429, "too many wrong secrets from this address; wait a minute");
+        else
+            br_respond_error(res, 401, "wrong webhook secret");
         return;
     }
     rc = br_chatra_event_parse(req->body, req->body_len, &ev, err, sizeof(err));

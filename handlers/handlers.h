@@ -11,15 +11,27 @@
 
 #include "bridge/http_server.h"
 
+#include <stdbool.h>
+
 struct br_config;
 struct br_store;
 struct br_engine;
 
+struct br_ratelimit;
+
 struct br_handler_ctx {
     const struct br_config *cfg;
     struct br_store *store;
-    struct br_engine *engine; /* may be NULL in tests: nothing is kicked */
+    struct br_engine *engine;        /* may be NULL in tests: nothing is kicked */
+    struct br_ratelimit *per_address; /* webhook requests per source address (NULL: none) */
+    struct br_ratelimit *bad_secret;  /* wrong secrets per source address (NULL: none) */
 };
+
+/*
+ * Called by a handler that refused a secret; false when the address has
+ * tried too many (the handler answers 429 instead of 401 then).
+ */
+bool br_handler_secret_failed(struct br_handler_ctx *h, const struct br_http_request *req);
 
 /* The br_http_handler_fn of the daemon: routes by method and path. */
 void br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_http_response *res);

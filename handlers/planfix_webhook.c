@@ -101,7 +101,10 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
 
     if (!br_secret_equal(params[0], h->cfg->tracker_webhook_secret)) {
         br_warn("tracker webhook: wrong secret from %s", req->remote_addr);
-        br_respond_error(res, 401, "wrong webhook secret");
+        if (!br_handler_secret_failed(h, req))
+            br_respond_error(res, 429, "too many wrong secrets from this address; wait a minute");
+        else
+            br_respond_error(res, 401, "wrong webhook secret");
         return;
     }
     if (req->body_len > 0 && (strstr(req->content_type, "json") || req->body[0] == '{')) {

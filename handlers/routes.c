@@ -1,5 +1,8 @@
 #include "handlers.h"
 
+#include "bridge/ratelimit.h"
+#include "bridge/store.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,10 +95,24 @@ match(const char *pattern, const char *path, char **params, size_t *np)
     return *p == '\0' && *s == '\0';
 }
 
+bool
+br_handler_secret_failed(struct br_handler_ctx *h, const struct br_http_request *req)
+{
+    return h->bad_secret == NULL || br_ratelimit_take(h->bad_secret, req->remote_addr, br_now_ms());
+}
+
 void
 br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_http_response *res)
 {
+    struct br_handler_ctx *h = ctx;
     int path_matched = 0;
+
+    /* Webhook routes only: /healthz stays answerable for monitors. */
+    if (h->per_address && strncmp(req->path, "/webhooks/", 10) == 0 &&
+        !br_ratelimit_take(h->per_address, req->remote_addr, br_now_ms())) {
+        br_respond_error(res, 429, "too many requests from this address");
+        return;
+    }
 
     for (size_t i = 0; i < BR_ARRAY_SIZE(routes); i++) {
         char *params[MAX_PARAMS] = {0};
