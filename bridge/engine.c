@@ -54,6 +54,7 @@ struct br_engine {
     int closing;
     int pending_closes;
     unsigned running;          /* jobs in flight over all upstreams */
+    char *company_busy[8];     /* domains whose company contact is being looked up or made */
     void (*close_done)(void *);
     void *close_arg;
 };
@@ -72,6 +73,7 @@ struct run {
     char *html;                /* a comment being written */
     const char *author_contact;
     const char *author_employee;
+    int company_slot;          /* 1 + index in company_busy while this job holds it */
 };
 
 static void work(struct br_engine *e);
@@ -325,17 +327,28 @@ resolve_conv(struct br_engine *e, const struct br_channel *ch, json_t *client, s
     const char *client_id = jstr(client, "id");
     const char *email = jstr(client, "email");
     bool verified = json_is_true(json_object_get(client, "email_verified"));
-    int64_t pid;
+    bool known_verified = false;
+    int64_t pid = 0;
     int rc = br_store_conv_by_client(e->store, ch->name, client_id, c);
+    /*
+     * Whose e-mail is it?  Under "verified" both sides must be the site's
+     * word: an address someone merely typed earlier must not pull a
+     * signed-in customer into that thread.
+     */
+    bool match = email && br_store_person_of_email(e->store, email, &pid, &known_verified) == 0 &&
+                 may_merge(ch, verified) && (ch->merge_policy != BR_MERGE_VERIFIED || known_verified);
 
     memset(res, 0, sizeof(*res));
     if (rc == BR_ENOTFOUND) {
         int64_t id;
-        if (email && may_merge(ch, verified) && br_store_person_of_email(e->store, email, &pid, NULL) == 0) {
+        if (match) {
             rc = br_store_conv_of_person(e->store, ch->name, pid, c);
             if (rc == 0) {
                 res->joined = true;
                 rc = br_store_conv_add_client(e->store, c->id, ch->name, client_id);
+                /* Recorded like a merge, so that a wrong join can be undone too. */
+                if (rc == 0)
+                    rc = br_store_record_join(e->store, c->id, ch->name, client_id, email, verified, &res->merge_id);
             } else if (rc == BR_ENOTFOUND && (rc = br_store_conv_create_for_person(e->store, ch->name, client_id,
                                                                                     pid, &id)) == 0) {
                 rc = br_store_conv_get(e->store, id, c);
@@ -346,21 +359,25 @@ resolve_conv(struct br_engine *e, const struct br_channel *ch, json_t *client, s
             if ((rc = br_store_conv_create(e->store, ch->name, client_id, &id)) == 0)
                 rc = br_store_conv_get(e->store, id, c);
         }
-    } else if (rc == 0 && email && may_merge(ch, verified) &&
-               br_store_person_of_email(e->store, email, &pid, NULL) == 0 && pid != c->person_id) {
-        struct br_conv older = {0};
-        if (br_store_conv_of_person(e->store, ch->name, pid, &older) == 0 && older.id != c->id) {
-            rc = br_store_merge(e->store, older.id, c->id, email, verified, &res->merge_id);
+    } else if (rc == 0 && match && pid != c->person_id) {
+        struct br_conv other = {0};
+        if (br_store_conv_of_person(e->store, ch->name, pid, &other) == 0 && other.id != c->id) {
+            /* The older thread survives, whichever side the e-mail came from. */
+            int64_t survivor = other.id < c->id ? other.id : c->id;
+            int64_t merged = other.id < c->id ? c->id : other.id;
+            rc = br_store_merge(e->store, survivor, merged, email, verified, &res->merge_id);
             if (rc == 0) {
-                res->merged_conv = c->id;
-                br_conv_dispose(c);
-                *c = older;
-                memset(&older, 0, sizeof(older));
-                br_info("conversation %lld joined into conversation %lld (merge %lld)", (long long)res->merged_conv,
-                        (long long)c->id, (long long)res->merge_id);
+                res->merged_conv = merged;
+                if (survivor == other.id) {
+                    br_conv_dispose(c);
+                    *c = other;
+                    memset(&other, 0, sizeof(other));
+                }
+                br_info("conversation %lld joined into conversation %lld (merge %lld)", (long long)merged,
+                        (long long)survivor, (long long)res->merge_id);
             }
         }
-        br_conv_dispose(&older);
+        br_conv_dispose(&other);
     }
     if (rc == 0 && email)
         rc = br_store_person_add_email(e->store, c->person_id, email, verified);
@@ -683,6 +700,10 @@ job_finish(struct run *r, struct br_result *res)
 static void
 run_free(struct run *r)
 {
+    if (r->company_slot) {
+        free(r->e->company_busy[r->company_slot - 1]);
+        r->e->company_busy[r->company_slot - 1] = NULL;
+    }
     r->lu->running--;
     r->e->running--;
     br_job_dispose(&r->job);
@@ -701,13 +722,6 @@ job_later(struct run *r, int64_t delay_ms)
     br_store_job_finish(r->e->store, r->job.id, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover,
                         NULL, NULL, NULL);
     run_free(r);
-}
-
-/* A tracker callback that only needs the outcome written. */
-static void
-job_finish_cb(void *arg, struct br_result *res)
-{
-    job_finish(arg, res);
 }
 
 static void
@@ -833,12 +847,29 @@ contact_created(void *arg, struct br_result *res)
         return;
     }
     if (res->err == 0 && res->id) {
-        rc = TX(r->e, br_store_conv_set_contact(r->e->store, r->conv.id, res->id, r->step == 2));
+        /* Found with our own key: made by this job before a crash, so the bridge's own. */
+        bool made = r->step == 2 || json_is_true(res->items);
+        rc = TX(r->e, br_store_conv_set_contact(r->e->store, r->conv.id, res->id, made));
         if (rc == 0)
-            br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id,
-                    r->step == 1 ? "found" : "created");
+            br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id, made ? "created" : "found");
     }
     finish_recorded(r, res, rc);
+}
+
+/*
+ * Whether the visitor's e-mail may lead to an existing tracker contact:
+ * under merge_policy "verified" only an address the site set.  A typed
+ * address could otherwise attach a stranger to a real customer's card.
+ */
+static bool
+email_trusted(struct run *r)
+{
+    bool verified = false;
+    int64_t pid;
+
+    if (r->ch->merge_policy != BR_MERGE_VERIFIED)
+        return true;
+    return br_store_person_of_email(r->e->store, r->conv.email, &pid, &verified) == 0 && verified;
 }
 
 static void
@@ -851,9 +882,9 @@ run_contact(struct run *r)
     r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
     br_store_source_key(r->e->store, BR_SOURCE_CONTACT, r->job.id, r->source_key);
     r->step = 1;
-    if (r->conv.email) {
-        /* Also finds the contact a crashed run of this job created. */
-        r->e->tracker->ops->find_contact(r->e->tracker, r->conv.email, contact_created, r);
+    if (r->conv.email && email_trusted(r)) {
+        /* Also finds the contact a crashed run of this job created (by its key). */
+        r->e->tracker->ops->find_contact(r->e->tracker, r->conv.email, r->source_key, contact_created, r);
     } else if (r->job.recover) {
         char *first, *last;
         contact_name(r, &first, &last);
@@ -910,6 +941,13 @@ run_company(struct run *r)
         job_ok(r);
         return;
     }
+    for (size_t i = 0; i < BR_ARRAY_SIZE(r->e->company_busy); i++) {
+        if (r->e->company_busy[i] && strcmp(r->e->company_busy[i], domain) == 0) {
+            /* A colleague's job is finding or making this company: use its answer. */
+            job_later(r, 200);
+            return;
+        }
+    }
     if (br_store_company_get(r->e->store, domain, &known) == 0) {
         rc = TX(r->e, br_store_conv_set_company(r->e->store, r->conv.id, known));
         free(known);
@@ -917,6 +955,17 @@ run_company(struct run *r)
             job_fail(r, BR_ERETRY, "cannot store the company: %s", br_strerror(rc));
         else
             job_ok(r);
+        return;
+    }
+    for (size_t i = 0; i < BR_ARRAY_SIZE(r->e->company_busy); i++) {
+        if (r->e->company_busy[i] == NULL) {
+            r->e->company_busy[i] = br_strdup(domain);
+            r->company_slot = (int)i + 1;
+            break;
+        }
+    }
+    if (r->company_slot == 0) {
+        job_later(r, 200); /* many domains at once: wait for a free slot */
         return;
     }
     /* Looking first also finds a company this job made before a crash. */
@@ -1016,6 +1065,7 @@ create_task(struct run *r)
     struct br_buf title, desc;
     struct br_task_spec spec = {0};
     char *payload;
+    int rc;
 
     /*
      * Which messages the description carries is committed before the
@@ -1023,8 +1073,13 @@ create_task(struct run *r)
      */
     json_object_set_new(r->payload, "msgs", ids);
     payload = json_dumps(r->payload, JSON_COMPACT);
-    br_store_job_payload(r->e->store, r->job.id, payload);
+    rc = br_store_job_payload(r->e->store, r->job.id, payload);
     free(payload);
+    if (rc) {
+        json_decref(ctx);
+        job_fail(r, BR_ERETRY, "cannot store which messages the task text carries");
+        return;
+    }
 
     br_buf_init(&title, 4096);
     br_buf_init(&desc, 256 * 1024);
@@ -1182,6 +1237,11 @@ reopen_generation(struct run *r, int old_gen)
 static void
 create_task_inline(struct run *r, int gen)
 {
+    int rc = TX(r->e, br_store_task_create(r->e->store, r->conv.id, gen));
+    if (rc) {
+        job_fail(r, BR_ERETRY, "cannot store the task: %s", br_strerror(rc));
+        return;
+    }
     json_object_set_new(r->payload, "gen", json_integer(gen));
     run_task(r);
 }
@@ -1225,13 +1285,6 @@ run_check(struct run *r)
         return;
     }
     if (!task_of(r, r->conv.id, gen, &r->task_id)) {
-        char *lane = lane_name('t', r->conv.id);
-        bool coming = br_store_job_waiting(r->e->store, lane, "task");
-        free(lane);
-        if (coming) {
-            job_ok(r); /* not created yet, so certainly not completed */
-            return;
-        }
         /* This job opened the generation and was cut off (crash, timeout): finish it. */
         create_task_inline(r, gen);
         return;
@@ -1265,6 +1318,10 @@ comment_found(void *arg, struct br_result *res)
     size_t i;
     json_t *it;
 
+    if (res->err == BR_ENOTFOUND) {
+        comment_added(r, res); /* the task is gone: handled as when posting */
+        return;
+    }
     if (res->err) {
         job_finish(r, res);
         return;
@@ -1299,6 +1356,15 @@ comment_added(void *arg, struct br_result *res)
         br_msg_dispose(&m);
         br_info("conversation %lld: task %s was deleted in the tracker; a new task follows", (long long)r->conv.id,
                 r->task_id);
+        if (gen >= 0 && gen != r->conv.gen) {
+            /* Its task is an old one: the message goes to the current task instead. */
+            rc = TX(r->e, br_store_msg_set_gen(r->e->store, json_integer_value(msg), r->conv.gen));
+            if (rc)
+                job_fail(r, BR_ERETRY, "cannot move the message: %s", br_strerror(rc));
+            else
+                job_later(r, 0);
+            return;
+        }
         if (gen < 0 || reopen_generation(r, gen) != 0) {
             job_fail(r, BR_ERETRY, "cannot open a new task generation");
             return;
@@ -1398,7 +1464,11 @@ coalesce(struct run *r, const struct br_msg *m, struct br_buf *html)
         br_store_msg_each(r->e->store, r->conv.id, m->gen, collect_run, &ro);
         json_object_set(r->payload, "msgs", ro.ids);
         payload = json_dumps(r->payload, JSON_COMPACT);
-        br_store_job_payload(r->e->store, r->job.id, payload);
+        if (br_store_job_payload(r->e->store, r->job.id, payload) != 0) {
+            /* Not fixed in the store: this comment carries only its own message. */
+            json_object_del(r->payload, "msgs");
+            json_array_clear(ro.msgs);
+        }
         free(payload);
     }
     if (json_array_size(ro.msgs) <= 1) {
@@ -1436,16 +1506,13 @@ run_comment(struct run *r)
         return;
     }
     if (!task_of(r, r->conv.id, m.gen, &r->task_id)) {
-        char *lane = lane_name('t', r->conv.id);
-        bool coming = br_store_job_waiting(r->e->store, lane, "task");
+        /*
+         * Lane order runs a generation's task job before its comments, so
+         * a missing task here was opened by a job that was cut off (a
+         * check or a comment that found the old task gone): make it now.
+         */
         int gen = m.gen;
-        free(lane);
         br_msg_dispose(&m);
-        if (coming || gen != r->conv.gen) {
-            job_fail(r, BR_ERETRY, "the task of this message does not exist yet");
-            return;
-        }
-        /* This job opened the generation before a crash (its task was deleted): create it now. */
         create_task_inline(r, gen);
         return;
     }
@@ -1513,14 +1580,27 @@ run_note(struct run *r)
 
 /* ---- contact updates after a merge or an introduction ---- */
 
+/* A contact that is gone needs neither an update nor a removal. */
+static void
+contact_done(void *arg, struct br_result *res)
+{
+    if (res->err == BR_ENOTFOUND)
+        res->err = 0;
+    job_finish(arg, res);
+}
+
 static void
 run_update_contact(struct run *r)
 {
     struct br_contact_spec spec = {0};
     char *first, *last;
 
-    if (r->conv.contact_id == NULL) {
-        /* Not created yet: the creation will use the new details. */
+    if (r->conv.contact_id == NULL || !r->conv.contact_made) {
+        /*
+         * Not created yet (the creation uses the new details), or a contact
+         * the bridge found: that card belongs to the team, and a visitor's
+         * typing must not rewrite it.
+         */
         job_ok(r);
         return;
     }
@@ -1532,7 +1612,7 @@ run_update_contact(struct run *r)
     spec.lastname = last;
     spec.email = r->conv.email;
     spec.phone = r->conv.phone;
-    r->e->tracker->ops->update_contact(r->e->tracker, r->conv.contact_id, &spec, job_finish_cb, r);
+    r->e->tracker->ops->update_contact(r->e->tracker, r->conv.contact_id, &spec, contact_done, r);
     free(first);
     free(last);
 }
@@ -1559,7 +1639,7 @@ run_drop_contact(struct run *r)
         job_ok(r);
         return;
     }
-    r->e->tracker->ops->delete_contact(r->e->tracker, r->conv.contact_id, job_finish_cb, r);
+    r->e->tracker->ops->delete_contact(r->e->tracker, r->conv.contact_id, contact_done, r);
 }
 
 /* ---- close ---- */

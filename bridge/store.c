@@ -1044,6 +1044,14 @@ br_store_merge(struct br_store *s, int64_t survivor_conv, int64_t merged_conv, c
         (done(s, q(s, "UPDATE person_emails SET person_id=? WHERE person_id=?", "ii", sc.person_id, mc.person_id)) ||
          done(s, q(s, "UPDATE persons SET merged_into=? WHERE id=?", "ii", sc.person_id, mc.person_id))))
         goto out;
+    /*
+     * The merged thread's messages are known to the survivor too, as
+     * already handled: a later transcript from that device repeats them.
+     */
+    if (done(s, q(s, "INSERT OR IGNORE INTO messages(conv_id, gen, key, type, agent_id, text, created_at, state) "
+                     "SELECT ?, (SELECT gen FROM conversations WHERE id=?), key, type, agent_id, text, created_at, 2 "
+                     "FROM messages WHERE conv_id=?", "iii", survivor_conv, survivor_conv, merged_conv)))
+        goto out;
     ctext = json_dumps(clients, JSON_COMPACT);
     etext = json_dumps(emails, JSON_COMPACT);
     if (done(s, q(s, "INSERT INTO merges(channel, email, verified, survivor_conv, merged_conv, survivor_person, "
@@ -1061,6 +1069,23 @@ out:
     json_decref(emails);
     br_conv_dispose(&sc);
     br_conv_dispose(&mc);
+    return rc;
+}
+
+int
+br_store_record_join(struct br_store *s, int64_t conv_id, const char *channel, const char *client_id,
+                     const char *email, bool verified, int64_t *merge_id)
+{
+    json_t *clients = json_pack("[s]", client_id);
+    char *ctext = json_dumps(clients, JSON_COMPACT);
+    int rc = done(s, q(s, "INSERT INTO merges(channel, email, verified, survivor_conv, merged_conv, survivor_person, "
+                          "merged_person, clients, emails, at) VALUES(?,?,?,?,0,(SELECT person_id FROM conversations "
+                          "WHERE id=?),0,?,'[]',?)",
+                       "ttniiti", channel, email, (int)verified, conv_id, conv_id, ctext, br_now_ms()));
+    if (rc == 0 && merge_id)
+        *merge_id = sqlite3_last_insert_rowid(s->db);
+    free(ctext);
+    json_decref(clients);
     return rc;
 }
 
@@ -1087,7 +1112,25 @@ br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv)
     undone = sqlite3_column_type(st, 6) != SQLITE_NULL;
     sqlite3_reset(st);
     rc = BR_EEXIST;
-    if (!undone) {
+    if (!undone && mconv == 0) {
+        /* A device that joined on its first webhook: it gets a conversation (and person) of its own. */
+        size_t i;
+        json_t *v;
+        rc = 0;
+        json_array_foreach(clients, i, v) {
+            if (rc == 0 && mconv == 0)
+                rc = br_store_conv_create(s, channel, json_string_value(v), &mconv);
+            else if (rc == 0)
+                rc = br_store_conv_add_client(s, mconv, channel, json_string_value(v));
+        }
+        if (rc == 0 && done(s, q(s, "UPDATE conversations SET client_id=coalesce((SELECT client_id FROM conv_clients "
+                                    "WHERE conv_id=conversations.id ORDER BY rowid DESC LIMIT 1), client_id) "
+                                    "WHERE id=(SELECT survivor_conv FROM merges WHERE id=?)", "i", merge_id)))
+            rc = BR_EIO;
+        if (rc == 0 && done(s, q(s, "UPDATE merges SET undone_at=?, merged_conv=? WHERE id=?", "iii", br_now_ms(),
+                                 mconv, merge_id)))
+            rc = BR_EIO;
+    } else if (!undone) {
         size_t i;
         json_t *v;
         rc = 0;
@@ -1108,8 +1151,9 @@ br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv)
          * differed from the survivor's: a new one is made when needed.
          */
         if (rc == 0 && mperson != sperson &&
-            (done(s, q(s, "UPDATE persons SET merged_into=NULL, contact_id=CASE WHEN contact_id=(SELECT contact_id "
-                          "FROM persons WHERE id=?) THEN contact_id ELSE NULL END WHERE id=?", "ii", sperson, mperson))))
+            (done(s, q(s, "UPDATE persons SET merged_into=NULL, contact_id=CASE WHEN contact_made=1 AND contact_id<>"
+                          "coalesce((SELECT contact_id FROM persons WHERE id=?), '') THEN NULL ELSE contact_id END "
+                          "WHERE id=?", "ii", sperson, mperson))))
             rc = BR_EIO;
         if (rc == 0 && (done(s, q(s, "UPDATE conversations SET merged_into=NULL WHERE id=?", "i", mconv)) ||
                         done(s, q(s, "UPDATE merges SET undone_at=? WHERE id=?", "ii", br_now_ms(), merge_id))))

@@ -123,6 +123,9 @@ int br_store_person_add_email(struct br_store *s, int64_t person_id, const char 
  */
 int br_store_merge(struct br_store *s, int64_t survivor_conv, int64_t merged_conv,
                    const char *email, bool verified, int64_t *merge_id);
+/* Records that a new device joined conv on its first webhook (undone by br_store_unmerge). */
+int br_store_record_join(struct br_store *s, int64_t conv_id, const char *channel, const char *client_id,
+                         const char *email, bool verified, int64_t *merge_id);
 /* Undoes one merge: devices and e-mails go back; BR_ENOTFOUND / BR_EEXIST (already undone). */
 int br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv);
 /* The identity map as JSON (persons with e-mails, devices, contact, merges); email filters. */

@@ -70,8 +70,13 @@ struct br_tracker;
 
 struct br_tracker_ops {
     const char *kind;
-    /* id of the contact whose e-mail is exactly email, or BR_ENOTFOUND. */
-    int (*find_contact)(struct br_tracker *t, const char *email, br_result_cb cb, void *arg);
+    /*
+     * id of the contact whose e-mail is exactly email, or BR_ENOTFOUND;
+     * res->items is JSON true when that contact carries source_key (the
+     * bridge made it, in a run cut off before the answer was stored).
+     */
+    int (*find_contact)(struct br_tracker *t, const char *email, const char *source_key, br_result_cb cb,
+                        void *arg);
     int (*create_contact)(struct br_tracker *t, const struct br_contact_spec *c, br_result_cb cb,
                           void *arg);
     /* Finds a contact created earlier with name and source_key (crash recovery), or BR_ENOTFOUND. */

@@ -225,6 +225,14 @@ found_contact(struct call *c, json_t *answer)
     json_t *v;
 
     json_array_foreach(list, i, v) {
+        json_t *k = json_object_get(v, "sourceObjectId");
+        if (c->source_key && json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
+            c->res.id = id_string(json_object_get(v, "id"));
+            c->res.items = json_true();
+            return 0;
+        }
+    }
+    json_array_foreach(list, i, v) {
         char *id = id_string(json_object_get(v, "id"));
         if (id) {
             c->res.id = id;
@@ -236,12 +244,14 @@ found_contact(struct call *c, json_t *answer)
 }
 
 static int
-pf_find_contact(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
+pf_find_contact(struct br_tracker *t, const char *email, const char *source_key, br_result_cb cb, void *arg)
 {
     struct call *c = call_new((struct pf *)t, cb, arg, found_contact);
     json_t *body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
-                             "fields", "id,name,lastname,email", "filters", "type", 4026, "operator", "equal",
-                             "value", email);
+                             "fields", "id,name,lastname,email,sourceObjectId", "filters", "type", 4026, "operator",
+                             "equal", "value", email);
+    if (source_key)
+        c->source_key = br_strdup(source_key);
     return start(c, "POST", "/contact/list", body);
 }
 

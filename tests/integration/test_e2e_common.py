@@ -29,7 +29,7 @@ def split_coalesced(description):
 CHATRA_AUTH = "Chatra.Simple %s:%s" % (CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY)
 ANNA_AGENT = ANNA["chatra_agent_id"]
 
-CONTACT_FIND_FIELDS = "id,name,lastname,email"
+CONTACT_FIND_FIELDS = "id,name,lastname,email,sourceObjectId"
 COMMENTS_LIST_BODY = {"offset": 0, "pageSize": 100,
                       "fields": "id,dateTime,description,owner,isHidden,type,sourceObjectId",
                       "typeList": "Comments"}

@@ -147,7 +147,10 @@ class TestIdentityMap(IdentityCase):
         self.assertEqual(str(conv["task"]), str(t1))
         self.assertEqual(conv["devices"], [masked(L), masked(P)])
         self.assertNotIn("merged_into", conv)
-        self.assertEqual(maria["merges"], [])       # a device that joined is not a merge
+        # A device that joined is recorded too (merged_conversation 0), so that it can be undone.
+        [join] = maria["merges"]
+        self.assertEqual((join["email"], join["verified"], join["merged_conversation"], join["undone"]),
+                         (EMAIL, False, 0, False))
         self.assertIn(str(other["contact"]), (str(num(c3)), c3))
         self.assertEqual([c["devices"] for c in other["conversations"]], [[masked("otherVisitor00001")]])
         self.assertEqual(other["merges"], [])
@@ -334,7 +337,8 @@ class TestMergePolicy(IdentityCase):
 
     def test_verified_policy_joins_and_merges_on_the_sites_email(self):
         self.start_bridge(channel={"merge_policy": "verified"})
-        t1, c1 = self.laptop_with_email()
+        # Both sides must be the site's word: the laptop is signed in too.
+        t1, c1 = self.laptop_with_email(email=None, info={"email": EMAIL})
         # A new device with the site's e-mail joins.
         self.send("chatStarted", "tabletXk3Lm9Qw2Ze", msg("b1", "Hi from the tablet"), info={"email": EMAIL})
         self.wait_comment_posts(t1, 2)
@@ -356,7 +360,9 @@ class TestMergePolicy(IdentityCase):
         self.assertTrue(note.startswith(CONTINUES % t1), note)
         self.assertEqual([b for c, b in self.since(mark) if c == "POST /rest/task/%d" % t2], [CLOSE_BODY])
         self.assertEqual(self.active_tasks(), [t1])
-        [merge] = self.identities(EMAIL)[0]["merges"]
+        # The tablet's join (merged_conversation 0) and the phone's merge.
+        join, merge = self.identities(EMAIL)[0]["merges"]
+        self.assertEqual(join["merged_conversation"], 0)
         self.assertEqual((merge["email"], merge["verified"], merge["undone"]), (EMAIL, True, False))
         # The phone's contact is deleted only when it is not C1 (Planfix found C1 by the e-mail).
         t2_contact = self.fakes.planfix_task(t2)["counterparty"]
