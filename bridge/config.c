@@ -692,7 +692,7 @@ load(struct loader *L, json_t *root)
                                         "channels", "limits", "companies", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", NULL};
-    static const char *const known_store[] = {"kind", "path", NULL};
+    static const char *const known_store[] = {"kind", "path", "retention_days", NULL};
     static const char *const known_log[] = {"level", NULL};
     static const char *const known_tracker[] = {"kind", "url", "token", "webhook_secret",
                                                 "requests_per_second", "timeout_ms",
@@ -736,6 +736,8 @@ load(struct loader *L, json_t *root)
             c->store_path = sp;
         }
     }
+
+    c->retention_days = get_num(L, get_obj(L, root, "", "store", false), "store", "retention_days", 0, 0, 36500);
 
     o = get_obj(L, root, "", "log", false);
     check_keys(L, o, "log", known_log);

@@ -74,6 +74,7 @@ struct br_config {
     double bad_secrets_per_minute; /* wrong secrets per source address before 429 */
     char *store_kind;
     char *store_path;          /* absolute or relative to the working directory */
+    double retention_days;     /* message texts of chats closed longer ago are removed; 0 = keep */
     char *log_level;
     char *tracker_kind;        /* "planfix" */
     char *tracker_url;         /* without trailing slash */

@@ -54,6 +54,7 @@ struct br_engine {
     int closing;
     int pending_closes;
     unsigned running;          /* jobs in flight over all upstreams */
+    int64_t last_retention;
     char *company_busy[8];     /* domains whose company contact is being looked up or made */
     void (*close_done)(void *);
     void *close_arg;
@@ -1953,11 +1954,30 @@ br_engine_kick(struct br_engine *e)
         uv_timer_start(&e->work, on_work, 0, 0);
 }
 
-/* Housekeeping, every TICK_MS: retries whose backoff expired and anything a kick missed. */
+/*
+ * Housekeeping, every TICK_MS:
+ *  - retries whose backoff expired and anything a kick missed (work);
+ *  - retention: texts of chats closed longer ago than retention_days go,
+ *    checked every tenth of the retention period, at most once a minute.
+ */
 static void
 on_tick(uv_timer_t *t)
 {
-    work(t->data);
+    struct br_engine *e = t->data;
+
+    work(e);
+    if (e->cfg->retention_days > 0 && !e->closing) {
+        int64_t keep = (int64_t)(e->cfg->retention_days * 86400.0 * 1000.0);
+        int64_t every = keep / 10 < 60000 ? keep / 10 : 60000;
+        int64_t now = br_now_ms();
+        if (now - e->last_retention >= every) {
+            int64_t n = 0;
+            e->last_retention = now;
+            if (br_store_forget_before(e->store, now - keep, &n) == 0 && n > 0)
+                br_info("retention: removed the texts of %lld message(s) of chats closed over %g days ago",
+                        (long long)n, e->cfg->retention_days);
+        }
+    }
 }
 
 int

@@ -65,6 +65,7 @@ static const char schema_sql[] =
     "  PRIMARY KEY(channel, client_id));"
     "CREATE TABLE tasks("
     "  conv_id INTEGER NOT NULL, gen INTEGER NOT NULL, task_id TEXT, state INTEGER NOT NULL, source_key TEXT,"
+    "  closed_at INTEGER,"
     "  created_at INTEGER NOT NULL, PRIMARY KEY(conv_id, gen));"
     "CREATE INDEX tasks_tracker ON tasks(task_id);"
     "CREATE TABLE messages("
@@ -675,8 +676,9 @@ br_store_task_by_tracker_id(struct br_store *s, const char *task_id, struct br_t
 int
 br_store_task_set(struct br_store *s, int64_t conv_id, int gen, const char *task_id, int state)
 {
-    return done(s, q(s, "UPDATE tasks SET task_id=coalesce(?, task_id), state=? WHERE conv_id=? AND gen=?",
-                     "tnin", task_id, state, conv_id, gen));
+    return done(s, q(s, "UPDATE tasks SET task_id=coalesce(?, task_id), state=?, closed_at=CASE WHEN ?=3 THEN "
+                        "coalesce(closed_at, ?) ELSE NULL END WHERE conv_id=? AND gen=?",
+                     "tnniin", task_id, state, state, br_now_ms(), conv_id, gen));
 }
 
 /* ---- messages ---- */
@@ -1310,4 +1312,32 @@ br_store_dead_retry(struct br_store *s, int64_t id, int64_t *n)
         return BR_EIO;
     *n = sqlite3_changes(s->db);
     return 0;
+}
+
+/* ---- retention ---- */
+
+int
+br_store_forget_before(struct br_store *s, int64_t before_ms, int64_t *n)
+{
+    int rc = br_store_begin(s);
+
+    /* The words of chats whose task was closed before the cut; ids and keys stay for deduplication. */
+    if (rc == 0)
+        rc = done(s, q(s, "UPDATE messages SET text='' WHERE text<>'' AND EXISTS (SELECT 1 FROM tasks t WHERE "
+                          "t.conv_id=messages.conv_id AND t.gen=messages.gen AND t.state=3 AND t.closed_at<?)",
+                       "i", before_ms));
+    if (n)
+        *n = sqlite3_changes(s->db);
+    /* Webhook bodies and finished jobs carry the same words. */
+    if (rc == 0)
+        rc = done(s, q(s, "DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at<?", "i", before_ms));
+    if (rc == 0)
+        rc = done(s, q(s, "DELETE FROM jobs WHERE state=2 AND updated_at<?", "i", before_ms));
+    if (rc == 0)
+        rc = done(s, q(s, "DELETE FROM relays WHERE created_at<?", "i", before_ms));
+    if (rc == 0)
+        rc = br_store_commit(s);
+    if (rc)
+        br_store_rollback(s);
+    return rc;
 }

@@ -231,6 +231,9 @@ int64_t br_store_job_count(struct br_store *s, int state);
 /* true when a job of this lane and kind is still waiting to run */
 bool br_store_job_waiting(struct br_store *s, const char *lane, const char *kind);
 
+/* Removes the texts of chats closed before before_ms (and old webhook bodies and jobs); *n texts. */
+int br_store_forget_before(struct br_store *s, int64_t before_ms, int64_t *n);
+
 /* ---- dead letters: jobs that failed for good ---- */
 /* JSON list: id, kind, conversation, upstream, attempts, at, error, request, response. */
 int br_store_dead_letters(struct br_store *s, char **json_out);
