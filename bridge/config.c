@@ -726,7 +726,9 @@ load(struct loader *L, json_t *root)
     check_keys(L, o, "store", known_store);
     c->store_kind = get_str(L, o, "store", "kind", "sqlite", false, false);
     if (c->store_kind && strcmp(c->store_kind, "sqlite") != 0)
-        PROBLEM(L, "store.kind", "\"%s\" is not supported (supported: sqlite)", c->store_kind);
+        /* Named as written in the file: the value behind an env: or file: reference may be a secret. */
+        PROBLEM(L, "store.kind", "\"%s\" is not supported (supported: sqlite)",
+                json_string_value(get(o, "kind")));
     {
         char *sp = get_str(L, o, "store", "path", "var/bridge.db", false, false);
         if (sp && strcmp(sp, ":memory:") != 0 && sp[0] != '/') {
@@ -753,7 +755,8 @@ load(struct loader *L, json_t *root)
     if (o) {
         c->tracker_kind = get_str(L, o, "tracker", "kind", NULL, true, false);
         if (c->tracker_kind && strcmp(c->tracker_kind, "planfix") != 0)
-            PROBLEM(L, "tracker.kind", "\"%s\" is not supported (supported: planfix)", c->tracker_kind);
+            PROBLEM(L, "tracker.kind", "\"%s\" is not supported (supported: planfix)",
+                    json_string_value(get(o, "kind")));
         c->tracker_url = strip_slash(get_str(L, o, "tracker", "url", NULL, true, false));
         check_url(L, "tracker", "url", c->tracker_url);
         c->tracker_token = get_str(L, o, "tracker", "token", NULL, true, true);

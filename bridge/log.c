@@ -52,8 +52,8 @@ br_log_clear_secrets(void)
     nsecrets = 0;
 }
 
-static void
-mask_secrets(char *line)
+void
+br_log_mask(char *line)
 {
     for (size_t i = 0; i < nsecrets; i++) {
         size_t n = strlen(secrets[i]);
@@ -86,7 +86,7 @@ br_log(enum br_log_level lvl, const char *fmt, ...)
     br_buf_vprintf(&b, fmt, ap);
     va_end(ap);
     br_buf_putc(&b, '\n');
-    mask_secrets(b.data);
+    br_log_mask(b.data);
     fputs(b.data, stderr);
     fflush(stderr);
     br_buf_dispose(&b);

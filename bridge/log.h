@@ -16,6 +16,8 @@ int br_log_parse_level(const char *s, enum br_log_level *out);
 /* Registers a string that must never appear in a log line (copied). */
 void br_log_add_secret(const char *secret);
 void br_log_clear_secrets(void);
+/* Overwrites every registered secret in line with '*' (for text printed outside the log). */
+void br_log_mask(char *line);
 void br_log(enum br_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Escapes at most max bytes of s into a static-free, caller-owned string. */
 char *br_log_escape(const char *s, size_t max);

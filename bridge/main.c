@@ -63,8 +63,11 @@ load_config(const char *path, struct br_config **cfg)
     struct br_diag diag = {0};
     int rc = br_config_load(path, cfg, &diag);
 
-    for (size_t i = 0; i < diag.n; i++)
+    /* A secret's value can reach a problem line through any setting (e.g. "kind": "env:TOKEN"). */
+    for (size_t i = 0; i < diag.n; i++) {
+        br_log_mask(diag.items[i]);
         fprintf(stderr, "%s\n", diag.items[i]);
+    }
     if (rc)
         fprintf(stderr, "%zu problem%s in %s\n", diag.n, diag.n == 1 ? "" : "s", path);
     br_diag_dispose(&diag);

@@ -26,14 +26,26 @@ static const struct route {
 void
 br_respond_error(struct br_http_response *res, int status, const char *msg)
 {
-    json_t *o = json_pack("{s:s}", "error", msg);
-    char *text = json_dumps(o, JSON_COMPACT);
+    /*
+     * The reason may quote untrusted input (a parser's view of a body cut
+     * inside a UTF-8 character): only printable ASCII goes into the answer.
+     */
+    char *clean = br_strdup(msg ? msg : "");
+    json_t *o;
+    char *text;
+
+    for (char *p = clean; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    o = json_pack("{s:s}", "error", clean);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     res->status = status;
     res->content_type = "application/json";
     br_buf_reset(&res->body);
-    br_buf_puts(&res->body, text);
+    br_buf_puts(&res->body, text ? text : "{\"error\":\"bad request\"}");
     free(text);
     json_decref(o);
+    free(clean);
 }
 
 void

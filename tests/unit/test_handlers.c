@@ -560,7 +560,10 @@ test_respond_helpers(void **state)
     br_respond_error(&res, 418, "a \"quoted\"\nreason");
     assert_int_equal(res.status, 418);
     assert_string_equal(res.content_type, "application/json");
-    assert_string_equal(res.body.data, "{\"error\":\"a \\\"quoted\\\"\\nreason\"}");
+    /* One line of printable ASCII: control bytes and broken UTF-8 from a quoted body become '?'. */
+    assert_string_equal(res.body.data, "{\"error\":\"a \\\"quoted\\\"?reason\"}");
+    br_respond_error(&res, 400, "near '\"\\\xde'");
+    assert_string_equal(res.body.data, "{\"error\":\"near '\\\"\\\\?'\"}");
     br_respond_ok(&res);
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body.data, "{\"ok\":true}");
