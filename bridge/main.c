@@ -253,6 +253,17 @@ cmd_identities(const char *config_path, const char *email)
         return rc;
     for (char *p = low; p && *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    /* Stored e-mails are trimmed: so is the one asked for. */
+    if (low) {
+        char *b = low;
+        size_t n;
+        while (*b == ' ' || *b == '\t')
+            b++;
+        memmove(low, b, strlen(b) + 1);
+        n = strlen(low);
+        while (n > 0 && (low[n - 1] == ' ' || low[n - 1] == '\t'))
+            low[--n] = '\0';
+    }
     rc = br_store_identities(store, low, &json);
     if (rc == 0)
         printf("%s\n", json);
@@ -288,8 +299,8 @@ cmd_unmerge(const char *config_path, const char *merge)
     else
         br_store_rollback(store);
     if (rc == 0)
-        printf("merge %lld undone: conversation %lld has its own devices and e-mails again; its next message "
-               "opens a task of its own\n", id, (long long)conv);
+        printf("merge %lld undone: conversation %lld has its own devices and e-mails again; its next chat gets a "
+               "task of its own (when new_task_if_no_active is on)\n", id, (long long)conv);
     else if (rc == BR_ENOTFOUND)
         fprintf(stderr, "chatra-bridge: there is no merge %lld\n", id);
     else if (rc == BR_EEXIST)
