@@ -10,7 +10,8 @@ packages=(
   libjansson-dev libsqlite3-dev libcmocka-dev sqlite3
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(valgrind)
+  # valgrind for the leak pass; a real Redmine (issue 5) for the tracker tests.
+  packages+=(valgrind redmine redmine-sqlite puma)
 fi
 
 missing=()
@@ -20,7 +21,16 @@ for p in "${packages[@]}"; do
   fi
 done
 
+redmine_gemfile() {
+  # Bundler loads only the gems a Gemfile names: Redmine is served by puma in the tests.
+  local f=/usr/share/redmine/Gemfile.local
+  if [ -d /usr/share/redmine ] && ! grep -qs '"puma"' "$f"; then
+    echo 'gem "puma"' | ${sudo:-} tee -a "$f" >/dev/null
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  redmine_gemfile
   exit 0
 fi
 
@@ -31,4 +41,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+$sudo apt-get install -y -qq "${missing[@]}"
+redmine_gemfile
