@@ -916,19 +916,6 @@ br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct
     return 0;
 }
 
-int64_t
-br_store_job_next_due(struct br_store *s, const char *upstream)
-{
-    sqlite3_stmt *st = q(s, "SELECT min(next_at) FROM jobs WHERE upstream=? AND state=0", "t", upstream);
-    int64_t v = -1;
-    if (row(s, st) == 0) {
-        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-    }
-    return v;
-}
-
 int
 br_store_job_get(struct br_store *s, int64_t id, struct br_job *out)
 {

@@ -215,7 +215,6 @@ int br_store_job_add(struct br_store *s, const char *lane, const char *upstream,
  */
 int br_store_job_ready(struct br_store *s, const char *upstream, int64_t now,
                        struct br_job *out, size_t max, size_t *n);
-int64_t br_store_job_next_due(struct br_store *s, const char *upstream);
 int br_store_job_get(struct br_store *s, int64_t id, struct br_job *out);
 int br_store_job_start(struct br_store *s, int64_t id);
 int br_store_job_payload(struct br_store *s, int64_t id, const char *payload);

@@ -232,12 +232,6 @@ br_upstream_quota_left(const struct br_upstream *u)
     return u->quota_left;
 }
 
-const char *
-br_upstream_name(const struct br_upstream *u)
-{
-    return u->name;
-}
-
 static void
 on_close(uv_handle_t *h)
 {

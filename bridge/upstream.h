@@ -31,7 +31,6 @@ size_t br_upstream_queued(const struct br_upstream *u);
 size_t br_upstream_inflight(const struct br_upstream *u);
 uint64_t br_upstream_sent(const struct br_upstream *u);
 long br_upstream_quota_left(const struct br_upstream *u);
-const char *br_upstream_name(const struct br_upstream *u);
 /* Fails queued requests with BR_ECANCELED and closes the timer; done fires from the loop. */
 void br_upstream_close(struct br_upstream *u, void (*done)(void *arg), void *arg);
 void br_upstream_free(struct br_upstream *u);
