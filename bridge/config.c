@@ -547,6 +547,50 @@ load_employees(struct loader *L, json_t *arr)
     }
 }
 
+static bool
+is_redmine(const struct br_config *c)
+{
+    return c->tracker_kind && strcmp(c->tracker_kind, "redmine") == 0;
+}
+
+/* channels[].task.custom_fields: [{"id": 3, "value": "{{visitor.email}}"}], filled on the issue. */
+static void
+load_custom_fields(struct loader *L, json_t *arr, const char *base, struct br_channel *ch)
+{
+    static const char *const known[] = {"id", "value", NULL};
+    char *p = join_path(base, "custom_fields");
+    size_t i;
+    json_t *v;
+
+    if (arr == NULL) {
+        free(p);
+        return;
+    }
+    if (!is_redmine(L->cfg))
+        PROBLEM(L, p, "is supported for tracker.kind \"redmine\" only");
+    else if (!json_is_array(arr))
+        PROBLEM(L, p, "must be a list of {\"id\": <custom field id>, \"value\": \"<template>\"}");
+    else {
+        ch->custom_fields = br_calloc(json_array_size(arr) + 1, sizeof(*ch->custom_fields));
+        json_array_foreach(arr, i, v) {
+            char *ip = br_asprintf("%s[%zu]", p, i);
+            if (!json_is_object(v)) {
+                PROBLEM(L, ip, "must be an object with id and value");
+            } else {
+                struct br_custom_field *f = &ch->custom_fields[ch->n_custom_fields++];
+                check_keys(L, v, ip, known);
+                f->id = get_int(L, v, ip, "id", 0, 1, INT32_MAX, true);
+                if (get(v, "value") == NULL)
+                    PROBLEM(L, ip, "needs a value template");
+                else
+                    f->value = load_template(L, v, ip, "value", NULL);
+            }
+            free(ip);
+        }
+    }
+    free(p);
+}
+
 static void
 load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *ch)
 {
@@ -558,7 +602,7 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
                                                "requests_per_second", NULL};
     static const char *const known_task[] = {"template_id", "closed_status_id", "title",
                                              "title_file", "description", "description_file",
-                                             NULL};
+                                             "custom_fields", NULL};
     static const char *const known_contact[] = {"template_id", NULL};
     struct br_config *c = L->cfg;
     json_t *chatra, *task, *contact, *arr, *v;
@@ -653,7 +697,19 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
                 PROBLEM(L, ip, "must be a tracker user id such as \"user:7\"");
                 free(ip);
             } else {
-                ch->watchers[ch->n_watchers++] = br_strdup(json_string_value(v));
+                const char *w = json_string_value(v);
+                if (is_redmine(c)) {
+                    /* Redmine names watchers by numeric user id ("7" or "user:7"). */
+                    const char *d = strncmp(w, "user:", 5) == 0 ? w + 5 : w;
+                    if (*d == '\0' || strspn(d, "0123456789") != strlen(d)) {
+                        char *ip = br_asprintf("%s.watchers[%zu]", base, i);
+                        PROBLEM(L, ip, "must be a Redmine user id such as \"7\"");
+                        free(ip);
+                        continue;
+                    }
+                    w = d;
+                }
+                ch->watchers[ch->n_watchers++] = br_strdup(w);
             }
         }
     }
@@ -662,15 +718,23 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
     task = get_obj(L, o, base, "task", false);
     check_keys(L, task, p, known_task);
     ch->task_template_id = get_int(L, task, p, "template_id", 0, 0, LONG_MAX, false);
-    ch->closed_status_id = get_int(L, task, p, "closed_status_id", 0, 0, LONG_MAX, false);
-    if (ch->close_on_leave && ch->closed_status_id == 0) {
-        char *q = join_path(p, "closed_status_id");
-        PROBLEM(L, q, "is required when close_on_leave is true (a status id of 1 or more)");
+    if (ch->task_template_id && is_redmine(c)) {
+        char *q = join_path(p, "template_id");
+        PROBLEM(L, q, "Redmine has no task templates (the issue is made from title and description)");
         free(q);
     }
+    ch->closed_status_id = get_int(L, task, p, "closed_status_id", c->tracker_closed_status_id, 0, LONG_MAX, false);
+    if (ch->close_on_leave && ch->closed_status_id == 0) {
+        char *q = join_path(p, "closed_status_id");
+        PROBLEM(L, q, "is required when close_on_leave is true (a status id of 1 or more; "
+                      "tracker.closed_status_id sets it for every channel)");
+        free(q);
+    }
+    load_custom_fields(L, get(task, "custom_fields"), p, ch);
     {
         char *t1 = default_template_path("task_title.txt");
-        char *t2 = default_template_path("task_description.html");
+        /* Planfix texts are HTML; Redmine's are Textile. */
+        char *t2 = default_template_path(is_redmine(c) ? "task_description.textile" : "task_description.html");
         ch->task_title = load_template(L, task, p, "title", t1);
         ch->task_description = load_template(L, task, p, "description", t2);
         free(t1);
@@ -680,6 +744,8 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
 
     p = join_path(base, "contact");
     contact = get_obj(L, o, base, "contact", false);
+    if (contact && is_redmine(c))
+        PROBLEM(L, p, "Redmine has no contacts; the visitor's details go into the issue");
     check_keys(L, contact, p, known_contact);
     ch->contact_template_id = get_int(L, contact, p, "template_id", 0, 0, LONG_MAX, false);
     free(p);
@@ -696,7 +762,8 @@ load(struct loader *L, json_t *root)
     static const char *const known_log[] = {"level", NULL};
     static const char *const known_tracker[] = {"kind", "url", "token", "webhook_secret",
                                                 "requests_per_second", "timeout_ms",
-                                                "poll_interval_s", "project", NULL};
+                                                "poll_interval_s", "project", "api_key",
+                                                "closed_status_id", NULL};
     static const char *const known_limits[] = {"max_body_bytes", "per_address_rps", "per_address_burst",
                                                "bad_secrets_per_minute", NULL};
     struct br_config *c = L->cfg;
@@ -753,24 +820,54 @@ load(struct loader *L, json_t *root)
     o = get_obj(L, root, "", "tracker", true);
     check_keys(L, o, "tracker", known_tracker);
     if (o) {
+        bool redmine;
         c->tracker_kind = get_str(L, o, "tracker", "kind", NULL, true, false);
-        if (c->tracker_kind && strcmp(c->tracker_kind, "planfix") != 0)
-            PROBLEM(L, "tracker.kind", "\"%s\" is not supported (supported: planfix)",
+        if (c->tracker_kind && strcmp(c->tracker_kind, "planfix") != 0 && strcmp(c->tracker_kind, "redmine") != 0)
+            PROBLEM(L, "tracker.kind", "\"%s\" is not supported (supported: planfix, redmine)",
                     json_string_value(get(o, "kind")));
+        redmine = c->tracker_kind && strcmp(c->tracker_kind, "redmine") == 0;
         c->tracker_url = strip_slash(get_str(L, o, "tracker", "url", NULL, true, false));
         check_url(L, "tracker", "url", c->tracker_url);
-        c->tracker_token = get_str(L, o, "tracker", "token", NULL, true, true);
-        c->tracker_webhook_secret = get_str(L, o, "tracker", "webhook_secret", NULL, true, true);
-        check_secret_strength(L, "tracker", "webhook_secret", c->tracker_webhook_secret);
-        c->tracker_project = get_str(L, o, "tracker", "project", NULL, false, false);
-        c->tracker_rps = get_num(L, o, "tracker", "requests_per_second", 1, 0.01, 1000);
+        if (redmine) {
+            /* Redmine: an admin's API key (it writes as the employees), a project, no webhooks. */
+            static const char *const planfix_only[] = {"token", "webhook_secret", NULL};
+            for (size_t k = 0; planfix_only[k]; k++) {
+                if (get(o, planfix_only[k])) {
+                    char *p = join_path("tracker", planfix_only[k]);
+                    PROBLEM(L, p, "is a Planfix setting; Redmine uses api_key and has no webhooks (replies are polled)");
+                    free(p);
+                }
+            }
+            c->tracker_token = get_str(L, o, "tracker", "api_key", NULL, true, true);
+            c->tracker_project = get_str(L, o, "tracker", "project", NULL, true, false);
+        } else {
+            static const char *const redmine_only[] = {"api_key", "project", NULL};
+            for (size_t k = 0; redmine_only[k]; k++) {
+                if (c->tracker_kind && get(o, redmine_only[k])) {
+                    char *p = join_path("tracker", redmine_only[k]);
+                    PROBLEM(L, p, "is a Redmine setting (tracker.kind is \"%s\")", c->tracker_kind);
+                    free(p);
+                }
+            }
+            c->tracker_token = get_str(L, o, "tracker", "token", NULL, true, true);
+            c->tracker_webhook_secret = get_str(L, o, "tracker", "webhook_secret", NULL, true, true);
+            check_secret_strength(L, "tracker", "webhook_secret", c->tracker_webhook_secret);
+        }
+        c->tracker_closed_status_id = get_int(L, o, "tracker", "closed_status_id", 0, 1, LONG_MAX, false);
+        /* Planfix allows 1 request per second; a self-hosted Redmine takes more. */
+        c->tracker_rps = get_num(L, o, "tracker", "requests_per_second", redmine ? 5 : 1, 0.01, 1000);
         c->tracker_timeout_ms = get_int(L, o, "tracker", "timeout_ms", 15000, 100, 600000, false);
-        c->poll_interval_s = get_int(L, o, "tracker", "poll_interval_s", 60, 0, 86400, false);
+        /* Redmine has no webhooks: polling is how replies arrive, so it runs more often. */
+        c->poll_interval_s = get_int(L, o, "tracker", "poll_interval_s", redmine ? 10 : 60, 0, 86400, false);
+        if (redmine && c->poll_interval_s == 0)
+            PROBLEM(L, "tracker.poll_interval_s", "must be 1 or more for Redmine: polling is how replies arrive");
     }
 
     o = get_obj(L, root, "", "companies", false);
     check_keys(L, o, "companies", known_companies);
     c->companies = get_bool(L, o, "companies", "enabled", false);
+    if (c->companies && is_redmine(c))
+        PROBLEM(L, "companies.enabled", "Redmine has no contacts or companies; the visitor's details go into the issue");
     c->company_template_id = get_int(L, o, "companies", "template_id", 0, 0, LONG_MAX, false);
     load_public_domains(L, get(o, "public_domains"));
 
@@ -857,6 +954,9 @@ free_channel(struct br_channel *ch)
     free(ch->watchers);
     br_tpl_free(ch->task_title);
     br_tpl_free(ch->task_description);
+    for (size_t i = 0; i < ch->n_custom_fields; i++)
+        br_tpl_free(ch->custom_fields[i].value);
+    free(ch->custom_fields);
 }
 
 void

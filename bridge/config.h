@@ -33,6 +33,12 @@ struct br_employee {
     char *chatra_agent_id;  /* may be NULL: such an employee is relayed as default_agent_id */
 };
 
+/* An issue custom field the tracker fills from a template (Redmine). */
+struct br_custom_field {
+    long id;
+    struct br_tpl *value;
+};
+
 /* When a new device joins a known person (see the conversation model). */
 enum br_merge_policy {
     BR_MERGE_EMAIL = 0,    /* on any e-mail, typed in the chat or set by the site */
@@ -60,6 +66,8 @@ struct br_channel {
     long closed_status_id;
     struct br_tpl *task_title;
     struct br_tpl *task_description;
+    struct br_custom_field *custom_fields;
+    size_t n_custom_fields;
     long contact_template_id;   /* 0 = none */
 };
 
@@ -76,11 +84,12 @@ struct br_config {
     char *store_path;          /* absolute or relative to the working directory */
     double retention_days;     /* message texts of chats closed longer ago are removed; 0 = keep */
     char *log_level;
-    char *tracker_kind;        /* "planfix" */
+    char *tracker_kind;        /* "planfix" or "redmine" */
     char *tracker_url;         /* without trailing slash */
-    char *tracker_token;
-    char *tracker_webhook_secret;
-    char *tracker_project;     /* redmine */
+    char *tracker_token;       /* Planfix's token or Redmine's api_key */
+    char *tracker_webhook_secret; /* Planfix only: Redmine has no webhooks */
+    char *tracker_project;     /* Redmine: the project's identifier */
+    long tracker_closed_status_id; /* the channels' default, 0 = none */
     double tracker_rps;
     long tracker_timeout_ms;
     long poll_interval_s;      /* 0 = off */

@@ -232,6 +232,13 @@ visitor_context(const struct br_conv *c, json_t *raw, json_t *profile)
     return v;
 }
 
+/* Whether the tracker keeps contacts (Planfix) or only tasks (Redmine). */
+static bool
+has_contacts(const struct br_engine *e)
+{
+    return e->tracker->ops->create_contact != NULL;
+}
+
 static bool
 task_is_active(const struct br_task *t)
 {
@@ -258,9 +265,9 @@ open_generation(struct br_engine *e, struct br_conv *c)
         if (rc)
             return rc;
     }
-    if ((rc = add_job(e, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen))))
+    if (has_contacts(e) && (rc = add_job(e, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen))))
         return rc;
-    if (e->cfg->companies && (rc = add_job(e, 't', "tracker", "company", c->id, json_object())))
+    if (has_contacts(e) && e->cfg->companies && (rc = add_job(e, 't', "tracker", "company", c->id, json_object())))
         return rc;
     return add_job(e, 't', "tracker", "task", c->id, json_pack("{s:i, s:I}", "gen", gen, "since", (json_int_t)br_now_ms()));
 }
@@ -408,7 +415,7 @@ retire_merged(struct br_engine *e, const struct br_channel *ch, const struct res
             (rc = br_store_task_set(e->store, mc.id, mc.gen, NULL, BR_TASK_CLOSING)) == 0)
             rc = add_job(e, 't', "tracker", "close", mc.id, json_pack("{s:i}", "gen", mc.gen));
     }
-    if (rc == 0)
+    if (rc == 0 && has_contacts(e))
         rc = add_job(e, 't', "tracker", "drop_contact", mc.id, json_pack("{s:I}", "survivor", (json_int_t)survivor));
     br_buf_dispose(&b);
     br_task_dispose(&t);
@@ -420,6 +427,36 @@ static bool
 changed(const char *now, const char *before)
 {
     return now && (before == NULL || strcmp(now, before) != 0);
+}
+
+/*
+ * A tracker without contacts learns of the visitor's new name, e-mail or
+ * phone from a note on the task, and its custom fields are filled again.
+ */
+static int
+note_details(struct br_engine *e, const struct br_channel *ch, const struct br_conv *c, json_t *client)
+{
+    static const char *const keys[] = {"name", "email", "phone"};
+    static const char *const labels[] = {"name ", "e-mail ", "phone "};
+    struct br_buf b;
+    int rc, n = 0;
+
+    br_buf_init(&b, 0);
+    br_buf_puts(&b, "<b>The visitor's details</b>: ");
+    for (size_t i = 0; i < BR_ARRAY_SIZE(keys); i++) {
+        const char *v = jstr(client, keys[i]);
+        if (v == NULL || *v == '\0')
+            continue;
+        br_buf_puts(&b, n++ ? ", " : "");
+        br_buf_puts(&b, labels[i]);
+        br_tpl_html_escape(&b, v, strlen(v), 0);
+    }
+    br_buf_puts(&b, ".");
+    rc = add_note(e, c->id, c->gen, b.data, 0);
+    br_buf_dispose(&b);
+    if (rc == 0 && ch->n_custom_fields > 0 && e->tracker->ops->update_task_fields)
+        rc = add_job(e, 't', "tracker", "fields", c->id, json_pack("{s:i}", "gen", c->gen));
+    return rc;
 }
 
 static int
@@ -546,7 +583,10 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
         if (rc)
             goto out;
     }
-    if (introduced && !res.merged_conv && (rc = add_job(e, 't', "tracker", "update_contact", c.id, json_object())))
+    if (introduced && !res.merged_conv && has_contacts(e) &&
+        (rc = add_job(e, 't', "tracker", "update_contact", c.id, json_object())))
+        goto out;
+    if (introduced && !res.merged_conv && !has_contacts(e) && (rc = note_details(e, ch, &c, client)))
         goto out;
 
     if (transcript && ch->close_on_leave) {
@@ -1057,6 +1097,32 @@ task_context(struct run *r, int gen, json_t *ids)
 
 static void task_created(void *arg, struct br_result *res);
 
+/* The channel's custom field templates, rendered (plain text: the tracker stores values as given). */
+static struct br_field_value *
+render_fields(struct run *r, json_t *ctx)
+{
+    struct br_field_value *f = br_calloc(r->ch->n_custom_fields + 1, sizeof(*f));
+
+    for (size_t i = 0; i < r->ch->n_custom_fields; i++) {
+        struct br_buf b;
+        br_buf_init(&b, 64 * 1024);
+        if (br_tpl_render(r->ch->custom_fields[i].value, ctx, BR_TPL_ESCAPE_NONE, &b) != 0)
+            br_buf_reset(&b);
+        f[i].id = r->ch->custom_fields[i].id;
+        f[i].value = b.data ? br_buf_steal(&b) : br_strdup("");
+        br_buf_dispose(&b);
+    }
+    return f;
+}
+
+static void
+free_fields(struct br_field_value *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)f[i].value);
+    free(f);
+}
+
 static void
 create_task(struct run *r)
 {
@@ -1065,6 +1131,7 @@ create_task(struct run *r)
     json_t *ctx = task_context(r, gen, ids);
     struct br_buf title, desc;
     struct br_task_spec spec = {0};
+    struct br_field_value *fields;
     char *payload;
     int rc;
 
@@ -1085,7 +1152,7 @@ create_task(struct run *r)
     br_buf_init(&title, 4096);
     br_buf_init(&desc, 256 * 1024);
     if (br_tpl_render(r->ch->task_title, ctx, BR_TPL_ESCAPE_NONE, &title) != 0 ||
-        br_tpl_render(r->ch->task_description, ctx, BR_TPL_ESCAPE_HTML, &desc) != 0) {
+        br_tpl_render(r->ch->task_description, ctx, r->e->tracker->ops->text_escape, &desc) != 0) {
         /* A huge visitor text must not stop the task: fall back to a short text. */
         br_buf_reset(&title);
         br_buf_reset(&desc);
@@ -1097,7 +1164,9 @@ create_task(struct run *r)
         if (title.data[i] == '\n' || title.data[i] == '\r')
             title.data[i] = ' ';
     spec.title = title.data ? title.data : "";
-    spec.description_html = desc.data ? desc.data : "";
+    spec.description = desc.data ? desc.data : "";
+    spec.fields = fields = render_fields(r, ctx);
+    spec.n_fields = r->ch->n_custom_fields;
     spec.contact_id = r->conv.contact_id;
     spec.company_id = r->conv.company_id;
     spec.watchers = (const char *const *)r->ch->watchers;
@@ -1108,6 +1177,7 @@ create_task(struct run *r)
     r->e->tracker->ops->create_task(r->e->tracker, &spec, task_created, r);
     br_buf_dispose(&title);
     br_buf_dispose(&desc);
+    free_fields(fields, r->ch->n_custom_fields);
     json_decref(ctx);
 }
 
@@ -1165,7 +1235,7 @@ run_task(struct run *r)
         job_later(r, 100);
         return;
     }
-    if (r->conv.contact_id == NULL)
+    if (r->conv.contact_id == NULL && has_contacts(r->e))
         br_warn("conversation %lld: the task is created without a contact (the contact could not be found or made)",
                 (long long)r->conv.id);
     /*
@@ -1188,7 +1258,7 @@ run_task(struct run *r)
         }
     }
     br_task_dispose(&t);
-    if (tried && r->conv.contact_id) {
+    if (tried && (r->conv.contact_id || !has_contacts(r->e))) {
         r->step = 1;
         r->e->tracker->ops->find_task(r->e->tracker, r->conv.contact_id, r->source_key, task_created, r);
         return;
@@ -1341,6 +1411,39 @@ comment_found(void *arg, struct br_result *res)
     post_comment(r);
 }
 
+/*
+ * After a crash, on a tracker whose comments carry no key: a comment with
+ * this author and text that the bridge has not recorded is the one the
+ * cut-off run wrote (every comment the bridge wrote and saw answered is
+ * recorded with its id).
+ */
+static void
+comment_matched(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    size_t i;
+    json_t *it;
+
+    if (res->err == BR_ENOTFOUND) {
+        comment_added(r, res);
+        return;
+    }
+    if (res->err) {
+        job_finish(r, res);
+        return;
+    }
+    json_array_foreach(res->items, i, it) {
+        if (json_is_string(it) && !br_store_comment_seen(r->e->store, r->task_id, json_string_value(it))) {
+            free(res->id);
+            res->id = br_strdup(json_string_value(it));
+            r->step = 2;
+            comment_added(r, res);
+            return;
+        }
+    }
+    post_comment(r);
+}
+
 static void
 comment_added(void *arg, struct br_result *res)
 {
@@ -1400,6 +1503,16 @@ send_comment(struct run *r, enum br_source_kind kind, int64_t key_id)
 {
     r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
     br_store_source_key(r->e->store, kind, key_id, r->source_key);
+    if (r->job.recover && r->e->tracker->ops->find_comment) {
+        struct br_comment_spec spec = {0};
+        spec.task_id = r->task_id;
+        spec.contact_id = r->author_contact;
+        spec.employee = r->author_employee;
+        spec.html = r->html;
+        r->step = 1;
+        r->e->tracker->ops->find_comment(r->e->tracker, &spec, comment_matched, r);
+        return;
+    }
     if (r->job.recover) {
         r->step = 1;
         r->e->tracker->ops->list_comments(r->e->tracker, r->task_id, comment_found, r);
@@ -1643,6 +1756,26 @@ run_drop_contact(struct run *r)
     r->e->tracker->ops->delete_contact(r->e->tracker, r->conv.contact_id, contact_done, r);
 }
 
+/* ---- fields: a tracker without contacts keeps the visitor's details in the task ---- */
+
+static void
+run_fields(struct run *r)
+{
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    struct br_field_value *fields;
+    json_t *ctx;
+
+    if (!task_of(r, r->conv.id, gen, &r->task_id)) {
+        job_fail(r, BR_ERETRY, "the task for these fields does not exist yet");
+        return;
+    }
+    ctx = task_context(r, gen, NULL);
+    fields = render_fields(r, ctx);
+    r->e->tracker->ops->update_task_fields(r->e->tracker, r->task_id, fields, r->ch->n_custom_fields, contact_done, r);
+    free_fields(fields, r->ch->n_custom_fields);
+    json_decref(ctx);
+}
+
 /* ---- close ---- */
 
 static void
@@ -1775,7 +1908,6 @@ run_profile(struct run *r)
 
 /* ---- poll: comments whose Planfix webhook never came ---- */
 
-#define POLL_OVERLAP_MS (10 * 60 * 1000)
 
 static void
 polled(void *arg, struct br_result *res)
@@ -1805,6 +1937,11 @@ polled(void *arg, struct br_result *res)
             rc = add_job(e, 't', "tracker", "fetch", t.conv_id, json_pack("{s:s}", "task", task));
             queued++;
         }
+        if (rc == 0 && json_is_true(json_object_get(it, "change"))) {
+            /* A change is read once: the next poll that lists it again skips it. */
+            bool is_new;
+            rc = br_store_comment_mark(e->store, task, jstr(it, "id"), BR_COMMENT_IGNORED, &is_new);
+        }
         free(lane);
         br_task_dispose(&t);
     }
@@ -1823,7 +1960,7 @@ run_poll(struct run *r)
     int64_t since = br_store_meta_int(r->e->store, "poll_since", now - r->e->cfg->poll_interval_s * 1000);
 
     json_object_set_new(r->payload, "started", json_integer(now));
-    r->e->tracker->ops->list_recent_comments(r->e->tracker, since - POLL_OVERLAP_MS, now + 60 * 1000, polled, r);
+    r->e->tracker->ops->list_recent_comments(r->e->tracker, since - r->e->tracker->ops->poll_overlap_ms, now + 60 * 1000, polled, r);
 }
 
 static void
@@ -1866,7 +2003,7 @@ static const struct {
     {"note", run_note},       {"update_contact", run_update_contact},
     {"drop_contact", run_drop_contact}, {"check", run_check},
     {"profile", run_profile},           {"company", run_company},
-    {"poll", run_poll},
+    {"poll", run_poll},                 {"fields", run_fields},
 };
 
 static void
@@ -1994,17 +2131,20 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *c
     e->http = http;
     e->n_ups = 1 + cfg->n_channels;
     e->ups = br_calloc(e->n_ups, sizeof(*e->ups));
+    /* The driver first: nothing is registered with the loop yet if it cannot be made. */
+    if ((rc = br_tracker_new(&e->tracker, cfg, NULL)) != 0) {
+        free(e->ups);
+        free(e);
+        return rc;
+    }
     e->ups[0].name = br_strdup("tracker");
     br_upstream_new(&e->ups[0].up, loop, http, "tracker", cfg->tracker_rps, 1);
+    e->tracker->up = e->ups[0].up;
     for (size_t i = 0; i < cfg->n_channels; i++) {
         struct lane_up *lu = &e->ups[1 + i];
         lu->name = br_asprintf("chatra:%s", cfg->channels[i].name);
         lu->channel = &cfg->channels[i];
         br_upstream_new(&lu->up, loop, http, lu->name, cfg->channels[i].chatra_rps, 2);
-    }
-    if ((rc = br_tracker_new(&e->tracker, cfg, e->ups[0].up)) != 0) {
-        br_engine_free(e);
-        return rc;
     }
     uv_timer_init(loop, &e->work);
     uv_timer_init(loop, &e->tick);

@@ -22,6 +22,8 @@ br_tracker_new(struct br_tracker **out, const struct br_config *cfg, struct br_u
     /* One row per driver; config validation already refused unknown kinds. */
     if (strcmp(cfg->tracker_kind, "planfix") == 0)
         return br_planfix_new(out, cfg, up);
+    if (strcmp(cfg->tracker_kind, "redmine") == 0)
+        return br_redmine_new(out, cfg, up);
     return BR_EINVAL;
 }
 

@@ -16,6 +16,7 @@
 #define BR_TRACKER_H
 
 #include "br.h"
+#include "templates/tpl.h"
 #include "upstream.h"
 
 #include <jansson.h>
@@ -47,9 +48,17 @@ struct br_contact_spec {
     const char *source_key; /* unique per contact creation: finds it again after a crash */
 };
 
+/* An issue custom field with its rendered value. */
+struct br_field_value {
+    long id;
+    const char *value;
+};
+
 struct br_task_spec {
     const char *title;
-    const char *description_html;
+    const char *description;  /* in the tracker's text format (ops->text_escape) */
+    const struct br_field_value *fields;
+    size_t n_fields;
     const char *contact_id;
     const char *company_id;  /* the counterparty when known, else the contact */
     const char *const *watchers;
@@ -61,8 +70,8 @@ struct br_task_spec {
 struct br_comment_spec {
     const char *task_id;
     const char *contact_id;  /* author is the visitor's contact ... */
-    const char *employee;    /* ... or this employee (tracker_user) */
-    const char *html;
+    const char *employee;    /* ... or this employee (tracker_user); neither: the bridge's own user */
+    const char *html;        /* HTML; a driver whose tracker is not HTML converts it */
     const char *source_key;
 };
 
@@ -70,6 +79,15 @@ struct br_tracker;
 
 struct br_tracker_ops {
     const char *kind;
+    /* How template values are escaped in task descriptions (HTML for Planfix, Textile for Redmine). */
+    enum br_tpl_escape text_escape;
+    /* How far back each poll looks beyond the previous one (the tracker's time resolution, clock skew). */
+    int64_t poll_overlap_ms;
+    /*
+     * Contacts and companies: a tracker without them (Redmine) leaves
+     * find_contact ... delete_contact NULL; the visitor's details then go
+     * into the task (description, custom fields) and changes into notes.
+     */
     /*
      * id of the contact whose e-mail is exactly email, or BR_ENOTFOUND;
      * res->items is JSON true when that contact carries source_key (the
@@ -104,9 +122,22 @@ struct br_tracker_ops {
      */
     int (*list_comments)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
     /*
+     * Optional, for trackers whose comments cannot carry the bridge's
+     * source key (Redmine): the ids of comments that have s's author and
+     * text, oldest first, as items (a JSON array of strings).  After a
+     * crash the engine takes the first one it has not recorded yet.
+     */
+    int (*find_comment)(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg);
+    /* Optional: sets the task's custom fields (the visitor's details changed). */
+    int (*update_task_fields)(struct br_tracker *t, const char *task_id, const struct br_field_value *fields,
+                              size_t n_fields, br_result_cb cb, void *arg);
+    /*
      * Comments added anywhere between from_ms and to_ms (wall clock), as
      * items like list_comments' with a "task" id: the safety net for
-     * reply webhooks that never came.
+     * reply webhooks that never came.  A tracker that cannot list
+     * comments by time (Redmine) returns one item per changed task with
+     * "change": true and an "id" that names that change (such as its
+     * update time): the engine reads the task's comments once per change.
      */
     int (*list_recent_comments)(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb,
                                 void *arg);
@@ -127,5 +158,6 @@ int br_tracker_new(struct br_tracker **out, const struct br_config *cfg, struct 
 void br_tracker_free(struct br_tracker *t);
 
 int br_planfix_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);
+int br_redmine_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);
 
 #endif

@@ -99,6 +99,12 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
     char *body;
     int rc;
 
+    if (h->cfg->tracker_webhook_secret == NULL) {
+        /* Redmine sends no webhooks: its replies are polled. */
+        br_respond_error(res, 404, "this bridge's tracker sends no webhooks");
+        return;
+    }
+
     if (!br_secret_equal(params[0], h->cfg->tracker_webhook_secret)) {
         br_warn("tracker webhook: wrong secret from %s", req->remote_addr);
         if (!br_handler_secret_failed(h, req))

@@ -8,10 +8,12 @@
  */
 #include "templates/tpl.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * Rendering work is bounded separately from output size: a template such
@@ -490,6 +492,8 @@ put_value(struct render *r, const json_t *v, bool raw)
     case JSON_STRING:
         if (!raw && r->mode == BR_TPL_ESCAPE_HTML)
             return br_tpl_html_escape(r->out, json_string_value(v), json_string_length(v), 0);
+        if (!raw && r->mode == BR_TPL_ESCAPE_TEXTILE)
+            return br_tpl_textile_escape(r->out, json_string_value(v), json_string_length(v));
         return br_buf_append(r->out, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
         return br_buf_printf(r->out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -721,6 +725,74 @@ br_tpl_html_escape(struct br_buf *out, const char *s, size_t len, int newline_to
     }
     if (rc == 0)
         rc = br_buf_append(out, s + run, len - run);
+    if (rc)
+        truncate_to(out, start);
+    return rc;
+}
+
+/* Whether Textile or Redmine's link syntax could change how this line shows. */
+static bool
+textile_special(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    for (size_t k = 0; k < len; k++)
+        if (strchr("*_+-^~@%|![]{}()<>\"=#&", s[k]) != NULL && s[k] != '\0')
+            return true;
+    /* A block signature: letters, optional digits, then '.' ("p.", "h1.", "bq.", "fn1."). */
+    while (i < len && s[i] == ' ')
+        i++;
+    if (i < len && isalpha((unsigned char)s[i])) {
+        size_t w = i;
+        while (i < len && isalpha((unsigned char)s[i]))
+            i++;
+        while (i < len && isdigit((unsigned char)s[i]))
+            i++;
+        if (i - w <= 6 && i < len && s[i] == '.')
+            return true;
+    }
+    return false;
+}
+
+/* Whether the line already names the tag that protects it: wrapping would break out early. */
+static bool
+mentions_notextile(const char *s, size_t len)
+{
+    static const char tag[] = "notextile";
+    for (size_t i = 0; i + sizeof(tag) - 1 <= len; i++)
+        if (strncasecmp(s + i, tag, sizeof(tag) - 1) == 0)
+            return true;
+    return false;
+}
+
+int
+br_tpl_textile_escape(struct br_buf *out, const char *s, size_t len)
+{
+    size_t start = out->len, line = 0;
+    int rc = 0;
+
+    while (line <= len && rc == 0) {
+        const char *nl = memchr(s + line, '\n', len - line);
+        size_t end = nl ? (size_t)(nl - s) : len, n;
+
+        n = end - line;
+        if (n > 0 && s[line + n - 1] == '\r')
+            n--;
+        if (n > 0 && textile_special(s + line, n) && !mentions_notextile(s + line, n)) {
+            rc = br_buf_puts(out, "<notextile>");
+            if (rc == 0)
+                rc = br_buf_append(out, s + line, n);
+            if (rc == 0)
+                rc = br_buf_puts(out, "</notextile>");
+        } else if (n > 0) {
+            rc = br_buf_append(out, s + line, n);
+        }
+        if (nl == NULL)
+            break;
+        if (rc == 0)
+            rc = br_buf_putc(out, '\n');
+        line = end + 1;
+    }
     if (rc)
         truncate_to(out, start);
     return rc;

@@ -39,6 +39,7 @@ struct br_tpl_error {
 enum br_tpl_escape {
     BR_TPL_ESCAPE_HTML = 0, /* {{x}} escapes & < > " ' (Planfix texts are HTML) */
     BR_TPL_ESCAPE_NONE = 1, /* {{x}} is written as is (plain-text fields) */
+    BR_TPL_ESCAPE_TEXTILE = 2, /* {{x}} is kept literal in Textile (Redmine texts) */
 };
 
 /*
@@ -82,5 +83,16 @@ int br_tpl_check(const struct br_tpl *t, const json_t *schema, br_tpl_check_cb c
  * out->max would be exceeded.
  */
 int br_tpl_html_escape(struct br_buf *out, const char *s, size_t len, int newline_to_br);
+
+/*
+ * Appends s so that Textile (Redmine's default text formatting) shows it
+ * literally: each line that holds a character Textile or Redmine would
+ * interpret (* _ + - ^ ~ @ % | ! [ ] { } ( ) < > " = # &) or that starts
+ * like a block signature ("p.", "h1.", "bq.") is wrapped in
+ * <notextile>...</notextile>; plain lines are left as they are, so the
+ * raw text stays readable.  Line breaks are kept ("\r" is dropped).
+ * Returns BR_ELIMIT (out unchanged) when out->max would be exceeded.
+ */
+int br_tpl_textile_escape(struct br_buf *out, const char *s, size_t len);
 
 #endif

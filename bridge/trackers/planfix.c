@@ -417,7 +417,7 @@ pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
     if (s->template_id)
         json_object_set_new(body, "template", json_pack("{s:I}", "id", (json_int_t)s->template_id));
     json_object_set_new(body, "name", json_string(s->title));
-    json_object_set_new(body, "description", json_string(s->description_html));
+    json_object_set_new(body, "description", json_string(s->description));
     if (s->contact_id)
         json_object_set_new(body, "assigner", person("contact", s->contact_id));
     if (s->company_id || s->contact_id)
@@ -606,6 +606,8 @@ pf_free(struct br_tracker *t)
 
 static const struct br_tracker_ops planfix_ops = {
     .kind = "planfix",
+    .text_escape = BR_TPL_ESCAPE_HTML,
+    .poll_overlap_ms = 10 * 60 * 1000, /* Planfix filters by the minute */
     .find_contact = pf_find_contact,
     .create_contact = pf_create_contact,
     .find_contact_by_key = pf_find_contact_by_key,

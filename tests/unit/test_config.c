@@ -424,6 +424,20 @@ test_example_config_loads(void **state)
     assert_int_equal(f->cfg->channels[0].contact_template_id, 4);
     assert_ptr_equal(f->cfg->channels[0].employees[0], &f->cfg->employees[0]);
     assert_string_equal(f->cfg->tracker_token, PF_TOKEN);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* The Redmine example too. */
+    setenv("REDMINE_API_KEY", "rm-key-0123456789abcdef", 1);
+    path = br_asprintf("%s/config/bridge.redmine.example.json", src && *src ? src : "/work/main");
+    if (br_config_load(path, &f->cfg, &f->diag) != 0) {
+        dump_diag(&f->diag);
+        fail_msg("%s does not load", path);
+    }
+    free(path);
+    assert_string_equal(f->cfg->tracker_kind, "redmine");
+    assert_int_equal(f->cfg->channels[0].closed_status_id, 5);
+    unsetenv("REDMINE_API_KEY");
 }
 
 /* ---- "file:" and "env:" references ---------------------------------------- */
@@ -640,7 +654,8 @@ test_all_problems_at_once(void **state)
     expect_problem(f, "channels[0].send_as_employee: must be true or false");
     expect_problem(f, "channels[0].task.colour: unknown setting");
     expect_problem(f, "channels[0].task.template_id: must be an integer");
-    expect_problem(f, "channels[0].task.closed_status_id: is required when close_on_leave is true (a status id of 1 or more)");
+    expect_problem(f, "channels[0].task.closed_status_id: is required when close_on_leave is true (a status id of 1 or more; "
+                      "tracker.closed_status_id sets it for every channel)");
     expect_problem(f, "channels[0].task.title:1:4: unknown template variable \"visitor.nmae\"");
     expect_problem(f, "channels[1].name: \"shop\" is already used by channels[0]");
     if (f->diag.n != 17) {
@@ -649,6 +664,93 @@ test_all_problems_at_once(void **state)
     }
     expect_no_secret_in_diag(f, extra);
     unsetenv("BRT_SHORT");
+}
+
+static void
+test_redmine(void **state)
+{
+    struct fx *f = *state;
+
+    setenv("REDMINE_KEY", "rm-key-0123456789abcdef", 1);
+    write_cfg(f, "cfg.json",
+              "{'tracker': {'kind': 'redmine', 'url': 'http://127.0.0.1:3000/', 'api_key': 'env:REDMINE_KEY',\n"
+              "             'project': 'chats', 'closed_status_id': 5},\n"
+              " 'employees': [{'name': 'Anna', 'email': 'anna@example.com', 'tracker_user': 'anna'}],\n"
+              " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_id': 'A', 'employees': ['anna@example.com'], 'watchers': ['7', 'user:9'],\n"
+              "   'task': {'custom_fields': [{'id': 3, 'value': '{{visitor.email}}'}]}},\n"
+              "  {'name': 'b2b', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_id': 'A', 'task': {'closed_status_id': 6}}]}\n");
+    load_ok(f);
+    assert_string_equal(f->cfg->tracker_kind, "redmine");
+    assert_string_equal(f->cfg->tracker_url, "http://127.0.0.1:3000");
+    assert_string_equal(f->cfg->tracker_token, "rm-key-0123456789abcdef");
+    assert_string_equal(f->cfg->tracker_project, "chats");
+    assert_null(f->cfg->tracker_webhook_secret);
+    /* Redmine's defaults: more requests per second than Planfix, and polling on (no webhooks). */
+    assert_true(f->cfg->tracker_rps == 5);
+    assert_int_equal(f->cfg->poll_interval_s, 10);
+    assert_int_equal(f->cfg->channels[0].closed_status_id, 5);
+    assert_int_equal(f->cfg->channels[1].closed_status_id, 6);
+    assert_int_equal(f->cfg->channels[0].n_watchers, 2);
+    assert_string_equal(f->cfg->channels[0].watchers[1], "9");
+    assert_int_equal(f->cfg->channels[0].n_custom_fields, 1);
+    assert_int_equal(f->cfg->channels[0].custom_fields[0].id, 3);
+    assert_non_null(f->cfg->channels[0].custom_fields[0].value);
+    unsetenv("REDMINE_KEY");
+}
+
+static void
+test_redmine_problems(void **state)
+{
+    struct fx *f = *state;
+
+    write_cfg(f, "cfg.json",
+              "{'tracker': {'kind': 'redmine', 'url': 'http://127.0.0.1:3000', 'token': 'x',\n"
+              "             'webhook_secret': 'y', 'poll_interval_s': 0},\n"
+              " 'companies': {'enabled': true},\n"
+              " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_id': 'A', 'watchers': ['anna'], 'contact': {'template_id': 4},\n"
+              "   'task': {'template_id': 2, 'closed_status_id': 5,\n"
+              "            'custom_fields': [{'id': 0, 'value': '{{visitor.nmae}}'}, {'id': 2}]}}]}\n");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "tracker.token: is a Planfix setting; Redmine uses api_key and has no webhooks (replies are polled)");
+    expect_problem(f, "tracker.webhook_secret: is a Planfix setting; Redmine uses api_key and has no webhooks (replies are polled)");
+    expect_problem(f, "tracker.api_key: is required");
+    expect_problem(f, "tracker.project: is required");
+    expect_problem(f, "tracker.poll_interval_s: must be 1 or more for Redmine: polling is how replies arrive");
+    expect_problem(f, "companies.enabled: Redmine has no contacts or companies; the visitor's details go into the issue");
+    expect_problem(f, "channels[0].watchers[0]: must be a Redmine user id such as \"7\"");
+    expect_problem(f, "channels[0].contact: Redmine has no contacts; the visitor's details go into the issue");
+    expect_problem(f, "channels[0].task.template_id: Redmine has no task templates (the issue is made from title and description)");
+    expect_problem(f, "channels[0].task.custom_fields[0].id: must be between 1 and 2147483647");
+    expect_problem(f, "channels[0].task.custom_fields[0].value:1:1: unknown template variable \"visitor.nmae\"");
+    expect_problem(f, "channels[0].task.custom_fields[1]: needs a value template");
+    if (f->diag.n != 12) {
+        dump_diag(&f->diag);
+        fail_msg("want exactly 12 problems, got %zu", f->diag.n);
+    }
+
+    /* Planfix refuses Redmine's settings. */
+    br_diag_dispose(&f->diag);
+    write_cfg(f, "cfg.json",
+              "{'tracker': {'kind': 'planfix', 'url': 'https://x.planfix.com/rest', 'token': 'env:PLANFIX_TOKEN',\n"
+              "             'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET', 'api_key': 'k', 'project': 'p'},\n"
+              " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_id': 'A', 'close_on_leave': false,\n"
+              "   'task': {'custom_fields': [{'id': 1, 'value': 'x'}]}}]}\n");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "tracker.api_key: is a Redmine setting (tracker.kind is \"planfix\")");
+    expect_problem(f, "tracker.project: is a Redmine setting (tracker.kind is \"planfix\")");
+    expect_problem(f, "channels[0].task.custom_fields: is supported for tracker.kind \"redmine\" only");
+    if (f->diag.n != 3) {
+        dump_diag(&f->diag);
+        fail_msg("want exactly 3 problems, got %zu", f->diag.n);
+    }
 }
 
 static void
@@ -674,7 +776,8 @@ test_required_parts_missing(void **state)
     expect_problem(f, "channels[0].webhook_secret: is required");
     expect_problem(f, "channels[0].chatra: is required");
     expect_problem(f, "channels[0].default_agent_id: is required");
-    expect_problem(f, "channels[0].task.closed_status_id: is required when close_on_leave is true (a status id of 1 or more)");
+    expect_problem(f, "channels[0].task.closed_status_id: is required when close_on_leave is true (a status id of 1 or more; "
+                      "tracker.closed_status_id sets it for every channel)");
     expect_problem(f, "channels[1]: must be an object");
     assert_int_equal(f->diag.n, 10);
 }
@@ -916,6 +1019,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_missing_file_and_not_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_problems_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_required_parts_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redmine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redmine_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_top_level_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_webhook_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_employee_and_duplicate_names, setup, teardown),

@@ -626,6 +626,55 @@ test_default_description(void **state)
     free(s);
 }
 
+static void
+test_textile_escape(void **state)
+{
+    struct br_buf out;
+    const char *s = "Hello there\r\n*bold* a_b\np. s. ok\n\nplain: 10:00, fine?\nsay </notextile> *x*";
+
+    (void)state;
+    br_buf_init(&out, 0);
+    assert_int_equal(br_tpl_textile_escape(&out, s, strlen(s)), 0);
+    /* Plain lines stay readable; lines Textile would change are protected one by one. */
+    assert_string_equal(out.data, "Hello there\n<notextile>*bold* a_b</notextile>\n<notextile>p. s. ok</notextile>\n"
+                                  "\nplain: 10:00, fine?\nsay </notextile> *x*");
+    br_buf_reset(&out);
+    assert_int_equal(br_tpl_textile_escape(&out, "ann@example.com", 15), 0);
+    assert_string_equal(out.data, "<notextile>ann@example.com</notextile>");
+    br_buf_reset(&out);
+    assert_int_equal(br_tpl_textile_escape(&out, "", 0), 0);
+    assert_int_equal(out.len, 0);
+    br_buf_dispose(&out);
+
+    /* Over the limit: out stays as it was. */
+    br_buf_init(&out, 16);
+    assert_int_equal(br_buf_puts(&out, "ab"), 0);
+    assert_int_equal(br_tpl_textile_escape(&out, "*x*", 3), BR_ELIMIT);
+    assert_string_equal(out.data, "ab");
+    br_buf_dispose(&out);
+}
+
+static void
+test_default_description_textile(void **state)
+{
+    char *s;
+
+    (void)state;
+    s = render_default("task_description.textile",
+                       "{\"visitor\": {\"name\": \"Ann *B*\", \"email\": \"ann@example.com\", \"city\": \"Berlin\"},"
+                       " \"chat\": {\"id\": \"c1\", \"messages\": [{\"author\": \"Ann\", \"text\": \"Hello\\nh1. big\", \"time\": \"10:00\"}]},"
+                       " \"channel\": {\"name\": \"shop\"}}",
+                       BR_TPL_ESCAPE_TEXTILE);
+    assert_non_null(strstr(s, "*Name:* <notextile>Ann *B*</notextile>\n"));
+    assert_non_null(strstr(s, "*E-mail:* <notextile>ann@example.com</notextile>\n"));
+    assert_non_null(strstr(s, "*City:* Berlin\n"));
+    assert_non_null(strstr(s, "\n\n*Ann* _10:00_\nHello\n<notextile>h1. big</notextile>\n"));
+    assert_null(strstr(s, "{{"));
+    assert_null(strstr(s, "Phone"));
+    assert_int_equal(s[0], '*');
+    free(s);
+}
+
 int
 main(void)
 {
@@ -653,6 +702,8 @@ main(void)
         cmocka_unit_test(test_html_escape),
         cmocka_unit_test(test_default_title),
         cmocka_unit_test(test_default_description),
+        cmocka_unit_test(test_textile_escape),
+        cmocka_unit_test(test_default_description_textile),
     };
     return cmocka_run_group_tests_name("tpl", tests, NULL, NULL);
 }
