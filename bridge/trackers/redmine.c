@@ -129,9 +129,12 @@ send_json(struct call *c, const char *method, const char *path, json_t *body)
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     int rc;
 
-    free(c->res.request);
-    c->res.request = br_asprintf("%s %s%s%s %s", method, path, c->employee ? " as " : "",
-                                 c->employee ? c->employee : "", text ? text : "");
+    /* A read-back after a write keeps the write as the request a dead letter shows. */
+    if (c->res.request == NULL || strcmp(method, "GET") != 0 || strncmp(c->res.request, "GET ", 4) == 0) {
+        free(c->res.request);
+        c->res.request = br_asprintf("%s %s%s%s %s", method, path, c->employee ? " as " : "",
+                                     c->employee ? c->employee : "", text ? text : "");
+    }
     rc = br_upstream_send(rm->base.up, method, url, headers, text, rm->base.cfg->tracker_timeout_ms, on_http, c);
     free(switch_user);
     free(url);
