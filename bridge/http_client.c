@@ -540,6 +540,14 @@ setup(struct xfer *x, const char *method, const char *url, const char *const *he
     } else if (strcmp(method, "HEAD") == 0) {
         SET(CURLOPT_NOBODY, 1L);
     } else {
+        /*
+         * A write goes on a new connection: when a reused connection dies
+         * before any answer, libcurl sends the request again by itself,
+         * and a write the server had already done would be done twice.
+         * On a fresh connection the lost answer is an error the caller's
+         * recovery handles (it checks before writing again).
+         */
+        SET(CURLOPT_FRESH_CONNECT, 1L);
         if (is_post)
             SET(CURLOPT_POST, 1L);
         else

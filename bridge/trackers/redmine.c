@@ -71,6 +71,7 @@ struct call {
     long status_id;
     size_t user_i;
     int page;
+    bool lookup;            /* a user lookup: a refusal is a warning, not the call's failure */
 };
 
 static struct call *
@@ -211,6 +212,14 @@ on_http(void *arg, const struct br_http_result *r)
         finish(c);
         return;
     }
+    if (c->lookup && (r->status == 401 || r->status == 403)) {
+        /* Only administrators may list users: go on without the employees' ids. */
+        c->rm->users[c->user_i].id = -1;
+        json_decref(answer);
+        if (c->next(c, NULL) == 0)
+            finish(c);
+        return;
+    }
     why = errors_line(answer);
     switch (r->status) {
     case 404:
@@ -297,10 +306,17 @@ got_user(struct call *c, json_t *answer)
         if (login && strcmp(login, u->login) == 0)
             u->id = (long)json_integer_value(json_object_get(v, "id"));
     }
-    if (u->id == 0)
+    c->lookup = false;
+    if (u->id == -1) {
+        u->id = 0;
+        br_warn("redmine: the API key may not list users (it must be an administrator's): the notes of employee "
+                "\"%s\" are not relayed, and notes written as them fail",
+                u->login);
+    } else if (u->id == 0) {
         br_warn("redmine: no active user has the login \"%s\" (employees[].tracker_user): that employee's notes "
                 "are not relayed, and notes written as them fail",
                 u->login);
+    }
     c->user_i++;
     return resolve_next_user(c);
 }
@@ -320,6 +336,7 @@ resolve_next_user(struct call *c)
         char *q = escape_url(rm->users[c->user_i].login);
         char *path = br_asprintf("/users.json?name=%s&limit=100", q);
         c->employee = NULL; /* the lookup is the admin's own */
+        c->lookup = true;
         sent = again(c, "GET", path, NULL, got_user);
         c->employee = saved;
         free(path);

@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 
+import harness
 from harness import free_port
 
 REDMINE_DIR = "/usr/share/redmine"
@@ -72,7 +73,10 @@ class RedmineServer:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(["rackup", "-p", str(self.port), "-o", "127.0.0.1", "config.ru"],
                                          cwd=REDMINE_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=harness._die_with_parent)
+        # Stopped with the other processes the tests started when the runner exits or is terminated.
+        harness._live.add(self.proc)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -128,6 +132,7 @@ class RedmineServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        harness._live.discard(self.proc)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def __enter__(self):
