@@ -16,6 +16,16 @@ br_result_dispose(struct br_result *r)
     memset(r, 0, sizeof(*r));
 }
 
+char *
+br_tracker_id(json_t *v)
+{
+    if (json_is_integer(v))
+        return br_asprintf("%lld", (long long)json_integer_value(v));
+    if (json_is_string(v) && json_string_length(v) > 0)
+        return br_strdup(json_string_value(v));
+    return NULL;
+}
+
 int
 br_tracker_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up)
 {

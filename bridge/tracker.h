@@ -39,6 +39,9 @@ typedef void (*br_result_cb)(void *arg, struct br_result *res);
 
 void br_result_dispose(struct br_result *r);
 
+/* An id from a tracker's JSON (a number or a non-empty string) as a string; NULL otherwise. */
+char *br_tracker_id(json_t *v);
+
 struct br_contact_spec {
     const char *name;
     const char *lastname;

@@ -180,20 +180,10 @@ on_http(void *arg, const struct br_http_result *r)
     finish(c);
 }
 
-static char *
-id_string(json_t *v)
-{
-    if (json_is_integer(v))
-        return br_asprintf("%lld", (long long)json_integer_value(v));
-    if (json_is_string(v) && json_string_length(v) > 0)
-        return br_strdup(json_string_value(v));
-    return NULL;
-}
-
 static int
 take_id(struct call *c, json_t *answer)
 {
-    c->res.id = id_string(get_ci(answer, "id"));
+    c->res.id = br_tracker_id(get_ci(answer, "id"));
     if (c->res.id == NULL) {
         c->res.err = BR_EFATAL;
         c->res.error = br_strdup("Planfix answered success without an id");
@@ -227,13 +217,13 @@ found_contact(struct call *c, json_t *answer)
     json_array_foreach(list, i, v) {
         json_t *k = json_object_get(v, "sourceObjectId");
         if (c->source_key && json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
-            c->res.id = id_string(json_object_get(v, "id"));
+            c->res.id = br_tracker_id(json_object_get(v, "id"));
             c->res.items = json_true();
             return 0;
         }
     }
     json_array_foreach(list, i, v) {
-        char *id = id_string(json_object_get(v, "id"));
+        char *id = br_tracker_id(json_object_get(v, "id"));
         if (id) {
             c->res.id = id;
             return 0;
@@ -293,7 +283,7 @@ found_company(struct call *c, json_t *answer)
     json_array_foreach(list, i, v) {
         json_t *name = json_object_get(v, "name");
         if (json_is_string(name) && strcasecmp(json_string_value(name), c->source_key) == 0) {
-            c->res.id = id_string(json_object_get(v, "id"));
+            c->res.id = br_tracker_id(json_object_get(v, "id"));
             if (c->res.id)
                 return 0;
         }
@@ -362,7 +352,7 @@ found_by_key(struct call *c, json_t *answer, const char *list_key)
     json_array_foreach(list, i, v) {
         json_t *k = json_object_get(v, "sourceObjectId");
         if (json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
-            c->res.id = id_string(json_object_get(v, "id"));
+            c->res.id = br_tracker_id(json_object_get(v, "id"));
             return 0;
         }
     }
@@ -525,7 +515,7 @@ got_comments(struct call *c, json_t *answer)
         json_t *owner = json_object_get(v, "owner");
         json_t *desc = json_object_get(v, "description");
         json_t *key = json_object_get(v, "sourceObjectId");
-        char *id = id_string(json_object_get(v, "id"));
+        char *id = br_tracker_id(json_object_get(v, "id"));
         json_t *item;
 
         if (id == NULL)
@@ -538,7 +528,7 @@ got_comments(struct call *c, json_t *answer)
                          json_is_true(json_object_get(v, "isHidden")));
         json_object_set_new(item, "source_key", json_is_string(key) && json_string_length(key) ? json_copy(key) : json_null());
         {
-            char *task = id_string(json_object_get(json_object_get(v, "task"), "id"));
+            char *task = br_tracker_id(json_object_get(json_object_get(v, "task"), "id"));
             if (task)
                 json_object_set_new(item, "task", json_string(task));
             free(task);

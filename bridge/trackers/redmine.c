@@ -99,16 +99,6 @@ finish(struct call *c)
 }
 
 static char *
-id_string(json_t *v)
-{
-    if (json_is_integer(v))
-        return br_asprintf("%lld", (long long)json_integer_value(v));
-    if (json_is_string(v) && json_string_length(v) > 0)
-        return br_strdup(json_string_value(v));
-    return NULL;
-}
-
-static char *
 escape_url(const char *s)
 {
     char *e = curl_easy_escape(NULL, s, 0);
@@ -537,7 +527,7 @@ subject_of(const char *title)
 static int
 take_issue_id(struct call *c, json_t *answer)
 {
-    c->res.id = id_string(json_object_get(json_object_get(answer, "issue"), "id"));
+    c->res.id = br_tracker_id(json_object_get(json_object_get(answer, "issue"), "id"));
     if (c->res.id == NULL) {
         c->res.err = BR_EFATAL;
         c->res.error = br_strdup("Redmine created the issue but named no id");
@@ -596,7 +586,7 @@ found_issue(struct call *c, json_t *answer)
     json_array_foreach(json_object_get(answer, "issues"), i, v) {
         const char *d = json_string_value(json_object_get(v, "description"));
         if (d && strstr(d, c->text)) {
-            c->res.id = id_string(json_object_get(v, "id"));
+            c->res.id = br_tracker_id(json_object_get(v, "id"));
             return 0;
         }
     }
@@ -715,7 +705,7 @@ matching_journals(struct call *c, json_t *answer)
         char *id;
         if (notes == NULL || !same_text(notes, c->text) || (want && user != want))
             continue;
-        if ((id = id_string(json_object_get(j, "id"))) != NULL)
+        if ((id = br_tracker_id(json_object_get(j, "id"))) != NULL)
             json_array_append_new(ids, json_string(id));
         free(id);
     }
@@ -740,18 +730,14 @@ note_read_back(struct call *c, json_t *answer)
     return 0;
 }
 
+static int get_journals(struct call *c, json_t *unused);
+
+/* After the 204: read the journals back to learn the note's id (the author is checked by id). */
 static int
 note_sent(struct call *c, json_t *answer)
 {
-    char *path = br_asprintf("/issues/%s.json?include=journals", c->task_id);
-    char *as = c->employee;
-    int sent;
-    (void)answer;
-    c->employee = NULL; /* reading back is the admin's; the author is checked by id */
-    sent = again(c, "GET", path, NULL, note_read_back);
-    c->employee = as;
-    free(path);
-    return sent;
+    c->next = note_read_back;
+    return get_journals(c, answer);
 }
 
 static int
@@ -796,7 +782,7 @@ get_journals(struct call *c, json_t *unused)
     char *as = c->employee;
     int sent;
     (void)unused;
-    c->employee = NULL;
+    c->employee = NULL; /* reading is the key's own user's */
     sent = again(c, "GET", path, NULL, c->next);
     c->employee = as;
     free(path);
@@ -829,7 +815,7 @@ got_journals(struct call *c, json_t *answer)
         json_t *user = json_object_get(j, "user");
         long uid = (long)json_integer_value(json_object_get(user, "id"));
         const char *login = login_of(c->rm, uid);
-        char *id = id_string(json_object_get(j, "id"));
+        char *id = br_tracker_id(json_object_get(j, "id"));
         char *author, *html;
 
         /* A journal without notes is a field change, not a comment. */
@@ -879,7 +865,7 @@ got_changed(struct call *c, json_t *answer)
     if (c->res.items == NULL)
         c->res.items = json_array();
     json_array_foreach(issues, i, v) {
-        char *id = id_string(json_object_get(v, "id"));
+        char *id = br_tracker_id(json_object_get(v, "id"));
         const char *updated = json_string_value(json_object_get(v, "updated_on"));
         char *change;
         if (id == NULL || updated == NULL) {
