@@ -1366,6 +1366,7 @@ run_check(struct run *r)
 /* ---- comments: mirrored messages and the bridge's notes ---- */
 
 static void comment_added(void *arg, struct br_result *res);
+static int take_comments(struct run *r, json_t *items);
 
 /* Sends r->html as a comment on r->task_id, by r->author_contact or r->author_employee (or the bridge). */
 static void
@@ -1491,6 +1492,17 @@ comment_added(void *arg, struct br_result *res)
         json_array_foreach(json_object_get(r->payload, "msgs"), i, v) {
             if (rc == 0)
                 rc = br_store_msg_set_state(r->e->store, json_integer_value(v), BR_MSG_MIRRORED, res->id);
+        }
+        if (rc == 0 && json_is_object(res->items)) {
+            /*
+             * The driver read the task's comments to learn this one's id
+             * (Redmine): they are taken as a fetch would, and the change
+             * they cover is not read again by the next poll.
+             */
+            rc = take_comments(r, json_object_get(res->items, "comments"));
+            if (rc == 0 && jstr(res->items, "change"))
+                rc = br_store_comment_mark(r->e->store, r->task_id, jstr(res->items, "change"), BR_COMMENT_IGNORED,
+                                           &is_new);
         }
         rc = tx_end(r->e, rc);
     }
@@ -1814,23 +1826,21 @@ run_close(struct run *r)
 
 /* ---- fetch: new employee comments become replies in the chat ---- */
 
-static void
-comments_listed(void *arg, struct br_result *res)
+/*
+ * Marks each listed comment of r->task_id as seen and queues a reply for
+ * each new one by an employee allowed on the channel.  Runs inside the
+ * caller's transaction: a reply is queued together with its "seen" mark.
+ */
+static int
+take_comments(struct run *r, json_t *items)
 {
-    struct run *r = arg;
     struct br_engine *e = r->e;
-    char *upname;
+    char *upname = br_asprintf("chatra:%s", r->ch->name);
     size_t i;
     json_t *it;
-    int rc;
+    int rc = 0;
 
-    if (res->err) {
-        job_finish(r, res);
-        return;
-    }
-    upname = br_asprintf("chatra:%s", r->ch->name);
-    rc = br_store_begin(e->store);
-    json_array_foreach(res->items, i, it) {
+    json_array_foreach(items, i, it) {
         const char *id = jstr(it, "id");
         const char *author = jstr(it, "author");
         const char *key = jstr(it, "source_key");
@@ -1840,6 +1850,8 @@ comments_listed(void *arg, struct br_result *res)
         char *text = NULL;
         bool is_new;
 
+        if (id == NULL)
+            continue;
         if (relay) {
             text = br_html_to_text(jstr(it, "html") ? jstr(it, "html") : "");
             relay = *text != '\0';
@@ -1861,9 +1873,30 @@ comments_listed(void *arg, struct br_result *res)
         }
         free(text);
     }
-    /* All or nothing: a reply is either queued together with its "seen" mark, or read again. */
-    rc = tx_end(e, rc);
     free(upname);
+    return rc;
+}
+
+static void
+comments_listed(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    int rc;
+
+    if (res->err) {
+        job_finish(r, res);
+        return;
+    }
+    rc = br_store_begin(r->e->store);
+    if (rc == 0)
+        rc = take_comments(r, res->items);
+    if (rc == 0 && res->id) {
+        /* The change of the task these comments settle (Redmine): the poll does not read it again. */
+        bool is_new;
+        rc = br_store_comment_mark(r->e->store, r->task_id, res->id, BR_COMMENT_IGNORED, &is_new);
+    }
+    /* All or nothing: a reply is either queued together with its "seen" mark, or read again. */
+    rc = tx_end(r->e, rc);
     finish_recorded(r, res, rc);
 }
 
@@ -1937,11 +1970,7 @@ polled(void *arg, struct br_result *res)
             rc = add_job(e, 't', "tracker", "fetch", t.conv_id, json_pack("{s:s}", "task", task));
             queued++;
         }
-        if (rc == 0 && json_is_true(json_object_get(it, "change"))) {
-            /* A change is read once: the next poll that lists it again skips it. */
-            bool is_new;
-            rc = br_store_comment_mark(e->store, task, jstr(it, "id"), BR_COMMENT_IGNORED, &is_new);
-        }
+
         free(lane);
         br_task_dispose(&t);
     }

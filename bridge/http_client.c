@@ -39,6 +39,7 @@ struct xfer {
     struct br_buf resp;
     long retry_after;
     long ratelimit;
+    int64_t server_date;
     int too_large;
     int err;        /* set when the transfer ends outside curl (setup failure, cancel) */
     const char *msg;
@@ -145,6 +146,7 @@ deliver(struct xfer *x, int err, long status)
     res.body_len = err == 0 ? x->resp.len : 0;
     res.retry_after_s = x->retry_after;
     res.ratelimit_remaining = x->ratelimit;
+    res.server_date_s = x->server_date;
     if (x->msg != NULL)
         res.error = x->msg;
     else
@@ -404,6 +406,7 @@ on_header(char *p, size_t size, size_t n, void *ud)
         /* A new status line (after 1xx, say): forget the earlier headers. */
         x->retry_after = -1;
         x->ratelimit = -1;
+        x->server_date = -1;
         return len;
     }
     colon = memchr(p, ':', len);
@@ -439,6 +442,9 @@ on_header(char *p, size_t size, size_t n, void *ud)
         x->retry_after = s;
     } else if (name_len == 21 && strncasecmp(p, "X-RateLimit-Remaining", 21) == 0) {
         x->ratelimit = parse_count(value);
+    } else if (name_len == 4 && strncasecmp(p, "Date", 4) == 0) {
+        time_t when = curl_getdate(value, NULL);
+        x->server_date = when == (time_t)-1 ? -1 : (int64_t)when;
     }
     return len;
 }
@@ -586,6 +592,7 @@ br_http_client_send(struct br_http_client *c, const char *method, const char *ur
     x->arg = arg;
     x->retry_after = -1;
     x->ratelimit = -1;
+    x->server_date = -1;
     br_buf_init(&x->resp, MAX_RESPONSE);
     c->inflight++;
 

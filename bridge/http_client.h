@@ -27,6 +27,7 @@ struct br_http_result {
     size_t body_len;
     long retry_after_s;      /* Retry-After header in seconds (delta form, or an HTTP date turned into a delta), -1 when absent */
     long ratelimit_remaining;/* X-RateLimit-Remaining header, -1 when absent */
+    int64_t server_date_s;   /* the server's clock (Date header) in seconds since the epoch, -1 when absent */
     const char *error;       /* human text for err (curl's error buffer), "" when none */
 };
 

@@ -116,12 +116,20 @@ struct br_tracker_ops {
     /* Finds a task created earlier with source_key (crash recovery), or BR_ENOTFOUND. */
     int (*find_task)(struct br_tracker *t, const char *contact_id, const char *source_key,
                      br_result_cb cb, void *arg);
+    /*
+     * res->id is the new comment's id.  A driver that had to read the
+     * task's comments to learn it (Redmine) may hand them over as
+     * res->items = {"comments": [as list_comments], "change": id of the
+     * change they cover, as list_recent_comments names it}.
+     */
     int (*add_comment)(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb,
                        void *arg);
     /*
      * All comments of a task, oldest first, as items: a JSON array of
      * {"id", "author" (tracker user such as "user:5" or "contact:9"),
      *  "author_name", "html", "hidden" (bool), "source_key" (or null)}.
+     * A driver whose polls name changes (Redmine) may set res->id to the
+     * change these comments settle for good: the poll skips it.
      */
     int (*list_comments)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
     /*
@@ -140,7 +148,8 @@ struct br_tracker_ops {
      * reply webhooks that never came.  A tracker that cannot list
      * comments by time (Redmine) returns one item per changed task with
      * "change": true and an "id" that names that change (such as its
-     * update time): the engine reads the task's comments once per change.
+     * update time): the engine reads the task's comments until a read
+     * settles that change (see list_comments and add_comment).
      */
     int (*list_recent_comments)(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb,
                                 void *arg);

@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "store.h" /* br_now_ms */
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -51,6 +52,8 @@ struct rm {
     char *self_login;
     struct rm_user *users;  /* employees, by login */
     size_t n_users;
+    bool ahead_known;
+    double ahead_s;         /* Redmine's clock is at least this far ahead of ours (may be negative) */
 };
 
 struct call;
@@ -72,6 +75,8 @@ struct call {
     size_t user_i;
     int page;
     bool lookup;            /* a user lookup: a refusal is a warning, not the call's failure */
+    int64_t server_date;    /* Redmine's clock at the last answer (Date header), -1 unknown */
+    int64_t answered_ms;    /* our clock when the last answer came */
 };
 
 static struct call *
@@ -177,6 +182,8 @@ on_http(void *arg, const struct br_http_result *r)
     c->res.response = NULL;
     c->res.retry_after_s = r->retry_after_s;
     c->res.status = r->status;
+    c->server_date = r->err ? -1 : r->server_date_s;
+    c->answered_ms = br_now_ms();
     free(c->res.error);
     c->res.error = NULL;
     if (r->err) {
@@ -690,6 +697,77 @@ rm_update_task_fields(struct br_tracker *t, const char *task_id, const struct br
 
 /* ---- notes ---- */
 
+/* How a change of an issue is named: by its update time (the poll lists issues by it). */
+static char *
+change_id(const char *updated_on)
+{
+    return br_asprintf("updated:%s", updated_on);
+}
+
+/* "2026-12-02T01:07:24Z" in seconds since the epoch, -1 when it is not that form. */
+static int64_t
+parse_time(const char *s)
+{
+    struct tm tm = {0};
+    char z = 0;
+
+    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                            &tm.tm_min, &tm.tm_sec, &z) != 7 || z != 'Z')
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm);
+}
+
+/*
+ * A time Redmine wrote (an update or journal time) came in an answer: at
+ * that moment Redmine's clock was at least that time, which bounds how
+ * far it is ahead of ours from below.  The bound only ever rises.
+ */
+static void
+observe_clock(struct call *c, const char *redmine_time)
+{
+    struct rm *rm = c->rm;
+    int64_t t = parse_time(redmine_time);
+    double ahead;
+
+    if (t < 0)
+        return;
+    ahead = (double)t - (double)c->answered_ms / 1000.0;
+    if (!rm->ahead_known || ahead > rm->ahead_s) {
+        rm->ahead_known = true;
+        rm->ahead_s = ahead;
+    }
+}
+
+/*
+ * The change an issue read covers, when it is settled: Redmine's update
+ * times have whole seconds, so a note written later in the same second
+ * would have the same time.  Only a read answered after that second, by
+ * Redmine's own clock, covers the change for good.  That clock comes from
+ * the Date header when there is one (Puma sends none), else from ours
+ * plus the bound observe_clock keeps; NULL when the change may still
+ * grow, and the next poll reads the issue again.
+ */
+static char *
+settled_change(struct call *c, json_t *answer)
+{
+    const char *updated = json_string_value(json_object_get(json_object_get(answer, "issue"), "updated_on"));
+    int64_t at = parse_time(updated);
+    double redmine_now = (double)c->server_date;
+
+    if (at < 0)
+        return NULL;
+    observe_clock(c, updated);
+    if (c->rm->ahead_known && (double)c->answered_ms / 1000.0 + c->rm->ahead_s > redmine_now)
+        redmine_now = (double)c->answered_ms / 1000.0 + c->rm->ahead_s;
+    if (redmine_now < (double)(at + 1))
+        return NULL;
+    return change_id(updated);
+}
+
+static json_t *journal_items(struct call *c, json_t *answer);
+
 /* Journals with notes by the expected author and text, oldest first (ids as strings). */
 static json_t *
 matching_journals(struct call *c, json_t *answer)
@@ -719,7 +797,13 @@ note_read_back(struct call *c, json_t *answer)
     size_t n = json_array_size(ids);
 
     if (n > 0) {
+        char *change = settled_change(c, answer);
         c->res.id = br_strdup(json_string_value(json_array_get(ids, n - 1)));
+        /* The notes read: the engine takes them as a fetch, and the poll need not read a settled change again. */
+        c->res.items = json_pack("{s:o}", "comments", journal_items(c, answer));
+        if (change)
+            json_object_set_new(c->res.items, "change", json_string(change));
+        free(change);
     } else {
         /* Written (204) but not found: never write it twice; the id is a placeholder. */
         br_warn("redmine: the note just added to issue #%s is not among its journals; recorded without its id",
@@ -802,19 +886,23 @@ rm_find_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result
     return with_users(note_call((struct rm *)t, s, cb, arg), find_comment_start);
 }
 
-static int
-got_journals(struct call *c, json_t *answer)
+/* The issue's notes as the engine's comment items (see list_comments in tracker.h). */
+static json_t *
+journal_items(struct call *c, json_t *answer)
 {
     json_t *issue = json_object_get(answer, "issue");
+    json_t *items = json_array();
     size_t i;
     json_t *j;
 
-    c->res.items = json_array();
     json_array_foreach(json_object_get(issue, "journals"), i, j) {
         const char *notes = json_string_value(json_object_get(j, "notes"));
         json_t *user = json_object_get(j, "user");
         long uid = (long)json_integer_value(json_object_get(user, "id"));
         const char *login = login_of(c->rm, uid);
+
+        observe_clock(c, json_string_value(json_object_get(j, "created_on")));
+        const char *name = json_string_value(json_object_get(user, "name"));
         char *id = br_tracker_id(json_object_get(j, "id"));
         char *author, *html;
 
@@ -825,15 +913,22 @@ got_journals(struct call *c, json_t *answer)
         }
         author = login && *login ? br_strdup(login) : br_asprintf("id:%ld", uid);
         html = notes_html(notes);
-        json_array_append_new(c->res.items,
-                              json_pack("{s:s, s:s, s:s, s:s, s:b, s:n, s:s}", "id", id, "author", author, "author_name",
-                                        json_string_value(json_object_get(user, "name")) ? json_string_value(json_object_get(user, "name")) : "",
-                                        "html", html, "hidden", json_is_true(json_object_get(j, "private_notes")),
-                                        "source_key", "task", c->task_id));
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:b, s:n, s:s}", "id", id, "author", author,
+                                               "author_name", name ? name : "", "html", html, "hidden",
+                                               json_is_true(json_object_get(j, "private_notes")), "source_key",
+                                               "task", c->task_id));
         free(author);
         free(html);
         free(id);
     }
+    return items;
+}
+
+static int
+got_journals(struct call *c, json_t *answer)
+{
+    c->res.items = journal_items(c, answer);
+    c->res.id = settled_change(c, answer);
     return 0;
 }
 
@@ -872,8 +967,9 @@ got_changed(struct call *c, json_t *answer)
             free(id);
             continue;
         }
+        observe_clock(c, updated);
         /* One item per change: the engine reads the issue's journals once for it. */
-        change = br_asprintf("updated:%s", updated);
+        change = change_id(updated);
         json_array_append_new(c->res.items, json_pack("{s:s, s:s, s:b}", "task", id, "id", change, "change", 1));
         free(change);
         free(id);
