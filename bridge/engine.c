@@ -16,14 +16,33 @@
 /*
  * How the engine is driven:
  *  - br_engine_kick (after a webhook was committed) starts the work timer
- *    at once;
+ *    at once, or, while webhooks keep coming, a little later;
  *  - the housekeeping tick (every TICK_MS) runs the same work: it picks up
  *    jobs whose backoff has expired and inbox rows left by a crash.
  * The work is: apply pending inbox rows, then hand ready jobs to their
  * upstreams (each upstream keeps its own rate).
+ *
+ * Acknowledging a webhook (committing it to the inbox) comes first: it is
+ * what the sender waits for.  Applying inbox rows costs more, so while
+ * webhooks keep coming it runs in short slices (SLICE_BUSY_MS every
+ * BUSY_DELAY_MS, about a tenth of the loop) and catches up at full speed
+ * (SLICE_IDLE_MS slices back to back) once they stop.  The inbox is
+ * durable, so nothing waits on this but the tracker.
  */
 #define TICK_MS 200
-#define INBOX_BATCH 256
+#define INBOX_BATCH 256        /* inbox rows applied per work at most */
+#define APPLY_BATCH 64         /* inbox rows applied in one transaction */
+#define BUSY_WINDOW_MS 100     /* this many webhooks within one or two windows ... */
+#define BUSY_EVENTS 20         /* ... (200 a second) mean more are coming */
+#define BUSY_DELAY_MS 10
+#define SLICE_BUSY_MS 1
+#define SLICE_IDLE_MS 50
+/*
+ * "As soon as possible" is one millisecond: libuv 1.44 runs a timer
+ * started with 0 from a timer callback again in the same pass, before any
+ * I/O, so the work would starve the webhooks it is meant to leave room for.
+ */
+#define NEXT_ITERATION_MS 1
 #define DISPATCH_BATCH 16
 #define UPSTREAM_DEPTH 4       /* jobs handed to one upstream at a time */
 #define MAX_ATTEMPTS 50
@@ -38,6 +57,14 @@ struct lane_up {
     struct br_upstream *up;
     const struct br_channel *channel; /* NULL for the tracker */
     unsigned running;          /* jobs of this upstream in flight */
+    /*
+     * The last look found fewer ready jobs than there was room for: the
+     * next look can find more only after a job ended, a new job came
+     * first in its lane, or a backoff ran out (the tick).  Until then
+     * dispatch does not ask the store again (with thousands of jobs
+     * waiting behind their lanes' first, asking costs milliseconds).
+     */
+    bool dry;
 };
 
 struct br_engine {
@@ -55,6 +82,9 @@ struct br_engine {
     int pending_closes;
     unsigned running;          /* jobs in flight over all upstreams */
     int64_t last_retention;
+    uint64_t intake_window;    /* start of the current BUSY_WINDOW_MS window */
+    unsigned intake_n, intake_prev; /* webhooks in this window and in the one before */
+    int inbox_solo;            /* rows still to apply one at a time after a failed batch */
     char *company_busy[8];     /* domains whose company contact is being looked up or made */
     void (*close_done)(void *);
     void *close_arg;
@@ -78,7 +108,9 @@ struct run {
 };
 
 static void work(struct br_engine *e);
-void br_engine_kick(struct br_engine *e);
+void br_engine_kick(struct br_engine *e, size_t events);
+static void kick_now(struct br_engine *e);
+static void undry(struct br_engine *e);
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
@@ -102,7 +134,15 @@ add_job(struct br_engine *e, char lane_kind, const char *upstream, const char *k
 {
     char *lane = lane_name(lane_kind, conv_id);
     char *text = json_dumps(payload, JSON_COMPACT);
-    int rc = br_store_job_add(e->store, lane, upstream, kind, conv_id, text, NULL);
+    int64_t id = 0;
+    int rc = br_store_job_add(e->store, lane, upstream, kind, conv_id, text, &id);
+
+    if (rc == 0 && !br_store_job_blocked(e->store, lane, id)) {
+        /* First in its lane: its upstream has something to send. */
+        for (size_t i = 0; i < e->n_ups; i++)
+            if (strcmp(e->ups[i].name, upstream) == 0)
+                e->ups[i].dry = false;
+    }
     free(text);
     free(lane);
     json_decref(payload);
@@ -632,45 +672,86 @@ apply_tracker(struct br_engine *e, json_t *ev)
     return rc;
 }
 
-static void
-process_inbox(struct br_engine *e)
+/* Applies one inbox row inside the caller's transaction. */
+static int
+apply_row(struct br_engine *e, const struct br_inbox_row *row)
 {
-    for (int n = 0; n < INBOX_BATCH && !e->closing; n++) {
-        struct br_inbox_row row;
-        json_error_t je;
-        json_t *ev;
-        int rc;
+    json_error_t je;
+    json_t *ev = json_loads(row->body, 0, &je);
+    int rc;
 
-        if (br_store_begin(e->store))
-            return;
-        rc = br_store_inbox_next(e->store, &row);
-        if (rc) {
-            br_store_rollback(e->store);
-            return;
-        }
-        ev = json_loads(row.body, 0, &je);
-        if (ev == NULL) {
-            br_error("inbox %lld: stored event is not JSON (%s); skipped", (long long)row.id, je.text);
-            rc = 0;
-        } else if (row.kind == BR_INBOX_CHATRA) {
-            rc = apply_chatra(e, row.channel, ev);
-        } else {
-            rc = apply_tracker(e, ev);
-        }
-        if (rc == 0)
-            rc = br_store_inbox_done(e->store, row.id);
-        if (rc == 0)
-            rc = br_store_commit(e->store);
-        if (rc) {
-            br_store_rollback(e->store);
-            br_error("inbox %lld: cannot apply event: %s; will retry", (long long)row.id, br_strerror(rc));
-            json_decref(ev);
-            br_inbox_row_dispose(&row);
-            return;
-        }
-        json_decref(ev);
-        br_inbox_row_dispose(&row);
+    if (ev == NULL) {
+        br_error("inbox %lld: stored event is not JSON (%s); skipped", (long long)row->id, je.text);
+        rc = 0;
+    } else if (row->kind == BR_INBOX_CHATRA) {
+        rc = apply_chatra(e, row->channel, ev);
+    } else {
+        rc = apply_tracker(e, ev);
     }
+    json_decref(ev);
+    return rc == 0 ? br_store_inbox_done(e->store, row->id) : rc;
+}
+
+/*
+ * Applies inbox rows for up to budget_ms; returns 1 when rows are left
+ * for the next slice.  Rows are applied APPLY_BATCH to a transaction (one
+ * commit for many rows); when a batch fails, its rows are applied again
+ * one by one, so that a row that cannot be applied holds up only itself.
+ */
+static int
+process_inbox(struct br_engine *e, uint64_t budget_ms)
+{
+    uint64_t until = uv_hrtime() + budget_ms * 1000000ULL;
+    int total = 0;
+
+    while (total < INBOX_BATCH && !e->closing) {
+        int batch = e->inbox_solo > 0 ? 1 : APPLY_BATCH;
+        int n = 0, rc = 0, empty = 0;
+        int64_t failed = 0;
+
+        if (total > 0 && uv_hrtime() >= until)
+            return 1;
+        if (br_store_begin(e->store))
+            return 0;
+        while (n < batch) {
+            struct br_inbox_row row;
+            rc = br_store_inbox_next(e->store, &row);
+            if (rc) {
+                empty = rc == BR_ENOTFOUND;
+                rc = empty ? 0 : rc;
+                break;
+            }
+            rc = apply_row(e, &row);
+            failed = row.id;
+            br_inbox_row_dispose(&row);
+            if (rc)
+                break;
+            n++;
+            if (uv_hrtime() >= until)
+                break;
+        }
+        if (rc == 0 && n > 0)
+            rc = br_store_commit(e->store);
+        else if (rc == 0) {
+            br_store_rollback(e->store);
+            return 0; /* the inbox is empty */
+        }
+        if (rc) {
+            br_store_rollback(e->store);
+            if (batch > 1) {
+                e->inbox_solo = n + 1; /* up to the failing row, one by one */
+                continue;
+            }
+            br_error("inbox %lld: cannot apply event: %s; will retry", (long long)failed, br_strerror(rc));
+            return 0;
+        }
+        if (e->inbox_solo > 0)
+            e->inbox_solo -= n;
+        total += n;
+        if (empty)
+            return 0;
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -735,7 +816,8 @@ job_finish(struct run *r, struct br_result *res)
                         res ? res->request : NULL, res ? res->response : NULL);
     run_free(r);
     /* The lane may have a next job now. */
-    br_engine_kick(e);
+    undry(e);
+    kick_now(e);
 }
 
 static void
@@ -760,9 +842,14 @@ run_free(struct run *r)
 static void
 job_later(struct run *r, int64_t delay_ms)
 {
-    br_store_job_finish(r->e->store, r->job.id, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover,
+    struct br_engine *e = r->e;
+
+    br_store_job_finish(e->store, r->job.id, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover,
                         NULL, NULL, NULL);
     run_free(r);
+    undry(e);
+    if (delay_ms == 0)
+        kick_now(e);
 }
 
 static void
@@ -2000,7 +2087,7 @@ on_poll(uv_timer_t *t)
     if (e->closing || br_store_job_waiting(e->store, "p:0", "poll"))
         return;
     if (TX(e, add_job(e, 'p', "tracker", "poll", 0, json_object())) == 0)
-        br_engine_kick(e);
+        kick_now(e);
 }
 
 /* ---- reply ---- */
@@ -2084,10 +2171,13 @@ dispatch(struct br_engine *e)
         size_t n = 0;
         size_t room;
 
-        if (lu->running >= UPSTREAM_DEPTH || br_upstream_paused_until(lu->up))
+        if (lu->dry || lu->running >= UPSTREAM_DEPTH || br_upstream_paused_until(lu->up))
             continue;
         room = UPSTREAM_DEPTH - lu->running;
-        br_store_job_ready(e->store, lu->name, now, jobs, room < DISPATCH_BATCH ? room : DISPATCH_BATCH, &n);
+        if (room > DISPATCH_BATCH)
+            room = DISPATCH_BATCH;
+        br_store_job_ready(e->store, lu->name, now, jobs, room, &n);
+        lu->dry = n < room;
         for (size_t i = 0; i < n; i++) {
             if (e->closing) {
                 br_job_dispose(&jobs[i]);
@@ -2098,12 +2188,36 @@ dispatch(struct br_engine *e)
     }
 }
 
+/* Rolls the webhook count over to a new window when the current one is over. */
+static void
+intake_roll(struct br_engine *e, uint64_t now)
+{
+    if (now - e->intake_window >= BUSY_WINDOW_MS) {
+        e->intake_prev = now - e->intake_window < 2 * BUSY_WINDOW_MS ? e->intake_n : 0;
+        e->intake_n = 0;
+        e->intake_window = now;
+    }
+}
+
+static bool
+intake_busy(struct br_engine *e)
+{
+    intake_roll(e, uv_now(e->loop));
+    return e->intake_n + e->intake_prev >= BUSY_EVENTS;
+}
+
+static void on_work(uv_timer_t *t);
+
 static void
 work(struct br_engine *e)
 {
+    bool busy;
+
     if (e->closing)
         return;
-    process_inbox(e);
+    busy = intake_busy(e);
+    if (process_inbox(e, busy ? SLICE_BUSY_MS : SLICE_IDLE_MS))
+        uv_timer_start(&e->work, on_work, busy ? BUSY_DELAY_MS : NEXT_ITERATION_MS, 0);
     dispatch(e);
 }
 
@@ -2113,11 +2227,41 @@ on_work(uv_timer_t *t)
     work(t->data);
 }
 
-void
-br_engine_kick(struct br_engine *e)
+static void
+undry(struct br_engine *e)
 {
-    if (!e->closing)
-        uv_timer_start(&e->work, on_work, 0, 0);
+    for (size_t i = 0; i < e->n_ups; i++)
+        e->ups[i].dry = false;
+}
+
+/*
+ * Work as soon as the loop is free, or, while webhooks keep coming, at
+ * the next slice (a work already due stays where it is).
+ */
+static void
+schedule_work(struct br_engine *e)
+{
+    if (e->closing)
+        return;
+    if (!intake_busy(e))
+        uv_timer_start(&e->work, on_work, NEXT_ITERATION_MS, 0);
+    else if (!uv_is_active((uv_handle_t *)&e->work))
+        uv_timer_start(&e->work, on_work, BUSY_DELAY_MS, 0);
+}
+
+/* A job ended (its lane may go on) or a job was added. */
+static void
+kick_now(struct br_engine *e)
+{
+    schedule_work(e);
+}
+
+void
+br_engine_kick(struct br_engine *e, size_t events)
+{
+    intake_roll(e, uv_now(e->loop));
+    e->intake_n += (unsigned)events;
+    schedule_work(e);
 }
 
 /*
@@ -2131,6 +2275,7 @@ on_tick(uv_timer_t *t)
 {
     struct br_engine *e = t->data;
 
+    undry(e); /* backoffs may have run out */
     work(e);
     if (e->cfg->retention_days > 0 && !e->closing) {
         int64_t keep = (int64_t)(e->cfg->retention_days * 86400.0 * 1000.0);

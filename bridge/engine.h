@@ -28,8 +28,8 @@ struct br_engine;
 
 int br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *cfg,
                   struct br_store *store, struct br_http_client *http);
-/* New rows are in the inbox: process them soon (never synchronously). */
-void br_engine_kick(struct br_engine *e);
+/* events new rows are in the inbox: process them soon (never synchronously; in slices while many come). */
+void br_engine_kick(struct br_engine *e, size_t events);
 /* Appends a JSON object describing queues and upstreams (for /healthz). */
 void br_engine_status(struct br_engine *e, struct br_buf *out);
 /* Stops timers and upstreams; in-flight jobs stay in the store for the next start. */

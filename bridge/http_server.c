@@ -46,6 +46,9 @@
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_TIMEOUT_S 10
 #define WRITE_CHUNK (64 * 1024)
+/* Answers up to this size go out in one write with their headers. */
+#define SMALL_RESPONSE 8192
+
 /* Accepting at most this many sockets per wakeup keeps the loop fair. */
 #define ACCEPT_BATCH 64
 /* After EMFILE the listener rests instead of spinning on a readable socket. */
@@ -97,6 +100,12 @@ struct conn {
     /* The response body being written, with LWS_PRE bytes of headroom. */
     unsigned char *out;
     size_t out_len, out_off;
+    unsigned status;
+    const char *ctype;
+    /* An answer waiting for the flush (after_flush), on the server's waiting list. */
+    int waiting;
+    int ready;      /* flushed: written from the next LWS_CALLBACK_HTTP_WRITEABLE */
+    struct conn *wprev, *wnext;
 };
 
 /* What lws allocates per connection: only a pointer, so that a connection
@@ -116,7 +125,9 @@ struct br_http_server {
     uv_poll_t listen_poll;
     uv_timer_t accept_timer;
     uv_timer_t shutdown_timer;
+    uv_check_t flush_check;    /* after each loop turn's I/O: flush, then answer the waiting */
     int handles_open;
+    struct conn *waiting;      /* answers waiting for the flush */
 
     struct lws_context *ctx;
     struct lws_context *ctx_alive; /* lws writes NULL here once the context is freed */
@@ -245,8 +256,27 @@ copy_header(struct lws *wsi, enum lws_token_indexes tok)
 }
 
 static void
+unwait(struct conn *c)
+{
+    struct br_http_server *s = c->srv;
+
+    if (!c->waiting)
+        return;
+    if (c->wprev != NULL)
+        c->wprev->wnext = c->wnext;
+    else
+        s->waiting = c->wnext;
+    if (c->wnext != NULL)
+        c->wnext->wprev = c->wprev;
+    c->wprev = c->wnext = NULL;
+    c->waiting = 0;
+}
+
+static void
 conn_reset(struct conn *c)
 {
+    unwait(c);
+    c->ready = 0;
     free(c->path);
     free(c->query);
     free(c->content_type);
@@ -288,6 +318,7 @@ conn_free(struct conn *c)
 {
     struct br_http_server *s = c->srv;
 
+    unwait(c);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -314,19 +345,55 @@ method_name(int m)
     }
 }
 
-/* Headers go out now; the body follows from LWS_CALLBACK_HTTP_WRITEABLE. */
+/*
+ * A small answer on a connection that stays open (every webhook's) goes
+ * out as one write, headers and body together, and the connection is
+ * ready for the next request at once: no second write, no wait for
+ * LWS_CALLBACK_HTTP_WRITEABLE.  The length is written as a plain header
+ * so that lws does not count the header bytes against it; lws keeps and
+ * sends later whatever the socket does not take now.
+ */
+static int
+respond_at_once(struct conn *c, unsigned status, const char *ctype)
+{
+    size_t room = LWS_PRE + 1024 + c->out_len;
+    unsigned char *buf = br_malloc(room);
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + LWS_PRE + 1024;
+    char len[24];
+    int n, rc = -1;
+
+    snprintf(len, sizeof(len), "%zu", c->out_len);
+    if (lws_add_http_header_status(c->wsi, status, &p, end) == 0 &&
+        lws_add_http_header_by_token(c->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
+                                     (int)strlen(ctype), &p, end) == 0 &&
+        lws_add_http_header_by_name(c->wsi, (const unsigned char *)"content-length:", (const unsigned char *)len,
+                                    (int)strlen(len), &p, end) == 0 &&
+        lws_finalize_http_header(c->wsi, &p, end) == 0) {
+        memcpy(p, c->out + LWS_PRE, c->out_len);
+        p += c->out_len;
+        n = lws_write(c->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+        if (n >= (int)(p - start)) {
+            conn_reset(c);
+            rc = lws_http_transaction_completed(c->wsi) ? -1 : 0;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+static int send_response(struct conn *c);
+
+/* Runs the handler; its answer is sent now or, with after_flush, after the loop turn's flush. */
 static int
 respond(struct conn *c)
 {
     struct br_http_server *s = c->srv;
     struct br_http_response res;
-    unsigned char hdr[LWS_PRE + 1024];
-    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
-    const char *ctype;
 
     c->responding = 1;
     res.status = 200;
     res.content_type = "application/json";
+    res.after_flush = 0;
     br_buf_init(&res.body, 0);
 
     if (c->ch_state == CH_BAD) {
@@ -353,8 +420,8 @@ respond(struct conn *c)
 
     if (res.status < 100 || res.status > 599)
         res.status = 500;
-    ctype = res.content_type != NULL && res.content_type[0] != '\0' ? res.content_type
-                                                                     : "application/json";
+    c->status = (unsigned)res.status;
+    c->ctype = res.content_type != NULL && res.content_type[0] != '\0' ? res.content_type : "application/json";
     c->out_len = res.body.len;
     c->out_off = 0;
     c->out = br_malloc(LWS_PRE + c->out_len + 1);
@@ -362,8 +429,29 @@ respond(struct conn *c)
         memcpy(c->out + LWS_PRE, res.body.data, c->out_len);
     br_buf_dispose(&res.body);
 
-    if (lws_add_http_common_headers(c->wsi, (unsigned)res.status, ctype,
-                                    (lws_filepos_t)c->out_len, &p, end))
+    if (res.after_flush && s->opts.flush != NULL) {
+        /* Answered after this loop turn's flush (flush_waiting). */
+        c->waiting = 1;
+        c->wprev = NULL;
+        c->wnext = s->waiting;
+        if (s->waiting != NULL)
+            s->waiting->wprev = c;
+        s->waiting = c;
+        return 0;
+    }
+    return send_response(c);
+}
+
+/* Writes the answer in c: at once when small, else headers now and the body when writable. */
+static int
+send_response(struct conn *c)
+{
+    unsigned char hdr[LWS_PRE + 1024];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+
+    if (!c->head && !c->close_after && c->out_len <= SMALL_RESPONSE)
+        return respond_at_once(c, c->status, c->ctype);
+    if (lws_add_http_common_headers(c->wsi, c->status, c->ctype, (lws_filepos_t)c->out_len, &p, end))
         return -1;
     if (c->close_after &&
         lws_add_http_header_by_token(c->wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
@@ -373,6 +461,38 @@ respond(struct conn *c)
         return -1;
     lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+/*
+ * After each loop turn's I/O: when answers wait, one flush stores what
+ * their handlers queued (one commit for all of them), then each answer
+ * is written from its connection's next writable callback, or replaced
+ * by a 503 when the flush failed (nothing of theirs is stored).
+ */
+static void
+flush_waiting(uv_check_t *h)
+{
+    struct br_http_server *s = h->data;
+    struct conn *c;
+    int rc;
+
+    if (s->waiting == NULL)
+        return;
+    rc = s->opts.flush(s->opts.ctx);
+    while ((c = s->waiting) != NULL) {
+        unwait(c);
+        if (rc != 0) {
+            static const char unstored[] = "{\"error\":\"cannot store the event; try again\"}";
+            free(c->out);
+            c->out_len = sizeof(unstored) - 1;
+            c->out = br_malloc(LWS_PRE + c->out_len + 1);
+            memcpy(c->out + LWS_PRE, unstored, c->out_len);
+            c->status = 503;
+            c->ctype = "application/json";
+        }
+        c->ready = 1;
+        lws_callback_on_writable(c->wsi);
+    }
 }
 
 static int
@@ -594,8 +714,12 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         return respond(c);
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (c == NULL || (c->out == NULL && !c->flushing))
+        if (c == NULL || (c->out == NULL && !c->flushing) || c->waiting)
             return 0;
+        if (c->ready) {
+            c->ready = 0;
+            return send_response(c);
+        }
         return write_body(c);
 
     case LWS_CALLBACK_WSI_CREATE:
@@ -804,7 +928,11 @@ br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br
     s->accept_timer.data = s;
     uv_timer_init(loop, &s->shutdown_timer);
     s->shutdown_timer.data = s;
-    s->handles_open = 3;
+    uv_check_init(loop, &s->flush_check);
+    s->flush_check.data = s;
+    if (s->opts.flush != NULL)
+        uv_check_start(&s->flush_check, flush_waiting);
+    s->handles_open = 4;
     uv_poll_start(&s->listen_poll, UV_READABLE, on_readable);
 
     br_info("http server: listening on %s", host_port(hp, sizeof(hp), s->host, s->port));
@@ -856,6 +984,8 @@ finish_shutdown(struct br_http_server *s)
         conn_free(s->conns);
     uv_timer_stop(&s->shutdown_timer);
     uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
+    uv_check_stop(&s->flush_check);
+    uv_close((uv_handle_t *)&s->flush_check, on_handle_closed);
 }
 
 static void

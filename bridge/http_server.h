@@ -42,6 +42,13 @@ struct br_http_response {
     int status;               /* default 200 */
     const char *content_type; /* default "application/json"; must outlive the handler call */
     struct br_buf body;       /* handler appends */
+    /*
+     * Set by a handler whose answer holds only once opts.flush has
+     * succeeded (its data is queued for one commit with the others of
+     * the same loop turn): the answer is written after the flush, or
+     * replaced by a 503 when the flush fails.
+     */
+    int after_flush;
 };
 
 /* Called once per complete request, synchronously on the loop thread; must fill res before returning. */
@@ -54,6 +61,12 @@ struct br_http_server_opts {
     unsigned request_timeout_s;        /* slow clients dropped (lws timeouts), default (0) 10 */
     br_http_handler_fn handler;
     void *ctx;
+    /*
+     * Called once per loop turn, after the turn's requests were handled,
+     * when any answer waits for it (after_flush); 0 when what the handlers
+     * queued is stored.  NULL: after_flush answers are written at once.
+     */
+    int (*flush)(void *ctx);
 };
 
 struct br_http_server;

@@ -190,6 +190,7 @@ run(const char *config_path)
     opts.max_body = d.cfg->max_body;
     opts.handler = br_handlers_dispatch;
     opts.ctx = &d.hctx;
+    opts.flush = br_handlers_flush;
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sigterm);
     d.sigint.data = d.sigterm.data = &d;

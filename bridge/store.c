@@ -26,6 +26,15 @@ struct br_store {
     } cache[STMT_CACHE];
     size_t ncache;
     char instance_id[40];
+    /* Inbox rows queued for the next br_store_inbox_flush. */
+    struct queued_row {
+        int kind;
+        char *channel;
+        char *body;
+        size_t len;
+        int64_t at;
+    } *queued;
+    size_t nqueued, capqueued;
 };
 
 static const char schema_sql[] =
@@ -86,6 +95,12 @@ static const char schema_sql[] =
     "  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, recover INTEGER NOT NULL DEFAULT 0,"
     "  last_error TEXT, last_request TEXT, last_response TEXT,"
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    /*
+     * Partial indexes: SQLite uses one only when the query repeats its
+     * condition literally ("state=0" alone does not imply "state < 2" to
+     * the planner), so every query on open jobs says "state<2" or
+     * "state<>2" too.  Finished jobs then cost nothing.
+     */
     "CREATE INDEX jobs_open ON jobs(upstream, state, next_at) WHERE state < 2;"
     "CREATE INDEX jobs_lane ON jobs(lane, id) WHERE state <> 2;";
 
@@ -222,7 +237,13 @@ make_instance_id(char out[40])
  * in a transaction) and raises SCHEMA_VERSION; a database is never
  * silently used with a shape the code does not expect.
  */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+
+/* migrations[i] takes a store from version i + 1 to i + 2. */
+static const char *const migrations[SCHEMA_VERSION - 1] = {
+    /* 2: a conversation's devices without a scan of every device (merges, identities). */
+    "CREATE INDEX conv_clients_conv ON conv_clients(conv_id);",
+};
 
 static int
 migrate(struct br_store *s, const char *path)
@@ -247,10 +268,21 @@ migrate(struct br_store *s, const char *path)
                  SCHEMA_VERSION);
         return BR_EINVAL;
     }
-    if (version == 0)
-        return exec(s, "BEGIN") || exec(s, schema_sql) || exec(s, "PRAGMA user_version=1") || exec(s, "COMMIT")
-                   ? BR_EIO
-                   : 0;
+    if (version == 0) {
+        if (exec(s, "BEGIN") || exec(s, schema_sql) || exec(s, "PRAGMA user_version=1") || exec(s, "COMMIT"))
+            return BR_EIO;
+        version = 1;
+    }
+    for (; version < SCHEMA_VERSION; version++) {
+        char set[40];
+        snprintf(set, sizeof(set), "PRAGMA user_version=%d", version + 1);
+        if (exec(s, "BEGIN") || exec(s, migrations[version - 1]) || exec(s, set) || exec(s, "COMMIT")) {
+            br_error("store: %s: cannot upgrade the schema to version %d: %s", path, version + 1,
+                     sqlite3_errmsg(s->db));
+            exec(s, "ROLLBACK");
+            return BR_EIO;
+        }
+    }
     return 0;
 }
 
@@ -294,6 +326,16 @@ br_store_open(struct br_store **out, const char *path)
     return 0;
 }
 
+static void
+drop_queued(struct br_store *s)
+{
+    for (size_t i = 0; i < s->nqueued; i++) {
+        free(s->queued[i].channel);
+        free(s->queued[i].body);
+    }
+    s->nqueued = 0;
+}
+
 void
 br_store_free(struct br_store *s)
 {
@@ -301,6 +343,8 @@ br_store_free(struct br_store *s)
         return;
     for (size_t i = 0; i < s->ncache; i++)
         sqlite3_finalize(s->cache[i].st);
+    drop_queued(s);
+    free(s->queued);
     if (s->db)
         sqlite3_close(s->db);
     free(s);
@@ -356,20 +400,68 @@ br_store_source_key_is_ours(struct br_store *s, const char *key)
 
 /* ---- inbox ---- */
 
-int
-br_store_inbox_add(struct br_store *s, int kind, const char *channel, const char *body, size_t len,
-                   int64_t *id)
+static int
+inbox_insert(struct br_store *s, int kind, const char *channel, const char *body, size_t len, int64_t received_at,
+             int64_t *id)
 {
     sqlite3_stmt *st = stmt(s, "INSERT INTO inbox(kind, channel, body, received_at) VALUES(?,?,?,?)");
     sqlite3_bind_int(st, 1, kind);
     sqlite3_bind_text(st, 2, channel, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, body, (int)len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, br_now_ms());
+    sqlite3_bind_int64(st, 4, received_at ? received_at : br_now_ms());
     if (done(s, st))
         return BR_EIO;
     if (id)
         *id = sqlite3_last_insert_rowid(s->db);
     return 0;
+}
+
+int
+br_store_inbox_add(struct br_store *s, int kind, const char *channel, const char *body, size_t len,
+                   int64_t *id)
+{
+    return inbox_insert(s, kind, channel, body, len, 0, id);
+}
+
+void
+br_store_inbox_queue(struct br_store *s, int kind, const char *channel, const char *body, size_t len)
+{
+    struct queued_row *r;
+
+    if (s->nqueued == s->capqueued) {
+        s->capqueued = s->capqueued ? s->capqueued * 2 : 64;
+        s->queued = br_realloc(s->queued, s->capqueued * sizeof(*s->queued));
+    }
+    r = &s->queued[s->nqueued++];
+    r->kind = kind;
+    r->channel = br_strdup(channel);
+    r->body = br_malloc(len + 1);
+    memcpy(r->body, body, len);
+    r->body[len] = '\0';
+    r->len = len;
+    r->at = br_now_ms();
+}
+
+int
+br_store_inbox_flush(struct br_store *s, size_t *n)
+{
+    int rc;
+
+    *n = 0;
+    if (s->nqueued == 0)
+        return 0;
+    rc = br_store_begin(s);
+    for (size_t i = 0; i < s->nqueued && rc == 0; i++)
+        rc = inbox_insert(s, s->queued[i].kind, s->queued[i].channel, s->queued[i].body, s->queued[i].len,
+                          s->queued[i].at, NULL);
+    if (rc == 0)
+        rc = br_store_commit(s);
+    if (rc)
+        br_store_rollback(s);
+    else
+        *n = s->nqueued;
+    drop_queued(s);
+    return rc;
 }
 
 int
@@ -899,9 +991,9 @@ br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct
      * is made without a contact rather than not at all).
      */
     int rc = SQLITE_DONE;
-    sqlite3_stmt *st = q(s, "SELECT " JOB_COLS " FROM jobs j WHERE j.upstream=? AND j.state=0 AND j.next_at<=? "
+    sqlite3_stmt *st = q(s, "SELECT " JOB_COLS " FROM jobs j WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.next_at<=? "
                             "AND NOT EXISTS (SELECT 1 FROM jobs k WHERE k.lane=j.lane AND k.id<j.id AND "
-                            "(k.state IN (0,1) OR (k.state=3 AND k.kind='task'))) "
+                            "k.state<>2 AND (k.state IN (0,1) OR (k.state=3 AND k.kind='task'))) "
                             "ORDER BY j.next_at, j.id LIMIT ?",
                          "tii", upstream, now, (int64_t)max);
 
@@ -953,7 +1045,7 @@ br_store_job_finish(struct br_store *s, int64_t id, int state, int attempts, int
 int
 br_store_job_recover_inflight(struct br_store *s, int64_t *n)
 {
-    if (done(s, q(s, "UPDATE jobs SET state=0, recover=1 WHERE state=1", "")))
+    if (done(s, q(s, "UPDATE jobs SET state=0, recover=1 WHERE state=1 AND state<>2", "")))
         return BR_EIO;
     *n = sqlite3_changes(s->db);
     return 0;
@@ -962,7 +1054,7 @@ br_store_job_recover_inflight(struct br_store *s, int64_t *n)
 int64_t
 br_store_job_count(struct br_store *s, int state)
 {
-    sqlite3_stmt *st = q(s, "SELECT count(*) FROM jobs WHERE state=?", "n", state);
+    sqlite3_stmt *st = q(s, state == BR_JOB_DONE ? "SELECT count(*) FROM jobs WHERE state=?" : "SELECT count(*) FROM jobs WHERE state=? AND state<>2", "n", state);
     int64_t v = 0;
     if (row(s, st) == 0) {
         v = sqlite3_column_int64(st, 0);
@@ -974,8 +1066,21 @@ br_store_job_count(struct br_store *s, int state)
 bool
 br_store_job_waiting(struct br_store *s, const char *lane, const char *kind)
 {
-    sqlite3_stmt *st = q(s, "SELECT 1 FROM jobs WHERE lane=? AND kind=? AND state=0 LIMIT 1", "tt",
+    sqlite3_stmt *st = q(s, "SELECT 1 FROM jobs WHERE lane=? AND kind=? AND state=0 AND state<>2 LIMIT 1", "tt",
                          lane, kind);
+    bool found = row(s, st) == 0;
+    if (found)
+        sqlite3_reset(st);
+    return found;
+}
+
+bool
+br_store_job_blocked(struct br_store *s, const char *lane, int64_t id)
+{
+    /* The same rule as br_store_job_ready's: what holds a job back in its lane. */
+    sqlite3_stmt *st = q(s, "SELECT 1 FROM jobs WHERE lane=? AND id<? AND state<>2 AND "
+                            "(state IN (0,1) OR (state=3 AND kind='task')) LIMIT 1",
+                         "ti", lane, id);
     bool found = row(s, st) == 0;
     if (found)
         sqlite3_reset(st);
@@ -1262,7 +1367,7 @@ int
 br_store_dead_letters(struct br_store *s, char **json_out)
 {
     sqlite3_stmt *st = q(s, "SELECT id, kind, conv_id, upstream, attempts, updated_at, last_error, last_request, "
-                            "last_response FROM jobs WHERE state=3 ORDER BY id", "");
+                            "last_response FROM jobs WHERE state=3 AND state<>2 ORDER BY id", "");
     json_t *out = json_array();
     int rc;
 
@@ -1294,7 +1399,7 @@ br_store_dead_retry(struct br_store *s, int64_t id, int64_t *n)
     /* Back in the queue as if new, but checking first: its request may have been done after all. */
     if (done(s, id > 0 ? q(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1 WHERE state=3 AND id=?", "ii",
                            br_now_ms(), id)
-                       : q(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1 WHERE state=3", "i",
+                       : q(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1 WHERE state=3 AND state<>2", "i",
                            br_now_ms())))
         return BR_EIO;
     *n = sqlite3_changes(s->db);

@@ -54,6 +54,13 @@ struct br_inbox_row {
 };
 int br_store_inbox_add(struct br_store *s, int kind, const char *channel, const char *body,
                        size_t len, int64_t *id);
+/*
+ * Group commit: rows queued (copied) now are stored together by the next
+ * br_store_inbox_flush, in one transaction: all of them, or on an error
+ * none (and the queue is emptied either way).  *n says how many.
+ */
+void br_store_inbox_queue(struct br_store *s, int kind, const char *channel, const char *body, size_t len);
+int br_store_inbox_flush(struct br_store *s, size_t *n);
 /* BR_ENOTFOUND when the inbox is empty. */
 int br_store_inbox_next(struct br_store *s, struct br_inbox_row *row);
 int br_store_inbox_done(struct br_store *s, int64_t id);
@@ -209,6 +216,8 @@ struct br_job {
 void br_job_dispose(struct br_job *j);
 int br_store_job_add(struct br_store *s, const char *lane, const char *upstream, const char *kind,
                      int64_t conv_id, const char *payload, int64_t *id);
+/* Whether an older job of its lane holds job id back (see br_store_job_ready). */
+bool br_store_job_blocked(struct br_store *s, const char *lane, int64_t id);
 /*
  * Up to max ready jobs of an upstream: queued, due, and first in their
  * lane (nothing older in the lane is queued, in flight or dead).

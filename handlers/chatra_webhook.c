@@ -1,6 +1,7 @@
 /*
  * POST /webhooks/chatra/<channel>/<secret>: a Chatra webhook.  The event
- * is normalised, committed to the inbox, and only then acknowledged.
+ * is normalised, committed to the inbox (with the others of the same loop
+ * turn, see br_handlers_flush), and only then acknowledged.
  */
 #include "handlers.h"
 
@@ -50,14 +51,9 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
     }
     text = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
-    rc = br_store_inbox_add(h->store, BR_INBOX_CHATRA, ch->name, text, strlen(text), NULL);
+    /* Stored with the others of this loop turn in one commit; acknowledged only after it (503 if it fails). */
+    br_store_inbox_queue(h->store, BR_INBOX_CHATRA, ch->name, text, strlen(text));
     free(text);
-    if (rc) {
-        /* Not stored, so not acknowledged: Chatra should send it again. */
-        br_respond_error(res, 503, "cannot store the event; try again");
-        return;
-    }
-    if (h->engine)
-        br_engine_kick(h->engine);
+    res->after_flush = 1;
     br_respond_ok(res);
 }

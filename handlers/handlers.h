@@ -35,6 +35,13 @@ bool br_handler_secret_failed(struct br_handler_ctx *h, const struct br_http_req
 
 /* The br_http_handler_fn of the daemon: routes by method and path. */
 void br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_http_response *res);
+/*
+ * The HTTP server's flush (br_http_server_opts.flush): commits the inbox
+ * rows the webhook handlers queued in this loop turn, in one transaction,
+ * then wakes the engine.  0 when they are stored; otherwise none is, and
+ * their answers become 503 (the sender tries again).
+ */
+int br_handlers_flush(void *ctx);
 
 /* Route handlers; params are the path segments the route captured. */
 void br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request *req,

@@ -143,13 +143,9 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
         return;
     }
     body = br_asprintf("{\"task\":\"%s\"}", task);
-    rc = br_store_inbox_add(h->store, BR_INBOX_TRACKER, "", body, strlen(body), NULL);
+    /* Acknowledged after this loop turn's commit, like Chatra's webhooks. */
+    br_store_inbox_queue(h->store, BR_INBOX_TRACKER, "", body, strlen(body));
     free(body);
-    if (rc) {
-        br_respond_error(res, 503, "cannot store the event; try again");
-        return;
-    }
-    if (h->engine)
-        br_engine_kick(h->engine);
+    res->after_flush = 1;
     br_respond_ok(res);
 }

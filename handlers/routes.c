@@ -1,5 +1,7 @@
 #include "handlers.h"
 
+#include "bridge/engine.h"
+#include "bridge/log.h"
 #include "bridge/ratelimit.h"
 #include "bridge/store.h"
 
@@ -143,4 +145,21 @@ br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_htt
         br_respond_error(res, 405, "method not allowed");
     else
         br_respond_error(res, 404, "no such endpoint");
+}
+
+int
+br_handlers_flush(void *ctx)
+{
+    struct br_handler_ctx *h = ctx;
+    size_t n = 0;
+    int rc = br_store_inbox_flush(h->store, &n);
+
+    if (rc) {
+        br_error("webhooks: cannot store this turn's events (%s); answered 503, the senders try again",
+                 br_strerror(rc));
+        return rc;
+    }
+    if (n > 0 && h->engine)
+        br_engine_kick(h->engine, n);
+    return 0;
 }

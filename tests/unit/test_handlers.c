@@ -23,6 +23,8 @@
 #include "bridge/store.h"
 #include "handlers/handlers.h"
 
+#include <sqlite3.h>
+
 #define SHOP_SECRET "shopHookSecret_abcdef123"
 #define SUPPORT_SECRET "supportHookSecret-98765"
 #define PLANFIX_SECRET "pfHookSecret0123456789"
@@ -127,7 +129,13 @@ call(struct fx *f, const char *method, const char *path, const char *query, cons
     br_buf_init(&f->res.body, 0);
     f->res.status = 200;
     f->res.content_type = "application/json";
+    f->res.after_flush = 0;
     br_handlers_dispatch(&f->ctx, &req, &f->res);
+    /* What the HTTP server does at the end of the loop turn. */
+    if (f->res.after_flush && br_handlers_flush(&f->ctx) != 0) {
+        f->res.status = 503;
+        br_buf_reset(&f->res.body);
+    }
 }
 
 static void
@@ -570,11 +578,57 @@ test_respond_helpers(void **state)
     br_buf_dispose(&res.body);
 }
 
+/* Webhooks of one loop turn are stored in one commit, all or none; none is acknowledged before it. */
+static void
+test_flush_stores_all_or_none(void **state)
+{
+    struct fx *f = *state;
+    struct br_http_request req = {.method = "POST", .query = "", .content_type = "application/json",
+                                  .remote_addr = "127.0.0.1"};
+    struct br_http_response res = {0};
+    char *path = br_strdup("/webhooks/chatra/shop/" SHOP_SECRET);
+    const char *body = "{\"eventName\":\"chatFragment\",\"client\":{\"id\":\"c1\"},"
+                       "\"messages\":[{\"id\":\"m1\",\"type\":\"client\",\"text\":\"hi\"}]}";
+    sqlite3 *db;
+
+    req.path = path;
+    req.body = body;
+    req.body_len = strlen(body);
+    for (int i = 0; i < 3; i++) {
+        br_buf_init(&res.body, 0);
+        res.status = 200;
+        res.after_flush = 0;
+        br_handlers_dispatch(&f->ctx, &req, &res);
+        assert_int_equal(res.status, 200);
+        assert_true(res.after_flush);
+        br_buf_dispose(&res.body);
+    }
+    /* Queued, not stored yet. */
+    assert_int_equal(br_store_inbox_pending(f->store), 0);
+    assert_int_equal(br_handlers_flush(&f->ctx), 0);
+    assert_int_equal(br_store_inbox_pending(f->store), 3);
+    assert_int_equal(br_handlers_flush(&f->ctx), 0); /* nothing queued: nothing to do */
+
+    /* A store that cannot take them: none is stored, the flush says so. */
+    br_buf_init(&res.body, 0);
+    br_handlers_dispatch(&f->ctx, &req, &res);
+    br_buf_dispose(&res.body);
+    assert_int_equal(sqlite3_open(f->cfg->store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER no_inbox BEFORE INSERT ON inbox BEGIN "
+                                      "SELECT RAISE(ABORT, 'disk trouble'); END;", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_not_equal(br_handlers_flush(&f->ctx), 0);
+    assert_int_equal(br_store_inbox_pending(f->store), 3);
+    free(path);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chatra_samples_are_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_stores_all_or_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chatra_wrong_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chatra_unknown_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chatra_malformed_json, setup, teardown),

@@ -17,6 +17,8 @@
 
 #include "bridge/store.h"
 
+#include <sqlite3.h>
+
 struct fx {
     char dir[64];
     char *path;
@@ -88,6 +90,53 @@ test_open_ping_instance_id(void **state)
     reopen(f);
     assert_string_equal(br_store_instance_id(f->s), saved);
     free(saved);
+}
+
+static int
+user_version(const char *path, const char *sql_before)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int v;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sql_before)
+        assert_int_equal(sqlite3_exec(db, sql_before, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version) * 10 + "
+                                            "(SELECT count(*) FROM sqlite_master WHERE name='conv_clients_conv')",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A store of schema version 1 (the first release) is upgraded in place when opened. */
+static void
+test_schema_upgrade(void **state)
+{
+    struct fx *f = *state;
+    int64_t id;
+
+    assert_int_equal(br_store_inbox_add(f->s, 1, "shop", "{}", 2, &id), 0);
+    br_store_free(f->s);
+    f->s = NULL;
+    /* Version 2, index present; then made to look like version 1. */
+    assert_int_equal(user_version(f->path, NULL), 21);
+    assert_int_equal(user_version(f->path, "DROP INDEX conv_clients_conv; PRAGMA user_version=1;"), 10);
+    reopen(f);
+    assert_int_equal(user_version(f->path, NULL), 21);
+    assert_int_equal(br_store_inbox_pending(f->s), 1);
+    /* A store newer than this build is refused, untouched. */
+    br_store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=3;"), 31);
+    assert_int_not_equal(br_store_open(&f->s, f->path), 0);
+    assert_null(f->s);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=2;"), 21);
+    reopen(f);
 }
 
 static void
@@ -739,6 +788,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_ping_instance_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_fails_on_bad_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conversations, setup, teardown),
