@@ -104,6 +104,7 @@ struct conn {
     const char *ctype;
     /* An answer waiting for the flush (after_flush), on the server's waiting list. */
     int waiting;
+    unsigned wturn; /* the flush turn it waits for */
     int ready;      /* flushed: written from the next LWS_CALLBACK_HTTP_WRITEABLE */
     struct conn *wprev, *wnext;
 };
@@ -128,6 +129,7 @@ struct br_http_server {
     uv_check_t flush_check;    /* after each loop turn's I/O: flush, then answer the waiting */
     int handles_open;
     struct conn *waiting;      /* answers waiting for the flush */
+    unsigned turn;             /* flushes so far */
 
     struct lws_context *ctx;
     struct lws_context *ctx_alive; /* lws writes NULL here once the context is freed */
@@ -432,6 +434,7 @@ respond(struct conn *c)
     if (res.after_flush && s->opts.flush != NULL) {
         /* Answered after this loop turn's flush (flush_waiting). */
         c->waiting = 1;
+        c->wturn = s->turn;
         c->wprev = NULL;
         c->wnext = s->waiting;
         if (s->waiting != NULL)
@@ -474,12 +477,23 @@ flush_waiting(uv_check_t *h)
 {
     struct br_http_server *s = h->data;
     struct conn *c;
+    unsigned turn;
     int rc;
 
     if (s->waiting == NULL)
         return;
     rc = s->opts.flush(s->opts.ctx);
-    while ((c = s->waiting) != NULL) {
+    /*
+     * Writing an answer can make lws read a pipelined request and queue
+     * its answer here, for the next flush: only answers of this flush's
+     * turn are taken, each time from the head (a write may free others).
+     */
+    turn = s->turn++;
+    for (;;) {
+        for (c = s->waiting; c != NULL && c->wturn != turn; c = c->wnext)
+            ;
+        if (c == NULL)
+            break;
         unwait(c);
         if (rc != 0) {
             static const char unstored[] = "{\"error\":\"cannot store the event; try again\"}";
@@ -489,6 +503,16 @@ flush_waiting(uv_check_t *h)
             memcpy(c->out + LWS_PRE, unstored, c->out_len);
             c->status = 503;
             c->ctype = "application/json";
+        }
+        if (!c->head && !c->close_after && c->out_len <= SMALL_RESPONSE) {
+            /*
+             * Written now, outside an lws callback: lws keeps what the
+             * socket does not take.  A connection lws cannot continue is
+             * closed from lws's side (there is no callback to return -1 from).
+             */
+            if (respond_at_once(c, c->status, c->ctype) != 0)
+                lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+            continue;
         }
         c->ready = 1;
         lws_callback_on_writable(c->wsi);

@@ -45,7 +45,12 @@ bool br_store_source_key_is_ours(struct br_store *s, const char *key);
 int64_t br_now_ms(void);
 
 /* ---- inbox: acknowledged webhooks, committed before the 200 ---- */
-enum br_inbox_kind { BR_INBOX_CHATRA = 1, BR_INBOX_TRACKER = 2 };
+/*
+ * CHATRA rows hold a normalised event (see chatra_event.h); CHATRA_RAW
+ * rows the webhook body as received, checked at the door and normalised
+ * when applied (cheaper to acknowledge).
+ */
+enum br_inbox_kind { BR_INBOX_CHATRA = 1, BR_INBOX_TRACKER = 2, BR_INBOX_CHATRA_RAW = 3 };
 struct br_inbox_row {
     int64_t id;
     int kind;

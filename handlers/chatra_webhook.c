@@ -9,7 +9,7 @@
 #include "bridge/engine.h"
 #include "bridge/log.h"
 #include "bridge/store.h"
-#include "chatra_event.h"
+#include "bridge/chatra_event.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,6 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
     const struct br_channel *ch = br_config_channel(h->cfg, params[0]);
     char err[200];
     json_t *ev = NULL;
-    char *text;
     int rc;
 
     if (ch == NULL) {
@@ -49,11 +48,13 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
         br_respond_error(res, 400, err);
         return;
     }
-    text = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
-    /* Stored with the others of this loop turn in one commit; acknowledged only after it (503 if it fails). */
-    br_store_inbox_queue(h->store, BR_INBOX_CHATRA, ch->name, text, strlen(text));
-    free(text);
+    /*
+     * The body as received (it was checked above; the engine normalises it
+     * again when applying it), stored with the others of this loop turn in
+     * one commit, and acknowledged only after it (503 if it fails).
+     */
+    br_store_inbox_queue(h->store, BR_INBOX_CHATRA_RAW, ch->name, req->body, req->body_len);
     res->after_flush = 1;
     br_respond_ok(res);
 }

@@ -1,7 +1,7 @@
 /*
  * fuzz_webhook.c - libFuzzer target for the inbound webhooks.
  *
- * Every input goes to the Chatra event parser (handlers/chatra_event.h).
+ * Every input goes to the Chatra event parser (bridge/chatra_event.h).
  * It then goes through the route table in-process (br_handlers_dispatch)
  * with a config loaded once from a temporary file and a store on
  * ":memory:", the same way tests/unit/test_handlers.c does it:
@@ -25,7 +25,7 @@
 #include "bridge/config.h"
 #include "bridge/log.h"
 #include "bridge/store.h"
-#include "handlers/chatra_event.h"
+#include "bridge/chatra_event.h"
 #include "handlers/handlers.h"
 
 #include <jansson.h>

@@ -22,7 +22,7 @@
 #include <jansson.h>
 
 #include "bridge/br.h"
-#include "handlers/chatra_event.h"
+#include "bridge/chatra_event.h"
 
 /* ---- where the files are -------------------------------------------------- */
 

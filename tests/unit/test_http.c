@@ -88,6 +88,11 @@ struct fx {
     char *raw_resp[4];
     uint64_t raw_eof_ms;
 
+    /* Answers after the flush (/later). */
+    int flushes;
+    int later_queued;  /* /later requests handled since the last flush */
+    int flush_fails;
+
     int closes_pending;
     uv_timer_t watchdog;
     uv_timer_t aux;
@@ -142,6 +147,11 @@ handler(void *ctx, const struct br_http_request *req, struct br_http_response *r
     } else if (strcmp(req->path, "/text") == 0) {
         res->content_type = "text/plain";
         br_buf_puts(&res->body, "hello");
+    } else if (strcmp(req->path, "/later") == 0) {
+        /* Holds only once the flush stored what this request queued. */
+        res->after_flush = 1;
+        fx->later_queued++;
+        br_buf_puts(&res->body, "{\"ok\":\"later\"}");
     } else if (strcmp(req->path, "/empty") == 0) {
         /* No body at all. */
     } else if (strcmp(req->path, "/big") == 0) {
@@ -183,6 +193,16 @@ fx_init(struct fx *fx)
     fx->aux.data = fx;
 }
 
+static int
+flush(void *ctx)
+{
+    struct fx *fx = ctx;
+
+    fx->flushes++;
+    fx->later_queued = 0;
+    return fx->flush_fails ? -1 : 0;
+}
+
 static void
 start_server(struct fx *fx, size_t max_body, unsigned timeout_s)
 {
@@ -193,6 +213,7 @@ start_server(struct fx *fx, size_t max_body, unsigned timeout_s)
         .request_timeout_s = timeout_s,
         .handler = handler,
         .ctx = fx,
+        .flush = flush,
     };
 
     assert_int_equal(br_http_server_new(&fx->srv, &fx->loop, &o), 0);
@@ -893,6 +914,51 @@ test_keepalive_one_connection(void **state)
     fx_teardown(&fx);
 }
 
+/*
+ * An after_flush answer is written only after the flush, request after
+ * request on a kept-alive connection; a failed flush turns it into a 503.
+ */
+static void
+test_answers_after_flush(void **state)
+{
+    static const char *const script[] = {
+        "POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab",
+        "POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\ncd",
+        "POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nef",
+        NULL,
+    };
+    static const char *const failing[] = {
+        "POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\ngh",
+        NULL,
+    };
+    struct fx fx;
+
+    (void)state;
+    fx_init(&fx);
+    start_server(&fx, 0, 0);
+    raw_connect(&fx, fx.port, script);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx.raw_step, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(strstr(fx.raw_resp[i], "HTTP/1.1 200"));
+        assert_non_null(strstr(fx.raw_resp[i], "\r\n\r\n{\"ok\":\"later\"}"));
+        assert_null(strcasestr(fx.raw_resp[i], "connection: close"));
+    }
+    assert_int_equal(fx.handler_calls, 3);
+    assert_int_equal(fx.flushes, 3);
+    assert_int_equal(fx.later_queued, 0);
+    free_raw(&fx);
+
+    fx.flush_fails = 1;
+    raw_connect(&fx, fx.port, failing);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx.raw_step, 1);
+    assert_non_null(strstr(fx.raw_resp[0], "HTTP/1.1 503"));
+    assert_non_null(strstr(fx.raw_resp[0], "cannot store the event; try again"));
+    free_raw(&fx);
+    fx_teardown(&fx);
+}
+
 static void
 test_slow_client_dropped(void **state)
 {
@@ -1253,6 +1319,7 @@ main(void)
         cmocka_unit_test(test_sequential_requests),
         cmocka_unit_test(test_parallel_requests),
         cmocka_unit_test(test_keepalive_one_connection),
+        cmocka_unit_test(test_answers_after_flush),
         cmocka_unit_test(test_body_framing),
         cmocka_unit_test(test_body_limit_early_answer),
         cmocka_unit_test(test_slow_client_dropped),

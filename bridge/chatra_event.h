@@ -1,9 +1,10 @@
 /*
  * chatra_event.h - maps a Chatra webhook body to the bridge's own event
  * shape.  Chatra's payloads vary (text or message, missing eventName,
- * missing ids), so the handler normalises once at the door and stores
- * the normalised JSON in the inbox; everything behind it reads only
- * this shape:
+ * missing ids): the webhook handler checks a body with it at the door
+ * (and stores the body as received), the engine turns the stored body
+ * into this shape when it applies it, and nothing else reads Chatra's
+ * own shape:
  *
  *   {"event": "started" | "fragment" | "transcript",
  *    "client": {"id", "chat_id", "name", "email", "phone", "displayed_name"},
