@@ -237,12 +237,14 @@ make_instance_id(char out[40])
  * in a transaction) and raises SCHEMA_VERSION; a database is never
  * silently used with a shape the code does not expect.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* migrations[i] takes a store from version i + 1 to i + 2. */
 static const char *const migrations[SCHEMA_VERSION - 1] = {
     /* 2: a conversation's devices without a scan of every device (merges, identities). */
     "CREATE INDEX conv_clients_conv ON conv_clients(conv_id);",
+    /* 3: the tracker's webhooks are applied before waiting chat events. */
+    "CREATE INDEX inbox_pending_kind ON inbox(kind, id) WHERE processed_at IS NULL;",
 };
 
 static int
@@ -467,9 +469,19 @@ br_store_inbox_flush(struct br_store *s, size_t *n)
 int
 br_store_inbox_next(struct br_store *s, struct br_inbox_row *r)
 {
-    sqlite3_stmt *st = q(s, "SELECT id, kind, channel, body FROM inbox WHERE processed_at IS NULL "
+    /*
+     * The tracker's webhooks first: each only asks for a task's new
+     * comments (replies waiting for the chat), and must not wait behind a
+     * flood of chat events.  Their order among themselves, and the chat
+     * events' among theirs, is kept.
+     */
+    sqlite3_stmt *st = q(s, "SELECT id, kind, channel, body FROM inbox WHERE processed_at IS NULL AND kind=2 "
                             "ORDER BY id LIMIT 1", "");
     int rc = row(s, st);
+    if (rc == BR_ENOTFOUND) {
+        st = q(s, "SELECT id, kind, channel, body FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT 1", "");
+        rc = row(s, st);
+    }
     if (rc)
         return rc;
     r->id = sqlite3_column_int64(st, 0);

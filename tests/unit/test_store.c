@@ -123,20 +123,43 @@ test_schema_upgrade(void **state)
     assert_int_equal(br_store_inbox_add(f->s, 1, "shop", "{}", 2, &id), 0);
     br_store_free(f->s);
     f->s = NULL;
-    /* Version 2, index present; then made to look like version 1. */
-    assert_int_equal(user_version(f->path, NULL), 21);
-    assert_int_equal(user_version(f->path, "DROP INDEX conv_clients_conv; PRAGMA user_version=1;"), 10);
+    /* The current version, index present; then made to look like version 1. */
+    assert_int_equal(user_version(f->path, NULL), 31);
+    assert_int_equal(user_version(f->path, "DROP INDEX conv_clients_conv; DROP INDEX inbox_pending_kind; "
+                                           "PRAGMA user_version=1;"),
+                     10);
     reopen(f);
-    assert_int_equal(user_version(f->path, NULL), 21);
+    assert_int_equal(user_version(f->path, NULL), 31);
     assert_int_equal(br_store_inbox_pending(f->s), 1);
     /* A store newer than this build is refused, untouched. */
     br_store_free(f->s);
     f->s = NULL;
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=3;"), 31);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=4;"), 41);
     assert_int_not_equal(br_store_open(&f->s, f->path), 0);
     assert_null(f->s);
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=2;"), 21);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=3;"), 31);
     reopen(f);
+}
+
+/* The tracker's webhooks are applied before chat events that wait; each kind keeps its order. */
+static void
+test_inbox_tracker_first(void **state)
+{
+    struct fx *f = *state;
+    struct br_inbox_row r;
+    static const int kinds[] = {1, 1, 2, 1, 2};
+    static const int64_t want[] = {3, 5, 1, 2, 4};
+    int64_t id;
+
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(br_store_inbox_add(f->s, kinds[i], "shop", "{}", 2, &id), 0);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(br_store_inbox_next(f->s, &r), 0);
+        assert_int_equal(r.id, want[i]);
+        assert_int_equal(br_store_inbox_done(f->s, r.id), 0);
+        br_inbox_row_dispose(&r);
+    }
+    assert_int_equal(br_store_inbox_next(f->s, &r), BR_ENOTFOUND);
 }
 
 static void
@@ -189,36 +212,37 @@ test_inbox(void **state)
     assert_true(id2 > id1);
     assert_int_equal(br_store_inbox_pending(f->s), 2);
 
-    assert_int_equal(br_store_inbox_next(f->s, &r), 0);
-    assert_int_equal(r.id, id1);
-    assert_int_equal(r.kind, BR_INBOX_CHATRA);
-    assert_string_equal(r.channel, "shop");
-    assert_string_equal(r.body, "{\"a\":1}");
-    br_inbox_row_dispose(&r);
-    assert_null(r.channel);
-    assert_null(r.body);
-
-    /* next does not consume: the same row comes back until it is done. */
-    assert_int_equal(br_store_inbox_next(f->s, &r), 0);
-    assert_int_equal(r.id, id1);
-    br_inbox_row_dispose(&r);
-
-    assert_int_equal(br_store_inbox_done(f->s, id1), 0);
-    assert_int_equal(br_store_inbox_pending(f->s), 1);
+    /* The tracker's row first (see test_inbox_tracker_first). */
     assert_int_equal(br_store_inbox_next(f->s, &r), 0);
     assert_int_equal(r.id, id2);
     assert_int_equal(r.kind, BR_INBOX_TRACKER);
     assert_string_equal(r.channel, "");
     assert_string_equal(r.body, "{\"task\":\"5\"}");
     br_inbox_row_dispose(&r);
+    assert_null(r.channel);
+    assert_null(r.body);
+
+    /* next does not consume: the same row comes back until it is done. */
+    assert_int_equal(br_store_inbox_next(f->s, &r), 0);
+    assert_int_equal(r.id, id2);
+    br_inbox_row_dispose(&r);
+
+    assert_int_equal(br_store_inbox_done(f->s, id2), 0);
+    assert_int_equal(br_store_inbox_pending(f->s), 1);
+    assert_int_equal(br_store_inbox_next(f->s, &r), 0);
+    assert_int_equal(r.id, id1);
+    assert_int_equal(r.kind, BR_INBOX_CHATRA);
+    assert_string_equal(r.channel, "shop");
+    assert_string_equal(r.body, "{\"a\":1}");
+    br_inbox_row_dispose(&r);
 
     /* Survives a restart. */
     reopen(f);
     assert_int_equal(br_store_inbox_pending(f->s), 1);
     assert_int_equal(br_store_inbox_next(f->s, &r), 0);
-    assert_int_equal(r.id, id2);
+    assert_int_equal(r.id, id1);
     br_inbox_row_dispose(&r);
-    assert_int_equal(br_store_inbox_done(f->s, id2), 0);
+    assert_int_equal(br_store_inbox_done(f->s, id1), 0);
     assert_int_equal(br_store_inbox_pending(f->s), 0);
     assert_int_equal(br_store_inbox_next(f->s, &r), BR_ENOTFOUND);
 }
@@ -789,6 +813,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_open_ping_instance_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_fails_on_bad_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_tracker_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conversations, setup, teardown),
