@@ -1142,7 +1142,9 @@ br_store_merge(struct br_store *s, int64_t survivor_conv, int64_t merged_conv, c
                  ? column_list(s, q(s, "SELECT email FROM person_emails WHERE person_id=?", "i", mc.person_id))
                  : json_array();
     rc = BR_EIO;
+    /* Replies relayed to the merged device's chat come back from it as the survivor's: their echo goes too. */
     if (done(s, q(s, "UPDATE conv_clients SET conv_id=? WHERE conv_id=?", "ii", survivor_conv, merged_conv)) ||
+        done(s, q(s, "UPDATE relays SET conv_id=? WHERE conv_id=?", "ii", survivor_conv, merged_conv)) ||
         done(s, q(s, "UPDATE conversations SET merged_into=?, updated_at=? WHERE id=?", "iii", survivor_conv,
                   br_now_ms(), merged_conv)))
         goto out;

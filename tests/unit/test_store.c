@@ -589,6 +589,22 @@ ready_ids(struct fx *f, const char *upstream, int64_t now, int64_t *ids, size_t 
     return n;
 }
 
+/* A reply relayed to a device's chat before its thread was merged is still recognised when it echoes. */
+static void
+test_relays_follow_a_merge(void **state)
+{
+    struct fx *f = *state;
+    int64_t a, b, merge;
+    bool found = true;
+
+    assert_int_equal(br_store_conv_create(f->s, "shop", "laptop", &a), 0);
+    assert_int_equal(br_store_conv_create(f->s, "shop", "phone", &b), 0);
+    assert_int_equal(br_store_relay_add(f->s, b, "agent-1", "Yes, in stock"), 0);
+    assert_int_equal(br_store_merge(f->s, a, b, "maria@example.org", false, &merge), 0);
+    assert_int_equal(br_store_relay_consume(f->s, a, "agent-1", "Yes, in stock", &found), 0);
+    assert_true(found);
+}
+
 static void
 test_job_add_get(void **state)
 {
@@ -821,6 +837,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_comment_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relays_follow_a_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_add_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_lane_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_dead_task_blocks, setup, teardown),
