@@ -763,7 +763,7 @@ load(struct loader *L, json_t *root)
     static const char *const known_tracker[] = {"kind", "url", "token", "webhook_secret",
                                                 "requests_per_second", "timeout_ms",
                                                 "poll_interval_s", "project", "api_key",
-                                                "closed_status_id", NULL};
+                                                "closed_status_id", "coalesce_ms", NULL};
     static const char *const known_limits[] = {"max_body_bytes", "per_address_rps", "per_address_burst",
                                                "bad_secrets_per_minute", NULL};
     struct br_config *c = L->cfg;
@@ -857,6 +857,7 @@ load(struct loader *L, json_t *root)
         /* Planfix allows 1 request per second; a self-hosted Redmine takes more. */
         c->tracker_rps = get_num(L, o, "tracker", "requests_per_second", redmine ? 5 : 1, 0.01, 1000);
         c->tracker_timeout_ms = get_int(L, o, "tracker", "timeout_ms", 15000, 100, 600000, false);
+        c->coalesce_ms = get_int(L, o, "tracker", "coalesce_ms", 2000, 0, 60000, false);
         /* Redmine has no webhooks: polling is how replies arrive, so it runs more often. */
         c->poll_interval_s = get_int(L, o, "tracker", "poll_interval_s", redmine ? 10 : 60, 0, 86400, false);
         if (redmine && c->poll_interval_s == 0)

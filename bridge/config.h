@@ -93,6 +93,7 @@ struct br_config {
     double tracker_rps;
     long tracker_timeout_ms;
     long poll_interval_s;      /* 0 = off */
+    long coalesce_ms;          /* a visitor message waits this long for the next ones (one comment) */
     bool companies;            /* map e-mail domains to company contacts */
     long company_template_id;
     char **public_domains;     /* mail providers whose domain says nothing of a company */

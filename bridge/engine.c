@@ -129,14 +129,16 @@ lane_name(char kind, int64_t conv_id)
     return br_asprintf("%c:%lld", kind, (long long)conv_id);
 }
 
+/* Adds a job that runs no sooner than delay_ms from now. */
 static int
-add_job(struct br_engine *e, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
-        json_t *payload)
+add_job_later(struct br_engine *e, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
+              json_t *payload, int64_t delay_ms)
 {
     char *lane = lane_name(lane_kind, conv_id);
     char *text = json_dumps(payload, JSON_COMPACT);
     int64_t id = 0;
-    int rc = br_store_job_add(e->store, lane, upstream, kind, conv_id, text, &id);
+    int rc = br_store_job_add_at(e->store, lane, upstream, kind, conv_id, text,
+                                 delay_ms > 0 ? br_now_ms() + delay_ms : 0, &id);
 
     if (rc == 0 && !br_store_job_blocked(e->store, lane, id)) {
         /* First in its lane: its upstream has something to send. */
@@ -148,6 +150,13 @@ add_job(struct br_engine *e, char lane_kind, const char *upstream, const char *k
     free(lane);
     json_decref(payload);
     return rc;
+}
+
+static int
+add_job(struct br_engine *e, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
+        json_t *payload)
+{
+    return add_job_later(e, lane_kind, upstream, kind, conv_id, payload, 0);
 }
 
 static void
@@ -595,7 +604,13 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
             if ((rc = br_store_msg_set_gen(e->store, mid, c.gen)))
                 goto out;
         }
-        if ((rc = add_job(e, 't', "tracker", "comment", c.id, json_pack("{s:I}", "msg", (json_int_t)mid))))
+        /*
+         * A visitor's message waits coalesce_ms for the ones typed right
+         * after it: they go to the tracker as one comment (its budget is a
+         * request a second).  An agent's message goes at once.
+         */
+        if ((rc = add_job_later(e, 't', "tracker", "comment", c.id, json_pack("{s:I}", "msg", (json_int_t)mid),
+                                strcmp(type, "client") == 0 ? e->cfg->coalesce_ms : 0)))
             goto out;
     }
 

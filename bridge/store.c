@@ -965,10 +965,17 @@ int
 br_store_job_add(struct br_store *s, const char *lane, const char *upstream, const char *kind, int64_t conv_id,
                  const char *payload, int64_t *id)
 {
+    return br_store_job_add_at(s, lane, upstream, kind, conv_id, payload, 0, id);
+}
+
+int
+br_store_job_add_at(struct br_store *s, const char *lane, const char *upstream, const char *kind, int64_t conv_id,
+                    const char *payload, int64_t not_before, int64_t *id)
+{
     int64_t now = br_now_ms();
     if (done(s, q(s, "INSERT INTO jobs(lane, upstream, kind, conv_id, payload, state, next_at, created_at, "
                      "updated_at) VALUES(?,?,?,?,?,0,?,?,?)",
-                  "tttitiii", lane, upstream, kind, conv_id, payload, now, now, now)))
+                  "tttitiii", lane, upstream, kind, conv_id, payload, not_before > now ? not_before : now, now, now)))
         return BR_EIO;
     if (id)
         *id = sqlite3_last_insert_rowid(s->db);

@@ -221,6 +221,9 @@ struct br_job {
 void br_job_dispose(struct br_job *j);
 int br_store_job_add(struct br_store *s, const char *lane, const char *upstream, const char *kind,
                      int64_t conv_id, const char *payload, int64_t *id);
+/* The same, not to run before not_before (wall clock, ms). */
+int br_store_job_add_at(struct br_store *s, const char *lane, const char *upstream, const char *kind,
+                        int64_t conv_id, const char *payload, int64_t not_before, int64_t *id);
 /* Whether an older job of its lane holds job id back (see br_store_job_ready). */
 bool br_store_job_blocked(struct br_store *s, const char *lane, int64_t id);
 /*

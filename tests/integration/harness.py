@@ -375,6 +375,9 @@ def default_config(fakes, **overrides):
             # The poll (a safety net for lost Planfix webhooks) is off unless a test wants it:
             # exact request assertions would otherwise see it.
             "poll_interval_s": 0,
+            # Comments go at once unless a test wants the coalescing wait: exact request
+            # assertions would otherwise depend on timing.
+            "coalesce_ms": 0,
         },
         "employees": [dict(ANNA), dict(BORIS)],
         "channels": [{

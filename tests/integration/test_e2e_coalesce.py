@@ -1,6 +1,7 @@
 """Issue "never lose a message, never flood the tracker", behaviour 3: visitor messages still
 waiting for the tracker go as one comment, each on its own line with its time."""
 
+import time
 import unittest
 
 from harness import chat_event, msg, wait_until
@@ -51,6 +52,23 @@ class TestCoalescing(E2ECase):
             ("third", {"id": contact})])
         self.assertEqual([p["body"]["description"] for p in self.comment_posts(task)],
                          ["<i>08:26:40</i> first<br><i>08:26:41</i> second", "answer", "third"])
+
+
+    def test_messages_typed_within_the_wait_become_one_comment(self):
+        # Even when the tracker is free, a visitor's message waits coalesce_ms for the next ones.
+        self.start_bridge(tracker={"requests_per_second": 1, "coalesce_ms": 1500})
+        task, contact = self.open_chat("client-1", email="maria@example.org")
+        self.wait_idle(timeout=15)
+        for i in range(3):
+            self.post(chat_event("chatFragment", "client-1", [msg("w%d" % i, "typed %d" % i, created_at=T0 + i * 300)],
+                                 email="maria@example.org"))
+            time.sleep(0.3)
+        wait_until(lambda: len(self.comment_texts(task)) == 3 or None, timeout=15,
+                   message=lambda: "not all messages mirrored: %s" % self.comment_texts(task))
+        self.assert_quiet()
+        [post] = self.comment_posts(task)
+        self.assertEqual(split_coalesced(post["body"]["description"]), ["typed 0", "typed 1", "typed 2"])
+        self.assertEqual(post["body"]["owner"], {"id": contact})
 
 
 if __name__ == "__main__":
