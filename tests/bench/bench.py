@@ -100,7 +100,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 
@@ -227,7 +226,7 @@ class Nginx:
     """nginx as our own single process on a free port, everything it writes in a tmpdir."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="br-bench-nginx-")
+        self.dir = h._mkdtemp("br-bench-nginx-")     # removed at exit and on SIGTERM too
         self.port = h.free_port()
         conf = open(NGINX_CONF).read().replace("@DIR@", self.dir).replace("@PORT@", str(self.port))
         self.conf = os.path.join(self.dir, "nginx.conf")
@@ -248,8 +247,7 @@ class Nginx:
 
     def stop(self):
         h._reap(self.proc, signal.SIGTERM, 10)
-        if not h.KEEP_TMP:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        h._rmtree(self.dir)
 
 
 def wrk_command(url, conversations, tag, duration, args):
