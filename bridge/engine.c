@@ -110,7 +110,7 @@ struct run {
 
 static void work(struct br_engine *e);
 void br_engine_kick(struct br_engine *e, size_t events);
-static void kick_now(struct br_engine *e);
+static void schedule_work(struct br_engine *e);
 static void undry(struct br_engine *e);
 
 /* ------------------------------------------------------------------ */
@@ -842,7 +842,7 @@ job_finish(struct run *r, struct br_result *res)
     run_free(r);
     /* The lane may have a next job now. */
     undry(e);
-    kick_now(e);
+    schedule_work(e);
 }
 
 static void
@@ -874,7 +874,7 @@ job_later(struct run *r, int64_t delay_ms)
     run_free(r);
     undry(e);
     if (delay_ms == 0)
-        kick_now(e);
+        schedule_work(e);
 }
 
 static void
@@ -2112,7 +2112,7 @@ on_poll(uv_timer_t *t)
     if (e->closing || br_store_job_waiting(e->store, "p:0", "poll"))
         return;
     if (TX(e, add_job(e, 'p', "tracker", "poll", 0, json_object())) == 0)
-        kick_now(e);
+        schedule_work(e);
 }
 
 /* ---- reply ---- */
@@ -2272,13 +2272,6 @@ schedule_work(struct br_engine *e)
         uv_timer_start(&e->work, on_work, NEXT_ITERATION_MS, 0);
     else if (!uv_is_active((uv_handle_t *)&e->work))
         uv_timer_start(&e->work, on_work, BUSY_DELAY_MS, 0);
-}
-
-/* A job ended (its lane may go on) or a job was added. */
-static void
-kick_now(struct br_engine *e)
-{
-    schedule_work(e);
 }
 
 void
