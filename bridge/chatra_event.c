@@ -1,5 +1,7 @@
 #include "chatra_event.h"
 
+#include "email.h"
+
 #include "bridge/br.h"
 
 #include <ctype.h>
@@ -43,26 +45,13 @@ copy_str(json_t *dst, const char *dkey, json_t *src, const char *skey)
 static json_t *
 normalise_email(json_t *v)
 {
-    const char *s;
-    size_t b, e;
-    char *low;
+    char *norm;
     json_t *out;
 
-    if (!json_is_string(v))
+    if (!json_is_string(v) || (norm = br_email_normalize(json_string_value(v), json_string_length(v))) == NULL)
         return NULL;
-    s = json_string_value(v);
-    e = json_string_length(v);
-    for (b = 0; b < e && isspace((unsigned char)s[b]); b++)
-        ;
-    while (e > b && isspace((unsigned char)s[e - 1]))
-        e--;
-    if (e == b || memchr(s + b, '@', e - b) == NULL)
-        return NULL;
-    low = br_strndup(s + b, e - b);
-    for (char *p = low; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    out = json_string(low);
-    free(low);
+    out = json_string(norm);
+    free(norm);
     return out;
 }
 

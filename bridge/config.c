@@ -1,5 +1,8 @@
 #include "config.h"
 
+#include "email.h"
+#include "tz.h"
+
 #include "log.h"
 #include "templates/tpl.h"
 
@@ -242,6 +245,22 @@ get_bool(struct loader *L, json_t *obj, const char *base, const char *key, bool 
     return out;
 }
 
+/* An IANA time zone name ("Europe/Moscow") that this machine's tzdata knows. */
+static char *
+get_zone(struct loader *L, json_t *obj, const char *base, const char *key, const char *def)
+{
+    char *z = get_str(L, obj, base, key, def, false, false);
+    if (z && !br_tz_known(z)) {
+        char *path = join_path(base, key);
+        PROBLEM(L, path, "\"%s\" is not a time zone this machine knows (an IANA name such as \"Europe/Moscow\"; "
+                         "install tzdata)", z);
+        free(path);
+        free(z);
+        z = NULL;
+    }
+    return z;
+}
+
 /* Reports keys that the schema does not know: typos should not pass silently. */
 static void
 check_keys(struct loader *L, json_t *obj, const char *base, const char *const *known)
@@ -290,6 +309,17 @@ lower(char *s)
 {
     for (; s && *s; s++)
         *s = (char)tolower((unsigned char)*s);
+}
+
+/* An e-mail in its normal form (see email.h); one that is not an address stays as written. */
+static char *
+normal_email(char *s)
+{
+    char *n = s ? br_email_normalize(s, strlen(s)) : NULL;
+    if (n == NULL)
+        return s;
+    free(s);
+    return n;
 }
 
 static char *
@@ -527,8 +557,7 @@ load_employees(struct loader *L, json_t *arr)
         }
         check_keys(L, e, base, known);
         emp->name = get_str(L, e, base, "name", NULL, true, false);
-        emp->email = get_str(L, e, base, "email", NULL, true, false);
-        lower(emp->email);
+        emp->email = normal_email(get_str(L, e, base, "email", NULL, true, false));
         emp->tracker_user = get_str(L, e, base, "tracker_user", NULL, true, false);
         emp->chatra_agent_id = get_str(L, e, base, "chatra_agent_id", NULL, false, false);
         if (emp->email && strchr(emp->email, '@') == NULL) {
@@ -668,9 +697,8 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
             if (!json_is_string(v)) {
                 PROBLEM(L, ip, "must be an employee e-mail");
             } else {
-                char *email = br_strdup(json_string_value(v));
+                char *email = normal_email(br_strdup(json_string_value(v)));
                 struct br_employee *found = NULL;
-                lower(email);
                 for (size_t k = 0; k < c->n_employees; k++)
                     if (c->employees[k].email && strcmp(c->employees[k].email, email) == 0)
                         found = &c->employees[k];
@@ -755,7 +783,7 @@ static void
 load(struct loader *L, json_t *root)
 {
     static const char *const known[] = {"listen", "store", "log", "tracker", "employees",
-                                        "channels", "limits", "companies", NULL};
+                                        "channels", "limits", "companies", "language", "timezone", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", NULL};
     static const char *const known_store[] = {"kind", "path", "retention_days", NULL};
@@ -763,7 +791,7 @@ load(struct loader *L, json_t *root)
     static const char *const known_tracker[] = {"kind", "url", "token", "webhook_secret",
                                                 "requests_per_second", "timeout_ms",
                                                 "poll_interval_s", "project", "api_key",
-                                                "closed_status_id", "coalesce_ms", NULL};
+                                                "closed_status_id", "coalesce_ms", "timezone", NULL};
     static const char *const known_limits[] = {"max_body_bytes", "per_address_rps", "per_address_burst",
                                                "bad_secrets_per_minute", NULL};
     struct br_config *c = L->cfg;
@@ -817,6 +845,11 @@ load(struct loader *L, json_t *root)
             PROBLEM(L, "log.level", "must be one of debug, info, warn, error");
     }
 
+    c->language = get_str(L, root, "", "language", "en", false, false);
+    if (c->language && strcmp(c->language, "en") != 0 && strcmp(c->language, "ru") != 0)
+        PROBLEM(L, "language", "\"%s\" is not supported (supported: en, ru)", json_string_value(get(root, "language")));
+    c->timezone = get_zone(L, root, "", "timezone", "UTC");
+
     o = get_obj(L, root, "", "tracker", true);
     check_keys(L, o, "tracker", known_tracker);
     if (o) {
@@ -854,6 +887,7 @@ load(struct loader *L, json_t *root)
             check_secret_strength(L, "tracker", "webhook_secret", c->tracker_webhook_secret);
         }
         c->tracker_closed_status_id = get_int(L, o, "tracker", "closed_status_id", 0, 1, LONG_MAX, false);
+        c->tracker_timezone = get_zone(L, o, "tracker", "timezone", NULL);
         /* Planfix allows 1 request per second; a self-hosted Redmine takes more. */
         c->tracker_rps = get_num(L, o, "tracker", "requests_per_second", redmine ? 5 : 1, 0.01, 1000);
         c->tracker_timeout_ms = get_int(L, o, "tracker", "timeout_ms", 15000, 100, 600000, false);
@@ -971,6 +1005,9 @@ br_config_free(struct br_config *c)
     free(c->store_kind);
     free(c->store_path);
     free(c->log_level);
+    free(c->language);
+    free(c->timezone);
+    free(c->tracker_timezone);
     free(c->tracker_kind);
     free(c->tracker_url);
     free(c->tracker_token);

@@ -84,12 +84,15 @@ struct br_config {
     char *store_path;          /* absolute or relative to the working directory */
     double retention_days;     /* message texts of chats closed longer ago are removed; 0 = keep */
     char *log_level;
+    char *language;            /* "en" or "ru": the bridge's own words and the default templates */
+    char *timezone;            /* IANA name: how times are shown to people (default "UTC") */
     char *tracker_kind;        /* "planfix" or "redmine" */
     char *tracker_url;         /* without trailing slash */
     char *tracker_token;       /* Planfix's token or Redmine's api_key */
     char *tracker_webhook_secret; /* Planfix only: Redmine has no webhooks */
     char *tracker_project;     /* Redmine: the project's identifier */
     long tracker_closed_status_id; /* the channels' default, 0 = none */
+    char *tracker_timezone;    /* IANA zone the tracker reads dates in; NULL: learned from its answers */
     double tracker_rps;
     long tracker_timeout_ms;
     long poll_interval_s;      /* 0 = off */

@@ -9,6 +9,7 @@
  * ends with uv_loop_close returning 0: every handle closed.
  */
 #include "config.h"
+#include "email.h"
 #include "engine.h"
 #include "handlers/handlers.h"
 #include "http_client.h"
@@ -247,24 +248,16 @@ cmd_identities(const char *config_path, const char *email)
     struct br_config *cfg;
     struct br_store *store;
     char *json = NULL;
-    char *low = email ? br_strdup(email) : NULL;
+    /* Stored e-mails are in their normal form (trimmed, lower case): so is the one asked for. */
+    char *low = email ? br_email_normalize(email, strlen(email)) : NULL;
     int rc = open_admin(config_path, &cfg, &store);
 
-    if (rc)
+    if (rc) {
+        free(low);
         return rc;
-    for (char *p = low; p && *p; p++)
-        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-    /* Stored e-mails are trimmed: so is the one asked for. */
-    if (low) {
-        char *b = low;
-        size_t n;
-        while (*b == ' ' || *b == '\t')
-            b++;
-        memmove(low, b, strlen(b) + 1);
-        n = strlen(low);
-        while (n > 0 && (low[n - 1] == ' ' || low[n - 1] == '\t'))
-            low[--n] = '\0';
     }
+    if (email && low == NULL)
+        low = br_strdup(email); /* not an address: matches nothing, and says so */
     rc = br_store_identities(store, low, &json);
     if (rc == 0)
         printf("%s\n", json);
