@@ -375,11 +375,13 @@ static const char template_schema[] =
     "\"source\":\"\",\"device\":\"\",\"browser\":\"\",\"os\":\"\",\"ip\":\"\",\"info\":\"*\"},"
     "\"chatra\":\"*\","
     "\"chat\":{\"id\":\"\",\"started_at\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\","
-    "\"text_html\":\"\",\"time\":\"\",\"type\":\"\"}]},"
+    "\"text_html\":\"\",\"time\":\"\",\"date\":\"\",\"clock\":\"\",\"type\":\"\",\"is_visitor\":\"\","
+    "\"is_agent\":\"\"}]},"
     "\"channel\":{\"name\":\"\"},"
     "\"contact\":{\"id\":\"\"},"
     "\"employee\":{\"name\":\"\",\"email\":\"\"},"
-    "\"previous_task\":{\"id\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\",\"text_html\":\"\",\"time\":\"\",\"type\":\"\"}]}"
+    "\"previous_task\":{\"id\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\",\"text_html\":\"\",\"time\":\"\","
+    "\"date\":\"\",\"clock\":\"\",\"type\":\"\",\"is_visitor\":\"\",\"is_agent\":\"\"}]}"
     "}";
 
 const char *
@@ -406,7 +408,7 @@ on_unknown_var(void *arg, const char *var, int line, int col)
  */
 static struct br_tpl *
 load_template(struct loader *L, json_t *obj, const char *base, const char *key,
-              const char *default_file)
+              const char *default_file, const char *schema_text)
 {
     char *file_key = br_asprintf("%s_file", key);
     char *path = join_path(base, key);
@@ -457,7 +459,7 @@ load_template(struct loader *L, json_t *obj, const char *base, const char *key,
             t = NULL;
         } else {
             json_error_t je;
-            json_t *schema = json_loads(template_schema, 0, &je);
+            json_t *schema = json_loads(schema_text ? schema_text : template_schema, 0, &je);
             struct check_ctx cc = {L, where};
             br_tpl_check(t, schema, on_unknown_var, &cc);
             json_decref(schema);
@@ -471,14 +473,87 @@ load_template(struct loader *L, json_t *obj, const char *base, const char *key,
     return t;
 }
 
+static bool
+is_redmine(const struct br_config *c)
+{
+    return c->tracker_kind && strcmp(c->tracker_kind, "redmine") == 0;
+}
+
+/* The shipped default of a template, in the config's language: templates/<language>/<name>. */
 static char *
-default_template_path(const char *name)
+default_template_path(const struct br_config *c, const char *name)
 {
     /* Installed next to the sources; BR_TEMPLATES_DIR is set by CMake. */
     const char *dir = getenv("BR_TEMPLATES_DIR");
     if (dir == NULL || *dir == '\0')
         dir = BR_TEMPLATES_DIR;
-    return br_asprintf("%s/%s", dir, name);
+    return br_asprintf("%s/%s/%s", dir, c->language && br_texts_language_known(c->language) ? c->language : "en",
+                       name);
+}
+
+/*
+ * A description that does not show the chat messages is fine (each
+ * message then goes as a comment), but the admin should know it costs a
+ * request per burst; the same for the link to the previous task.
+ */
+static void
+note_description(struct loader *L, const char *base, const struct br_tpl *t)
+{
+    json_error_t je;
+    json_t *schema;
+
+    if (t == NULL)
+        return;
+    schema = json_loads(template_schema, 0, &je);
+    if (!br_tpl_reads(t, schema, "chat.messages[].text") && !br_tpl_reads(t, schema, "chat.messages[].text_html"))
+        br_diag_add(&L->cfg->notices,
+                    "%s: %s.description does not show the chat messages (chat.messages: text or text_html): "
+                    "each message is posted as a comment instead",
+                    L->file, base);
+    if (!br_tpl_reads(t, schema, "previous_task.id"))
+        br_diag_add(&L->cfg->notices,
+                    "%s: %s.description does not show previous_task.id: a returning visitor's new task gets a "
+                    "comment that links the previous one",
+                    L->file, base);
+    json_decref(schema);
+}
+
+/*
+ * texts: the bridge's own words (texts.h), each from "texts.<key>" or
+ * "texts.<key>_file", else templates/<language>/<key>.<html|textile|txt>.
+ */
+static void
+load_texts(struct loader *L, json_t *root)
+{
+    struct br_config *c = L->cfg;
+    json_t *texts = get_obj(L, root, "", "texts", false);
+
+    if (texts) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(texts, key, v) {
+            bool ok = false;
+            for (int t = 0; t < BR_TEXT_COUNT; t++) {
+                const char *k = br_text_info(t)->key;
+                size_t n = strlen(k);
+                if (strcmp(key, k) == 0 || (strncmp(key, k, n) == 0 && strcmp(key + n, "_file") == 0))
+                    ok = true;
+            }
+            if (!ok) {
+                char *p = join_path("texts", key);
+                PROBLEM(L, p, "unknown text (see templates/en/ for their names)");
+                free(p);
+            }
+        }
+    }
+    for (int t = 0; t < BR_TEXT_COUNT; t++) {
+        const struct br_text_info *info = br_text_info(t);
+        char *name = br_asprintf("%s.%s", info->key, !info->rich ? "txt" : is_redmine(c) ? "textile" : "html");
+        char *file = default_template_path(c, name);
+        c->texts[t] = load_template(L, texts, "texts", info->key, file, info->schema);
+        free(name);
+        free(file);
+    }
 }
 
 /* Mail providers: an address there tells nothing about the visitor's company. */
@@ -576,11 +651,6 @@ load_employees(struct loader *L, json_t *arr)
     }
 }
 
-static bool
-is_redmine(const struct br_config *c)
-{
-    return c->tracker_kind && strcmp(c->tracker_kind, "redmine") == 0;
-}
 
 /* channels[].task.custom_fields: [{"id": 3, "value": "{{visitor.email}}"}], filled on the issue. */
 static void
@@ -612,7 +682,7 @@ load_custom_fields(struct loader *L, json_t *arr, const char *base, struct br_ch
                 if (get(v, "value") == NULL)
                     PROBLEM(L, ip, "needs a value template");
                 else
-                    f->value = load_template(L, v, ip, "value", NULL);
+                    f->value = load_template(L, v, ip, "value", NULL, NULL);
             }
             free(ip);
         }
@@ -760,13 +830,14 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
     }
     load_custom_fields(L, get(task, "custom_fields"), p, ch);
     {
-        char *t1 = default_template_path("task_title.txt");
+        char *t1 = default_template_path(c, "task_title.txt");
         /* Planfix texts are HTML; Redmine's are Textile. */
-        char *t2 = default_template_path(is_redmine(c) ? "task_description.textile" : "task_description.html");
-        ch->task_title = load_template(L, task, p, "title", t1);
-        ch->task_description = load_template(L, task, p, "description", t2);
+        char *t2 = default_template_path(c, is_redmine(c) ? "task_description.textile" : "task_description.html");
+        ch->task_title = load_template(L, task, p, "title", t1, NULL);
+        ch->task_description = load_template(L, task, p, "description", t2, NULL);
         free(t1);
         free(t2);
+        note_description(L, p, ch->task_description);
     }
     free(p);
 
@@ -783,7 +854,7 @@ static void
 load(struct loader *L, json_t *root)
 {
     static const char *const known[] = {"listen", "store", "log", "tracker", "employees",
-                                        "channels", "limits", "companies", "language", "timezone", NULL};
+                                        "channels", "limits", "companies", "language", "timezone", "texts", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", NULL};
     static const char *const known_store[] = {"kind", "path", "retention_days", NULL};
@@ -846,7 +917,7 @@ load(struct loader *L, json_t *root)
     }
 
     c->language = get_str(L, root, "", "language", "en", false, false);
-    if (c->language && strcmp(c->language, "en") != 0 && strcmp(c->language, "ru") != 0)
+    if (c->language && !br_texts_language_known(c->language))
         PROBLEM(L, "language", "\"%s\" is not supported (supported: en, ru)", json_string_value(get(root, "language")));
     c->timezone = get_zone(L, root, "", "timezone", "UTC");
 
@@ -897,6 +968,8 @@ load(struct loader *L, json_t *root)
         if (redmine && c->poll_interval_s == 0)
             PROBLEM(L, "tracker.poll_interval_s", "must be 1 or more for Redmine: polling is how replies arrive");
     }
+
+    load_texts(L, root);
 
     o = get_obj(L, root, "", "companies", false);
     check_keys(L, o, "companies", known_companies);
@@ -1026,6 +1099,9 @@ br_config_free(struct br_config *c)
     for (size_t i = 0; i < c->n_channels; i++)
         free_channel(&c->channels[i]);
     free(c->channels);
+    for (int t = 0; t < BR_TEXT_COUNT; t++)
+        br_tpl_free(c->texts[t]);
+    br_diag_dispose(&c->notices);
     free(c);
 }
 

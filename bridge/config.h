@@ -12,6 +12,7 @@
 #define BR_CONFIG_H
 
 #include "br.h"
+#include "texts.h"
 
 #include <stdbool.h>
 
@@ -105,6 +106,13 @@ struct br_config {
     size_t n_employees;
     struct br_channel *channels;
     size_t n_channels;
+    struct br_tpl *texts[BR_TEXT_COUNT]; /* the bridge's own words (texts.h) */
+    /*
+     * Remarks that are not problems (the bridge runs), e.g. a task
+     * description that does not show the chat messages: check-config
+     * prints them, the daemon logs them at start.
+     */
+    struct br_diag notices;
 };
 
 /* Returns 0 with *out set, or BR_EINVAL with every problem in diag. */

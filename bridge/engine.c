@@ -3,9 +3,11 @@
 #include "chatra.h"
 #include "chatra_event.h"
 #include "config.h"
+#include "context.h"
 #include "log.h"
 #include "store.h"
 #include "templates/tpl.h"
+#include "texts.h"
 #include "tracker.h"
 
 #include <jansson.h>
@@ -102,7 +104,7 @@ struct run {
     int step;
     char *task_id;
     char *source_key;
-    char *html;                /* a comment being written */
+    char *text;                /* a comment being written, in the tracker's text format */
     const char *author_contact;
     const char *author_employee;
     int company_slot;          /* 1 + index in company_busy while this job holds it */
@@ -159,128 +161,8 @@ add_job(struct br_engine *e, char lane_kind, const char *upstream, const char *k
     return add_job_later(e, lane_kind, upstream, kind, conv_id, payload, 0);
 }
 
-static void
-format_time(int64_t ms, char *out, size_t n)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (ms <= 0) {
-        snprintf(out, n, "%s", "");
-        return;
-    }
-    gmtime_r(&t, &tm);
-    strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
-}
-
 /* ------------------------------------------------------------------ */
 /* applying inbox events (one transaction each)                        */
-
-/* The first value among several candidate keys: Chatra's visitor keys are not documented. */
-static json_t *
-first_of(json_t *obj, const char *const *paths)
-{
-    for (size_t i = 0; paths[i]; i++) {
-        json_t *v = obj;
-        char *copy = br_strdup(paths[i]);
-        char *save = NULL;
-        for (char *seg = strtok_r(copy, ".", &save); seg && v; seg = strtok_r(NULL, ".", &save))
-            v = json_is_object(v) ? json_object_get(v, seg) : NULL;
-        free(copy);
-        if (v && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0))
-            return v;
-    }
-    return NULL;
-}
-
-/* The webhook's client object first, then what GET /clients/{id} told (profile, may be NULL). */
-static void
-set_first(json_t *dst, const char *key, json_t *raw, json_t *profile, const char *const *paths)
-{
-    json_t *v = first_of(raw, paths);
-    if (v == NULL && profile)
-        v = first_of(profile, paths);
-    if (json_is_string(v) || json_is_number(v))
-        json_object_set(dst, key, v);
-}
-
-static json_t *
-pages_of(json_t *raw)
-{
-    static const char *const paths[] = {"pages", "visitedPages", "lastVisitedPages", "basicInfo.pages",
-                                        "pagesViewed", NULL};
-    json_t *v = first_of(raw, paths), *out, *p;
-    size_t i;
-
-    if (!json_is_array(v))
-        return NULL;
-    out = json_array();
-    json_array_foreach(v, i, p) {
-        if (i >= 50)
-            break;
-        if (json_is_string(p)) {
-            json_array_append_new(out, json_pack("{s:O}", "url", p));
-        } else if (json_is_object(p)) {
-            json_t *page = json_object();
-            static const char *const url[] = {"url", "href", "link", NULL};
-            static const char *const title[] = {"title", "name", NULL};
-            set_first(page, "url", p, NULL, url);
-            set_first(page, "title", p, NULL, title);
-            json_array_append_new(out, page);
-        }
-    }
-    return out;
-}
-
-/* The template context's "visitor": known fields plus what the raw client holds. */
-static json_t *
-visitor_context(const struct br_conv *c, json_t *raw, json_t *profile)
-{
-    static const char *const city[] = {"city", "location.city", "geo.city", "basicInfo.city", NULL};
-    static const char *const country[] = {"country", "location.country", "geo.country", "basicInfo.country", NULL};
-    static const char *const source[] = {"referrer", "source", "referer", "utm_source", "basicInfo.referrer", NULL};
-    static const char *const device[] = {"device", "deviceType", "basicInfo.device", NULL};
-    static const char *const browser[] = {"browser", "basicInfo.browser", "userAgent", NULL};
-    static const char *const os[] = {"os", "platform", "basicInfo.os", NULL};
-    static const char *const ip[] = {"ip", "ipAddress", "basicInfo.ip", NULL};
-    static const char *const notes[] = {"notes", NULL};
-    static const char *const dname[] = {"displayedName", NULL};
-    json_t *v = json_object(), *pages;
-
-    if (c->name)
-        json_object_set_new(v, "name", json_string(c->name));
-    if (c->email)
-        json_object_set_new(v, "email", json_string(c->email));
-    if (c->phone)
-        json_object_set_new(v, "phone", json_string(c->phone));
-    set_first(v, "displayed_name", raw, profile, dname);
-    set_first(v, "notes", raw, profile, notes);
-    set_first(v, "city", raw, profile, city);
-    set_first(v, "country", raw, profile, country);
-    set_first(v, "source", raw, profile, source);
-    set_first(v, "device", raw, profile, device);
-    set_first(v, "browser", raw, profile, browser);
-    set_first(v, "os", raw, profile, os);
-    set_first(v, "ip", raw, profile, ip);
-    if ((pages = pages_of(raw)) != NULL || (profile && (pages = pages_of(profile)) != NULL))
-        json_object_set_new(v, "pages", pages);
-    /* Details the visitor gave only to Chatra (its profile) fill the gaps. */
-    {
-        static const char *const name[] = {"name", NULL};
-        static const char *const email[] = {"email", NULL};
-        static const char *const phone[] = {"phone", NULL};
-        if (c->name == NULL)
-            set_first(v, "name", NULL, profile, name);
-        if (c->email == NULL)
-            set_first(v, "email", NULL, profile, email);
-        if (c->phone == NULL)
-            set_first(v, "phone", NULL, profile, phone);
-    }
-    if (json_is_object(json_object_get(raw, "info")))
-        json_object_set(v, "info", json_object_get(raw, "info"));
-    else if (json_is_object(json_object_get(raw, "integrationData")))
-        json_object_set(v, "info", json_object_get(raw, "integrationData"));
-    return v;
-}
 
 /* Whether the tracker keeps contacts (Planfix) or only tasks (Redmine). */
 static bool
@@ -322,36 +204,21 @@ open_generation(struct br_engine *e, struct br_conv *c)
     return add_job(e, 't', "tracker", "task", c->id, json_pack("{s:i, s:I}", "gen", gen, "since", (json_int_t)br_now_ms()));
 }
 
-/* "Chrome, Windows, IP 1.2.3.4, Berlin": what Chatra told about the device, as HTML. */
-static void
-device_html(struct br_buf *b, json_t *raw)
-{
-    json_t *v = visitor_context(&(struct br_conv){0}, raw, NULL);
-    static const char *const keys[] = {"browser", "os", "device", "ip", "city", "country"};
-    static const char *const labels[] = {"browser ", "OS ", "device ", "IP ", "city ", "country "};
-    int n = 0;
-
-    for (size_t i = 0; i < BR_ARRAY_SIZE(keys); i++) {
-        const char *val = jstr(v, keys[i]);
-        if (val == NULL)
-            continue;
-        br_buf_puts(b, n++ ? ", " : "");
-        br_buf_puts(b, labels[i]);
-        br_tpl_html_escape(b, val, strlen(val), 0);
-    }
-    if (n == 0)
-        br_buf_puts(b, "no device details");
-    json_decref(v);
-}
-
-/* A comment by the bridge itself on the task of (conv, gen); %TASK% becomes ref_conv's task id. */
+/*
+ * A comment by the bridge itself on the task of (conv, gen): the text is
+ * rendered when the job runs (task numbers are known then) from text
+ * kind and ctx (taken), to which the conversation's context is added;
+ * ref_conv's task becomes task.id.  gen 0: the current generation, and
+ * the note is dropped when a new generation opened before it ran.
+ */
 static int
-add_note(struct br_engine *e, int64_t conv_id, int gen, const char *html, int64_t ref_conv)
+add_note(struct br_engine *e, int64_t conv_id, int gen, enum br_text text, json_t *ctx, int64_t ref_conv)
 {
     struct br_conv c = {0};
     int gen_now = br_store_conv_get(e->store, conv_id, &c) == 0 ? c.gen : 0;
     br_conv_dispose(&c);
-    json_t *p = json_pack("{s:i, s:s, s:i}", "gen", gen, "html", html, "gen_at", gen_now);
+    json_t *p = json_pack("{s:i, s:s, s:o, s:i}", "gen", gen, "text", br_text_info(text)->key,
+                          "ctx", ctx ? ctx : json_object(), "gen_at", gen_now);
     if (ref_conv)
         json_object_set_new(p, "ref_conv", json_integer(ref_conv));
     return add_job(e, 't', "tracker", "note", conv_id, p);
@@ -449,25 +316,19 @@ retire_merged(struct br_engine *e, const struct br_channel *ch, const struct res
 {
     struct br_conv mc = {0};
     struct br_task t = {0};
-    struct br_buf b;
     int rc;
 
     if ((rc = br_store_conv_get(e->store, res->merged_conv, &mc)))
         return rc;
-    br_buf_init(&b, 0);
-    br_buf_puts(&b, "<b>This conversation continues in task #%TASK%</b>: the visitor wrote from another device "
-                    "with the e-mail ");
-    br_tpl_html_escape(&b, email, strlen(email), 0);
-    br_buf_puts(&b, verified ? " (set by the site)." : " (typed in the chat, not verified).");
     if (mc.gen > 0 && br_store_task_get(e->store, mc.id, mc.gen, &t) == 0 && task_is_active(&t)) {
-        rc = add_note(e, mc.id, mc.gen, b.data, survivor);
+        rc = add_note(e, mc.id, mc.gen, BR_TEXT_CONTINUES_IN,
+                      json_pack("{s:s, s:b}", "email", email, "verified", verified), survivor);
         if (rc == 0 && ch->closed_status_id > 0 &&
             (rc = br_store_task_set(e->store, mc.id, mc.gen, NULL, BR_TASK_CLOSING)) == 0)
             rc = add_job(e, 't', "tracker", "close", mc.id, json_pack("{s:i}", "gen", mc.gen));
     }
     if (rc == 0 && has_contacts(e))
         rc = add_job(e, 't', "tracker", "drop_contact", mc.id, json_pack("{s:I}", "survivor", (json_int_t)survivor));
-    br_buf_dispose(&b);
     br_task_dispose(&t);
     br_conv_dispose(&mc);
     return rc;
@@ -487,23 +348,25 @@ static int
 note_details(struct br_engine *e, const struct br_channel *ch, const struct br_conv *c, json_t *client)
 {
     static const char *const keys[] = {"name", "email", "phone"};
-    static const char *const labels[] = {"name ", "e-mail ", "phone "};
-    struct br_buf b;
-    int rc, n = 0;
+    json_t *details = json_object(), *items = json_array();
+    int rc;
 
-    br_buf_init(&b, 0);
-    br_buf_puts(&b, "<b>The visitor's details</b>: ");
+    /* Each detail with one flag true and its value, as the device's items (context.h). */
     for (size_t i = 0; i < BR_ARRAY_SIZE(keys); i++) {
         const char *v = jstr(client, keys[i]);
+        json_t *item;
         if (v == NULL || *v == '\0')
             continue;
-        br_buf_puts(&b, n++ ? ", " : "");
-        br_buf_puts(&b, labels[i]);
-        br_tpl_html_escape(&b, v, strlen(v), 0);
+        json_object_set_new(details, keys[i], json_string(v));
+        item = json_object();
+        for (size_t k = 0; k < BR_ARRAY_SIZE(keys); k++)
+            json_object_set_new(item, keys[k], json_boolean(k == i));
+        json_object_set_new(item, "value", json_string(v));
+        json_object_set_new(item, "first", json_boolean(json_array_size(items) == 0));
+        json_array_append_new(items, item);
     }
-    br_buf_puts(&b, ".");
-    rc = add_note(e, c->id, c->gen, b.data, 0);
-    br_buf_dispose(&b);
+    json_object_set_new(details, "items", items);
+    rc = add_note(e, c->id, c->gen, BR_TEXT_VISITOR_DETAILS, json_pack("{s:o}", "details", details), 0);
     if (rc == 0 && ch->n_custom_fields > 0 && e->tracker->ops->update_task_fields)
         rc = add_job(e, 't', "tracker", "fields", c->id, json_pack("{s:i}", "gen", c->gen));
     return rc;
@@ -615,28 +478,18 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
     }
 
     /* Notes for the employees, after the messages they explain. */
-    if (res.joined || res.merged_conv || (new_chat && c.gen == gen_before && task_is_active(&t))) {
-        struct br_buf b;
-        br_buf_init(&b, 0);
-        if (res.joined || res.merged_conv) {
-            br_buf_puts(&b, "<b>A new device joined this conversation</b>: ");
-            device_html(&b, rawc);
-            br_buf_puts(&b, verified ? ". Matched on the e-mail " : ". Matched on an unverified e-mail ");
-            br_tpl_html_escape(&b, email, strlen(email), 0);
-            br_buf_puts(&b, verified ? " (set by the site)." : " (typed in the chat); replies go to the device "
-                                                               "the visitor last wrote from.");
-        } else {
-            br_buf_puts(&b, "<b>New visit</b>: ");
-            device_html(&b, rawc);
-            br_buf_puts(&b, ".");
-        }
+    if (res.joined || res.merged_conv) {
+        json_t *ctx = json_pack("{s:o, s:s, s:b}", "device", br_context_device(rawc), "email", email, "verified",
+                                verified);
+        if ((rc = add_note(e, c.id, c.gen, BR_TEXT_DEVICE_JOINED, ctx, 0)))
+            goto out;
+    } else if (new_chat && c.gen == gen_before && task_is_active(&t)) {
         /*
          * A visit note (gen 0) is dropped when the check before it opened a
          * new task: the new task's text already describes the visit.
          */
-        rc = add_note(e, c.id, (res.joined || res.merged_conv) ? c.gen : 0, b.data, 0);
-        br_buf_dispose(&b);
-        if (rc)
+        json_t *ctx = json_pack("{s:o, s:{s:s?}}", "device", br_context_device(rawc), "chat", "id", chat_id);
+        if ((rc = add_note(e, c.id, 0, BR_TEXT_NEW_VISIT, ctx, 0)))
             goto out;
     }
     if (introduced && !res.merged_conv && has_contacts(e) &&
@@ -859,7 +712,7 @@ run_free(struct run *r)
     br_conv_dispose(&r->conv);
     free(r->task_id);
     free(r->source_key);
-    free(r->html);
+    free(r->text);
     free(r);
 }
 
@@ -941,13 +794,16 @@ finish_recorded(struct run *r, struct br_result *res, int store_rc)
 
 static void contact_created(void *arg, struct br_result *res);
 
+/* Splits a full name at its first space; NULL or "" gives the contact_name text (texts.h). */
 static void
-split_name(const char *full, char **first, char **last)
+split_name(struct run *r, const char *full, char **first, char **last)
 {
     const char *sp = full ? strchr(full, ' ') : NULL;
     if (full == NULL || *full == '\0') {
-        *first = br_strdup("Chat visitor");
+        json_t *ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);
+        *first = br_texts_string(r->e->cfg, BR_TEXT_CONTACT_NAME, ctx);
         *last = NULL;
+        json_decref(ctx);
     } else if (sp) {
         *first = br_strndup(full, (size_t)(sp - full));
         while (*sp == ' ')
@@ -965,7 +821,7 @@ contact_name(struct run *r, char **first, char **last)
 {
     json_error_t je;
     json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
-    split_name(r->conv.name ? r->conv.name : jstr(raw, "displayedName"), first, last);
+    split_name(r, r->conv.name ? r->conv.name : jstr(raw, "displayedName"), first, last);
     json_decref(raw);
 }
 
@@ -1128,85 +984,6 @@ run_company(struct run *r)
 
 /* ---- task ---- */
 
-struct msgs_ctx {
-    json_t *arr;
-    const struct br_config *cfg;
-    json_t *ids;               /* when set: ids of the messages still waiting for the tracker */
-};
-
-static void
-collect_msg(void *arg, const struct br_msg *m)
-{
-    struct msgs_ctx *mc = arg;
-    char when[40];
-    const char *author = "Visitor";
-    struct br_buf html;
-
-    if (m->state == BR_MSG_SKIPPED)
-        return;
-    if (mc->ids) {
-        if (m->state != BR_MSG_PENDING)
-            return;
-        json_array_append_new(mc->ids, json_integer(m->id));
-    }
-    if (strcmp(m->type, "agent") == 0) {
-        const struct br_employee *emp = m->agent_id ? br_config_employee_by_agent(mc->cfg, m->agent_id) : NULL;
-        author = emp ? emp->name : "Agent";
-    }
-    format_time(m->created_at, when, sizeof(when));
-    /* text_html keeps the visitor's line breaks in HTML texts ({{{text_html}}}). */
-    br_buf_init(&html, 256 * 1024);
-    br_tpl_html_escape(&html, m->text, strlen(m->text), 1);
-    json_array_append_new(mc->arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "author", author, "text", m->text,
-                                             "text_html", html.data ? html.data : "", "time", when, "type", m->type));
-    br_buf_dispose(&html);
-}
-
-/*
- * The context of the task texts.  chat.messages are the messages still
- * waiting for the tracker: they go into the description, and their ids
- * into *ids, so that they are not posted again as comments.
- */
-static json_t *
-task_context(struct run *r, int gen, json_t *ids)
-{
-    json_error_t je;
-    json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
-    json_t *ctx = json_object(), *chat = json_object(), *profile;
-    struct msgs_ctx mc = {json_array(), r->e->cfg, ids};
-
-    if (raw == NULL)
-        raw = json_object();
-    profile = r->conv.profile_json ? json_loads(r->conv.profile_json, 0, &je) : NULL;
-    json_object_set_new(ctx, "visitor", visitor_context(&r->conv, raw, profile));
-    json_object_set_new(ctx, "chatra", json_pack("{s:O}", "client", raw));
-    if (profile)
-            json_object_set_new(json_object_get(ctx, "chatra"), "profile", profile);
-    if (r->conv.contact_id)
-        json_object_set_new(ctx, "contact", json_pack("{s:s}", "id", r->conv.contact_id));
-    if (r->conv.chat_id)
-        json_object_set_new(chat, "id", json_string(r->conv.chat_id));
-    br_store_msg_each(r->e->store, r->conv.id, gen, collect_msg, &mc);
-    if (json_array_size(mc.arr) > 0)
-        json_object_set(chat, "started_at", json_object_get(json_array_get(mc.arr, 0), "time"));
-    json_object_set_new(chat, "messages", mc.arr);
-    json_object_set_new(ctx, "chat", chat);
-    json_object_set_new(ctx, "channel", json_pack("{s:s}", "name", r->ch->name));
-    if (gen > 1) {
-        struct br_task prev = {0};
-        struct msgs_ctx pm = {json_array(), r->e->cfg, NULL};
-        json_t *p = json_object();
-        if (br_store_task_get(r->e->store, r->conv.id, gen - 1, &prev) == 0 && prev.task_id)
-            json_object_set_new(p, "id", json_string(prev.task_id));
-        br_store_msg_each(r->e->store, r->conv.id, gen - 1, collect_msg, &pm);
-        json_object_set_new(p, "messages", pm.arr);
-        json_object_set_new(ctx, "previous_task", p);
-        br_task_dispose(&prev);
-    }
-    json_decref(raw);
-    return ctx;
-}
-
 static void task_created(void *arg, struct br_result *res);
 
 /* The channel's custom field templates, rendered (plain text: the tracker stores values as given). */
@@ -1235,41 +1012,114 @@ free_fields(struct br_field_value *f, size_t n)
     free(f);
 }
 
+/*
+ * The values a template wrote (br_tpl_render_seen), as a sorted list of
+ * addresses: which messages the description shows is a question of which
+ * of their texts it wrote, whatever the template's conditions.
+ */
+struct shown {
+    const json_t **v;
+    size_t n, cap;
+};
+
+static void
+on_shown(void *arg, const json_t *value)
+{
+    struct shown *sh = arg;
+    if (sh->n == sh->cap) {
+        sh->cap = sh->cap ? sh->cap * 2 : 64;
+        sh->v = br_realloc(sh->v, sh->cap * sizeof(*sh->v));
+    }
+    sh->v[sh->n++] = value;
+}
+
+static int
+cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (const json_t *const *)a, y = (uintptr_t) * (const json_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool
+was_shown(const struct shown *sh, const json_t *v)
+{
+    return v && sh->n && bsearch(&v, sh->v, sh->n, sizeof(*sh->v), cmp_ptr) != NULL;
+}
+
+/*
+ * Renders the task's title and description from ctx.  *carried gets the
+ * ids (of ids, aligned with chat.messages) of the messages whose text the
+ * description shows; *prev_linked whether it shows previous_task.id.
+ * A template that cannot render (a huge visitor text) gives way to the
+ * fallback texts, which carry no message.
+ */
+static void
+render_task(struct run *r, json_t *ctx, json_t *ids, struct br_buf *title, struct br_buf *desc, json_t *carried,
+            bool *prev_linked)
+{
+    const struct br_config *cfg = r->e->cfg;
+    struct shown sh = {0};
+    json_t *msgs = json_object_get(json_object_get(ctx, "chat"), "messages"), *m;
+    size_t i;
+
+    if (br_tpl_render(r->ch->task_title, ctx, BR_TPL_ESCAPE_NONE, title) != 0) {
+        br_buf_reset(title);
+        if (br_texts_render(cfg, BR_TEXT_FALLBACK_TITLE, ctx, title) != 0)
+            br_buf_printf(title, "Chat (%s)", r->ch->name);
+    }
+    if (br_tpl_render_seen(r->ch->task_description, ctx, r->e->tracker->ops->text_escape, desc, on_shown, &sh) != 0) {
+        sh.n = 0;
+        br_buf_reset(desc);
+        (void)br_texts_render(cfg, BR_TEXT_FALLBACK_DESCRIPTION, ctx, desc);
+    }
+    if (sh.n)
+        qsort(sh.v, sh.n, sizeof(*sh.v), cmp_ptr);
+    json_array_foreach(msgs, i, m) {
+        if (was_shown(&sh, json_object_get(m, "text")) || was_shown(&sh, json_object_get(m, "text_html")))
+            json_array_append(carried, json_array_get(ids, i));
+    }
+    *prev_linked = was_shown(&sh, json_object_get(json_object_get(ctx, "previous_task"), "id"));
+    free(sh.v);
+}
+
 static void
 create_task(struct run *r)
 {
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
-    json_t *ids = json_array();
-    json_t *ctx = task_context(r, gen, ids);
+    json_t *ids = json_array(), *carried = json_array();
+    json_t *ctx = br_context_task(r->e->cfg, r->e->store, r->ch, &r->conv, gen, ids);
+    const char *prev = jstr(json_object_get(ctx, "previous_task"), "id");
     struct br_buf title, desc;
     struct br_task_spec spec = {0};
     struct br_field_value *fields;
+    bool prev_linked = false;
     char *payload;
     int rc;
 
+    br_buf_init(&title, 4096);
+    br_buf_init(&desc, 256 * 1024);
+    render_task(r, ctx, ids, &title, &desc, carried, &prev_linked);
     /*
-     * Which messages the description carries is committed before the
-     * request: after a crash, the task found again is known to hold them.
+     * Which messages the description carries (and whether it links the
+     * previous task) is committed before the request: after a crash, the
+     * task found again is known to hold just these.  The others stay
+     * waiting and go out as comments, in order.
      */
-    json_object_set_new(r->payload, "msgs", ids);
+    json_object_set_new(r->payload, "msgs", carried);
+    if (prev && !prev_linked)
+        json_object_set_new(r->payload, "prev_task", json_string(prev));
+    else
+        json_object_del(r->payload, "prev_task");
     payload = json_dumps(r->payload, JSON_COMPACT);
     rc = br_store_job_payload(r->e->store, r->job.id, payload);
     free(payload);
+    json_decref(ids);
     if (rc) {
+        br_buf_dispose(&title);
+        br_buf_dispose(&desc);
         json_decref(ctx);
         job_fail(r, BR_ERETRY, "cannot store which messages the task text carries");
         return;
-    }
-
-    br_buf_init(&title, 4096);
-    br_buf_init(&desc, 256 * 1024);
-    if (br_tpl_render(r->ch->task_title, ctx, BR_TPL_ESCAPE_NONE, &title) != 0 ||
-        br_tpl_render(r->ch->task_description, ctx, r->e->tracker->ops->text_escape, &desc) != 0) {
-        /* A huge visitor text must not stop the task: fall back to a short text. */
-        br_buf_reset(&title);
-        br_buf_reset(&desc);
-        br_buf_printf(&title, "Chat (%s)", r->ch->name);
-        br_buf_puts(&desc, "The chat details were too long to show here.");
     }
     /* Planfix titles are one line. */
     for (size_t i = 0; i < title.len; i++)
@@ -1298,6 +1148,7 @@ task_created(void *arg, struct br_result *res)
 {
     struct run *r = arg;
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    const char *prev = jstr(r->payload, "prev_task");
     size_t i;
     json_t *v;
     int rc = 0;
@@ -1321,6 +1172,10 @@ task_created(void *arg, struct br_result *res)
             if (rc == 0)
                 rc = br_store_msg_set_state(r->e->store, json_integer_value(v), BR_MSG_MIRRORED, NULL);
         }
+        /* The description does not link the previous task: a comment does, in the same commit. */
+        if (rc == 0 && prev)
+            rc = add_note(r->e, r->conv.id, gen, BR_TEXT_PREVIOUS_TASK,
+                          json_pack("{s:{s:s}}", "previous_task", "id", prev), 0);
         if ((rc = tx_end(r->e, rc)) == 0)
             br_info("conversation %lld: task %s %s", (long long)r->conv.id, res->id,
                     r->step == 1 ? "found after restart" : "created");
@@ -1490,7 +1345,7 @@ post_comment(struct run *r)
     spec.source_key = r->source_key;
     spec.contact_id = r->author_contact;
     spec.employee = r->author_employee;
-    spec.html = r->html;
+    spec.text = r->text;
     r->step = 2;
     r->e->tracker->ops->add_comment(r->e->tracker, &spec, comment_added, r);
 }
@@ -1632,7 +1487,7 @@ send_comment(struct run *r, enum br_source_kind kind, int64_t key_id)
         spec.task_id = r->task_id;
         spec.contact_id = r->author_contact;
         spec.employee = r->author_employee;
-        spec.html = r->html;
+        spec.text = r->text;
         r->step = 1;
         r->e->tracker->ops->find_comment(r->e->tracker, &spec, comment_matched, r);
         return;
@@ -1649,10 +1504,22 @@ send_comment(struct run *r, enum br_source_kind kind, int64_t key_id)
 struct run_of_msgs {
     int64_t first;
     json_t *ids;
-    json_t *msgs;     /* [{text, at}] */
+    json_t *msgs;     /* the messages' template contexts */
+    const json_t *base;
+    const struct br_config *cfg;
     bool stopped;
     size_t bytes;
 };
+
+static void
+add_to_run(struct run_of_msgs *ro, const struct br_msg *m)
+{
+    json_t *item = br_context_message(ro->cfg, ro->base, m);
+    json_object_set_new(item, "first", json_boolean(json_array_size(ro->msgs) == 0));
+    ro->bytes += strlen(m->text);
+    json_array_append_new(ro->ids, json_integer(m->id));
+    json_array_append_new(ro->msgs, item);
+}
 
 static void
 collect_run(void *arg, const struct br_msg *m)
@@ -1668,22 +1535,21 @@ collect_run(void *arg, const struct br_msg *m)
         if (ro->stopped)
             return;
     }
-    ro->bytes += strlen(m->text);
-    json_array_append_new(ro->ids, json_integer(m->id));
-    json_array_append_new(ro->msgs, json_pack("{s:s, s:I}", "text", m->text, "at", (json_int_t)m->created_at));
+    add_to_run(ro, m);
 }
 
 /*
- * Visitor messages still waiting for the tracker go as one comment, each
- * on its own line with its time (the tracker allows one request per
- * second; a burst must not queue up behind it).  The set is fixed in the
- * job's payload before the request, so a retry sends the same comment.
+ * Visitor messages still waiting for the tracker go as one comment (the
+ * "messages" text: each on its own line with its time; the tracker allows
+ * one request per second, and a burst must not queue up behind it).  The
+ * set is fixed in the job's payload before the request, so a retry sends
+ * the same comment.  Sets ctx's messages, single and count.
  */
 static void
-coalesce(struct run *r, const struct br_msg *m, struct br_buf *html)
+coalesce(struct run *r, const struct br_msg *m, json_t *ctx)
 {
     json_t *ids = json_object_get(r->payload, "msgs");
-    struct run_of_msgs ro = {m->id, json_array(), json_array(), false, 0};
+    struct run_of_msgs ro = {m->id, json_array(), json_array(), ctx, r->e->cfg, false, 0};
     size_t i;
     json_t *v;
 
@@ -1691,10 +1557,8 @@ coalesce(struct run *r, const struct br_msg *m, struct br_buf *html)
         /* Decided by an earlier attempt: the same messages again. */
         json_array_foreach(ids, i, v) {
             struct br_msg x = {0};
-            if (br_store_msg_get(r->e->store, json_integer_value(v), &x) == 0) {
-                json_array_append_new(ro.ids, json_integer(x.id));
-                json_array_append_new(ro.msgs, json_pack("{s:s, s:I}", "text", x.text, "at", (json_int_t)x.created_at));
-            }
+            if (br_store_msg_get(r->e->store, json_integer_value(v), &x) == 0)
+                add_to_run(&ro, &x);
             br_msg_dispose(&x);
         }
     } else {
@@ -1705,26 +1569,38 @@ coalesce(struct run *r, const struct br_msg *m, struct br_buf *html)
         if (br_store_job_payload(r->e->store, r->job.id, payload) != 0) {
             /* Not fixed in the store: this comment carries only its own message. */
             json_object_del(r->payload, "msgs");
+            json_array_clear(ro.ids);
             json_array_clear(ro.msgs);
         }
         free(payload);
     }
-    if (json_array_size(ro.msgs) <= 1) {
-        br_tpl_html_escape(html, m->text, strlen(m->text), 1);
-    } else {
-        json_array_foreach(ro.msgs, i, v) {
-            char when[16];
-            time_t t = (time_t)(json_integer_value(json_object_get(v, "at")) / 1000);
-            struct tm tm;
-            const char *text = jstr(v, "text");
-            gmtime_r(&t, &tm);
-            strftime(when, sizeof(when), "%H:%M:%S", &tm);
-            br_buf_printf(html, "%s<i>%s</i> ", i ? "<br>" : "", when);
-            br_tpl_html_escape(html, text, strlen(text), 1);
-        }
-    }
+    if (json_array_size(ro.msgs) == 0)
+        add_to_run(&ro, m);
+    json_object_set_new(ctx, "single", json_boolean(json_array_size(ro.msgs) == 1));
+    json_object_set_new(ctx, "count", json_integer((json_int_t)json_array_size(ro.msgs)));
+    json_object_set_new(ctx, "messages", ro.msgs);
     json_decref(ro.ids);
-    json_decref(ro.msgs);
+}
+
+/* Renders text kind t with ctx into r->text; false (and the job failed) when it cannot. */
+static bool
+render_comment(struct run *r, enum br_text t, const json_t *ctx)
+{
+    struct br_buf b;
+    int rc;
+
+    br_buf_init(&b, 4 * 1024 * 1024);
+    rc = br_texts_render(r->e->cfg, t, ctx, &b);
+    if (rc == 0 && b.len == 0)
+        rc = BR_EINVAL;
+    if (rc) {
+        br_buf_dispose(&b);
+        job_fail(r, BR_EFATAL, "the %s text renders %s (texts.%s)", br_text_info(t)->key,
+                 rc == BR_ELIMIT ? "too long" : "empty", br_text_info(t)->key);
+        return false;
+    }
+    r->text = br_buf_steal(&b);
+    return true;
 }
 
 static void
@@ -1732,7 +1608,8 @@ run_comment(struct run *r)
 {
     int64_t mid = json_integer_value(json_object_get(r->payload, "msg"));
     struct br_msg m = {0};
-    struct br_buf html;
+    json_t *ctx;
+    bool ok;
 
     if (br_store_msg_get(r->e->store, mid, &m) != 0) {
         job_fail(r, BR_EFATAL, "message %lld is not in the store", (long long)mid);
@@ -1754,21 +1631,37 @@ run_comment(struct run *r)
         create_task_inline(r, gen);
         return;
     }
-    br_buf_init(&html, 256 * 1024);
+    ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);
     if (strcmp(m.type, "agent") == 0) {
         const struct br_employee *emp = m.agent_id ? br_config_employee_by_agent(r->e->cfg, m.agent_id) : NULL;
+        json_t *item = br_context_message(r->e->cfg, ctx, &m);
+        /* An agent the config does not map: the bridge's own user writes, naming the agent. */
         if (emp)
             r->author_employee = emp->tracker_user;
-        else /* An agent the config does not map: the bridge's own user writes, naming the agent. */
-            br_buf_puts(&html, "<b>Chatra agent:</b><br>");
-        br_tpl_html_escape(&html, m.text, strlen(m.text), 1);
+        json_object_set_new(item, "agent", json_pack("{s:s?, s:s?, s:b}", "id", m.agent_id, "name",
+                                                      emp ? emp->name : NULL, "employee", emp != NULL));
+        json_object_update(ctx, item);
+        json_decref(item);
+        ok = render_comment(r, BR_TEXT_AGENT_MESSAGE, ctx);
     } else {
         r->author_contact = r->conv.contact_id;
-        coalesce(r, &m, &html);
+        coalesce(r, &m, ctx);
+        ok = render_comment(r, BR_TEXT_MESSAGES, ctx);
     }
-    r->html = br_buf_steal(&html);
+    json_decref(ctx);
     br_msg_dispose(&m);
-    send_comment(r, BR_SOURCE_COMMENT, mid);
+    if (ok)
+        send_comment(r, BR_SOURCE_COMMENT, mid);
+}
+
+/* The text kind a note job names, or -1 for a name this version does not know. */
+static int
+text_by_key(const char *key)
+{
+    for (int t = 0; key && t < BR_TEXT_COUNT; t++)
+        if (strcmp(br_text_info(t)->key, key) == 0)
+            return t;
+    return -1;
 }
 
 static void
@@ -1776,8 +1669,10 @@ run_note(struct run *r)
 {
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
     int64_t ref = json_integer_value(json_object_get(r->payload, "ref_conv"));
-    const char *html = jstr(r->payload, "html");
+    int text = text_by_key(jstr(r->payload, "text"));
     char *ref_task = NULL;
+    json_t *ctx;
+    bool ok;
 
     if (gen == 0) {
         if (r->conv.gen != (int)json_integer_value(json_object_get(r->payload, "gen_at"))) {
@@ -1786,34 +1681,34 @@ run_note(struct run *r)
         }
         gen = r->conv.gen;
     }
+    if (text < 0) {
+        job_fail(r, BR_EFATAL, "note of an unknown kind (%s)", jstr(r->payload, "text") ? jstr(r->payload, "text") : "none");
+        return;
+    }
     if (!task_of(r, r->conv.id, gen, &r->task_id)) {
         job_fail(r, BR_ERETRY, "the task for this note does not exist yet");
         return;
     }
     if (ref) {
         struct br_conv rc = {0};
-        bool ok = br_store_conv_get(r->e->store, ref, &rc) == 0 && task_of(r, rc.id, rc.gen, &ref_task);
+        bool found = br_store_conv_get(r->e->store, ref, &rc) == 0 && task_of(r, rc.id, rc.gen, &ref_task);
         br_conv_dispose(&rc);
-        if (!ok) {
+        if (!found) {
             job_fail(r, BR_ERETRY, "the task this note points to does not exist yet");
             return;
         }
     }
-    {
-        /* %TASK% stands for the referenced task's number, known only now. */
-        struct br_buf b;
-        const char *p = html ? html : "", *hit;
-        br_buf_init(&b, 0);
-        while (ref_task && (hit = strstr(p, "%TASK%")) != NULL) {
-            br_buf_append(&b, p, (size_t)(hit - p));
-            br_buf_puts(&b, ref_task);
-            p = hit + 6;
-        }
-        br_buf_puts(&b, p);
-        r->html = br_buf_steal(&b);
-    }
+    /* The conversation's context, then the note's own (device, e-mail ...), then the task it points to. */
+    ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);
+    if (json_is_object(json_object_get(r->payload, "ctx")))
+        json_object_update(ctx, json_object_get(r->payload, "ctx"));
+    if (ref_task)
+        json_object_set_new(ctx, "task", json_pack("{s:s}", "id", ref_task));
+    ok = render_comment(r, (enum br_text)text, ctx);
+    json_decref(ctx);
     free(ref_task);
-    send_comment(r, BR_SOURCE_NOTE, r->job.id);
+    if (ok)
+        send_comment(r, BR_SOURCE_NOTE, r->job.id);
 }
 
 /* ---- contact updates after a merge or an introduction ---- */
@@ -1845,7 +1740,7 @@ run_update_contact(struct run *r)
     /* Only what the visitor told: a placeholder must not overwrite a name set in the tracker. */
     first = last = NULL;
     if (r->conv.name)
-        split_name(r->conv.name, &first, &last);
+        split_name(r, r->conv.name, &first, &last);
     spec.name = first;
     spec.lastname = last;
     spec.email = r->conv.email;
@@ -1893,7 +1788,7 @@ run_fields(struct run *r)
         job_fail(r, BR_ERETRY, "the task for these fields does not exist yet");
         return;
     }
-    ctx = task_context(r, gen, NULL);
+    ctx = br_context_task(r->e->cfg, r->e->store, r->ch, &r->conv, gen, NULL);
     fields = render_fields(r, ctx);
     r->e->tracker->ops->update_task_fields(r->e->tracker, r->task_id, fields, r->ch->n_custom_fields, contact_done, r);
     free_fields(fields, r->ch->n_custom_fields);

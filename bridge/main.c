@@ -164,6 +164,8 @@ run(const char *config_path)
         return 2;
     if (br_log_parse_level(d.cfg->log_level, &lvl) == 0)
         br_log_set_level(lvl);
+    for (size_t i = 0; i < d.cfg->notices.n; i++)
+        br_info("config notice: %s", d.cfg->notices.items[i]);
     if (strcmp(d.cfg->store_path, ":memory:") != 0)
         make_parent_dir(d.cfg->store_path);
     if (br_store_open(&d.store, d.cfg->store_path)) {
@@ -407,6 +409,9 @@ main(int argc, char **argv)
     if (strcmp(command, "check-config") == 0) {
         struct br_config *cfg;
         int rc = load_config(config, &cfg);
+        /* Notices are not problems: the bridge runs as configured, and says how. */
+        for (size_t k = 0; rc == 0 && k < cfg->notices.n; k++)
+            printf("notice: %s\n", cfg->notices.items[k]);
         br_config_free(cfg);
         br_log_clear_secrets();
         if (rc == 0)

@@ -74,7 +74,7 @@ struct br_comment_spec {
     const char *task_id;
     const char *contact_id;  /* author is the visitor's contact ... */
     const char *employee;    /* ... or this employee (tracker_user); neither: the bridge's own user */
-    const char *html;        /* HTML; a driver whose tracker is not HTML converts it */
+    const char *text;        /* in the tracker's text format (ops->text_escape): HTML, Textile */
     const char *source_key;
 };
 

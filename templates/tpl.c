@@ -422,6 +422,8 @@ struct render {
     const struct br_tpl *t;
     enum br_tpl_escape mode;
     struct br_buf *out;
+    br_tpl_seen_cb seen;
+    void *seen_arg;
     const json_t *stack[BR_TPL_MAX_DEPTH + 1]; /* the root, then one per open section */
     int depth;
     unsigned long steps;
@@ -552,7 +554,10 @@ render_range(struct render *r, size_t from, size_t to)
             i++;
             break;
         case N_VAR:
-            rc = put_value(r, lookup(r, n), n->raw);
+            v = lookup(r, n);
+            if (r->seen && v)
+                r->seen(r->seen_arg, v);
+            rc = put_value(r, v, n->raw);
             i++;
             break;
         case N_SECTION:
@@ -585,6 +590,13 @@ truncate_to(struct br_buf *b, size_t len)
 int
 br_tpl_render(const struct br_tpl *t, const json_t *ctx, enum br_tpl_escape mode, struct br_buf *out)
 {
+    return br_tpl_render_seen(t, ctx, mode, out, NULL, NULL);
+}
+
+int
+br_tpl_render_seen(const struct br_tpl *t, const json_t *ctx, enum br_tpl_escape mode, struct br_buf *out,
+                   br_tpl_seen_cb seen, void *arg)
+{
     struct render r;
     size_t start = out->len;
     int rc;
@@ -593,6 +605,8 @@ br_tpl_render(const struct br_tpl *t, const json_t *ctx, enum br_tpl_escape mode
     r.t = t;
     r.mode = mode;
     r.out = out;
+    r.seen = seen;
+    r.seen_arg = arg;
     r.stack[0] = ctx;
     r.depth = 1;
     rc = render_range(&r, 0, t->n);
@@ -614,18 +628,20 @@ is_wild(const json_t *s)
 /* Same walk as lookup(), over shapes.  Returns false for an unknown name;
  * *shape gets the shape found (NULL: anything). */
 static bool
-resolve_shape(const json_t **stack, int depth, const struct node *n, const json_t **shape)
+resolve_shape(const json_t **stack, int depth, const struct node *n, const json_t **shape, int *at)
 {
     const char *seg = n->segs;
     const json_t *v = NULL;
     bool found = false;
 
     *shape = NULL;
+    *at = depth - 1;
     if (seg == NULL) {
         *shape = stack[depth - 1];
         return true;
     }
     for (int d = depth - 1; d >= 0 && !found; d--) {
+        *at = d;
         if (is_wild(stack[d]))
             return true; /* a context that may hold any key may hold this one */
         if (json_is_object(stack[d]) && (v = json_object_get(stack[d], seg)) != NULL)
@@ -645,53 +661,119 @@ resolve_shape(const json_t **stack, int depth, const struct node *n, const json_
     return true;
 }
 
-int
-br_tpl_check(const struct br_tpl *t, const json_t *schema, br_tpl_check_cb cb, void *arg)
+/*
+ * The walk behind br_tpl_check and br_tpl_reads: resolves every tag
+ * against the schema as rendering would, keeping for each open section
+ * the absolute path of its context ("chat.messages[]").  cb gets each
+ * tag with its absolute path (NULL when the schema does not know it).
+ */
+typedef void (*walk_cb)(void *arg, const struct node *n, const char *abs);
+
+static int
+walk(const struct br_tpl *t, const json_t *schema, walk_cb cb, void *arg)
 {
     const json_t *stack[BR_TPL_MAX_DEPTH + 1];
+    char *paths[BR_TPL_MAX_DEPTH + 1];
     int depth = 1, unknown = 0;
 
     if (t == NULL)
         return 0;
     stack[0] = is_wild(schema) ? NULL : schema;
+    paths[0] = br_strdup("");
     for (size_t i = 0; i < t->n; i++) {
         const struct node *n = &t->nodes[i];
         const json_t *shape;
+        char *abs = NULL;
         bool known;
+        int at;
 
         switch (n->kind) {
         case N_TEXT:
             break;
         case N_END:
-            depth--;
+            free(paths[--depth]);
             break;
         case N_VAR:
         case N_SECTION:
         case N_INVERTED:
-            known = resolve_shape(stack, depth, n, &shape);
-            if (!known) {
+            known = resolve_shape(stack, depth, n, &shape, &at);
+            if (!known)
                 unknown++;
-                if (cb)
-                    cb(arg, n->name, n->line, n->col);
-            }
+            else if (n->segs == NULL)
+                abs = br_strdup(paths[depth - 1]);
+            else
+                abs = br_asprintf("%s%s%s", paths[at], *paths[at] ? "." : "", n->name);
+            if (cb)
+                cb(arg, n, abs);
             if (n->kind == N_SECTION) {
                 /* An unknown section pushes "anything", so its body does
                  * not repeat the same mistake once per inner name. */
                 if (!known)
                     shape = NULL;
-                else if (json_is_array(shape))
+                else if (json_is_array(shape)) {
                     shape = json_array_size(shape) ? json_array_get(shape, 0) : NULL;
-                stack[depth++] = is_wild(shape) ? NULL : shape;
+                    char *item = br_asprintf("%s[]", abs);
+                    free(abs);
+                    abs = item;
+                }
+                stack[depth] = is_wild(shape) ? NULL : shape;
+                paths[depth++] = abs ? abs : br_strdup(n->name);
+                abs = NULL;
             } else if (n->kind == N_INVERTED) {
                 /* An inverted section pushes nothing when rendered; repeat
                  * the current top so that its N_END can pop uniformly. */
                 stack[depth] = stack[depth - 1];
+                paths[depth] = br_strdup(paths[depth - 1]);
                 depth++;
             }
+            free(abs);
             break;
         }
     }
+    while (depth > 0)
+        free(paths[--depth]);
     return unknown;
+}
+
+struct check_arg {
+    br_tpl_check_cb cb;
+    void *arg;
+};
+
+static void
+check_one(void *arg, const struct node *n, const char *abs)
+{
+    struct check_arg *c = arg;
+    if (abs == NULL && c->cb)
+        c->cb(c->arg, n->name, n->line, n->col);
+}
+
+int
+br_tpl_check(const struct br_tpl *t, const json_t *schema, br_tpl_check_cb cb, void *arg)
+{
+    struct check_arg c = {cb, arg};
+    return walk(t, schema, check_one, &c);
+}
+
+struct reads_arg {
+    const char *path;
+    bool found;
+};
+
+static void
+reads_one(void *arg, const struct node *n, const char *abs)
+{
+    struct reads_arg *ra = arg;
+    if (n->kind == N_VAR && abs && strcmp(abs, ra->path) == 0)
+        ra->found = true;
+}
+
+bool
+br_tpl_reads(const struct br_tpl *t, const json_t *schema, const char *path)
+{
+    struct reads_arg ra = {path, false};
+    walk(t, schema, reads_one, &ra);
+    return ra.found;
 }
 
 /* ---- escaping ----------------------------------------------------------- */

@@ -22,6 +22,7 @@
 #include "bridge/br.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 
 /* Sections may nest this deep; deeper templates do not compile. */
 #define BR_TPL_MAX_DEPTH 32
@@ -64,6 +65,15 @@ int br_tpl_render(const struct br_tpl *t, const json_t *ctx, enum br_tpl_escape 
                   struct br_buf *out);
 
 /*
+ * br_tpl_render, telling seen about every value a variable tag looked up
+ * and wrote (the very json_t of the context, so the caller can tell which
+ * items of a list were shown).  On an error the calls made are void too.
+ */
+typedef void (*br_tpl_seen_cb)(void *arg, const json_t *value);
+int br_tpl_render_seen(const struct br_tpl *t, const json_t *ctx, enum br_tpl_escape mode,
+                       struct br_buf *out, br_tpl_seen_cb seen, void *arg);
+
+/*
  * Checks every variable and section reference against a schema: a JSON
  * value shaped like the context.  An object lists the known keys; the
  * string "*" allows anything below it; an array describes a list whose
@@ -75,6 +85,15 @@ int br_tpl_render(const struct br_tpl *t, const json_t *ctx, enum br_tpl_escape 
  */
 typedef void (*br_tpl_check_cb)(void *arg, const char *path, int line, int col);
 int br_tpl_check(const struct br_tpl *t, const json_t *schema, br_tpl_check_cb cb, void *arg);
+
+/*
+ * Whether some variable tag of t writes the value at path, an absolute
+ * path in the schema with "[]" for the items of a list: "previous_task.id",
+ * "chat.messages[].text".  Names resolve as in rendering, so {{text}}
+ * inside {{#chat.messages}} counts.  Tags inside sections count whatever
+ * their conditions (a static answer: what may be shown).
+ */
+bool br_tpl_reads(const struct br_tpl *t, const json_t *schema, const char *path);
 
 /*
  * Appends s escaped for HTML (& < > " ').  With newline_to_br, "\n"

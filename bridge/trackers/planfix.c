@@ -490,7 +490,7 @@ pf_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_
     char *path = br_asprintf("/task/%s/comments/", s->task_id);
     int rc;
 
-    json_object_set_new(body, "description", json_string(s->html));
+    json_object_set_new(body, "description", json_string(s->text));
     if (s->contact_id)
         json_object_set_new(body, "owner", person("contact", s->contact_id));
     else if (s->employee)

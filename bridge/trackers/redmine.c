@@ -385,96 +385,6 @@ with_users(struct call *c, next_fn first)
     return 0;
 }
 
-/* ---- text: the engine's HTML as Textile ---- */
-
-static int
-entity(const char *s, size_t *used)
-{
-    static const struct {
-        const char *name;
-        int ch;
-    } known[] = {{"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"#39;", '\''}, {"nbsp;", ' '},
-                 {"apos;", '\''}};
-    for (size_t i = 0; i < BR_ARRAY_SIZE(known); i++) {
-        size_t n = strlen(known[i].name);
-        if (strncmp(s, known[i].name, n) == 0) {
-            *used = n;
-            return known[i].ch;
-        }
-    }
-    return -1;
-}
-
-/* Appends the text run (entities decoded) kept literal in Textile. */
-static void
-flush_run(struct br_buf *out, struct br_buf *run)
-{
-    if (run->len)
-        br_tpl_textile_escape(out, run->data, run->len);
-    br_buf_reset(run);
-}
-
-/*
- * <b>/<strong> become *...*, <i>/<em> _..._, <br> and </p> line breaks;
- * other tags are dropped and text is kept literal.  Enough for what the
- * engine writes (notes, coalesced messages); not a general converter.
- */
-static char *
-html_to_textile(const char *html)
-{
-    struct br_buf out, run;
-    const char *p = html;
-
-    br_buf_init(&out, 0);
-    br_buf_init(&run, 0);
-    while (*p) {
-        if (*p == '<') {
-            const char *end = strchr(p, '>');
-            char name[16];
-            size_t n = 0;
-            bool closing;
-            if (end == NULL) {
-                br_buf_putc(&run, *p++);
-                continue;
-            }
-            closing = p[1] == '/';
-            for (const char *q = p + 1 + closing; q < end && n + 1 < sizeof(name) && isalnum((unsigned char)*q); q++)
-                name[n++] = (char)tolower((unsigned char)*q);
-            name[n] = '\0';
-            flush_run(&out, &run);
-            if (strcmp(name, "b") == 0 || strcmp(name, "strong") == 0)
-                br_buf_putc(&out, '*');
-            else if (strcmp(name, "i") == 0 || strcmp(name, "em") == 0)
-                br_buf_putc(&out, '_');
-            else if (strcmp(name, "br") == 0)
-                br_buf_putc(&out, '\n');
-            else if (strcmp(name, "p") == 0 && closing)
-                br_buf_puts(&out, "\n\n");
-            p = end + 1;
-        } else if (*p == '&') {
-            size_t used = 0;
-            int ch = entity(p + 1, &used);
-            if (ch < 0) {
-                br_buf_putc(&run, *p++);
-            } else {
-                br_buf_putc(&run, (char)ch);
-                p += 1 + used;
-            }
-        } else if (*p == '\n') {
-            flush_run(&out, &run);
-            br_buf_putc(&out, '\n');
-            p++;
-        } else {
-            br_buf_putc(&run, *p++);
-        }
-    }
-    flush_run(&out, &run);
-    br_buf_dispose(&run);
-    while (out.len && (out.data[out.len - 1] == '\n' || out.data[out.len - 1] == ' '))
-        out.data[--out.len] = '\0';
-    return out.data ? br_buf_steal(&out) : br_strdup("");
-}
-
 /* Whether a journal's notes are the text the bridge sent (Redmine may store \r\n and trim the end). */
 static bool
 same_text(const char *stored, const char *sent)
@@ -840,7 +750,7 @@ note_call(struct rm *rm, const struct br_comment_spec *s, br_result_cb cb, void 
 {
     struct call *c = call_new(rm, cb, arg, NULL);
     c->task_id = br_strdup(s->task_id);
-    c->text = html_to_textile(s->html ? s->html : "");
+    c->text = br_strdup(s->text ? s->text : "");
     c->employee = s->employee ? br_strdup(s->employee) : NULL;
     return c;
 }

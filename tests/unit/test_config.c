@@ -1003,6 +1003,211 @@ test_diag_add_and_dispose(void **state)
     br_config_free(NULL);
 }
 
+
+/* ---- language, time zone, the bridge's own texts ------------------------- */
+
+/* A small valid config; %s is spliced in at the top level (no trailing comma needed). */
+static void
+write_small(struct fx *f, const char *kind, const char *top)
+{
+    char *text = br_asprintf(
+        "{%s%s\n"
+        "  'store': {'path': 'b.db'},\n"
+        "  'tracker': %s,\n"
+        "  'channels': [{'name': 'shop', 'webhook_secret': 'shopHookSecret_abcdef123',\n"
+        "                'chatra': {'public_key': 'p', 'secret_key': 's'}, 'default_agent_id': 'A',\n"
+        "                'close_on_leave': false}]\n"
+        "}\n",
+        top, *top ? "," : "",
+        strcmp(kind, "redmine") == 0
+            ? "{'kind': 'redmine', 'url': 'http://127.0.0.1:1', 'api_key': 'k', 'project': 'chats'}"
+            : "{'kind': 'planfix', 'url': 'http://127.0.0.1:1/rest', 'token': 't', "
+              "'webhook_secret': 'pfHookSecret0123456789'}");
+    write_cfg(f, "cfg.json", text);
+    free(text);
+}
+
+static char *
+render_text(const struct br_config *c, enum br_text t, const char *ctx_json)
+{
+    json_error_t je;
+    json_t *ctx = json_loads(ctx_json, 0, &je);
+    char *s;
+    assert_non_null(ctx);
+    s = br_texts_string(c, t, ctx);
+    json_decref(ctx);
+    return s;
+}
+
+#define DEVICE_CTX                                                                                                 \
+    "{'device': {'items': [{'browser': true, 'os': false, 'device': false, 'ip': false, 'city': false, "           \
+    "'country': false, 'value': 'Firefox <3', 'first': true}, {'browser': false, 'os': false, 'device': false, "  \
+    "'ip': true, 'city': false, 'country': false, 'value': '1.2.3.4', 'first': false}]}}"
+
+static char *
+quotes(const char *s)
+{
+    char *out = br_strdup(s);
+    for (char *p = out; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    return out;
+}
+
+static void
+test_language_defaults(void **state)
+{
+    struct fx *f = *state;
+    char *ctx = quotes(DEVICE_CTX), *s;
+
+    write_small(f, "planfix", "");
+    load_ok(f);
+    assert_string_equal(f->cfg->language, "en");
+    assert_string_equal(f->cfg->timezone, "UTC");
+    assert_null(f->cfg->tracker_timezone);
+    s = render_text(f->cfg, BR_TEXT_NEW_VISIT, ctx);
+    assert_string_equal(s, "<b>New visit</b>: browser Firefox &lt;3, IP 1.2.3.4.");
+    free(s);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_small(f, "planfix", "'language': 'ru', 'timezone': 'Europe/Moscow'");
+    load_ok(f);
+    assert_string_equal(f->cfg->language, "ru");
+    assert_string_equal(f->cfg->timezone, "Europe/Moscow");
+    s = render_text(f->cfg, BR_TEXT_NEW_VISIT, ctx);
+    assert_string_equal(s, "<b>Новый визит</b>: браузер Firefox &lt;3, IP 1.2.3.4.");
+    free(s);
+    s = render_text(f->cfg, BR_TEXT_CONTACT_NAME, "{}");
+    assert_string_equal(s, "Посетитель чата");
+    free(s);
+    /* The task's default title follows the language too. */
+    s = render(f->cfg->channels[0].task_title, "{\"channel\": {\"name\": \"shop\"}}", BR_TPL_ESCAPE_NONE);
+    assert_non_null(strstr(s, "Чат: посетитель (shop)"));
+    free(s);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* Redmine: the same words in Textile. */
+    write_small(f, "redmine", "'language': 'ru'");
+    load_ok(f);
+    s = render_text(f->cfg, BR_TEXT_NEW_VISIT, ctx);
+    assert_string_equal(s, "*Новый визит*: браузер <notextile>Firefox <3</notextile>, IP 1.2.3.4.");
+    free(s);
+    free(ctx);
+}
+
+static void
+test_times_in_zone_and_language(void **state)
+{
+    struct fx *f = *state;
+    json_t *o = json_object();
+
+    write_small(f, "planfix", "'language': 'ru', 'timezone': 'Europe/Moscow'");
+    load_ok(f);
+    br_texts_set_time(f->cfg, o, 1764669600000LL); /* 2025-12-02 10:00:00 UTC */
+    assert_string_equal(json_string_value(json_object_get(o, "time")), "02.12.2025 13:00 MSK");
+    assert_string_equal(json_string_value(json_object_get(o, "date")), "02.12.2025");
+    assert_string_equal(json_string_value(json_object_get(o, "clock")), "13:00:00");
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_small(f, "planfix", "'timezone': 'America/New_York'");
+    load_ok(f);
+    br_texts_set_time(f->cfg, o, 1764669600000LL);
+    assert_string_equal(json_string_value(json_object_get(o, "time")), "2025-12-02 05:00 EST");
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_small(f, "planfix", "");
+    load_ok(f);
+    br_texts_set_time(f->cfg, o, 1764669600000LL);
+    assert_string_equal(json_string_value(json_object_get(o, "time")), "2025-12-02 10:00 UTC");
+    assert_string_equal(json_string_value(json_object_get(o, "clock")), "10:00:00");
+    json_decref(o);
+}
+
+static void
+test_language_and_zone_problems(void **state)
+{
+    struct fx *f = *state;
+
+    write_small(f, "planfix", "'language': 'de', 'timezone': 'Mars/Olympus_Mons'");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "language: \"de\" is not supported (supported: en, ru)");
+    expect_problem(f, "timezone: \"Mars/Olympus_Mons\" is not a time zone this machine knows (an IANA name such "
+                      "as \"Europe/Moscow\"; install tzdata)");
+    br_diag_dispose(&f->diag);
+    write_small(f, "planfix", "'timezone': '../../etc/passwd'");
+    assert_int_equal(load(f), BR_EINVAL);
+    assert_int_equal(f->diag.n, 1);
+}
+
+static void
+test_texts_overridden(void **state)
+{
+    struct fx *f = *state;
+    char *s, *line;
+
+    free(write_file(f, "texts/joined.html", "Joined: {{email}}{{#verified}} (site){{/verified}}\n"));
+    write_small(f, "planfix",
+                "'language': 'ru', 'texts': {'new_visit': 'Visit from {{device.browser}}{{^device.browser}}?{{/device.browser}}',"
+                " 'device_joined_file': 'texts/joined.html', 'visitor_label': '{{visitor.name}}'}");
+    load_ok(f);
+    s = render_text(f->cfg, BR_TEXT_NEW_VISIT, "{\"device\": {\"browser\": \"Opera\"}}");
+    assert_string_equal(s, "Visit from Opera");
+    free(s);
+    s = render_text(f->cfg, BR_TEXT_DEVICE_JOINED, "{\"email\": \"a&b@x.org\", \"verified\": true}");
+    assert_string_equal(s, "Joined: a&amp;b@x.org (site)");
+    free(s);
+    s = render_text(f->cfg, BR_TEXT_VISITOR_LABEL, "{\"visitor\": {\"name\": \"Мария\"}}");
+    assert_string_equal(s, "Мария");
+    free(s);
+    /* What is not overridden stays the language's default. */
+    s = render_text(f->cfg, BR_TEXT_AGENT_LABEL, "{}");
+    assert_string_equal(s, "Агент");
+    free(s);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    free(write_file(f, "texts/bad.html", "line one\n{{devise.browser}}\n"));
+    write_small(f, "planfix",
+                "'texts': {'new_visits': 'x', 'contact_name': 'a', 'contact_name_file': 'texts/bad.html',"
+                " 'new_visit_file': 'texts/bad.html', 'continues_in': '{{#task}}'}");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "texts.new_visits: unknown text (see templates/en/ for their names)");
+    expect_problem(f, "texts.contact_name: set either contact_name or contact_name_file, not both");
+    line = br_asprintf("%s/texts/bad.html:2:1: unknown template variable \"devise.browser\"", f->dir);
+    expect_line(f, line);
+    free(line);
+    line = br_asprintf("%s: texts.continues_in:1:1: section '{{#task}}' is never closed", f->cfg_path);
+    expect_line(f, line);
+    free(line);
+}
+
+static void
+test_description_notices(void **state)
+{
+    struct fx *f = *state;
+
+    write_small(f, "planfix", "");
+    load_ok(f);
+    assert_int_equal(f->cfg->notices.n, 0);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json",
+              "{'store': {'path': 'b.db'}, 'tracker': {'kind': 'planfix', 'url': 'http://127.0.0.1:1/rest',"
+              " 'token': 't', 'webhook_secret': 'pfHookSecret0123456789'},"
+              " 'channels': [{'name': 'shop', 'webhook_secret': 'shopHookSecret_abcdef123',"
+              " 'chatra': {'public_key': 'p', 'secret_key': 's'}, 'default_agent_id': 'A', 'close_on_leave': false,"
+              " 'task': {'description': '<p>{{visitor.name}}</p>{{#chat.messages}}{{author}}{{/chat.messages}}'}}]}");
+    load_ok(f);
+    assert_int_equal(f->cfg->notices.n, 2);
+    assert_non_null(strstr(f->cfg->notices.items[0], "channels[0].task.description does not show the chat messages"));
+    assert_non_null(strstr(f->cfg->notices.items[1], "does not show previous_task.id"));
+}
+
 int
 main(void)
 {
@@ -1029,6 +1234,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_template_file_missing_and_both_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chatra_variables_accepted, setup, teardown),
         cmocka_unit_test(test_template_schema_is_json),
+        cmocka_unit_test_setup_teardown(test_language_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_times_in_zone_and_language, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_language_and_zone_problems, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_texts_overridden, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_description_notices, setup, teardown),
         cmocka_unit_test(test_diag_add_and_dispose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,7 +531,7 @@ read_default(const char *name, size_t *len)
     char *buf;
     long size;
 
-    snprintf(path, sizeof(path), "%s/templates/%s", dir ? dir : ".", name);
+    snprintf(path, sizeof(path), "%s/templates/en/%s", dir ? dir : ".", name);
     f = fopen(path, "rb");
     if (f == NULL)
         fail_msg("cannot open %s (set BR_SOURCE_DIR)", path);
@@ -675,6 +676,89 @@ test_default_description_textile(void **state)
     free(s);
 }
 
+
+/* ---- what a template shows (delivery must not depend on it) -------------- */
+
+struct seen_list {
+    const json_t *v[32];
+    int n;
+};
+
+static void
+on_seen(void *arg, const json_t *v)
+{
+    struct seen_list *l = arg;
+    if (l->n < 32)
+        l->v[l->n++] = v;
+}
+
+static bool
+in_seen(const struct seen_list *l, const json_t *v)
+{
+    for (int i = 0; i < l->n; i++)
+        if (l->v[i] == v)
+            return true;
+    return false;
+}
+
+static void
+test_render_seen(void **state)
+{
+    /* Only the agent's message is written: the visitor's text is not shown. */
+    struct br_tpl *t = compile_ok("{{#chat.messages}}{{#agent}}{{text}};{{/agent}}{{author}}{{/chat.messages}}");
+    json_t *ctx = parse_json("{\"chat\": {\"messages\": [{\"text\": \"hi\", \"author\": \"V\", \"agent\": false},"
+                             "{\"text\": \"yes\", \"author\": \"A\", \"agent\": true}]}}");
+    json_t *msgs = json_object_get(json_object_get(ctx, "chat"), "messages");
+    struct seen_list l = {0};
+    struct br_buf out;
+    (void)state;
+
+    br_buf_init(&out, 0);
+    assert_int_equal(br_tpl_render_seen(t, ctx, BR_TPL_ESCAPE_NONE, &out, on_seen, &l), 0);
+    assert_string_equal(out.data, "Vyes;A");
+    assert_false(in_seen(&l, json_object_get(json_array_get(msgs, 0), "text")));
+    assert_true(in_seen(&l, json_object_get(json_array_get(msgs, 1), "text")));
+    assert_true(in_seen(&l, json_object_get(json_array_get(msgs, 0), "author")));
+    br_buf_dispose(&out);
+    json_decref(ctx);
+    br_tpl_free(t);
+}
+
+static void
+test_reads(void **state)
+{
+    json_t *schema = parse_json(br_config_template_schema());
+    struct {
+        const char *src;
+        const char *path;
+        bool want;
+    } cases[] = {
+        {"{{#chat.messages}}{{text}}{{/chat.messages}}", "chat.messages[].text", true},
+        {"{{#chat.messages}}{{{text_html}}}{{/chat.messages}}", "chat.messages[].text_html", true},
+        {"{{#chat.messages}}{{{text_html}}}{{/chat.messages}}", "chat.messages[].text", false},
+        {"{{#chat}}{{#messages}}{{text}}{{/messages}}{{/chat}}", "chat.messages[].text", true},
+        {"{{#chat.messages}}{{author}}{{/chat.messages}}", "chat.messages[].text", false},
+        /* A section over the messages writes nothing of them by itself. */
+        {"{{#chat.messages}}x{{/chat.messages}}", "chat.messages", false},
+        {"{{visitor.name}}", "chat.messages[].text", false},
+        {"{{#previous_task}}#{{id}}{{/previous_task}}", "previous_task.id", true},
+        {"{{#previous_task.id}}Earlier task{{/previous_task.id}}", "previous_task.id", false},
+        {"{{previous_task.id}}", "previous_task.id", true},
+        /* {{text}} inside previous_task.messages is not the chat's. */
+        {"{{#previous_task.messages}}{{text}}{{/previous_task.messages}}", "chat.messages[].text", false},
+        {"{{^chat.messages}}{{chat.id}}{{/chat.messages}}", "chat.id", true},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct br_tpl *t = compile_ok(cases[i].src);
+        if (br_tpl_reads(t, schema, cases[i].path) != cases[i].want)
+            fail_msg("br_tpl_reads(\"%s\", %s) is not %d", cases[i].src, cases[i].path, cases[i].want);
+        br_tpl_free(t);
+    }
+    json_decref(schema);
+}
+
 int
 main(void)
 {
@@ -704,6 +788,8 @@ main(void)
         cmocka_unit_test(test_default_description),
         cmocka_unit_test(test_textile_escape),
         cmocka_unit_test(test_default_description_textile),
+        cmocka_unit_test(test_render_seen),
+        cmocka_unit_test(test_reads),
     };
     return cmocka_run_group_tests_name("tpl", tests, NULL, NULL);
 }
