@@ -1062,7 +1062,9 @@ render_task(struct run *r, json_t *ctx, json_t *ids, struct br_buf *title, struc
     json_t *msgs = json_object_get(json_object_get(ctx, "chat"), "messages"), *m;
     size_t i;
 
-    if (br_tpl_render(r->ch->task_title, ctx, BR_TPL_ESCAPE_NONE, title) != 0) {
+    /* An empty title (a template whose values are all missing) is refused by trackers: fall back too. */
+    if (br_tpl_render(r->ch->task_title, ctx, BR_TPL_ESCAPE_NONE, title) != 0 ||
+        title->len == strspn(title->data ? title->data : "", " \t\r\n")) {
         br_buf_reset(title);
         if (br_texts_render(cfg, BR_TEXT_FALLBACK_TITLE, ctx, title) != 0)
             br_buf_printf(title, "Chat (%s)", r->ch->name);
@@ -1121,11 +1123,13 @@ create_task(struct run *r)
         job_fail(r, BR_ERETRY, "cannot store which messages the task text carries");
         return;
     }
-    /* Planfix titles are one line. */
+    /* Titles are one line, without the newline a template file ends with. */
     for (size_t i = 0; i < title.len; i++)
-        if (title.data[i] == '\n' || title.data[i] == '\r')
+        if (title.data[i] == '\n' || title.data[i] == '\r' || title.data[i] == '\t')
             title.data[i] = ' ';
-    spec.title = title.data ? title.data : "";
+    while (title.len > 0 && title.data[title.len - 1] == ' ')
+        title.data[--title.len] = '\0';
+    spec.title = title.data ? title.data + strspn(title.data, " ") : "";
     spec.description = desc.data ? desc.data : "";
     spec.fields = fields = render_fields(r, ctx);
     spec.n_fields = r->ch->n_custom_fields;
