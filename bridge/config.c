@@ -652,9 +652,13 @@ load_employees(struct loader *L, json_t *arr)
 }
 
 
-/* channels[].task.custom_fields: [{"id": 3, "value": "{{visitor.email}}"}], filled on the issue. */
+/*
+ * channels[].task.custom_fields and channels[].contact.custom_fields:
+ * [{"id": 3, "value": "{{visitor.email}}"}], templates filled from the
+ * visitor's data when the task (issue) or contact is made or updated.
+ */
 static void
-load_custom_fields(struct loader *L, json_t *arr, const char *base, struct br_channel *ch)
+load_custom_fields(struct loader *L, json_t *arr, const char *base, struct br_custom_field **out, size_t *n)
 {
     static const char *const known[] = {"id", "value", NULL};
     char *p = join_path(base, "custom_fields");
@@ -665,18 +669,16 @@ load_custom_fields(struct loader *L, json_t *arr, const char *base, struct br_ch
         free(p);
         return;
     }
-    if (!is_redmine(L->cfg))
-        PROBLEM(L, p, "is supported for tracker.kind \"redmine\" only");
-    else if (!json_is_array(arr))
+    if (!json_is_array(arr))
         PROBLEM(L, p, "must be a list of {\"id\": <custom field id>, \"value\": \"<template>\"}");
     else {
-        ch->custom_fields = br_calloc(json_array_size(arr) + 1, sizeof(*ch->custom_fields));
+        *out = br_calloc(json_array_size(arr) + 1, sizeof(**out));
         json_array_foreach(arr, i, v) {
             char *ip = br_asprintf("%s[%zu]", p, i);
             if (!json_is_object(v)) {
                 PROBLEM(L, ip, "must be an object with id and value");
             } else {
-                struct br_custom_field *f = &ch->custom_fields[ch->n_custom_fields++];
+                struct br_custom_field *f = &(*out)[(*n)++];
                 check_keys(L, v, ip, known);
                 f->id = get_int(L, v, ip, "id", 0, 1, INT32_MAX, true);
                 if (get(v, "value") == NULL)
@@ -702,7 +704,7 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
     static const char *const known_task[] = {"template_id", "closed_status_id", "title",
                                              "title_file", "description", "description_file",
                                              "custom_fields", NULL};
-    static const char *const known_contact[] = {"template_id", NULL};
+    static const char *const known_contact[] = {"template_id", "custom_fields", NULL};
     struct br_config *c = L->cfg;
     json_t *chatra, *task, *contact, *arr, *v;
     char *p;
@@ -828,7 +830,7 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
                       "tracker.closed_status_id sets it for every channel)");
         free(q);
     }
-    load_custom_fields(L, get(task, "custom_fields"), p, ch);
+    load_custom_fields(L, get(task, "custom_fields"), p, &ch->custom_fields, &ch->n_custom_fields);
     {
         char *t1 = default_template_path(c, "task_title.txt");
         /* Planfix texts are HTML; Redmine's are Textile. */
@@ -847,6 +849,7 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
         PROBLEM(L, p, "Redmine has no contacts; the visitor's details go into the issue");
     check_keys(L, contact, p, known_contact);
     ch->contact_template_id = get_int(L, contact, p, "template_id", 0, 0, LONG_MAX, false);
+    load_custom_fields(L, get(contact, "custom_fields"), p, &ch->contact_fields, &ch->n_contact_fields);
     free(p);
 }
 
@@ -1065,6 +1068,9 @@ free_channel(struct br_channel *ch)
     for (size_t i = 0; i < ch->n_custom_fields; i++)
         br_tpl_free(ch->custom_fields[i].value);
     free(ch->custom_fields);
+    for (size_t i = 0; i < ch->n_contact_fields; i++)
+        br_tpl_free(ch->contact_fields[i].value);
+    free(ch->contact_fields);
 }
 
 void

@@ -34,7 +34,7 @@ struct br_employee {
     char *chatra_agent_id;  /* may be NULL: such an employee is relayed as default_agent_id */
 };
 
-/* An issue custom field the tracker fills from a template (Redmine). */
+/* A custom field (of a task or a contact) the tracker fills from a template. */
 struct br_custom_field {
     long id;
     struct br_tpl *value;
@@ -70,6 +70,8 @@ struct br_channel {
     struct br_custom_field *custom_fields;
     size_t n_custom_fields;
     long contact_template_id;   /* 0 = none */
+    struct br_custom_field *contact_fields; /* Planfix contact custom fields */
+    size_t n_contact_fields;
 };
 
 struct br_config {

@@ -108,6 +108,7 @@ struct run {
     const char *author_contact;
     const char *author_employee;
     int company_slot;          /* 1 + index in company_busy while this job holds it */
+    json_t *emails;            /* contact: the person's e-mails still to look up */
 };
 
 static void work(struct br_engine *e);
@@ -492,6 +493,12 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
         if ((rc = add_note(e, c.id, 0, BR_TEXT_NEW_VISIT, ctx, 0)))
             goto out;
     }
+    /* Each new chat of a known person is a visit, logged on the contact's card (Planfix). */
+    if ((res.joined || new_chat) && e->tracker->ops->add_contact_comment &&
+        (rc = add_job(e, 't', "tracker", "contact_visit", c.id,
+                      json_pack("{s:{s:o, s:{s:s?}}}", "ctx", "device", br_context_device(rawc), "chat", "id",
+                                chat_id))))
+        goto out;
     if (introduced && !res.merged_conv && has_contacts(e) &&
         (rc = add_job(e, 't', "tracker", "update_contact", c.id, json_object())))
         goto out;
@@ -713,6 +720,7 @@ run_free(struct run *r)
     free(r->task_id);
     free(r->source_key);
     free(r->text);
+    json_decref(r->emails);
     free(r);
 }
 
@@ -794,6 +802,32 @@ finish_recorded(struct run *r, struct br_result *res, int store_rc)
 
 static void contact_created(void *arg, struct br_result *res);
 
+/* Custom field templates, rendered (plain text: the tracker stores values as given). */
+static struct br_field_value *
+render_fields(const struct br_custom_field *defs, size_t n, json_t *ctx)
+{
+    struct br_field_value *f = br_calloc(n + 1, sizeof(*f));
+
+    for (size_t i = 0; i < n; i++) {
+        struct br_buf b;
+        br_buf_init(&b, 64 * 1024);
+        if (br_tpl_render(defs[i].value, ctx, BR_TPL_ESCAPE_NONE, &b) != 0)
+            br_buf_reset(&b);
+        f[i].id = defs[i].id;
+        f[i].value = b.data ? br_buf_steal(&b) : br_strdup("");
+        br_buf_dispose(&b);
+    }
+    return f;
+}
+
+static void
+free_fields(struct br_field_value *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)f[i].value);
+    free(f);
+}
+
 /* Splits a full name at its first space; NULL or "" gives the contact_name text (texts.h). */
 static void
 split_name(struct run *r, const char *full, char **first, char **last)
@@ -831,6 +865,9 @@ create_contact(struct run *r)
     struct br_contact_spec spec = {0};
     char *first, *last;
 
+    struct br_field_value *fields;
+    json_t *ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);
+
     contact_name(r, &first, &last);
     spec.name = first;
     spec.lastname = last;
@@ -838,10 +875,31 @@ create_contact(struct run *r)
     spec.phone = r->conv.phone;
     spec.template_id = r->ch->contact_template_id;
     spec.source_key = r->source_key;
+    spec.fields = fields = render_fields(r->ch->contact_fields, r->ch->n_contact_fields, ctx);
+    spec.n_fields = r->ch->n_contact_fields;
     r->step = 2;
     r->e->tracker->ops->create_contact(r->e->tracker, &spec, contact_created, r);
+    free_fields(fields, r->ch->n_contact_fields);
+    json_decref(ctx);
     free(first);
     free(last);
+}
+
+/* Looks the next of the person's e-mails up; false when none is left. */
+static bool
+find_next_email(struct run *r)
+{
+    const char *email = json_string_value(json_array_get(r->emails, 0));
+    char *copy;
+
+    if (email == NULL)
+        return false;
+    copy = br_strdup(email);
+    json_array_remove(r->emails, 0);
+    /* Also finds the contact a crashed run of this job created (by its key). */
+    r->e->tracker->ops->find_contact(r->e->tracker, copy, r->source_key, contact_created, r);
+    free(copy);
+    return true;
 }
 
 static void
@@ -851,8 +909,9 @@ contact_created(void *arg, struct br_result *res)
     int rc = 0;
 
     if (res->err == BR_ENOTFOUND && r->step == 1) {
-        /* Not known by e-mail, or not created before the crash: create it now. */
-        create_contact(r);
+        /* Not known by this e-mail: the next one, else (or not created before the crash) create it now. */
+        if (!find_next_email(r))
+            create_contact(r);
         return;
     }
     if (res->err == 0 && res->id) {
@@ -865,20 +924,32 @@ contact_created(void *arg, struct br_result *res)
     finish_recorded(r, res, rc);
 }
 
+
 /*
- * Whether the visitor's e-mail may lead to an existing tracker contact:
- * under merge_policy "verified" only an address the site set.  A typed
- * address could otherwise attach a stranger to a real customer's card.
+ * The person's e-mails to look the contact up by: the conversation's
+ * latest first, then every other one the person gave (a visitor who wrote
+ * from work and from home is one customer).  Under merge_policy
+ * "verified" only addresses the site set: a typed one could attach a
+ * stranger to a real customer's card.
  */
-static bool
-email_trusted(struct run *r)
+static json_t *
+emails_to_try(struct run *r)
 {
+    bool verified_only = r->ch->merge_policy == BR_MERGE_VERIFIED;
+    json_t *all = br_store_person_emails(r->e->store, r->conv.person_id, verified_only), *out = json_array(), *v;
     bool verified = false;
     int64_t pid;
+    size_t i;
 
-    if (r->ch->merge_policy != BR_MERGE_VERIFIED)
-        return true;
-    return br_store_person_of_email(r->e->store, r->conv.email, &pid, &verified) == 0 && verified;
+    if (r->conv.email &&
+        (!verified_only || (br_store_person_of_email(r->e->store, r->conv.email, &pid, &verified) == 0 && verified)))
+        json_array_append_new(out, json_string(r->conv.email));
+    json_array_foreach(all, i, v) {
+        if (r->conv.email == NULL || strcmp(json_string_value(v), r->conv.email) != 0)
+            json_array_append(out, v);
+    }
+    json_decref(all);
+    return out;
 }
 
 static void
@@ -891,10 +962,10 @@ run_contact(struct run *r)
     r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
     br_store_source_key(r->e->store, BR_SOURCE_CONTACT, r->job.id, r->source_key);
     r->step = 1;
-    if (r->conv.email && email_trusted(r)) {
-        /* Also finds the contact a crashed run of this job created (by its key). */
-        r->e->tracker->ops->find_contact(r->e->tracker, r->conv.email, r->source_key, contact_created, r);
-    } else if (r->job.recover) {
+    r->emails = emails_to_try(r);
+    if (find_next_email(r))
+        return;
+    if (r->job.recover) {
         char *first, *last;
         contact_name(r, &first, &last);
         r->e->tracker->ops->find_contact_by_key(r->e->tracker, first, r->source_key, contact_created, r);
@@ -986,31 +1057,6 @@ run_company(struct run *r)
 
 static void task_created(void *arg, struct br_result *res);
 
-/* The channel's custom field templates, rendered (plain text: the tracker stores values as given). */
-static struct br_field_value *
-render_fields(struct run *r, json_t *ctx)
-{
-    struct br_field_value *f = br_calloc(r->ch->n_custom_fields + 1, sizeof(*f));
-
-    for (size_t i = 0; i < r->ch->n_custom_fields; i++) {
-        struct br_buf b;
-        br_buf_init(&b, 64 * 1024);
-        if (br_tpl_render(r->ch->custom_fields[i].value, ctx, BR_TPL_ESCAPE_NONE, &b) != 0)
-            br_buf_reset(&b);
-        f[i].id = r->ch->custom_fields[i].id;
-        f[i].value = b.data ? br_buf_steal(&b) : br_strdup("");
-        br_buf_dispose(&b);
-    }
-    return f;
-}
-
-static void
-free_fields(struct br_field_value *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free((char *)f[i].value);
-    free(f);
-}
 
 /*
  * The values a template wrote (br_tpl_render_seen), as a sorted list of
@@ -1131,7 +1177,7 @@ create_task(struct run *r)
         title.data[--title.len] = '\0';
     spec.title = title.data ? title.data + strspn(title.data, " ") : "";
     spec.description = desc.data ? desc.data : "";
-    spec.fields = fields = render_fields(r, ctx);
+    spec.fields = fields = render_fields(r->ch->custom_fields, r->ch->n_custom_fields, ctx);
     spec.n_fields = r->ch->n_custom_fields;
     spec.contact_id = r->conv.contact_id;
     spec.company_id = r->conv.company_id;
@@ -1187,6 +1233,45 @@ task_created(void *arg, struct br_result *res)
     finish_recorded(r, res, rc);
 }
 
+static void run_task(struct run *r);
+
+/*
+ * The contact's active task found: the chat joins it.  Its description is
+ * not the bridge's, so every message goes as a comment, and the bridge
+ * never completes it (see run_close).  A task that is already another
+ * conversation's stays theirs: this one gets its own.
+ */
+static void
+active_task_found(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    struct br_task other = {0};
+    bool taken;
+    int rc;
+
+    if (res->err == BR_ENOTFOUND) {
+        run_task(r);
+        return;
+    }
+    if (res->err) {
+        job_finish(r, res);
+        return;
+    }
+    taken = br_store_task_by_tracker_id(r->e->store, res->id, &other) == 0 && other.conv_id != r->conv.id;
+    br_task_dispose(&other);
+    if (taken) {
+        br_info("conversation %lld: the contact's active task %s belongs to another conversation; a new task follows",
+                (long long)r->conv.id, res->id);
+        run_task(r);
+        return;
+    }
+    rc = TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, res->id, BR_TASK_OPEN));
+    if (rc == 0)
+        br_info("conversation %lld: joined the contact's active task %s", (long long)r->conv.id, res->id);
+    finish_recorded(r, res, rc);
+}
+
 static void
 run_task(struct run *r)
 {
@@ -1209,6 +1294,19 @@ run_task(struct run *r)
     if (r->conv.contact_id == NULL && has_contacts(r->e))
         br_warn("conversation %lld: the task is created without a contact (the contact could not be found or made)",
                 (long long)r->conv.id);
+    /*
+     * "A new task if there are no active tasks with this contact": a known
+     * contact's active task (one an employee opened by hand too) takes the
+     * chat.  A contact the bridge has just made has none; asked before the
+     * key is stored, so a task of ours is never mistaken for it.
+     */
+    if (t.source_key == NULL && r->step == 0 && r->ch->new_task_if_no_active && r->conv.contact_id &&
+        r->e->tracker->ops->find_active_task && (!r->conv.contact_made || gen > 1)) {
+        br_task_dispose(&t);
+        r->step = 3;
+        r->e->tracker->ops->find_active_task(r->e->tracker, r->conv.contact_id, active_task_found, r);
+        return;
+    }
     /*
      * The key is stored with the task before the first request, whichever
      * job makes it (a task job, or a check or comment job that found the
@@ -1715,6 +1813,75 @@ run_note(struct run *r)
         send_comment(r, BR_SOURCE_NOTE, r->job.id);
 }
 
+/* ---- visits on the contact's card ---- */
+
+static void
+contact_visit_posted(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+
+    if (res->err == BR_ENOTFOUND)
+        res->err = 0; /* the contact is gone: there is no card to write on */
+    job_finish(r, res);
+}
+
+static void
+contact_visit_found(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    struct br_comment_spec spec = {0};
+    size_t i;
+    json_t *it;
+
+    if (res->err) {
+        contact_visit_posted(r, res);
+        return;
+    }
+    json_array_foreach(res->items, i, it) {
+        const char *key = jstr(it, "source_key");
+        if (key && strcmp(key, r->source_key) == 0) {
+            job_ok(r); /* written before the crash */
+            return;
+        }
+    }
+    spec.text = r->text;
+    spec.source_key = r->source_key;
+    r->e->tracker->ops->add_contact_comment(r->e->tracker, r->conv.contact_id, &spec, contact_visit_posted, r);
+}
+
+static void
+run_contact_visit(struct run *r)
+{
+    struct br_result none = {0};
+    char *task = NULL;
+    json_t *ctx;
+    bool ok;
+
+    if (r->conv.contact_id == NULL) {
+        job_ok(r); /* no contact card (it could not be found or made) */
+        return;
+    }
+    ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);
+    if (json_is_object(json_object_get(r->payload, "ctx")))
+        json_object_update(ctx, json_object_get(r->payload, "ctx"));
+    if (task_of(r, r->conv.id, r->conv.gen, &task))
+        json_object_set_new(ctx, "task", json_pack("{s:s}", "id", task));
+    free(task);
+    ok = render_comment(r, BR_TEXT_CONTACT_VISIT, ctx);
+    json_decref(ctx);
+    if (!ok)
+        return;
+    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+    br_store_source_key(r->e->store, BR_SOURCE_NOTE, r->job.id, r->source_key);
+    if (r->job.recover && r->e->tracker->ops->list_contact_comments) {
+        r->e->tracker->ops->list_contact_comments(r->e->tracker, r->conv.contact_id, contact_visit_found, r);
+        return;
+    }
+    none.items = json_array();
+    contact_visit_found(r, &none);
+    json_decref(none.items);
+}
+
 /* ---- contact updates after a merge or an introduction ---- */
 
 /* A contact that is gone needs neither an update nor a removal. */
@@ -1745,11 +1912,18 @@ run_update_contact(struct run *r)
     first = last = NULL;
     if (r->conv.name)
         split_name(r, r->conv.name, &first, &last);
+    json_t *ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);
+    struct br_field_value *fields = render_fields(r->ch->contact_fields, r->ch->n_contact_fields, ctx);
+
     spec.name = first;
     spec.lastname = last;
     spec.email = r->conv.email;
     spec.phone = r->conv.phone;
+    spec.fields = fields;
+    spec.n_fields = r->ch->n_contact_fields;
     r->e->tracker->ops->update_contact(r->e->tracker, r->conv.contact_id, &spec, contact_done, r);
+    free_fields(fields, r->ch->n_contact_fields);
+    json_decref(ctx);
     free(first);
     free(last);
 }
@@ -1793,7 +1967,7 @@ run_fields(struct run *r)
         return;
     }
     ctx = br_context_task(r->e->cfg, r->e->store, r->ch, &r->conv, gen, NULL);
-    fields = render_fields(r, ctx);
+    fields = render_fields(r->ch->custom_fields, r->ch->n_custom_fields, ctx);
     r->e->tracker->ops->update_task_fields(r->e->tracker, r->task_id, fields, r->ch->n_custom_fields, contact_done, r);
     free_fields(fields, r->ch->n_custom_fields);
     json_decref(ctx);
@@ -1828,6 +2002,22 @@ run_close(struct run *r)
     if (br_store_task_get(r->e->store, r->conv.id, gen, &t) != 0 || t.task_id == NULL) {
         br_task_dispose(&t);
         job_fail(r, BR_EFATAL, "no task to complete");
+        return;
+    }
+    if (t.source_key == NULL) {
+        /*
+         * A task the chat joined (the contact's active task, made by an
+         * employee): it is theirs to complete.  Only the conversation's
+         * link to it ends.
+         */
+        int rc = TX(r->e, br_store_task_set(r->e->store, r->conv.id, gen, NULL, BR_TASK_CLOSED));
+        br_info("conversation %lld: task %s was not made by the bridge; it stays open in the tracker",
+                (long long)r->conv.id, t.task_id);
+        br_task_dispose(&t);
+        if (rc)
+            job_fail(r, BR_ERETRY, "cannot store the task's state: %s", br_strerror(rc));
+        else
+            job_ok(r);
         return;
     }
     r->task_id = br_strdup(t.task_id);
@@ -2044,6 +2234,7 @@ static const struct {
     {"drop_contact", run_drop_contact}, {"check", run_check},
     {"profile", run_profile},           {"company", run_company},
     {"poll", run_poll},                 {"fields", run_fields},
+    {"contact_visit", run_contact_visit},
 };
 
 static void

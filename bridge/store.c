@@ -197,6 +197,8 @@ row(struct br_store *s, sqlite3_stmt *st)
     return BR_EIO;
 }
 
+static json_t *column_list(struct br_store *s, sqlite3_stmt *st);
+
 static char *
 col_str(sqlite3_stmt *st, int i)
 {
@@ -612,6 +614,13 @@ br_store_person_add_email(struct br_store *s, int64_t person_id, const char *ema
                         "ON CONFLICT(email) DO UPDATE SET verified=max(verified, excluded.verified) "
                         "WHERE person_id=excluded.person_id",
                      "tini", email, person_id, (int)verified, br_now_ms()));
+}
+
+json_t *
+br_store_person_emails(struct br_store *s, int64_t person_id, bool verified_only)
+{
+    return column_list(s, q(s, "SELECT email FROM person_emails WHERE person_id=? AND verified>=? ORDER BY added_at, email",
+                            "in", person_id, (int)verified_only));
 }
 
 int

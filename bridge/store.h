@@ -15,6 +15,7 @@
 
 #include "br.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -127,6 +128,8 @@ int br_store_person_of_email(struct br_store *s, const char *email, int64_t *per
                              bool *verified);
 int br_store_person_add_email(struct br_store *s, int64_t person_id, const char *email,
                               bool verified);
+/* The person's e-mails (a JSON array of strings, oldest first); only the site's with verified_only. */
+json_t *br_store_person_emails(struct br_store *s, int64_t person_id, bool verified_only);
 
 /*
  * Joins conversation merged_conv (and its person) into survivor_conv:

@@ -42,6 +42,12 @@ void br_result_dispose(struct br_result *r);
 /* An id from a tracker's JSON (a number or a non-empty string) as a string; NULL otherwise. */
 char *br_tracker_id(json_t *v);
 
+/* A custom field (of a task or a contact) with its rendered value. */
+struct br_field_value {
+    long id;
+    const char *value;
+};
+
 struct br_contact_spec {
     const char *name;
     const char *lastname;
@@ -49,12 +55,8 @@ struct br_contact_spec {
     const char *phone;      /* may be NULL */
     long template_id;       /* 0 = none */
     const char *source_key; /* unique per contact creation: finds it again after a crash */
-};
-
-/* An issue custom field with its rendered value. */
-struct br_field_value {
-    long id;
-    const char *value;
+    const struct br_field_value *fields; /* contact custom fields (rendered) */
+    size_t n_fields;
 };
 
 struct br_task_spec {
@@ -155,6 +157,18 @@ struct br_tracker_ops {
                                 void *arg);
     int (*close_task)(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb,
                       void *arg);
+    /*
+     * Optional: the newest active task the contact takes part in (as
+     * assigner or counterparty), made by anyone, as res->id; BR_ENOTFOUND
+     * when there is none ("a new task if there are no active tasks with
+     * this contact").
+     */
+    int (*find_active_task)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
+    /* Optional: a comment on the contact's card (s->task_id unused); res->id is its id. */
+    int (*add_contact_comment)(struct br_tracker *t, const char *contact_id, const struct br_comment_spec *s,
+                               br_result_cb cb, void *arg);
+    /* Optional: the comments on the contact's card, as items like list_comments' (crash recovery). */
+    int (*list_contact_comments)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
     /* The task's state as res->id: "active", "inactive" (completed) or "deleted". */
     int (*task_state)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
     void (*free)(struct br_tracker *t);

@@ -11,6 +11,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ struct call {
     char *list_path;       /* for paged list requests */
     json_t *request_body;  /* for paged requests */
     int page;
+    bool second;           /* a request in two parts is at its second (find_active_task) */
 };
 
 static struct call *
@@ -245,6 +247,17 @@ pf_find_contact(struct br_tracker *t, const char *email, const char *source_key,
     return start(c, "POST", "/contact/list", body);
 }
 
+/* Custom fields as Planfix takes them: [{"field": {"id": 10}, "value": "text"}]. */
+static json_t *
+custom_field_data(const struct br_field_value *fields, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:{s:I}, s:s}", "field", "id", (json_int_t)fields[i].id, "value",
+                                             fields[i].value));
+    return arr;
+}
+
 static json_t *
 contact_body(const struct br_contact_spec *s)
 {
@@ -262,6 +275,8 @@ contact_body(const struct br_contact_spec *s)
         json_object_set_new(body, "phones", json_pack("[{s:s, s:i}]", "number", s->phone, "type", 1));
     if (s->source_key)
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
+    if (s->n_fields)
+        json_object_set_new(body, "customFieldData", custom_field_data(s->fields, s->n_fields));
     return body;
 }
 
@@ -421,6 +436,8 @@ pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
     }
     if (s->source_key)
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
+    if (s->n_fields)
+        json_object_set_new(body, "customFieldData", custom_field_data(s->fields, s->n_fields));
     return start(c, "POST", "/task/", body);
 }
 
@@ -443,6 +460,84 @@ pf_find_task(struct br_tracker *t, const char *contact_id, const char *source_ke
                                 "value", who);
     free(who);
     return start(c, "POST", "/task/list", json_incref(c->request_body));
+}
+
+/*
+ * The contact's active tasks: first those where it is the assigner (filter
+ * 1), then the counterparty (filter 7), page by page; the newest active one
+ * (the highest number) wins.  c->page counts pages over both filters.
+ */
+static int
+found_active(struct call *c, json_t *answer)
+{
+    json_t *list = get_ci(answer, "tasks");
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(list, i, v) {
+        json_t *status = json_object_get(v, "status");
+        char *id;
+        if (json_is_true(json_object_get(v, "isDeleted")) || json_is_false(json_object_get(status, "isActive")))
+            continue;
+        if ((id = br_tracker_id(json_object_get(v, "id"))) == NULL)
+            continue;
+        if (c->res.id == NULL || strtoll(id, NULL, 10) > strtoll(c->res.id, NULL, 10)) {
+            free(c->res.id);
+            c->res.id = id;
+        } else {
+            free(id);
+        }
+    }
+    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
+        json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
+    } else if (!c->second) {
+        /* The assigner's tasks are read: now the counterparty's. */
+        c->second = true;
+        c->page = 0;
+        json_object_set_new(json_array_get(json_object_get(c->request_body, "filters"), 0), "type", json_integer(7));
+        json_object_set_new(c->request_body, "offset", json_integer(0));
+    } else {
+        if (c->res.id == NULL)
+            c->res.err = BR_ENOTFOUND;
+        return 0;
+    }
+    if (send_json(c, "POST", "/task/list", c->request_body) == 0)
+        return 1;
+    free(c->res.id);
+    c->res.id = NULL;
+    c->res.err = BR_ECANCELED; /* shutting down: unknown, not "none" */
+    return 0;
+}
+
+static int
+pf_find_active_task(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, found_active);
+    char *who = strchr(contact_id, ':') ? br_strdup(contact_id) : br_asprintf("contact:%s", contact_id);
+
+    c->request_body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
+                                "fields", "id,status,isDeleted", "filters", "type", 1, "operator", "equal",
+                                "value", who);
+    free(who);
+    return start(c, "POST", "/task/list", json_incref(c->request_body));
+}
+
+/* ---- the contact's card ---- */
+
+static int
+pf_add_contact_comment(struct br_tracker *t, const char *contact_id, const struct br_comment_spec *s,
+                       br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    json_t *body = json_pack("{s:s}", "description", s->text);
+    char *path = br_asprintf("/contact/%s/comments/", contact_id);
+    int rc;
+
+    if (s->source_key)
+        json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
+    rc = start(c, "POST", path, body);
+    free(path);
+    return rc;
 }
 
 static int
@@ -560,6 +655,21 @@ pf_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, voi
     return rc;
 }
 
+static int
+pf_list_contact_comments(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, got_comments);
+    char *path = br_asprintf("/contact/%s/comments/list", contact_id);
+    int rc;
+
+    c->list_path = br_strdup(path);
+    c->request_body = json_pack("{s:i, s:i, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
+                                "id,dateTime,description,owner,sourceObjectId");
+    rc = start(c, "POST", path, json_incref(c->request_body));
+    free(path);
+    return rc;
+}
+
 static void
 pf_date(int64_t ms, char out[32])
 {
@@ -612,6 +722,9 @@ static const struct br_tracker_ops planfix_ops = {
     .close_task = pf_close_task,
     .list_recent_comments = pf_list_recent_comments,
     .task_state = pf_task_state,
+    .find_active_task = pf_find_active_task,
+    .add_contact_comment = pf_add_contact_comment,
+    .list_contact_comments = pf_list_contact_comments,
     .free = pf_free,
 };
 

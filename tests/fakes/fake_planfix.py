@@ -17,6 +17,7 @@ Control API (no auth, not recorded), besides the common ones in fakecommon.py:
   POST /_control/delete_task {"task":N[,"purge":true]}  flag isDeleted (reads still work,
        writes and task/list see no task) or, with purge, forget the task entirely
   POST /_control/contact {...contact fields...}           -> {"id":N}
+  POST /_control/task {...task fields as POST /task/...}  -> {"id":N}  a task made by hand
   POST /_control/users [{"id":8,"name":"..","email":".."}] add or replace users
   POST /_control/settings {"rps":N,"rps_tolerance":S,"remaining":N,
                            "statuses":{"8":{"name":"Archived","isActive":false}}}
@@ -119,6 +120,7 @@ class Planfix(FakeApp):
         self.contacts = {}
         self.tasks = {}
         self.comments = {}
+        self.contact_comments = {}
         self.next_contact, self.next_task, self.next_comment = 1, 100, 1000
         self.users = {u["id"]: dict(u) for u in DEFAULT_USERS}
         self.statuses = {k: dict(v) for k, v in DEFAULT_STATUSES.items()}
@@ -245,6 +247,31 @@ class Planfix(FakeApp):
         return Reply(200, {"result": "success",
                            "contacts": [self.contact_out(c, body.get("fields", ""))
                                         for c in found[offset:offset + size]]})
+
+    def contact_comment_create(self, cid, body):
+        c = self.contacts.get(cid)
+        if c is None or c.get("isDeleted"):
+            raise ApiError(2000, "Contact not found by id %d" % cid)
+        d = body.get("description")
+        if not isinstance(d, str) or not d.strip():
+            raise ApiError(40, "Missing parameter: description")
+        self.check_source(body)
+        cm = {"id": self.next_comment, "contact": cid, "description": d, "time": time.time(),
+              "owner": self.person(body["owner"], "user") if body.get("owner") is not None else ROBOT,
+              "sourceObjectId": body.get("sourceObjectId"), "fields": body}
+        self.next_comment += 1
+        self.contact_comments[cm["id"]] = cm
+        return Reply(201, {"result": "success", "id": cm["id"]})
+
+    def contact_comment_list(self, cid, body):
+        if cid not in self.contacts:
+            raise ApiError(2000, "Contact not found by id %d" % cid)
+        offset, size = paging(body)
+        found = sorted((c for c in self.contact_comments.values() if c["contact"] == cid), key=lambda c: c["id"])
+        out = [fields_filter({"id": c["id"], "dateTime": date_time(c["time"]), "description": c["description"],
+                              "owner": self.person_out(c["owner"]), "sourceObjectId": c["sourceObjectId"] or ""},
+                             body.get("fields")) for c in found[offset:offset + size]]
+        return Reply(200, {"result": "success", "comments": out})
 
     def contact_update(self, cid, body):
         c = self.contacts.get(cid)
@@ -456,6 +483,10 @@ class Planfix(FakeApp):
         if n >= 1 and parts[0] == "contact":
             if m == "POST" and n == 2 and parts[1] == "list":
                 return self.contact_list(body)
+            if m == "POST" and n == 3 and num(parts[1]) is not None and parts[2] == "comments":
+                return self.contact_comment_create(num(parts[1]), body)
+            if m == "POST" and n == 4 and num(parts[1]) is not None and parts[2:] == ["comments", "list"]:
+                return self.contact_comment_list(num(parts[1]), body)
             if m == "POST" and n == 1:
                 return Reply(201, {"result": "success", "id": self.create_contact(body)})
             if n == 2 and num(parts[1]) is not None:
@@ -499,7 +530,7 @@ class Planfix(FakeApp):
         path = req.path.rstrip("/")
         if req.method != "POST" or path not in (
                 "/_control/employee_comment", "/_control/task_status", "/_control/delete_task",
-                "/_control/contact", "/_control/users"):
+                "/_control/contact", "/_control/users", "/_control/task"):
             return None
         body = req.body if req.raw else {}
         with self.lock:
@@ -510,6 +541,11 @@ class Planfix(FakeApp):
                     return Reply(200, {"result": "success"})
                 if path == "/_control/contact":
                     return Reply(200, {"result": "success", "id": self.create_contact(body, via="control")})
+                if path == "/_control/task":
+                    # A task an employee made by hand (no sourceObjectId unless given).
+                    reply = self.task_create(body)
+                    self.tasks[reply.body["id"]]["via"] = "control"
+                    return Reply(200, {"result": "success", "id": reply.body["id"]})
                 tid = int(body["task"])
                 if path == "/_control/employee_comment":
                     self.task(tid)
@@ -544,6 +580,7 @@ class Planfix(FakeApp):
                 owner["name"] = c["ownerName"]
             comments.append(dict(c, owner=owner, dateTime=date_time(c["time"])))
         return {"contacts": sorted(self.contacts.values(), key=lambda c: c["id"]),
+                "contact_comments": sorted(self.contact_comments.values(), key=lambda c: c["id"]),
                 "tasks": tasks, "comments": comments,
                 "users": sorted(self.users.values(), key=lambda u: u["id"]),
                 "statuses": [self.status_out(s) for s in sorted(self.statuses)],

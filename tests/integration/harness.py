@@ -604,6 +604,15 @@ class Fakes:
         """Create a contact directly (e.g. one that already exists in Planfix); returns its id."""
         return self.control("planfix", "POST", "contact", fields)["id"]
 
+    def add_task(self, **fields):
+        """Create a task as an employee would by hand (fields as POST /task/ takes them, e.g.
+        name, assigner={"id": "contact:3"}, counterparty, status); returns its id."""
+        return self.control("planfix", "POST", "task", fields)["id"]
+
+    def planfix_contact_comments(self, contact=None):
+        """Comments on contact cards in id order: id, contact, description, owner, sourceObjectId, fields."""
+        return [c for c in self.planfix_state()["contact_comments"] if contact is None or c["contact"] == contact]
+
     # --- Chatra ---
 
     def chatra_state(self):

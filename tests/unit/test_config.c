@@ -734,7 +734,7 @@ test_redmine_problems(void **state)
         fail_msg("want exactly 12 problems, got %zu", f->diag.n);
     }
 
-    /* Planfix refuses Redmine's settings. */
+    /* Planfix refuses Redmine's settings (custom fields are Planfix's too: on tasks and contacts). */
     br_diag_dispose(&f->diag);
     write_cfg(f, "cfg.json",
               "{'tracker': {'kind': 'planfix', 'url': 'https://x.planfix.com/rest', 'token': 'env:PLANFIX_TOKEN',\n"
@@ -742,11 +742,12 @@ test_redmine_problems(void **state)
               " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
               "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
               "   'default_agent_id': 'A', 'close_on_leave': false,\n"
-              "   'task': {'custom_fields': [{'id': 1, 'value': 'x'}]}}]}\n");
+              "   'task': {'custom_fields': [{'id': 1, 'value': 'x'}]},\n"
+              "   'contact': {'custom_fields': [{'id': 7, 'value': '{{visitor.phone}}'}, {'id': 8, 'value': '{{visitr}}'}]}}]}\n");
     assert_int_equal(load(f), BR_EINVAL);
     expect_problem(f, "tracker.api_key: is a Redmine setting (tracker.kind is \"planfix\")");
     expect_problem(f, "tracker.project: is a Redmine setting (tracker.kind is \"planfix\")");
-    expect_problem(f, "channels[0].task.custom_fields: is supported for tracker.kind \"redmine\" only");
+    expect_problem(f, "channels[0].contact.custom_fields[1].value:1:1: unknown template variable \"visitr\"");
     if (f->diag.n != 3) {
         dump_diag(&f->diag);
         fail_msg("want exactly 3 problems, got %zu", f->diag.n);
