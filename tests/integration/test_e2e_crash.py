@@ -21,8 +21,21 @@ KILLS = int(os.environ.get("BR_CRASH_KILLS", "5"))
 
 class TestCrashes(E2ECase):
     def test_random_sigkills_lose_and_repeat_nothing(self):
+        self.crash_and_flood(CONVERSATIONS, WEBHOOKS, KILLS)
+
+    def test_with_a_description_that_shows_no_message_and_an_outage(self):
+        """Issue 10: with the admin's description that shows no message, every message typed
+        before the task exists (Planfix down at first, then killed again and again) is a comment."""
+        self.crash_and_flood(10, 300, 3, outage=True,
+                             channel={"task": {"template_id": 12, "closed_status_id": 3,
+                                               "description": "<p>{{visitor.name}}</p>"}})
+
+    def crash_and_flood(self, conversations, webhooks, kills, outage=False, **overrides):
+        CONVERSATIONS, WEBHOOKS, KILLS = conversations, webhooks, kills  # noqa: N806
         rnd = random.Random(int(os.environ.get("BR_CRASH_SEED", "20261122")))
-        self.start_bridge(tracker={"requests_per_second": 200})
+        self.start_bridge(tracker={"requests_per_second": 200}, **overrides)
+        if outage:
+            self.fakes.faults("planfix", [{"action": "status", "status": 503, "times": 40}])
         acked = {c: [] for c in range(CONVERSATIONS)}
         sent = [0]
         done = threading.Event()
