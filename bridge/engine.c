@@ -2358,7 +2358,8 @@ settle(struct br_engine *e)
     size_t n = 0;
     int rc;
 
-    if (br_store_failures(e->store) == e->settled_failures && br_unrecorded_count(e->unrecorded) == 0)
+    if (br_store_failures(e->store) == e->settled_failures && br_unrecorded_count(e->unrecorded) == 0 &&
+        !br_store_failing(e->store))
         return 0;
     if (e->running > BR_ARRAY_SIZE(ids))
         running = br_malloc(e->running * sizeof(*running));
@@ -2443,8 +2444,9 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *c
     uv_timer_init(loop, &e->tick);
     e->work.data = e;
     e->tick.data = e;
-    br_store_job_recover_inflight(store, &recovered);
+    /* Counted before: when this first write fails, the tick takes it up like any other. */
     e->settled_failures = br_store_failures(store);
+    br_store_job_recover_inflight(store, &recovered);
     if (recovered)
         br_info("engine: %lld job(s) were in flight when the bridge stopped; they check before writing again",
                 (long long)recovered);

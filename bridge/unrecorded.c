@@ -10,7 +10,7 @@
  * recovered many times between two ticks; what does not fit is recovered
  * from the store alone.
  */
-#define UNRECORDED_MAX 256
+#define UNRECORDED_MAX 64
 
 struct outcome {
     int64_t id;
