@@ -148,8 +148,8 @@ class TestFullDisk(E2ECase):
         for c in self.fakes.planfix_comments():
             comments.setdefault(c["task"], []).append(c)
         for t in self.fakes.planfix_tasks():
-            out[t["id"]] = t["description"] + "\n".join(
-                c["description"] for c in sorted(comments.get(t["id"], []), key=lambda c: c["id"]))
+            out[t["id"]] = "\n".join([t["description"]] + [
+                c["description"] for c in sorted(comments.get(t["id"], []), key=lambda x: x["id"])])
         return out
 
     def all_arrived(self, texts):
