@@ -9,6 +9,7 @@
 #include "templates/tpl.h"
 #include "texts.h"
 #include "tracker.h"
+#include "unrecorded.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -89,6 +90,15 @@ struct br_engine {
     unsigned intake_n, intake_prev; /* webhooks in this window and in the one before */
     int inbox_solo;            /* rows still to apply one at a time after a failed batch */
     char *company_busy[8];     /* domains whose company contact is being looked up or made */
+    struct run *runs;          /* the jobs running now (their rows say "in flight", rightly) */
+    /*
+     * When the store refuses a write, the engine stops starting jobs and
+     * keeps the outcomes it could not write (unrecorded.h); the tick takes
+     * them up once the store takes writes again.  settled_failures is the
+     * store's failure count when that was last done.
+     */
+    struct br_unrecorded *unrecorded;
+    uint64_t settled_failures;
     void (*close_done)(void *);
     void *close_arg;
 };
@@ -109,6 +119,8 @@ struct run {
     const char *author_employee;
     int company_slot;          /* 1 + index in company_busy while this job holds it */
     json_t *emails;            /* contact: the person's e-mails still to look up */
+    struct run *prev, *next;   /* in e->runs */
+    bool store_refused;        /* the job ends because the store refused its result */
 };
 
 static void work(struct br_engine *e);
@@ -627,7 +639,9 @@ process_inbox(struct br_engine *e, uint64_t budget_ms)
                 e->inbox_solo = n + 1; /* up to the failing row, one by one */
                 continue;
             }
-            br_error("inbox %lld: cannot apply event: %s; will retry", (long long)failed, br_strerror(rc));
+            /* A store that refuses writes said so once; the tick takes it up again. */
+            br_log(br_store_failing(e->store) ? BR_LOG_DEBUG : BR_LOG_ERROR,
+                   "inbox %lld: cannot apply event: %s; will retry", (long long)failed, br_strerror(rc));
             return 0;
         }
         if (e->inbox_solo > 0)
@@ -643,6 +657,21 @@ process_inbox(struct br_engine *e, uint64_t budget_ms)
 /* running jobs                                                        */
 
 static void run_free(struct run *r);
+
+/*
+ * Writes how a job ended.  When the store refuses, it still shows the job
+ * in flight (its lane waits behind it): the outcome is kept until the
+ * store takes writes again (settle), never only forgotten.
+ */
+static void
+record_outcome(struct br_engine *e, int64_t id, int state, int attempts, int64_t next_at, bool recover,
+               const char *error, const char *request, const char *response)
+{
+    if (br_store_job_finish(e->store, id, state, attempts, next_at, recover, error, request, response) == 0)
+        return;
+    br_debug("job %lld: its outcome is kept until the store takes writes again", (long long)id);
+    br_unrecorded_add(e->unrecorded, id, state, attempts, next_at, recover, error, request, response);
+}
 
 /*
  * Writes the outcome of a job and releases it.  Transient failures come
@@ -681,8 +710,10 @@ job_finish(struct run *r, struct br_result *res)
         }
         next_at += delay;
         state = attempts >= MAX_ATTEMPTS ? BR_JOB_DEAD : BR_JOB_QUEUED;
-        br_warn("job %lld (%s): %s; %s", (long long)r->job.id, r->job.kind, res->error ? res->error : br_strerror(err),
-                state == BR_JOB_DEAD ? "giving up" : "will retry");
+        /* A store that refuses writes said so once, not once a job. */
+        br_log(r->store_refused && br_store_failing(e->store) ? BR_LOG_DEBUG : BR_LOG_WARN, "job %lld (%s): %s; %s",
+               (long long)r->job.id, r->job.kind, res->error ? res->error : br_strerror(err),
+               state == BR_JOB_DEAD ? "giving up" : "will retry");
     } else if (err) {
         state = BR_JOB_DEAD;
         br_error("job %lld (%s): %s; moved to dead letters", (long long)r->job.id, r->job.kind,
@@ -696,9 +727,9 @@ job_finish(struct run *r, struct br_result *res)
      */
     recover = state == BR_JOB_QUEUED &&
               (r->job.recover || !(res && (res->quota_exhausted || res->status == 429)));
-    br_store_job_finish(e->store, r->job.id, state, attempts, next_at, recover,
-                        state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
-                        res ? res->request : NULL, res ? res->response : NULL);
+    record_outcome(e, r->job.id, state, attempts, next_at, recover,
+                   state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
+                   res ? res->request : NULL, res ? res->response : NULL);
     run_free(r);
     /* The lane may have a next job now. */
     undry(e);
@@ -714,6 +745,12 @@ run_free(struct run *r)
     }
     r->lu->running--;
     r->e->running--;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        r->e->runs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
     br_job_dispose(&r->job);
     json_decref(r->payload);
     br_conv_dispose(&r->conv);
@@ -730,8 +767,8 @@ job_later(struct run *r, int64_t delay_ms)
 {
     struct br_engine *e = r->e;
 
-    br_store_job_finish(e->store, r->job.id, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover,
-                        NULL, NULL, NULL);
+    record_outcome(e, r->job.id, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover, NULL, NULL,
+                   NULL);
     run_free(r);
     undry(e);
     if (delay_ms == 0)
@@ -791,6 +828,7 @@ finish_recorded(struct run *r, struct br_result *res, int store_rc)
 {
     if (store_rc) {
         r->job.recover = true;
+        r->store_refused = true;
         job_fail(r, BR_ERETRY, "the result could not be stored (%s); the job checks before writing again",
                  br_strerror(store_rc));
         return;
@@ -2115,6 +2153,7 @@ profile_got(void *arg, struct br_result *res)
 {
     struct run *r = arg;
     char *json;
+    int rc;
 
     if (res->err == BR_ECANCELED) {
         job_finish(r, res);
@@ -2122,13 +2161,19 @@ profile_got(void *arg, struct br_result *res)
     }
     if (res->err == 0) {
         json = json_dumps(res->items, JSON_COMPACT);
-        (void)TX(r->e, br_store_conv_set_profile(r->e->store, r->conv.id, BR_PROFILE_DONE, json));
+        rc = TX(r->e, br_store_conv_set_profile(r->e->store, r->conv.id, BR_PROFILE_DONE, json));
         free(json);
     } else {
         /* Never a reason to hold the task back: it is made with what the webhook said. */
         br_warn("conversation %lld: Chatra's visitor details are missing (%s); the task shows what the webhook had",
                 (long long)r->conv.id, res->error ? res->error : br_strerror(res->err));
-        (void)TX(r->e, br_store_conv_set_profile(r->e->store, r->conv.id, BR_PROFILE_FAILED, NULL));
+        rc = TX(r->e, br_store_conv_set_profile(r->e->store, r->conv.id, BR_PROFILE_FAILED, NULL));
+    }
+    if (rc) {
+        /* Not stored: asked again (a read), rather than the task waiting for an answer already lost. */
+        r->store_refused = true;
+        job_fail(r, BR_ERETRY, "the visitor's details could not be stored (%s)", br_strerror(rc));
+        return;
     }
     job_ok(r);
 }
@@ -2242,6 +2287,7 @@ start_job(struct br_engine *e, struct lane_up *lu, struct br_job *job)
 {
     struct run *r = br_calloc(1, sizeof(*r));
     json_error_t je;
+    int rc = 0;
 
     r->e = e;
     r->lu = lu;
@@ -2249,16 +2295,28 @@ start_job(struct br_engine *e, struct lane_up *lu, struct br_job *job)
     memset(job, 0, sizeof(*job));
     lu->running++;
     e->running++;
+    r->next = e->runs;
+    if (e->runs)
+        e->runs->prev = r;
+    e->runs = r;
     /* In flight from here on: after a crash this job first checks what it already did. */
     if (br_store_job_start(e->store, r->job.id) != 0) {
-        r->job.attempts--; /* not the job's fault */
-        job_fail(r, BR_ERETRY, "cannot mark the job in flight");
+        /* Still queued in the store, as if it had not been picked: it starts once the store takes writes. */
+        run_free(r);
         return;
     }
     r->payload = json_loads(r->job.payload, 0, &je);
     /* Jobs of no conversation (conv_id 0, e.g. the poll) have no channel either. */
-    if (r->payload == NULL || (r->job.conv_id != 0 && br_store_conv_get(e->store, r->job.conv_id, &r->conv) != 0)) {
+    if (r->payload != NULL && r->job.conv_id != 0)
+        rc = br_store_conv_get(e->store, r->job.conv_id, &r->conv);
+    if (r->payload == NULL || rc == BR_ENOTFOUND) {
         job_fail(r, BR_EFATAL, "job data is damaged");
+        return;
+    }
+    if (rc) {
+        /* The store could not be read: nothing wrong with the job. */
+        r->store_refused = true;
+        job_fail(r, BR_ERETRY, "cannot read the conversation: %s", br_strerror(rc));
         return;
     }
     r->ch = r->job.conv_id ? br_config_channel(e->cfg, r->conv.channel) : NULL;
@@ -2294,7 +2352,8 @@ dispatch(struct br_engine *e)
         br_store_job_ready(e->store, lu->name, now, jobs, room, &n);
         lu->dry = n < room;
         for (size_t i = 0; i < n; i++) {
-            if (e->closing) {
+            /* A store that refuses writes cannot mark a job in flight: the rest waits too. */
+            if (e->closing || br_store_failing(e->store)) {
                 br_job_dispose(&jobs[i]);
                 continue;
             }
@@ -2328,7 +2387,11 @@ work(struct br_engine *e)
 {
     bool busy;
 
-    if (e->closing)
+    /*
+     * While the store refuses writes, applying events and starting jobs
+     * would only fail: the tick tries the store and takes up from there.
+     */
+    if (e->closing || br_store_failing(e->store))
         return;
     busy = intake_busy(e);
     if (process_inbox(e, busy ? SLICE_BUSY_MS : SLICE_IDLE_MS))
@@ -2373,7 +2436,42 @@ br_engine_kick(struct br_engine *e, size_t events)
 }
 
 /*
+ * After the store refused a write: once it takes writes again, writes the
+ * job outcomes it refused and puts back in the queue, with the recover
+ * mark, the jobs it still shows in flight that no run holds (see
+ * unrecorded.h).  0 when nothing waits for the store (any more).
+ */
+static int
+settle(struct br_engine *e)
+{
+    int64_t ids[64], *running = ids, written, requeued;
+    size_t n = 0;
+    int rc;
+
+    if (br_store_failures(e->store) == e->settled_failures && br_unrecorded_count(e->unrecorded) == 0 &&
+        !br_store_failing(e->store))
+        return 0;
+    if (e->running > BR_ARRAY_SIZE(ids))
+        running = br_malloc(e->running * sizeof(*running));
+    for (struct run *r = e->runs; r; r = r->next)
+        running[n++] = r->job.id;
+    rc = br_unrecorded_settle(e->unrecorded, e->store, running, n, &written, &requeued);
+    if (running != ids)
+        free(running);
+    if (rc)
+        return rc;
+    e->settled_failures = br_store_failures(e->store);
+    if (written || requeued)
+        br_info("engine: the store takes writes again: %lld job outcome(s) written, %lld job(s) left in flight "
+                "queued again (they look in the tracker before writing)", (long long)written, (long long)requeued);
+    return 0;
+}
+
+/*
  * Housekeeping, every TICK_MS:
+ *  - after the store refused a write, tries it until it takes writes
+ *    again, then takes up what it could not record (settle); until then
+ *    nothing else is done;
  *  - retries whose backoff expired and anything a kick missed (work);
  *  - retention: texts of chats closed longer ago than retention_days go,
  *    checked every tenth of the retention period, at most once a minute.
@@ -2383,7 +2481,9 @@ on_tick(uv_timer_t *t)
 {
     struct br_engine *e = t->data;
 
-    undry(e); /* backoffs may have run out */
+    if (settle(e) != 0)
+        return;
+    undry(e); /* backoffs may have run out, and settle may have freed lanes */
     work(e);
     if (e->cfg->retention_days > 0 && !e->closing) {
         int64_t keep = (int64_t)(e->cfg->retention_days * 86400.0 * 1000.0);
@@ -2411,10 +2511,12 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *c
     e->cfg = cfg;
     e->store = store;
     e->http = http;
+    e->unrecorded = br_unrecorded_new();
     e->n_ups = 1 + cfg->n_channels;
     e->ups = br_calloc(e->n_ups, sizeof(*e->ups));
     /* The driver first: nothing is registered with the loop yet if it cannot be made. */
     if ((rc = br_tracker_new(&e->tracker, cfg, NULL)) != 0) {
+        br_unrecorded_free(e->unrecorded);
         free(e->ups);
         free(e);
         return rc;
@@ -2432,6 +2534,8 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *c
     uv_timer_init(loop, &e->tick);
     e->work.data = e;
     e->tick.data = e;
+    /* Counted before: when this first write fails, the tick takes it up like any other. */
+    e->settled_failures = br_store_failures(store);
     br_store_job_recover_inflight(store, &recovered);
     if (recovered)
         br_info("engine: %lld job(s) were in flight when the bridge stopped; they check before writing again",
@@ -2480,6 +2584,10 @@ closed_handle(uv_handle_t *h)
 void
 br_engine_close(struct br_engine *e, void (*done)(void *arg), void *arg)
 {
+    /* Outcomes still kept go to the store now if it takes them; else the next start recovers those jobs. */
+    if (settle(e) != 0 && br_unrecorded_count(e->unrecorded) > 0)
+        br_warn("engine: the store still refuses writes: %zu job outcome(s) are lost; those jobs look in the tracker "
+                "before writing again at the next start", br_unrecorded_count(e->unrecorded));
     e->closing = 1;
     e->close_done = done;
     e->close_arg = arg;
@@ -2497,6 +2605,7 @@ br_engine_free(struct br_engine *e)
     if (e == NULL)
         return;
     br_tracker_free(e->tracker);
+    br_unrecorded_free(e->unrecorded);
     for (size_t i = 0; i < e->n_ups; i++) {
         br_upstream_free(e->ups[i].up);
         free(e->ups[i].name);

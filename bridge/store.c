@@ -17,6 +17,13 @@
  * stable key.
  */
 #define STMT_CACHE 128
+/*
+ * Writes work again once none failed for this long after one went
+ * through.  On a disk that is nearly full, small writes still fit while
+ * larger ones do not; the store counts as failing until that is over,
+ * rather than saying so, and logging it, at every other write.
+ */
+#define RECOVER_MS 1000
 
 struct br_store {
     sqlite3 *db;
@@ -35,6 +42,19 @@ struct br_store {
         int64_t at;
     } *queued;
     size_t nqueued, capqueued;
+    /*
+     * Write health: set by a statement that failed for a reason outside
+     * the query (see env_error), cleared once writes have reached the disk
+     * for RECOVER_MS without one failing.  failures counts every such
+     * failure, for the engine.
+     */
+    bool failing;
+    int64_t failing_since;
+    int64_t ok_since;          /* while failing: when the writes that go through began (0: the last failed) */
+    uint64_t failed_now;       /* failed writes since failing_since */
+    uint64_t failures;
+    char error[160];
+    int64_t changes_at_begin;  /* sqlite3_total_changes64 when the transaction began */
 };
 
 static const char schema_sql[] =
@@ -172,15 +192,93 @@ q(struct br_store *s, const char *sql, const char *fmt, ...)
     return st;
 }
 
+/*
+ * Whether an SQLite error is about the store's surroundings (a full disk,
+ * an I/O error, a lock held too long, no memory) rather than the query:
+ * such a failure can pass by itself, and the same write succeeds later.
+ */
+static bool
+env_error(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_PROTOCOL:
+    case SQLITE_PERM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * Records a failed statement.  A failure of the surroundings marks the
+ * store failing and is logged once, when it starts (a full disk under
+ * intake would otherwise log a line per webhook); any other failure is a
+ * bug or bad data, logged each time.
+ */
+static void
+failed(struct br_store *s, int rc, const char *msg)
+{
+    if (msg == NULL)
+        msg = sqlite3_errstr(rc);
+    if (!env_error(rc)) {
+        br_error("store: %s", msg);
+        return;
+    }
+    s->failures++;
+    s->ok_since = 0;
+    snprintf(s->error, sizeof(s->error), "%s", msg);
+    if (s->failing) {
+        s->failed_now++;
+        br_debug("store: %s", msg);
+        return;
+    }
+    s->failing = true;
+    s->failing_since = br_now_ms();
+    s->failed_now = 1;
+    br_error("store: writes fail: %s; webhooks are answered 503 and jobs wait until the store takes writes again",
+             msg);
+}
+
+/* A write reached the disk: once none failed for RECOVER_MS, the store works again. */
+static void
+wrote(struct br_store *s)
+{
+    if (s->failing && s->ok_since == 0)
+        s->ok_since = br_now_ms();
+}
+
+static void
+check_recovered(struct br_store *s)
+{
+    if (!s->failing || s->ok_since == 0 || br_now_ms() - s->ok_since < RECOVER_MS)
+        return;
+    s->failing = false;
+    br_info("store: writes work again, after %.1f s and %llu failed write(s)",
+            (double)(s->ok_since - s->failing_since) / 1000.0, (unsigned long long)s->failed_now);
+}
+
 static int
 done(struct br_store *s, sqlite3_stmt *st)
 {
+    sqlite3_int64 before = sqlite3_total_changes64(s->db);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        br_error("store: %s", sqlite3_errmsg(s->db));
+        failed(s, rc, sqlite3_errmsg(s->db));
         return BR_EIO;
     }
+    /* Outside a transaction a change is committed at once: the disk took it. */
+    if (sqlite3_get_autocommit(s->db) && sqlite3_total_changes64(s->db) != before)
+        wrote(s);
     return 0;
 }
 
@@ -193,7 +291,7 @@ row(struct br_store *s, sqlite3_stmt *st)
     sqlite3_reset(st);
     if (rc == SQLITE_DONE)
         return BR_ENOTFOUND;
-    br_error("store: %s", sqlite3_errmsg(s->db));
+    failed(s, rc, sqlite3_errmsg(s->db));
     return BR_EIO;
 }
 
@@ -210,8 +308,9 @@ static int
 exec(struct br_store *s, const char *sql)
 {
     char *err = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        br_error("store: %s", err ? err : sqlite3_errmsg(s->db));
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        failed(s, rc, err ? err : sqlite3_errmsg(s->db));
         sqlite3_free(err);
         return BR_EIO;
     }
@@ -357,13 +456,25 @@ br_store_free(struct br_store *s)
 int
 br_store_begin(struct br_store *s)
 {
+    s->changes_at_begin = sqlite3_total_changes64(s->db);
     return exec(s, "BEGIN IMMEDIATE");
 }
 
 int
 br_store_commit(struct br_store *s)
 {
-    return exec(s, "COMMIT");
+    int rc = exec(s, "COMMIT");
+    /*
+     * SQLite keeps the transaction open after a COMMIT that failed (disk
+     * full, busy) for the caller to try again; nobody here does, and an
+     * open transaction would make every later BEGIN fail.
+     */
+    if (rc)
+        br_store_rollback(s);
+    /* A transaction that changed nothing wrote nothing: it proves nothing about the disk. */
+    else if (sqlite3_total_changes64(s->db) != s->changes_at_begin)
+        wrote(s);
+    return rc;
 }
 
 void
@@ -380,6 +491,36 @@ br_store_ping(struct br_store *s)
     int rc = row(s, st);
     sqlite3_reset(st);
     return rc;
+}
+
+void
+br_store_health(struct br_store *s, struct br_store_health *out)
+{
+    check_recovered(s);
+    out->failing = s->failing;
+    out->since = s->failing ? s->failing_since : 0;
+    out->failed = s->failing ? s->failed_now : 0;
+    out->error = s->failing ? s->error : NULL;
+}
+
+bool
+br_store_failing(struct br_store *s)
+{
+    check_recovered(s);
+    return s->failing;
+}
+
+uint64_t
+br_store_failures(struct br_store *s)
+{
+    return s->failures;
+}
+
+int
+br_store_touch(struct br_store *s)
+{
+    return done(s, q(s, "INSERT INTO meta(key, value) VALUES('written_at', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", "i", br_now_ms()));
 }
 
 const char *
@@ -892,7 +1033,11 @@ br_store_msg_each(struct br_store *s, int64_t conv_id, int gen, br_msg_cb cb, vo
         br_msg_dispose(&m);
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : BR_EIO;
+    if (rc != SQLITE_DONE) {
+        failed(s, rc, sqlite3_errmsg(s->db));
+        return BR_EIO;
+    }
+    return 0;
 }
 
 /* ---- tracker comments ---- */
@@ -1030,7 +1175,7 @@ br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct
         job_fill(st, &out[(*n)++]);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        br_error("store: %s", sqlite3_errmsg(s->db));
+        failed(s, rc, sqlite3_errmsg(s->db));
         return BR_EIO;
     }
     return 0;
@@ -1076,6 +1221,46 @@ br_store_job_recover_inflight(struct br_store *s, int64_t *n)
     if (done(s, q(s, "UPDATE jobs SET state=0, recover=1 WHERE state=1 AND state<>2", "")))
         return BR_EIO;
     *n = sqlite3_changes(s->db);
+    return 0;
+}
+
+int
+br_store_job_recover_lost(struct br_store *s, const int64_t *running, size_t n_running, int64_t *n)
+{
+    sqlite3_stmt *st = q(s, "SELECT id FROM jobs WHERE state=1 AND state<>2 ORDER BY id", "");
+    int64_t *ids = NULL;
+    size_t n_ids = 0, cap = 0;
+    int rc;
+
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        bool run = false;
+        for (size_t i = 0; i < n_running && !run; i++)
+            run = running[i] == id;
+        if (run)
+            continue;
+        if (n_ids == cap) {
+            cap = cap ? cap * 2 : 16;
+            ids = br_realloc(ids, cap * sizeof(*ids));
+        }
+        ids[n_ids++] = id;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        failed(s, rc, sqlite3_errmsg(s->db));
+        free(ids);
+        return BR_EIO;
+    }
+    for (size_t i = 0; i < n_ids; i++) {
+        if (done(s, q(s, "UPDATE jobs SET state=0, recover=1, updated_at=? WHERE id=? AND state=1", "ii", br_now_ms(),
+                      ids[i]))) {
+            free(ids);
+            return BR_EIO;
+        }
+        *n += sqlite3_changes(s->db);
+    }
+    free(ids);
     return 0;
 }
 
@@ -1126,7 +1311,7 @@ column_list(struct br_store *s, sqlite3_stmt *st)
         json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        br_error("store: %s", sqlite3_errmsg(s->db));
+        failed(s, rc, sqlite3_errmsg(s->db));
     return arr;
 }
 

@@ -28,6 +28,26 @@ int br_store_commit(struct br_store *s);
 void br_store_rollback(struct br_store *s);
 /* Cheap liveness probe for /healthz. */
 int br_store_ping(struct br_store *s);
+
+/*
+ * Whether the store takes writes.  A statement that fails for a reason
+ * outside the query (disk full, I/O error, a lock held too long) marks the
+ * store failing until writes have reached the disk again for a second
+ * without a failure; the start and the end are logged once each.  Nothing
+ * is reopened: SQLite (WAL included) goes on by itself once there is room.
+ */
+struct br_store_health {
+    bool failing;
+    int64_t since;        /* when writes started failing (ms), 0 when they work */
+    uint64_t failed;      /* failed statements since then */
+    const char *error;    /* the last failure in SQLite's words (owned by the store), NULL when working */
+};
+void br_store_health(struct br_store *s, struct br_store_health *out);
+bool br_store_failing(struct br_store *s);
+/* How many statements ever failed that way: a change says another one failed. */
+uint64_t br_store_failures(struct br_store *s);
+/* A small write that always reaches the disk (a time stamp in meta): proves that writes work. */
+int br_store_touch(struct br_store *s);
 /* A random id of this installation (a UUID), created on first open. */
 const char *br_store_instance_id(struct br_store *s);
 
@@ -246,6 +266,12 @@ int br_store_job_finish(struct br_store *s, int64_t id, int state, int attempts,
                         bool recover, const char *error, const char *request, const char *response);
 /* At start-up: jobs left in flight become queued with recover set. */
 int br_store_job_recover_inflight(struct br_store *s, int64_t *n);
+/*
+ * While running: the same for jobs left in flight that are not among
+ * running[] (the jobs the engine is running now), e.g. after their outcome
+ * could not be written.  *n how many went back.
+ */
+int br_store_job_recover_lost(struct br_store *s, const int64_t *running, size_t n_running, int64_t *n);
 int64_t br_store_job_count(struct br_store *s, int state);
 /* true when a job of this lane and kind is still waiting to run */
 bool br_store_job_waiting(struct br_store *s, const char *lane, const char *kind);

@@ -155,8 +155,9 @@ br_handlers_flush(void *ctx)
     int rc = br_store_inbox_flush(h->store, &n);
 
     if (rc) {
-        br_error("webhooks: cannot store this turn's events (%s); answered 503, the senders try again",
-                 br_strerror(rc));
+        /* A store that refuses writes (disk full) said so once: not a line per refused turn. */
+        br_log(br_store_failing(h->store) ? BR_LOG_DEBUG : BR_LOG_ERROR,
+               "webhooks: cannot store this turn's events (%s); answered 503, the senders try again", br_strerror(rc));
         return rc;
     }
     if (n > 0 && h->engine)

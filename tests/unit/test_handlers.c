@@ -11,9 +11,13 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -375,9 +379,67 @@ test_health(void **state)
     struct fx *f = *state;
 
     call(f, "GET", "/healthz", "", "", NULL, 0);
-    expect_answer(f, 200, "{\"status\":\"ok\"}");
+    expect_answer(f, 200, "{\"status\":\"ok\",\"store\":{\"writable\":true}}");
     call(f, "GET", "/healthz/", "", "", NULL, 0);
-    expect_answer(f, 200, "{\"status\":\"ok\"}");
+    expect_answer(f, 200, "{\"status\":\"ok\",\"store\":{\"writable\":true}}");
+}
+
+/* No file of the process may grow (the store's WAL included): writes fail as on a full disk. */
+static void
+limit_files(struct fx *f, bool on)
+{
+    static struct rlimit saved;
+    struct rlimit rl;
+
+    if (on) {
+        char *wal = br_asprintf("%s-wal", f->cfg->store_path);
+        struct stat st;
+        assert_int_equal(stat(wal, &st), 0);
+        free(wal);
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+        rl = saved;
+        rl.rlim_cur = (rlim_t)st.st_size;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    } else {
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+        signal(SIGXFSZ, SIG_DFL);
+    }
+}
+
+/* While the store refuses writes: webhooks get 503, and /healthz says what is wrong (503 too). */
+static void
+test_health_when_writes_fail(void **state)
+{
+    struct fx *f = *state;
+    const char *body = "{\"eventName\":\"chatFragment\",\"client\":{\"id\":\"c1\"},"
+                       "\"messages\":[{\"id\":\"m1\",\"type\":\"client\",\"text\":\"hi\"}]}";
+    json_t *got, *store;
+
+    limit_files(f, true);
+    post(f, "/webhooks/chatra/shop/" SHOP_SECRET, "application/json", body);
+    assert_int_equal(f->res.status, 503);
+    call(f, "GET", "/healthz", "", "", NULL, 0);
+    assert_int_equal(f->res.status, 503);
+    assert_string_equal(f->res.content_type, "application/json");
+    got = json_loads(f->res.body.data, 0, NULL);
+    assert_non_null(got);
+    assert_string_equal(json_string_value(json_object_get(got, "status")), "error");
+    store = json_object_get(got, "store");
+    assert_true(json_is_false(json_object_get(store, "writable")));
+    assert_string_equal(json_string_value(json_object_get(store, "error")), "disk I/O error");
+    assert_true(json_integer_value(json_object_get(store, "since")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(store, "failed_writes")), 1);
+    json_decref(got);
+
+    /* Room again: the webhook is taken at once; /healthz is ok once writes worked for a second. */
+    limit_files(f, false);
+    post(f, "/webhooks/chatra/shop/" SHOP_SECRET, "application/json", body);
+    expect_answer(f, 200, "{\"ok\":true}");
+    assert_int_equal(br_store_inbox_pending(f->store), 1);
+    nanosleep(&(struct timespec){1, 100 * 1000 * 1000}, NULL);
+    call(f, "GET", "/healthz", "", "", NULL, 0);
+    expect_answer(f, 200, "{\"status\":\"ok\",\"store\":{\"writable\":true}}");
 }
 
 /*
@@ -646,6 +708,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_chatra_unknown_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_when_writes_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_secret_is_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planfix_task_number_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planfix_bad_requests, setup, teardown),

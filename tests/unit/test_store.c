@@ -1,8 +1,9 @@
 /*
  * test_store.c - the SQLite store on a temporary file: inbox, conversations,
  * tasks, messages, tracker comments, relays and the job outbox with its
- * lane ordering, and that everything (the instance id included) survives
- * closing and reopening the file.
+ * lane ordering, that everything (the instance id included) survives
+ * closing and reopening the file, and how the store goes through writes
+ * that fail (a file size limit stands in for a full disk).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,11 +12,16 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "bridge/store.h"
+#include "bridge/unrecorded.h"
 
 #include <sqlite3.h>
 
@@ -822,6 +828,116 @@ test_job_recover_and_waiting(void **state)
     assert_int_equal(n, 0);
 }
 
+/* ---- writes that fail: a full disk ------------------------------------------------ */
+
+/*
+ * The process may not grow any file past its current size (the WAL
+ * included): every write that needs a new WAL frame fails, as on a full
+ * disk.  limit_files(false) lifts it.
+ */
+static void
+limit_files(struct fx *f, bool on)
+{
+    static struct rlimit saved;
+    struct rlimit rl;
+
+    if (on) {
+        char *wal = br_asprintf("%s-wal", f->path);
+        struct stat st;
+        assert_int_equal(stat(wal, &st), 0);
+        free(wal);
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+        rl = saved;
+        rl.rlim_cur = (rlim_t)st.st_size;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    } else {
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+        signal(SIGXFSZ, SIG_DFL);
+    }
+}
+
+static void
+test_writes_fail_and_recover(void **state)
+{
+    struct fx *f = *state;
+    struct br_store_health h;
+    struct br_unrecorded *u = br_unrecorded_new();
+    int64_t a, b, c, id, written, requeued, n;
+    uint64_t failures = br_store_failures(f->s);
+    struct br_job j;
+
+    assert_int_equal(br_store_job_add(f->s, "t:1", "tracker", "comment", 1, "{}", &a), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:2", "tracker", "comment", 2, "{}", &b), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:3", "tracker", "comment", 3, "{}", &c), 0);
+    assert_int_equal(br_store_job_start(f->s, a), 0);
+    assert_int_equal(br_store_job_start(f->s, b), 0);
+    assert_int_equal(br_store_job_start(f->s, c), 0);
+    br_store_health(f->s, &h);
+    assert_false(h.failing);
+    assert_null(h.error);
+
+    limit_files(f, true);
+    /* a's outcome is refused: the store still shows it in flight. */
+    assert_int_not_equal(br_store_job_finish(f->s, a, BR_JOB_DONE, 0, 0, false, NULL, NULL, NULL), 0);
+    assert_true(br_store_failing(f->s));
+    assert_true(br_store_failures(f->s) > failures);
+    br_store_health(f->s, &h);
+    assert_true(h.failing);
+    assert_non_null(h.error);
+    assert_true(h.since > 0);
+    assert_int_equal(h.failed, 1);
+    br_unrecorded_add(u, a, BR_JOB_DONE, 0, 0, false, NULL, NULL, NULL);
+    /* A failed COMMIT leaves no transaction open: the next BEGIN works. */
+    assert_int_equal(br_store_begin(f->s), 0);
+    assert_int_equal(br_store_inbox_add(f->s, BR_INBOX_CHATRA, "shop", "{}", 2, &id), 0);
+    assert_int_not_equal(br_store_commit(f->s), 0);
+    assert_int_equal(br_store_begin(f->s), 0);
+    br_store_rollback(f->s);
+    assert_int_equal(br_store_inbox_pending(f->s), 0);
+    /* Reads still work; settling does not go through, and keeps what it holds. */
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_SENDING), 3);
+    assert_int_not_equal(br_unrecorded_settle(u, f->s, &b, 1, &written, &requeued), 0);
+    assert_int_equal(br_unrecorded_count(u), 1);
+    br_store_health(f->s, &h);
+    assert_true(h.failed >= 3);
+
+    /* Room again: a's kept outcome is written, c (not running) is queued again, marked; b runs on. */
+    limit_files(f, false);
+    assert_int_equal(br_unrecorded_settle(u, f->s, &b, 1, &written, &requeued), 0);
+    assert_int_equal(written, 1);
+    assert_int_equal(requeued, 1);
+    assert_int_equal(br_unrecorded_count(u), 0);
+    assert_int_equal(br_store_job_get(f->s, a, &j), 0);
+    assert_int_equal(j.state, BR_JOB_DONE);
+    br_job_dispose(&j);
+    assert_int_equal(br_store_job_get(f->s, b, &j), 0);
+    assert_int_equal(j.state, BR_JOB_SENDING);
+    br_job_dispose(&j);
+    assert_int_equal(br_store_job_get(f->s, c, &j), 0);
+    assert_int_equal(j.state, BR_JOB_QUEUED);
+    assert_true(j.recover);
+    br_job_dispose(&j);
+    /* Settling again with nothing kept still writes (it proves the disk), and finds nothing. */
+    assert_int_equal(br_unrecorded_settle(u, f->s, &b, 1, &written, &requeued), 0);
+    assert_int_equal(written + requeued, 0);
+
+    /* Writes work; the store says so once none failed for a second. */
+    assert_true(br_store_failing(f->s));
+    nanosleep(&(struct timespec){1, 100 * 1000 * 1000}, NULL);
+    assert_false(br_store_failing(f->s));
+    br_store_health(f->s, &h);
+    assert_false(h.failing);
+    assert_null(h.error);
+    assert_int_equal(h.since, 0);
+
+    /* Without a list of running jobs, every job in flight goes back. */
+    assert_int_equal(br_store_job_recover_lost(f->s, NULL, 0, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(br_store_job_count(f->s, BR_JOB_SENDING), 0);
+    br_unrecorded_free(u);
+}
+
 int
 main(void)
 {
@@ -843,6 +959,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_job_dead_task_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_next_at_and_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_recover_and_waiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writes_fail_and_recover, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
