@@ -177,8 +177,10 @@ class TestEarlyEmailJoin(IdentityCase):
             ("Me again, from my phone", c1),
             (JOINED + PHONE_DEVICE_TEXT + TYPED, None),
         ])
-        self.assertEqual([c for c, _ in self.since(mark)], ["POST /rest/task/%d/comments/" % t1] * 2)
-        bodies = [b for _, b in self.since(mark)]
+        # The message, the note, and the visit on the contact's card (issue 10).
+        self.assertEqual([c for c, _ in self.since(mark)], ["POST /rest/task/%d/comments/" % t1] * 2
+                         + ["POST /rest/contact/%d/comments/" % num(c1)])
+        bodies = [b for _, b in self.since(mark)][:2]
         self.assertRegex(bodies[0]["sourceObjectId"], COMMENT_SOURCE_RE)
         # The note has a key of its own too (so that a retry does not post it twice).
         self.assertRegex(bodies[1].get("sourceObjectId", ""), UUID_RE)
@@ -470,7 +472,8 @@ class TestVisits(IdentityCase):
         self.assertEqual(self.thread(t1), [("Back again", c1),
                                            ("<b>New visit</b>: browser Firefox, OS Linux, IP 1.2.3.4, city Berlin.",
                                             None)])
-        self.assertEqual([c for c, _ in self.since(mark)], ["POST /rest/task/%d/comments/" % t1] * 2)
+        self.assertEqual([c for c, _ in self.since(mark)], ["POST /rest/task/%d/comments/" % t1] * 2
+                         + ["POST /rest/contact/%d/comments/" % num(c1)])
         # The same webhook again, and a fragment of that chat: no second note.
         self.post(visit)
         self.send("chatFragment", L, msg("l3", "Same chat"), name="Maria Lopez", chatId="chat-two")
