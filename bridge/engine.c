@@ -3,6 +3,7 @@
 #include "chatra.h"
 #include "chatra_event.h"
 #include "config.h"
+#include "html_text.h"
 #include "log.h"
 #include "store.h"
 #include "templates/tpl.h"
