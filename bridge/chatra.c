@@ -3,11 +3,9 @@
 #include "config.h"
 #include "log.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 struct send {
     br_result_cb cb;
@@ -135,132 +133,4 @@ br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, cons
     free(url);
     free(auth);
     return rc;
-}
-
-static void
-put_utf8(struct br_buf *b, unsigned long cp)
-{
-    char u[4];
-    if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        cp = 0xfffd;
-    if (cp < 0x80) {
-        br_buf_putc(b, (char)cp);
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        br_buf_append(b, u, 2);
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        br_buf_append(b, u, 3);
-    } else {
-        u[0] = (char)(0xf0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        br_buf_append(b, u, 4);
-    }
-}
-
-/* Decodes one entity at s (which starts with '&'); returns bytes consumed, 0 when not an entity. */
-static size_t
-entity(const char *s, struct br_buf *b)
-{
-    static const struct {
-        const char *name;
-        unsigned long cp;
-    } named[] = {{"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}, {"nbsp", 0xa0},
-                 {"laquo", 0xab}, {"raquo", 0xbb}, {"mdash", 0x2014}, {"ndash", 0x2013}, {"hellip", 0x2026},
-                 {"copy", 0xa9}, {"euro", 0x20ac}};
-    const char *semi = strchr(s, ';');
-    size_t n;
-
-    if (semi == NULL || semi - s > 10 || semi - s < 3)
-        return 0;
-    n = (size_t)(semi - s) + 1;
-    if (s[1] == '#') {
-        char *end;
-        unsigned long cp = (s[2] == 'x' || s[2] == 'X') ? strtoul(s + 3, &end, 16) : strtoul(s + 2, &end, 10);
-        if (end != semi)
-            return 0;
-        put_utf8(b, cp);
-        return n;
-    }
-    for (size_t i = 0; i < BR_ARRAY_SIZE(named); i++) {
-        size_t l = strlen(named[i].name);
-        if (l == (size_t)(semi - s - 1) && strncmp(s + 1, named[i].name, l) == 0) {
-            put_utf8(b, named[i].cp == 0xa0 ? ' ' : named[i].cp);
-            return n;
-        }
-    }
-    return 0;
-}
-
-static int
-tag_is(const char *tag, size_t n, const char *name)
-{
-    size_t l = strlen(name);
-    return n >= l && strncasecmp(tag, name, l) == 0 && (n == l || !isalnum((unsigned char)tag[l]));
-}
-
-char *
-br_html_to_text(const char *html)
-{
-    struct br_buf b;
-    const char *p = html;
-
-    br_buf_init(&b, 0);
-    while (*p) {
-        if (*p == '<') {
-            const char *end = strchr(p, '>');
-            const char *t;
-            size_t n;
-            if (end == NULL)
-                break; /* a cut-off tag at the end carries no text */
-            t = p + 1;
-            if (*t == '/')
-                t++;
-            n = (size_t)(end - t);
-            if (tag_is(t, n, "br") || (p[1] == '/' && (tag_is(t, n, "p") || tag_is(t, n, "div") ||
-                                                      tag_is(t, n, "li") || tag_is(t, n, "tr"))))
-                br_buf_putc(&b, '\n');
-            p = end + 1;
-        } else if (*p == '&') {
-            size_t n = entity(p, &b);
-            if (n == 0) {
-                br_buf_putc(&b, '&');
-                p++;
-            } else {
-                p += n;
-            }
-        } else if (*p == '\r') {
-            p++;
-        } else {
-            br_buf_putc(&b, *p++);
-        }
-    }
-    /* Trim and fold runs of blank lines that block tags leave behind. */
-    {
-        struct br_buf o;
-        size_t i = 0, newlines = 0;
-        br_buf_init(&o, 0);
-        while (i < b.len && isspace((unsigned char)b.data[i]))
-            i++;
-        for (; i < b.len; i++) {
-            if (b.data[i] == '\n') {
-                newlines++;
-                continue;
-            }
-            if (newlines) {
-                br_buf_append(&o, "\n\n", newlines > 1 ? 2 : 1);
-                newlines = 0;
-            }
-            br_buf_putc(&o, b.data[i]);
-        }
-        while (o.len > 0 && isspace((unsigned char)o.data[o.len - 1]))
-            o.data[--o.len] = '\0';
-        br_buf_dispose(&b);
-        return br_buf_steal(&o);
-    }
 }

@@ -1,7 +1,7 @@
 /*
- * chatra.h - the Chatra REST client (messages into a visitor's chat) and
- * the conversion of tracker HTML into the plain text Chatra shows.
+ * chatra.h - the Chatra REST client (messages into a visitor's chat).
  * Requests go through the channel's upstream, which enforces its rate.
+ * The text of a reply comes from html_text.h.
  */
 #ifndef BR_CHATRA_H
 #define BR_CHATRA_H
@@ -17,8 +17,5 @@ int br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, 
 /* GET <chatra.url>/clients/{id}: the visitor's data as res->items (a JSON object). */
 int br_chatra_get_client(struct br_upstream *up, const struct br_channel *ch, const char *client_id,
                          br_result_cb cb, void *arg);
-
-/* Plain text of an HTML fragment: tags removed, block ends as newlines, entities decoded. */
-char *br_html_to_text(const char *html);
 
 #endif

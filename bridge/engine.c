@@ -4,6 +4,7 @@
 #include "chatra_event.h"
 #include "config.h"
 #include "context.h"
+#include "html_text.h"
 #include "log.h"
 #include "store.h"
 #include "templates/tpl.h"

@@ -12,6 +12,7 @@
 #include "email.h"
 #include "engine.h"
 #include "handlers/handlers.h"
+#include "html_text.h"
 #include "http_client.h"
 #include "http_server.h"
 #include "log.h"
@@ -172,6 +173,7 @@ run(const char *config_path)
         br_config_free(d.cfg);
         return 1;
     }
+    br_html_text_global_init();
     uv_loop_init(&d.loop);
     br_http_client_new(&d.http, &d.loop);
     if ((rc = br_engine_new(&d.engine, &d.loop, d.cfg, d.store, d.http)) != 0) {
@@ -222,6 +224,7 @@ run(const char *config_path)
     br_ratelimit_free(d.hctx.per_address);
     br_ratelimit_free(d.hctx.bad_secret);
     br_engine_free(d.engine);
+    br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
     br_http_client_free(d.http);
     br_store_free(d.store);
     br_config_free(d.cfg);

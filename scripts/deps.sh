@@ -14,7 +14,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config python3
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libcurl4-openssl-dev
-  libjansson-dev libsqlite3-dev libcmocka-dev sqlite3 libunistring-dev tzdata
+  libjansson-dev libsqlite3-dev libcmocka-dev sqlite3 libunistring-dev tzdata libxml2-dev
 )
 optional=()
 case "${1:-}" in

@@ -23,6 +23,7 @@
 #include "tracker.h"
 
 #include "config.h"
+#include "html_text.h"
 #include "log.h"
 #include "store.h" /* br_now_ms */
 
@@ -407,16 +408,6 @@ same_text(const char *stored, const char *sent)
     while (*b && isspace((unsigned char)*b))
         b++;
     return *a == '\0' && *b == '\0';
-}
-
-/* Notes as the engine expects comment texts: HTML with line breaks. */
-static char *
-notes_html(const char *notes)
-{
-    struct br_buf b;
-    br_buf_init(&b, 0);
-    br_tpl_html_escape(&b, notes, strlen(notes), 1);
-    return b.data ? br_buf_steal(&b) : br_strdup("");
 }
 
 /* ---- tasks ---- */
@@ -822,7 +813,8 @@ journal_items(struct call *c, json_t *answer)
             continue;
         }
         author = login && *login ? br_strdup(login) : br_asprintf("id:%ld", uid);
-        html = notes_html(notes);
+        /* The engine reads every tracker's comments as HTML: this one turns back into the note as written. */
+        html = br_html_from_text(notes);
         json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:b, s:n, s:s}", "id", id, "author", author,
                                                "author_name", name ? name : "", "html", html, "hidden",
                                                json_is_true(json_object_get(j, "private_notes")), "source_key",

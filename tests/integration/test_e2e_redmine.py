@@ -215,11 +215,13 @@ class TestRedmineEndToEnd(RedmineCase):
         self.say("rm-reply", "rm-reply-m2", "Do you have it in blue?", email=email)   # the bridge's own note
         self.wait_notes(n, 1)
         self.employee_note(n, "boris", "Boris: not for this channel")
-        self.employee_note(n, "anna", "Yes, it is in stock.")
+        # The note reaches the chat as written: its spaces, blank lines, & and < are hers (issue 10, point 3).
+        note = "Yes, it is in stock & <b>ready</b>.\n\n  Price:  25 \u20ac\n\n\nSee \"the shop\":https://shop.example/"
+        self.employee_note(n, "anna", note)
         wait_until(lambda: self.replies("rm-reply"), POLL_WAIT, message="anna's note did not reach the chat")
         assert_stays(lambda: len(self.replies("rm-reply")) == 1, QUIET,
                      message=lambda: "more sent to the chat: %s" % self.replies("rm-reply"))
-        self.assertEqual(self.replies("rm-reply"), [("Yes, it is in stock.", ANNA_AGENT)])
+        self.assertEqual(self.replies("rm-reply"), [(note, ANNA_AGENT)])
         self.assertEqual(self.fakes.chatra_messages(), self.fakes.chatra_messages("rm-reply"))
 
     # --- 4. agent messages typed in Chatra -------------------------------------------------
