@@ -697,6 +697,7 @@ job_finish(struct run *r, struct br_result *res)
     }
     if (err == BR_ERETRY || err == BR_ETIMEDOUT || err == BR_EIO) {
         int64_t delay = 1000;
+        int limit = MAX_ATTEMPTS;
         attempts++;
         for (int i = 1; i < attempts && delay < BACKOFF_MAX_MS; i++)
             delay *= 2;
@@ -710,7 +711,10 @@ job_finish(struct run *r, struct br_result *res)
             attempts--; /* waiting for the quota is not the job's fault */
         }
         next_at += delay;
-        state = attempts >= MAX_ATTEMPTS ? BR_JOB_DEAD : BR_JOB_QUEUED;
+        /* A failure the driver does not understand is worth a few attempts, not MAX_ATTEMPTS. */
+        if (res->max_attempts > 0 && res->max_attempts < limit)
+            limit = res->max_attempts;
+        state = attempts >= limit ? BR_JOB_DEAD : BR_JOB_QUEUED;
         /* A store that refuses writes said so once, not once a job. */
         br_log(r->store_refused && br_store_failing(e->store) ? BR_LOG_DEBUG : BR_LOG_WARN, "job %lld (%s): %s; %s",
                (long long)r->job.id, r->job.kind, res->error ? res->error : br_strerror(err),
@@ -2188,6 +2192,31 @@ run_profile(struct run *r)
 
 /* ---- poll: comments whose Planfix webhook never came ---- */
 
+/*
+ * What the driver learned of the tracker's clock (Planfix: the zone its
+ * date filters are read in) is kept in the store with each poll, so that
+ * the first poll after a restart is as narrow as the last one.
+ */
+static void
+load_tracker_clock(struct br_engine *e)
+{
+    e->tracker->clock.learned_at_ms = br_store_meta_int(e->store, "tracker_clock_at", 0);
+    e->tracker->clock.utc_offset_s = (long)br_store_meta_int(e->store, "tracker_utc_offset_s", 0);
+}
+
+static int
+save_tracker_clock(struct br_engine *e)
+{
+    const struct br_tracker_clock *clk = &e->tracker->clock;
+    int rc = 0;
+
+    if (clk->learned_at_ms > 0 && clk->learned_at_ms != br_store_meta_int(e->store, "tracker_clock_at", 0)) {
+        rc = br_store_meta_set_int(e->store, "tracker_utc_offset_s", clk->utc_offset_s);
+        if (rc == 0)
+            rc = br_store_meta_set_int(e->store, "tracker_clock_at", clk->learned_at_ms);
+    }
+    return rc;
+}
 
 static void
 polled(void *arg, struct br_result *res)
@@ -2223,6 +2252,8 @@ polled(void *arg, struct br_result *res)
     }
     if (rc == 0)
         rc = br_store_meta_set_int(e->store, "poll_since", started);
+    if (rc == 0)
+        rc = save_tracker_clock(e);
     rc = tx_end(e, rc);
     if (rc == 0 && queued)
         br_info("poll: %zu task(s) have comments no webhook announced; reading them", queued);
@@ -2525,6 +2556,7 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *c
     e->ups[0].name = br_strdup("tracker");
     br_upstream_new(&e->ups[0].up, loop, http, "tracker", cfg->tracker_rps, 1);
     e->tracker->up = e->ups[0].up;
+    load_tracker_clock(e);
     for (size_t i = 0; i < cfg->n_channels; i++) {
         struct lane_up *lu = &e->ups[1 + i];
         lu->name = br_asprintf("chatra:%s", cfg->channels[i].name);

@@ -33,6 +33,12 @@ struct br_result {
     char *error;           /* one line for the log and the dead-letter list */
     char *request;         /* "METHOD path body" of the last request, for dead letters */
     char *response;        /* status and body of the last answer (truncated) */
+    /*
+     * With BR_ERETRY: > 0 bounds the job's attempts (an answer the driver
+     * does not understand, such as an undocumented error code, is worth a
+     * few tries, not hours of them); 0 means the engine's own bound.
+     */
+    int max_attempts;
 };
 
 typedef void (*br_result_cb)(void *arg, struct br_result *res);
@@ -174,10 +180,21 @@ struct br_tracker_ops {
     void (*free)(struct br_tracker *t);
 };
 
+/*
+ * What a driver learned of the tracker's clock from its answers (Planfix
+ * reads the dates of its filters in the API user's time zone).  The
+ * engine keeps it in the store, so that a restart starts from it.
+ */
+struct br_tracker_clock {
+    int64_t learned_at_ms; /* the time of the newest answer it comes from; 0: nothing learned yet */
+    long utc_offset_s;     /* seconds east of UTC */
+};
+
 struct br_tracker {
     const struct br_tracker_ops *ops;
     struct br_upstream *up;
     const struct br_config *cfg;
+    struct br_tracker_clock clock;
 };
 
 int br_tracker_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);

@@ -3,12 +3,15 @@
  *
  * Every operation is a small state machine of one or more requests.
  * Planfix reports some failures inside a 2xx ({"result":"fail"}), so the
- * "result" field decides success, never the status alone.
+ * "result" field decides success, never the status alone.  Dates are
+ * read and written in the API user's time zone (planfix.h).
  */
-#include "tracker.h"
+#include "planfix.h"
 
+#include "tracker.h"
 #include "config.h"
 #include "log.h"
+#include "tz.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -21,6 +24,14 @@
 #define PAGE_SIZE 100
 #define MAX_PAGES 100      /* 10,000 comments on one task is more than any chat */
 #define RESPONSE_KEEP 2000 /* bytes of an answer kept for the dead-letter list */
+/*
+ * Attempts of a job whose answer is a failure with a code Planfix does
+ * not document as a validation error (1001, 2001, 5001...): often a
+ * passing fault on Planfix's side, sometimes a lasting one.  With the
+ * engine's backoff (1, 2, 4, 8 s) the last try is about 15 s after the
+ * first; then the job is a dead letter.
+ */
+#define UNKNOWN_CODE_ATTEMPTS 5
 
 struct pf {
     struct br_tracker base;
@@ -42,6 +53,9 @@ struct call {
     json_t *request_body;  /* for paged requests */
     int page;
     bool second;           /* a request in two parts is at its second (find_active_task) */
+    /* A poll: only comments of this wall-clock window (ms, UTC) are kept (see pf_list_recent_comments). */
+    bool windowed;
+    int64_t win_from_ms, win_to_ms;
 };
 
 static struct call *
@@ -171,11 +185,19 @@ on_http(void *arg, const struct br_http_result *r)
             c->res.err = BR_ENOTFOUND;
         } else if (r->status == 429 || r->status >= 500 || r->status == 408) {
             c->res.err = BR_ERETRY;
-        } else if (is_fatal_code(ncode) || (r->status >= 400 && r->status < 500)) {
+        } else if (is_fatal_code(ncode)) {
             c->res.err = BR_EFATAL;
+        } else if (ncode >= 0) {
+            /*
+             * Planfix answered, in a 2xx or a 4xx, with a code it does not
+             * document as a validation error: worth a few tries, not more.
+             */
+            c->res.err = BR_ERETRY;
+            c->res.max_attempts = UNKNOWN_CODE_ATTEMPTS;
+        } else if (r->status >= 400 && r->status < 500) {
+            c->res.err = BR_EFATAL; /* a 4xx without Planfix's answer: the request itself is wrong */
         } else {
-            /* A 2xx with "fail" and an unknown code, or an answer that is not Planfix's. */
-            c->res.err = ncode >= 0 ? BR_EFATAL : BR_ERETRY;
+            c->res.err = BR_ERETRY; /* a 2xx that is not Planfix's answer (a proxy's page) */
         }
     }
     json_decref(answer);
@@ -575,6 +597,122 @@ pf_task_state(struct br_tracker *t, const char *task_id, br_result_cb cb, void *
     return rc;
 }
 
+/* ---- dates ---- */
+
+/* sscanf that must consume all of text; n is the number of conversions before the final %n. */
+#define SCAN_ALL(text, n, fmt, ...) \
+    (used = -1, sscanf((text), fmt "%n", __VA_ARGS__, &used) == (n) && used > 0 && (text)[used] == '\0')
+
+static bool
+valid_tm(int year, int mon, int day, int hour, int min, int sec)
+{
+    return year >= 1970 && year <= 9999 && mon >= 1 && mon <= 12 && day >= 1 && day <= 31 && hour >= 0 &&
+           hour <= 23 && min >= 0 && min <= 59 && sec >= 0 && sec <= 59;
+}
+
+static int64_t
+utc_seconds(int year, int mon, int day, int hour, int min, int sec)
+{
+    struct tm tm = {0};
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    return (int64_t)timegm(&tm);
+}
+
+int
+br_planfix_time_point(json_t *tp, int64_t *utc_ms, long *offset_s)
+{
+    const char *date = json_string_value(json_object_get(tp, "date"));
+    const char *hm = json_string_value(json_object_get(tp, "time"));
+    const char *dt = json_string_value(json_object_get(tp, "datetime"));
+    int d, mo, y, h, mi, uy, umo, ud, uh, umi, us = 0, used = -1;
+    int64_t local, utc;
+    long off;
+
+    if (date == NULL || hm == NULL || dt == NULL)
+        return BR_EINVAL;
+    if (!SCAN_ALL(date, 3, "%2d-%2d-%4d", &d, &mo, &y) || !SCAN_ALL(hm, 2, "%2d:%2d", &h, &mi) ||
+        !valid_tm(y, mo, d, h, mi, 0))
+        return BR_EINVAL;
+    /* "2022-06-12T12:15Z", seconds allowed. */
+    if (!SCAN_ALL(dt, 5, "%4d-%2d-%2dT%2d:%2dZ", &uy, &umo, &ud, &uh, &umi) &&
+        !SCAN_ALL(dt, 6, "%4d-%2d-%2dT%2d:%2d:%2dZ", &uy, &umo, &ud, &uh, &umi, &us))
+        return BR_EINVAL;
+    if (!valid_tm(uy, umo, ud, uh, umi, us))
+        return BR_EINVAL;
+    local = utc_seconds(y, mo, d, h, mi, 0);
+    utc = utc_seconds(uy, umo, ud, uh, umi, 0);
+    off = (long)(local - utc);
+    /* Every zone's offset is a multiple of 15 minutes (Nepal +5:45); anything else is not a zone. */
+    if (off < BR_PLANFIX_MIN_OFFSET_S || off > BR_PLANFIX_MAX_OFFSET_S || off % (15 * 60) != 0)
+        return BR_EINVAL;
+    *utc_ms = (utc + us) * 1000;
+    *offset_s = off;
+    return 0;
+}
+
+static void
+format_date(int64_t local_s, char out[32])
+{
+    time_t t = (time_t)local_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%d-%m-%Y %H:%M", &tm);
+}
+
+void
+br_planfix_filter_dates(const struct br_planfix_zone *z, int64_t from_ms, int64_t to_ms, char from[32], char to[32])
+{
+    int64_t from_s = from_ms / 1000, to_s = (to_ms + 999) / 1000;
+    long off_from, off_to;
+
+    if (z->name) {
+        /*
+         * The offset at each end, and the one an hour later (earlier): in
+         * the hour a clock is put back, a local time names two instants,
+         * and Planfix may take the other one.
+         */
+        long a = br_tz_offset(z->name, from_s), b = br_tz_offset(z->name, from_s + 3600);
+        long c = br_tz_offset(z->name, to_s), d = br_tz_offset(z->name, to_s - 3600);
+        off_from = a < b ? a : b;
+        off_to = c > d ? c : d;
+    } else if (z->learned) {
+        /* The clock may have moved for DST since the answer it was learned from. */
+        off_from = z->offset_s - 3600;
+        off_to = z->offset_s + 3600;
+    } else {
+        off_from = BR_PLANFIX_MIN_OFFSET_S;
+        off_to = BR_PLANFIX_MAX_OFFSET_S;
+    }
+    format_date(from_s + off_from, from);
+    /* Planfix filters by the minute: the last minute counts whole. */
+    format_date(to_s + off_to + 59, to);
+}
+
+/* Learns the API user's offset from an answer's TimePoint; the newest answer wins (DST). */
+static void
+learn_clock(struct pf *pf, int64_t utc_ms, long offset_s)
+{
+    struct br_tracker_clock *clk = &pf->base.clock;
+    int64_t now = (int64_t)time(NULL) * 1000;
+
+    /* A comment dated in the future would otherwise outrank every answer until then. */
+    if (utc_ms > now)
+        utc_ms = now;
+    if (utc_ms < clk->learned_at_ms)
+        return;
+    if (clk->learned_at_ms == 0 || clk->utc_offset_s != offset_s)
+        br_info("planfix: the API user's clock is at UTC%c%02ld:%02ld (from Planfix's answers)%s",
+                offset_s < 0 ? '-' : '+', labs(offset_s) / 3600, labs(offset_s) % 3600 / 60,
+                pf->base.cfg->tracker_timezone ? "; tracker.timezone is set and wins" : "");
+    clk->learned_at_ms = utc_ms;
+    clk->utc_offset_s = offset_s;
+}
+
 /* ---- comments ---- */
 
 static int
@@ -603,6 +741,10 @@ got_comments(struct call *c, json_t *answer)
     json_t *list = get_ci(answer, "comments");
     size_t i;
     json_t *v;
+    /* Whether the page proves it is newest first, and how old its last comment is. */
+    int64_t first_ms = -1, prev_ms = -1, last_ms = -1;
+    bool newest_first = true;
+    int64_t win_from = c->win_from_ms - c->win_from_ms % 60000;
 
     if (c->res.items == NULL)
         c->res.items = json_array();
@@ -612,7 +754,22 @@ got_comments(struct call *c, json_t *answer)
         json_t *key = json_object_get(v, "sourceObjectId");
         char *id = br_tracker_id(json_object_get(v, "id"));
         json_t *item;
+        int64_t at_ms;
+        long off;
 
+        if (br_planfix_time_point(json_object_get(v, "dateTime"), &at_ms, &off) == 0) {
+            learn_clock(c->pf, at_ms, off);
+            if (first_ms < 0)
+                first_ms = at_ms;
+            if (prev_ms >= 0 && at_ms > prev_ms)
+                newest_first = false;
+            prev_ms = last_ms = at_ms;
+            /* The filter was wider than the window (see br_planfix_filter_dates): keep the window. */
+            if (c->windowed && (at_ms < win_from || at_ms > c->win_to_ms)) {
+                free(id);
+                continue;
+            }
+        }
         if (id == NULL)
             continue;
         item = json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", id, "author",
@@ -631,6 +788,13 @@ got_comments(struct call *c, json_t *answer)
         json_array_append_new(c->res.items, item);
         free(id);
     }
+    /*
+     * A poll asks for the newest first; a page that is so (strictly, so
+     * that a page of one minute or an order Planfix ignored proves
+     * nothing) and ends before the window has the rest of the window.
+     */
+    if (c->windowed && newest_first && first_ms > last_ms && last_ms < win_from)
+        return 0;
     if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
         json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
         if (send_json(c, "POST", c->list_path, c->request_body) == 0)
@@ -670,29 +834,33 @@ pf_list_contact_comments(struct br_tracker *t, const char *contact_id, br_result
     return rc;
 }
 
-static void
-pf_date(int64_t ms, char out[32])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%d-%m-%Y %H:%M", &tm);
-}
-
 static int
 pf_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, got_comments);
+    struct pf *pf = (struct pf *)t;
+    struct call *c = call_new(pf, cb, arg, got_comments);
+    struct br_planfix_zone zone = {pf->base.cfg->tracker_timezone, pf->base.clock.learned_at_ms > 0,
+                                   pf->base.clock.utc_offset_s};
     char from[32], to[32];
 
-    /* Planfix filters by minute: the caller's window overlaps, and seen comments are skipped. */
-    pf_date(from_ms, from);
-    pf_date(to_ms, to);
+    /*
+     * Planfix reads the dates in the API user's zone.  Until that is
+     * known (a first start without tracker.timezone) the filter spans
+     * every zone; newest first, the paging stops at the window's start,
+     * and got_comments keeps only the window, so a wider filter costs no
+     * more requests and relays nothing twice.
+     */
+    br_planfix_filter_dates(&zone, from_ms, to_ms, from, to);
+    c->windowed = true;
+    c->win_from_ms = from_ms;
+    c->win_to_ms = to_ms;
     c->list_path = br_strdup("/comment/list");
-    c->request_body = json_pack("{s:i, s:i, s:s, s:s, s:[{s:i, s:s, s:{s:s, s:s, s:s}}]}", "offset", 0, "pageSize",
-                                PAGE_SIZE, "fields", "id,dateTime,description,owner,isHidden,type,sourceObjectId,task",
-                                "typeList", "Comments", "filters", "type", 3000, "operator", "equal", "value",
-                                "dateType", "otherRange_withTime", "dateFrom", from, "dateTo", to);
+    c->request_body = json_pack("{s:i, s:i, s:s, s:s, s:[{s:i, s:s, s:{s:s, s:s, s:s}}], s:[{s:s, s:s}]}", "offset",
+                                0, "pageSize", PAGE_SIZE, "fields",
+                                "id,dateTime,description,owner,isHidden,type,sourceObjectId,task", "typeList",
+                                "Comments", "filters", "type", 3000, "operator", "equal", "value", "dateType",
+                                "otherRange_withTime", "dateFrom", from, "dateTo", to, "resultOrder", "field",
+                                "dateTime", "direction", "Desc");
     return start(c, "POST", "/comment/list", json_incref(c->request_body));
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake Planfix REST v2 server for integration tests (see ../../../shared/reference/planfix.md).
 
-    python3 fake_planfix.py --port 0 --port-file F --token T [--rps N]
+    python3 fake_planfix.py --port 0 --port-file F --token T [--rps N] [--utc-offset-min M]
 
 Base path /rest.  In-memory contacts (ids from 1), tasks (ids from 100) and
 comments (ids from 1000): the ranges differ on purpose so that an id used as the
@@ -9,6 +9,12 @@ wrong kind of object shows up.  Users 1 (the token's robot), 5 Anna, 6 Boris
 and 7 Viktor exist; person references to unknown contacts or users are refused
 (code 41).  A task is active unless its status is one of the inactive statuses
 (3 Completed, 5 Finished, 6 Cancelled by default).
+
+Time zone: like Planfix, the fake lives in the API user's zone, a fixed offset
+east of UTC (--utc-offset-min, default 0; the setting utc_offset_min changes it
+at run time, as a DST change would).  Every dateTime it answers has "date" and
+"time" in that zone and "datetime" in UTC; the dates of a filter are read in
+that zone.
 
 Control API (no auth, not recorded), besides the common ones in fakecommon.py:
   POST /_control/employee_comment {"task":N,"owner":"user:5","name":"Anna","description":"<p>..</p>"}
@@ -19,7 +25,7 @@ Control API (no auth, not recorded), besides the common ones in fakecommon.py:
   POST /_control/contact {...contact fields...}           -> {"id":N}
   POST /_control/task {...task fields as POST /task/...}  -> {"id":N}  a task made by hand
   POST /_control/users [{"id":8,"name":"..","email":".."}] add or replace users
-  POST /_control/settings {"rps":N,"rps_tolerance":S,"remaining":N,
+  POST /_control/settings {"rps":N,"rps_tolerance":S,"remaining":N,"utc_offset_min":M,
                            "statuses":{"8":{"name":"Archived","isActive":false}}}
 """
 
@@ -65,18 +71,28 @@ def fail(code, error, status=400):
     return Reply(status, {"result": "fail", "code": code, "error": error})
 
 
-def date_time(t):
-    g = time.gmtime(t)
-    return {"date": time.strftime("%d-%m-%Y", g), "time": time.strftime("%H:%M", g),
-            "datetime": time.strftime("%Y-%m-%dT%H:%MZ", g)}
+def date_time(t, offset_min=0):
+    """A Planfix TimePoint of epoch seconds t: date and time in the zone offset_min minutes east
+    of UTC, datetime in UTC."""
+    local, utc = time.gmtime(t + offset_min * 60), time.gmtime(t)
+    return {"date": time.strftime("%d-%m-%Y", local), "time": time.strftime("%H:%M", local),
+            "datetime": time.strftime("%Y-%m-%dT%H:%MZ", utc)}
 
 
-def parse_pf_date(s, with_time):
+def parse_pf_date(s, with_time, offset_min=0):
+    """Epoch seconds of a filter date, read as a local time offset_min minutes east of UTC."""
     fmt = "%d-%m-%Y %H:%M" if with_time else "%d-%m-%Y"
     try:
-        return calendar.timegm(time.strptime(s.strip(), fmt))
+        return calendar.timegm(time.strptime(s.strip(), fmt)) - offset_min * 60
     except (ValueError, AttributeError):
         raise ApiError(41, "Invalid date %r (expected %s)" % (s, fmt))
+
+
+def check_offset(v):
+    """A zone offset in minutes, as time zones have them (UTC-12:00 to UTC+14:00)."""
+    if not isinstance(v, int) or isinstance(v, bool) or not -12 * 60 <= v <= 14 * 60:
+        raise ValueError("utc_offset_min must be an integer from -720 to 840, not %r" % (v,))
+    return v
 
 
 def paging(body):
@@ -112,8 +128,9 @@ class Planfix(FakeApp):
     name = "planfix"
     base = "/rest"
 
-    def __init__(self, token, **kw):
+    def __init__(self, token, utc_offset_min=0, **kw):
         self.token = token
+        self.utc_offset_min = utc_offset_min  # the API user's zone; kept by reset, as rps is
         super().__init__(**kw)
 
     def reset_state(self):
@@ -134,6 +151,8 @@ class Planfix(FakeApp):
         super().apply_settings(body)
         if "remaining" in body:
             self.remaining = int(body["remaining"])
+        if "utc_offset_min" in body:
+            self.utc_offset_min = check_offset(body["utc_offset_min"])
         for k, v in (body.get("statuses") or {}).items():
             self.statuses[int(k)] = {"name": v.get("name", "Status %s" % k), "isActive": bool(v.get("isActive", True))}
 
@@ -403,7 +422,7 @@ class Planfix(FakeApp):
         owner = self.person_out(c["owner"])
         if c.get("ownerName") is not None:
             owner["name"] = c["ownerName"]
-        out = {"id": c["id"], "dateTime": date_time(c["time"]), "type": c["type"],
+        out = {"id": c["id"], "dateTime": date_time(c["time"], self.utc_offset_min), "type": c["type"],
                "description": c["description"], "owner": owner, "isHidden": c["isHidden"],
                "isDeleted": False, "sourceObjectId": c["sourceObjectId"] or "",
                "task": {"id": c["task"]}}
@@ -411,10 +430,14 @@ class Planfix(FakeApp):
 
     def page_comments(self, found, body):
         offset, size = paging(body)
-        found.sort(key=lambda c: c["id"])
         order = body.get("resultOrder")
-        if isinstance(order, list) and order and isinstance(order[0], dict) \
-                and order[0].get("direction") == "Desc":
+        order = order[0] if isinstance(order, list) and order and isinstance(order[0], dict) else {}
+        # By id, or by time (to the minute, as Planfix keeps it) then id.
+        if order.get("field") == "dateTime":
+            found.sort(key=lambda c: ((int(c["time"]) // 60), c["id"]))
+        else:
+            found.sort(key=lambda c: c["id"])
+        if order.get("direction") == "Desc":
             found.reverse()
         return Reply(200, {"result": "success",
                            "comments": [self.comment_out(c, body.get("fields"))
@@ -436,18 +459,19 @@ class Planfix(FakeApp):
                 found = [c for c in found if compare(op, c["owner"] == want)]
         return self.page_comments(found, body)
 
-    @staticmethod
-    def date_range(v):
-        """Inclusive [lo, hi] epoch seconds of a Planfix date filter value (minute precision, UTC)."""
+    def date_range(self, v):
+        """Inclusive [lo, hi] epoch seconds of a Planfix date filter value (minute precision),
+        its dates read in the API user's zone."""
         if not isinstance(v, dict):
             raise ApiError(41, "Invalid date filter value")
-        kind = v.get("dateType")
+        kind, off = v.get("dateType"), self.utc_offset_min
         if kind == "otherRange_withTime":
-            return parse_pf_date(v.get("dateFrom"), True), parse_pf_date(v.get("dateTo"), True)
+            return parse_pf_date(v.get("dateFrom"), True, off), parse_pf_date(v.get("dateTo"), True, off)
         if kind == "otherRange":
-            return parse_pf_date(v.get("dateFrom"), False), parse_pf_date(v.get("dateTo"), False) + 86400 - 60
+            return (parse_pf_date(v.get("dateFrom"), False, off),
+                    parse_pf_date(v.get("dateTo"), False, off) + 86400 - 60)
         if kind == "otherDate":
-            d = parse_pf_date(v.get("dateValue"), False)
+            d = parse_pf_date(v.get("dateValue"), False, off)
             return d, d + 86400 - 60
         raise ApiError(41, "Unsupported dateType %r" % (kind,))
 
@@ -578,20 +602,27 @@ class Planfix(FakeApp):
             owner = self.person_out(c["owner"])
             if c.get("ownerName") is not None:
                 owner["name"] = c["ownerName"]
-            comments.append(dict(c, owner=owner, dateTime=date_time(c["time"])))
+            comments.append(dict(c, owner=owner, dateTime=date_time(c["time"], self.utc_offset_min)))
         return {"contacts": sorted(self.contacts.values(), key=lambda c: c["id"]),
                 "contact_comments": sorted(self.contact_comments.values(), key=lambda c: c["id"]),
                 "tasks": tasks, "comments": comments,
                 "users": sorted(self.users.values(), key=lambda u: u["id"]),
                 "statuses": [self.status_out(s) for s in sorted(self.statuses)],
-                "remaining": self.remaining}
+                "remaining": self.remaining, "utc_offset_min": self.utc_offset_min}
 
 
 def main():
     p = common_args("Fake Planfix REST v2 server")
     p.add_argument("--token", required=True)
+    p.add_argument("--utc-offset-min", type=int, default=0,
+                   help="the API user's zone, minutes east of UTC (Moscow: 180): dates are shown and read there")
     args = p.parse_args()
-    serve(Planfix(args.token, rps=args.rps, rps_tolerance=args.rps_tolerance), args)
+    try:
+        check_offset(args.utc_offset_min)
+    except ValueError as e:
+        p.error(str(e))
+    serve(Planfix(args.token, utc_offset_min=args.utc_offset_min, rps=args.rps,
+                  rps_tolerance=args.rps_tolerance), args)
 
 
 if __name__ == "__main__":

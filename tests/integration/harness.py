@@ -414,14 +414,15 @@ class Fakes:
 
     def __init__(self, planfix_token=PLANFIX_TOKEN, chatra_public_key=CHATRA_SHOP_PUBLIC_KEY,
                  chatra_secret_key=CHATRA_SHOP_SECRET_KEY, planfix_rps=0, chatra_rps=0,
-                 timeout=10):
+                 planfix_utc_offset_min=0, timeout=10):
         self.tmpdir = _mkdtemp("br-fakes-")
         self.procs = {}
         self.ports = {}
         self.planfix_token = planfix_token
         try:
             self._spawn("planfix", "fake_planfix.py",
-                        ["--token", planfix_token, "--rps", str(planfix_rps)])
+                        ["--token", planfix_token, "--rps", str(planfix_rps),
+                         "--utc-offset-min", str(planfix_utc_offset_min)])
             self._spawn("chatra", "fake_chatra.py",
                         ["--public-key", chatra_public_key, "--secret-key", chatra_secret_key,
                          "--rps", str(chatra_rps)])
@@ -542,7 +543,8 @@ class Fakes:
         return self.control(which, "GET", "stats")
 
     def settings(self, which, **values):
-        """rps, rps_tolerance; planfix also remaining and statuses."""
+        """rps, rps_tolerance; planfix also remaining, statuses and utc_offset_min (the API
+        user's zone, minutes east of UTC: dates are shown and filters read there)."""
         return self.control(which, "POST", "settings", values)
 
     def reset(self, which=None):

@@ -1,6 +1,7 @@
 """The fake upstreams and the harness on their own (no bridge binary needed)."""
 
 import base64
+import calendar
 import os
 import threading
 import time
@@ -23,7 +24,7 @@ class FakesTestCase(unittest.TestCase):
 
     def setUp(self):
         self.fakes.reset()
-        self.fakes.settings("planfix", rps=0)
+        self.fakes.settings("planfix", rps=0, utc_offset_min=0)
         self.fakes.settings("chatra", rps=0)
 
     def pf(self, method, path, body=None, token=PLANFIX_TOKEN, timeout=10):
@@ -173,6 +174,43 @@ class TestPlanfix(FakesTestCase):
         author = {"filters": [{"type": 3001, "operator": "equal", "value": "user:6"}]}
         self.assertEqual(self.pf("POST", "/comment/list", author).json()["comments"], [])
 
+    def test_a_zone_shows_local_dates_and_reads_filters_locally(self):
+        tid = self.new_task()
+        at = calendar.timegm((2022, 6, 12, 12, 15, 30))
+        cid = self.fakes.employee_comment(tid, "user:5", "Anna", "Hi", at=at)
+        later = self.fakes.employee_comment(tid, "user:5", "Anna", "Later", at=at + 3600)
+
+        def listed(date_from, date_to, **extra):
+            body = dict({"fields": "id,dateTime", "filters": [{"type": 3000, "operator": "equal", "value": {
+                "dateType": "otherRange_withTime", "dateFrom": date_from, "dateTo": date_to}}]}, **extra)
+            r = self.pf("POST", "/comment/list", body)
+            self.assertEqual(r.status, 200, r.body)
+            return r.json()["comments"]
+
+        # Planfix at UTC+3 (Moscow): date and time local, datetime UTC; filters read as local times.
+        self.fakes.settings("planfix", utc_offset_min=180)
+        [c] = listed("12-06-2022 15:15", "12-06-2022 15:15")
+        self.assertEqual(c, {"id": cid, "dateTime": {"date": "12-06-2022", "time": "15:15",
+                                                     "datetime": "2022-06-12T12:15Z"}})
+        self.assertEqual(listed("12-06-2022 12:00", "12-06-2022 12:30"), [])
+        self.assertEqual(self.fakes.planfix_comments(tid)[0]["dateTime"]["time"], "15:15")
+        # Newest first when asked.
+        both = listed("12-06-2022 15:00", "12-06-2022 17:00",
+                      resultOrder=[{"field": "dateTime", "direction": "Desc"}])
+        self.assertEqual([x["id"] for x in both], [later, cid])
+        # UTC-5 (New York in summer): the day before, local.
+        self.fakes.settings("planfix", utc_offset_min=-300)
+        [c] = listed("12-06-2022 07:15", "12-06-2022 07:15")
+        self.assertEqual(c["dateTime"], {"date": "12-06-2022", "time": "07:15", "datetime": "2022-06-12T12:15Z"})
+        self.fakes.settings("planfix", utc_offset_min=-720)
+        self.assertEqual(listed("11-06-2022 23:45", "12-06-2022 00:15")[0]["dateTime"]["date"], "12-06-2022")
+        for bad in (900, -721, "180", 1.5):
+            r = http("POST", "http://127.0.0.1:%d/_control/settings" % self.fakes.ports["planfix"],
+                     {"utc_offset_min": bad})
+            self.assertEqual(r.status, 400, bad)
+        self.fakes.settings("planfix", utc_offset_min=0)
+        self.assertEqual(listed("12-06-2022 12:15", "12-06-2022 12:15")[0]["id"], cid)
+
     def test_task_status_and_delete_controls(self):
         tid = self.new_task()
         self.fakes.set_task_status(tid, 3)
@@ -298,6 +336,17 @@ class TestChatra(FakesTestCase):
         self.assertEqual(self.chatra("POST", "/messages/", {"clientId": "c", "text": "t"}).status, 503)
         self.assertEqual(self.fakes.chatra_messages(), [])
         self.assertEqual(self.fakes.stats("chatra")["requests"], 1)
+
+
+class TestZoneOption(unittest.TestCase):
+    def test_the_fake_starts_in_a_zone(self):
+        with Fakes(planfix_utc_offset_min=-300) as fakes:
+            headers = {"Authorization": "Bearer " + PLANFIX_TOKEN}
+            tid = http("POST", fakes.planfix_url + "/task/", {"name": "x"}, headers).json()["id"]
+            fakes.employee_comment(tid, at=calendar.timegm((2022, 6, 12, 3, 0, 0)))
+            [c] = fakes.planfix_comments(tid)
+            self.assertEqual(c["dateTime"], {"date": "11-06-2022", "time": "22:00", "datetime": "2022-06-12T03:00Z"})
+            self.assertEqual(fakes.planfix_state()["utc_offset_min"], -300)
 
 
 class TestHarness(unittest.TestCase):
