@@ -117,10 +117,13 @@ class TestVisitorComesBack(LeaveCase):
                              name="Maria Lopez", email="maria.lopez@example.org"))
         tasks = self.wait_task(2)
         self.wait_idle()
-        # The contact is known: only the task is created.
-        self.assertEqual(self.calls_since(before), ["POST /rest/task/"])
+        # The contact is known: its active tasks are looked up (as assigner, then as counterparty:
+        # issue 10's "a new task if there are no active tasks"), none is, so the task is created;
+        # the new chat is a visit on the contact's card.
+        self.assertEqual(self.calls_since(before), ["POST /rest/task/list", "POST /rest/task/list", "POST /rest/task/",
+                                                    "POST /rest/contact/%s/comments/" % contact.split(":")[1]])
         new = tasks[1]
-        body = self.fakes.planfix_requests()[before]["body"]
+        body = self.fakes.planfix_requests()[before + 2]["body"]
         self.assertRegex(body["sourceObjectId"], TASK_SOURCE_RE)
         self.assertNotEqual(body["sourceObjectId"], tasks[0]["sourceObjectId"])
         self.assertEqual((body["assigner"], body["counterparty"]), ({"id": contact}, {"id": contact}))
@@ -164,7 +167,9 @@ class TestVisitorComesBack(LeaveCase):
                              email="maria.lopez@example.org"))
         [post] = self.wait_comment_posts(old, 4)[3:]
         self.assert_quiet()
-        self.assertEqual(self.calls_since(before), ["POST /rest/task/%d/comments/" % old])
+        # The comment, and (a fragment of a new chat of a known person) the visit on the contact's card.
+        self.assertEqual(self.calls_since(before), ["POST /rest/task/%d/comments/" % old,
+                                                    "POST /rest/contact/%s/comments/" % contact.split(":")[1]])
         self.assertEqual(post["body"]["description"], "I am back")
         self.assertEqual(post["body"]["owner"], {"id": contact})
         self.assertEqual(len(self.fakes.planfix_tasks()), 1)
