@@ -104,8 +104,9 @@ br_chatra_get_client(struct br_upstream *up, const struct br_channel *ch, const 
 
 int
 br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, const char *client_id, const char *text,
-                       const char *agent_id, br_result_cb cb, void *arg)
+                       const struct br_chatra_agent *agent, br_result_cb cb, void *arg)
 {
+    const char *agent_id = agent ? agent->id : NULL;
     struct send *s = br_calloc(1, sizeof(*s));
     char *auth = auth_header(ch);
     const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json", NULL};
@@ -114,15 +115,25 @@ br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, cons
     char *json;
     int rc;
 
-    if (agent_id && *agent_id)
+    if (agent_id && *agent_id) {
         json_object_set_new(body, "agentId", json_string(agent_id));
+    } else if (agent && agent->email) {
+        json_object_set_new(body, "agentEmail", json_string(agent->email));
+        json_object_set_new(body, "agentName", json_string(agent->name ? agent->name : agent->email));
+        if (agent->received_from)
+            json_object_set_new(body, "receivedFrom", json_string(agent->received_from));
+    }
     json = json_dumps(body, JSON_COMPACT);
     s->cb = cb;
     s->arg = arg;
     s->res.retry_after_s = -1;
     /* The request is logged for dead letters without the client id: it may be a bound, secret id. */
-    s->res.request = br_asprintf("POST /messages/ {\"text\": %zu bytes, \"agentId\": \"%s\"}", strlen(text),
-                                 agent_id ? agent_id : "");
+    if (agent_id && *agent_id)
+        s->res.request = br_asprintf("POST /messages/ {\"text\": %zu bytes, \"agentId\": \"%s\"}", strlen(text),
+                                     agent_id);
+    else
+        s->res.request = br_asprintf("POST /messages/ {\"text\": %zu bytes, \"agentEmail\": \"%s\"}", strlen(text),
+                                     agent && agent->email ? agent->email : "");
     rc = br_upstream_send(up, "POST", url, headers, json, 15000, on_sent, s);
     if (rc) {
         br_result_dispose(&s->res);

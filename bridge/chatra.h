@@ -10,9 +10,25 @@
 
 struct br_channel;
 
-/* POST <chatra.url>/messages/ {clientId, text, agentId}; cb as for trackers. */
+/*
+ * Who a message is sent as: an agent id, or else the agent's e-mail and
+ * name (Chatra then finds the agent by e-mail, or makes a stand-in), with
+ * received_from naming where the message comes from.
+ */
+struct br_chatra_agent {
+    const char *id;
+    const char *email;
+    const char *name;
+    const char *received_from;
+};
+
+/*
+ * POST <chatra.url>/messages/ {clientId, text, agentId} or, without an
+ * agent id, {clientId, text, agentEmail, agentName, receivedFrom}; cb as
+ * for trackers.
+ */
 int br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, const char *client_id,
-                           const char *text, const char *agent_id, br_result_cb cb, void *arg);
+                           const char *text, const struct br_chatra_agent *agent, br_result_cb cb, void *arg);
 
 /* GET <chatra.url>/clients/{id}: the visitor's data as res->items (a JSON object). */
 int br_chatra_get_client(struct br_upstream *up, const struct br_channel *ch, const char *client_id,

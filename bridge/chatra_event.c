@@ -74,8 +74,34 @@ get_time(json_t *v)
     return 0;
 }
 
+/*
+ * The e-mail of a message's agent: the message's own agentEmail, or the
+ * entry of the webhook's agents[] with its agentId (Chatra's keys for it
+ * are not documented: "email" or "agentEmail").
+ */
+static json_t *
+agent_email(json_t *m, json_t *agents)
+{
+    json_t *id = json_object_get(m, "agentId");
+    json_t *v = normalise_email(json_object_get(m, "agentEmail"));
+    size_t i;
+    json_t *a;
+
+    if (v || !json_is_string(id))
+        return v;
+    json_array_foreach(agents, i, a) {
+        json_t *aid = json_object_get(a, "id");
+        if (json_is_string(aid) && json_equal(aid, id)) {
+            if ((v = normalise_email(json_object_get(a, "email"))) == NULL)
+                v = normalise_email(json_object_get(a, "agentEmail"));
+            return v;
+        }
+    }
+    return NULL;
+}
+
 static int
-map_message(json_t *m, size_t i, json_t *out, char *err, size_t errlen)
+map_message(json_t *m, size_t i, json_t *agents, json_t *out, char *err, size_t errlen)
 {
     json_t *text, *type, *id, *n;
     const char *t;
@@ -129,6 +155,11 @@ map_message(json_t *m, size_t i, json_t *out, char *err, size_t errlen)
     json_object_set_new(n, "text", json_stringn(json_string_value(text), json_string_length(text)));
     copy_str(n, "agent_id", m, "agentId");
     copy_str(n, "agent_name", m, "agentName");
+    if (strcmp(t, "agent") == 0) {
+        json_t *email = agent_email(m, agents);
+        if (email)
+            json_object_set_new(n, "agent_email", email);
+    }
     json_object_set_new(n, "created_at", json_integer(at));
     json_array_append_new(out, n);
     return 0;
@@ -249,7 +280,7 @@ br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, siz
     json_object_set(ev, "raw_client", client);
     nm = json_array();
     json_array_foreach(msgs, i, v) {
-        if ((rc = map_message(v, i, nm, err, errlen)) != 0)
+        if ((rc = map_message(v, i, json_object_get(root, "agents"), nm, err, errlen)) != 0)
             break;
     }
     json_object_set_new(ev, "messages", nm);

@@ -10,7 +10,10 @@
  *    "client": {"id", "chat_id", "name", "email", "phone", "displayed_name"},
  *    "raw_client": { ...Chatra's client object as received... },
  *    "messages": [{"key", "id", "type": "client" | "agent", "text",
- *                  "agent_id", "agent_name", "created_at"}]}
+ *                  "agent_id", "agent_name", "agent_email", "created_at"}]}
+ *
+ * agent_email is the agent's e-mail when the message (agentEmail) or the
+ * webhook's agents[] entry of its agentId tells it.
  *
  * System messages and messages without text are dropped.  A message
  * without an id gets a key derived from its type, time and text, so a

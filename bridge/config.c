@@ -633,8 +633,14 @@ load_employees(struct loader *L, json_t *arr)
         check_keys(L, e, base, known);
         emp->name = get_str(L, e, base, "name", NULL, true, false);
         emp->email = normal_email(get_str(L, e, base, "email", NULL, true, false));
-        emp->tracker_user = get_str(L, e, base, "tracker_user", NULL, true, false);
+        /* Without it, the tracker user is found by e-mail (the engine asks the tracker once). */
+        emp->tracker_user = get_str(L, e, base, "tracker_user", NULL, false, false);
         emp->chatra_agent_id = get_str(L, e, base, "chatra_agent_id", NULL, false, false);
+        if (emp->tracker_user && *emp->tracker_user == '\0') {
+            char *p = join_path(base, "tracker_user");
+            PROBLEM(L, p, "must not be empty (leave it out to find the tracker user by e-mail)");
+            free(p);
+        }
         if (emp->email && strchr(emp->email, '@') == NULL) {
             char *p = join_path(base, "email");
             PROBLEM(L, p, "is not an e-mail address");
@@ -692,11 +698,54 @@ load_custom_fields(struct loader *L, json_t *arr, const char *base, struct br_cu
     free(p);
 }
 
+/*
+ * The channel's default agent: by Chatra agent id, or by e-mail (Planfix's
+ * "the Chatra user through which the chat is conducted") with the name the
+ * chat shows, which an employees[] entry with that e-mail may give.  When
+ * both are set the id wins.
+ */
+static void
+load_default_agent(struct loader *L, json_t *o, const char *base, struct br_channel *ch)
+{
+    struct br_config *c = L->cfg;
+    char *p;
+
+    ch->default_agent_id = get_str(L, o, base, "default_agent_id", NULL, false, false);
+    ch->default_agent_email = normal_email(get_str(L, o, base, "default_agent_email", NULL, false, false));
+    ch->default_agent_name = get_str(L, o, base, "default_agent_name", NULL, false, false);
+    if (ch->default_agent_id && *ch->default_agent_id == '\0') {
+        p = join_path(base, "default_agent_id");
+        PROBLEM(L, p, "must not be empty");
+        free(p);
+    }
+    if (ch->default_agent_email && strchr(ch->default_agent_email, '@') == NULL) {
+        p = join_path(base, "default_agent_email");
+        PROBLEM(L, p, "is not an e-mail address");
+        free(p);
+    } else if (ch->default_agent_email && ch->default_agent_name == NULL) {
+        const struct br_employee *emp = br_config_employee_by_email(c, ch->default_agent_email);
+        if (emp && emp->name) {
+            ch->default_agent_name = br_strdup(emp->name);
+        } else {
+            p = join_path(base, "default_agent_name");
+            PROBLEM(L, p, "is required with default_agent_email (the name the chat shows), unless an employees[] "
+                          "entry has that e-mail");
+            free(p);
+        }
+    }
+    if (ch->default_agent_id == NULL && ch->default_agent_email == NULL && get(o, "default_agent_id") == NULL &&
+        get(o, "default_agent_email") == NULL) {
+        p = join_path(base, "default_agent_id");
+        PROBLEM(L, p, "is required (or default_agent_email: the Chatra agent's e-mail)");
+        free(p);
+    }
+}
+
 static void
 load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *ch)
 {
     static const char *const known[] = {"name", "webhook_secret", "chatra", "default_agent_id",
-                                        "employees", "watchers", "send_as_employee",
+                                        "default_agent_email", "default_agent_name", "employees", "watchers", "send_as_employee",
                                         "new_task_if_no_active", "close_on_leave", "task",
                                         "contact", "merge_policy", NULL};
     static const char *const known_chatra[] = {"url", "public_key", "secret_key",
@@ -737,7 +786,7 @@ load_channel(struct loader *L, json_t *o, const char *base, struct br_channel *c
     }
     free(p);
 
-    ch->default_agent_id = get_str(L, o, base, "default_agent_id", NULL, true, false);
+    load_default_agent(L, o, base, ch);
     ch->send_as_employee = get_bool(L, o, base, "send_as_employee", true);
     ch->new_task_if_no_active = get_bool(L, o, base, "new_task_if_no_active", true);
     ch->close_on_leave = get_bool(L, o, base, "close_on_leave", true);
@@ -1059,6 +1108,8 @@ free_channel(struct br_channel *ch)
     free(ch->chatra_public_key);
     free(ch->chatra_secret_key);
     free(ch->default_agent_id);
+    free(ch->default_agent_email);
+    free(ch->default_agent_name);
     free(ch->employees);
     for (size_t i = 0; i < ch->n_watchers; i++)
         free(ch->watchers[i]);
@@ -1124,7 +1175,7 @@ const struct br_employee *
 br_config_employee_by_tracker_user(const struct br_config *c, const char *tracker_user)
 {
     for (size_t i = 0; i < c->n_employees; i++)
-        if (strcmp(c->employees[i].tracker_user, tracker_user) == 0)
+        if (c->employees[i].tracker_user && strcmp(c->employees[i].tracker_user, tracker_user) == 0)
             return &c->employees[i];
     return NULL;
 }
@@ -1133,7 +1184,7 @@ const struct br_employee *
 br_channel_employee_by_tracker_user(const struct br_channel *ch, const char *tracker_user)
 {
     for (size_t i = 0; i < ch->n_employees; i++)
-        if (strcmp(ch->employees[i]->tracker_user, tracker_user) == 0)
+        if (ch->employees[i]->tracker_user && strcmp(ch->employees[i]->tracker_user, tracker_user) == 0)
             return ch->employees[i];
     return NULL;
 }
@@ -1143,6 +1194,15 @@ br_config_employee_by_agent(const struct br_config *c, const char *agent_id)
 {
     for (size_t i = 0; i < c->n_employees; i++)
         if (c->employees[i].chatra_agent_id && strcmp(c->employees[i].chatra_agent_id, agent_id) == 0)
+            return &c->employees[i];
+    return NULL;
+}
+
+const struct br_employee *
+br_config_employee_by_email(const struct br_config *c, const char *email)
+{
+    for (size_t i = 0; email && i < c->n_employees; i++)
+        if (c->employees[i].email && strcmp(c->employees[i].email, email) == 0)
             return &c->employees[i];
     return NULL;
 }

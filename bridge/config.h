@@ -27,11 +27,17 @@ struct br_diag {
 void br_diag_add(struct br_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void br_diag_dispose(struct br_diag *d);
 
+/*
+ * An employee is complete with a name and an e-mail: without tracker_user
+ * the engine finds the tracker user by that e-mail (and caches it), and
+ * without chatra_agent_id replies go to Chatra with the e-mail and name.
+ * Explicit ids win.
+ */
 struct br_employee {
     char *name;
-    char *email;            /* lower-cased */
-    char *tracker_user;     /* "user:5" for Planfix, a login or id for Redmine */
-    char *chatra_agent_id;  /* may be NULL: such an employee is relayed as default_agent_id */
+    char *email;            /* in normal form (email.h) */
+    char *tracker_user;     /* "user:5" for Planfix, a login for Redmine; NULL: found by e-mail */
+    char *chatra_agent_id;  /* NULL: replies are sent with the agent's e-mail and name */
 };
 
 /* A custom field (of a task or a contact) the tracker fills from a template. */
@@ -54,7 +60,10 @@ struct br_channel {
     char *chatra_public_key;
     char *chatra_secret_key;
     double chatra_rps;
+    /* The agent replies come from when send_as_employee is off: by id, or else by e-mail and name. */
     char *default_agent_id;
+    char *default_agent_email;
+    char *default_agent_name;  /* set whenever default_agent_email is */
     struct br_employee **employees; /* the employees allowed on this channel (borrowed) */
     size_t n_employees;
     char **watchers;
@@ -129,6 +138,8 @@ const struct br_employee *br_config_employee_by_tracker_user(const struct br_con
 const struct br_employee *br_channel_employee_by_tracker_user(const struct br_channel *ch,
                                                               const char *tracker_user);
 const struct br_employee *br_config_employee_by_agent(const struct br_config *c, const char *agent_id);
+/* email in normal form (email.h). */
+const struct br_employee *br_config_employee_by_email(const struct br_config *c, const char *email);
 
 /* The schema that templates are checked against (see templates/tpl.h). */
 const char *br_config_template_schema(void);

@@ -72,6 +72,19 @@ struct lane_up {
     bool dry;
 };
 
+/*
+ * An employee configured without tracker_user: the tracker user found by
+ * e-mail ("user" jobs), cached in the store.  Comments of authors who may
+ * be such an employee wait while a lookup is PENDING.
+ */
+enum user_state { USER_CONFIG = 0, USER_PENDING, USER_FOUND, USER_NOBODY };
+struct emp_user {
+    enum user_state state;
+    char *user;                /* USER_FOUND: the tracker user */
+    int64_t checked_at;        /* when the tracker was asked (wall clock, ms) */
+    bool asking;               /* a lookup is queued (a refresh keeps USER_FOUND meanwhile) */
+};
+
 struct br_engine {
     uv_loop_t *loop;
     uv_timer_t work;
@@ -100,6 +113,8 @@ struct br_engine {
      */
     struct br_unrecorded *unrecorded;
     uint64_t settled_failures;
+    struct emp_user *users;    /* one per cfg->employees */
+    char *tracker_name;        /* the tracker in the store's user cache: kind and URL */
     void (*close_done)(void *);
     void *close_arg;
 };
@@ -118,6 +133,9 @@ struct run {
     char *text;                /* a comment being written, in the tracker's text format */
     const char *author_contact;
     const char *author_employee;
+    char *employee_user;       /* owns author_employee when it was found by e-mail */
+    bool undecided;            /* take_comments left comments whose author is still being looked up */
+    bool recheck;              /* ... and an e-mail that matched nobody is worth asking again */
     int company_slot;          /* 1 + index in company_busy while this job holds it */
     json_t *emails;            /* contact: the person's e-mails still to look up */
     struct run *prev, *next;   /* in e->runs */
@@ -386,6 +404,35 @@ note_details(struct br_engine *e, const struct br_channel *ch, const struct br_c
     return rc;
 }
 
+/*
+ * Whether an agent message is the copy of a reply the bridge sent: by the
+ * agent's id, or, for a reply sent with an e-mail, by the agent's e-mail
+ * (named by this webhook or an earlier one; the webhook's name for it is
+ * remembered for the agent's messages).
+ */
+static int
+agent_echo(struct br_engine *e, const struct br_channel *ch, int64_t conv_id, json_t *m, bool *echo)
+{
+    const char *agent = jstr(m, "agent_id");
+    const char *email = jstr(m, "agent_email");
+    const char *text = jstr(m, "text");
+    char *known = NULL;
+    int rc = 0;
+
+    *echo = false;
+    if (agent && email)
+        rc = br_store_agent_set(e->store, ch->name, agent, email);
+    else if (agent && br_store_agent_email(e->store, ch->name, agent, &known) == 0)
+        email = known;
+    if (rc == 0 && agent)
+        rc = br_store_relay_consume(e->store, conv_id, agent, text, echo);
+    /* Any reply sent by e-mail may come back as an agent not named: but not as one the config knows by id. */
+    if (rc == 0 && !*echo && (email || agent == NULL || br_config_employee_by_agent(e->cfg, agent) == NULL))
+        rc = br_store_relay_consume_email(e->store, conv_id, email, text, echo);
+    free(known);
+    return rc;
+}
+
 static int
 apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
 {
@@ -457,8 +504,8 @@ apply_chatra(struct br_engine *e, const char *channel_name, json_t *ev)
         int64_t mid;
         int state = BR_MSG_PENDING;
 
-        if (strcmp(type, "agent") == 0 && agent) {
-            if ((rc = br_store_relay_consume(e->store, c.id, agent, text, &echo)))
+        if (strcmp(type, "agent") == 0) {
+            if ((rc = agent_echo(e, ch, c.id, m, &echo)))
                 goto out;
             if (echo)
                 state = BR_MSG_SKIPPED;
@@ -763,6 +810,7 @@ run_free(struct run *r)
     free(r->source_key);
     free(r->text);
     json_decref(r->emails);
+    free(r->employee_user);
     free(r);
 }
 
@@ -839,6 +887,254 @@ finish_recorded(struct run *r, struct br_result *res, int store_rc)
         return;
     }
     job_finish(r, res);
+}
+
+/* ---- user: the tracker user of an employee known only by e-mail ---- */
+
+#define USER_WAIT_MS 500                               /* a job that needs a lookup's answer looks again */
+#define USER_RECHECK_MS (60 * 60 * 1000)               /* nobody had the e-mail: ask again, when it matters */
+#define USER_REFRESH_MS ((int64_t)7 * 24 * 60 * 60 * 1000) /* a user found is confirmed this often */
+
+/* The tracker's name for people: log lines and Chatra's receivedFrom. */
+static const char *
+tracker_label(const struct br_engine *e)
+{
+    return strcmp(e->tracker->ops->kind, "redmine") == 0 ? "Redmine" : "Planfix";
+}
+
+static struct emp_user *
+emp_user_of(struct br_engine *e, const struct br_employee *emp)
+{
+    return &e->users[emp - e->cfg->employees];
+}
+
+/* The employee's tracker user: configured, or found by e-mail; NULL while unknown. */
+static const char *
+employee_user(struct br_engine *e, const struct br_employee *emp)
+{
+    struct emp_user *u = emp_user_of(e, emp);
+
+    if (emp->tracker_user)
+        return emp->tracker_user;
+    return u->state == USER_FOUND ? u->user : NULL;
+}
+
+static const struct br_employee *
+channel_employee_by_user(struct br_engine *e, const struct br_channel *ch, const char *user)
+{
+    for (size_t i = 0; user && i < ch->n_employees; i++) {
+        const char *u = employee_user(e, ch->employees[i]);
+        if (u && strcmp(u, user) == 0)
+            return ch->employees[i];
+    }
+    return NULL;
+}
+
+/* The employee behind a Chatra agent: by chatra_agent_id, else by the e-mail a webhook named. */
+static const struct br_employee *
+agent_employee(struct br_engine *e, const struct br_channel *ch, const char *agent_id)
+{
+    const struct br_employee *emp = agent_id ? br_config_employee_by_agent(e->cfg, agent_id) : NULL;
+    char *email = NULL;
+
+    if (emp == NULL && agent_id && br_store_agent_email(e->store, ch->name, agent_id, &email) == 0)
+        emp = br_config_employee_by_email(e->cfg, email);
+    free(email);
+    return emp;
+}
+
+/* Queues a lookup of emp's e-mail; block: until it answers, comments that may be theirs wait. */
+static void
+ask_user(struct br_engine *e, const struct br_employee *emp, bool block)
+{
+    struct emp_user *u = emp_user_of(e, emp);
+    json_t *p = json_pack("{s:s, s:I}", "email", emp->email, "at", (json_int_t)br_now_ms());
+
+    if (TX(e, add_job(e, 'u', "tracker", "user", 0, p)) != 0)
+        return; /* asked again by whoever needs it next */
+    u->asking = true;
+    if (block)
+        u->state = USER_PENDING;
+    schedule_work(e);
+}
+
+/* Records the tracker's answer for email (user NULL: nobody) for every employee with it. */
+static void
+set_user(struct br_engine *e, const char *email, const char *user, int64_t checked_at)
+{
+    for (size_t i = 0; i < e->cfg->n_employees; i++) {
+        const struct br_employee *emp = &e->cfg->employees[i];
+        struct emp_user *u = &e->users[i];
+        if (emp->tracker_user || strcmp(emp->email, email) != 0)
+            continue;
+        free(u->user);
+        u->user = user ? br_strdup(user) : NULL;
+        u->state = user ? USER_FOUND : USER_NOBODY;
+        u->checked_at = checked_at;
+        u->asking = false;
+    }
+}
+
+/*
+ * At start: every employee without tracker_user gets the user cached for
+ * their e-mail, or a lookup (the tracker is asked once, not per comment).
+ */
+static void
+init_users(struct br_engine *e)
+{
+    int64_t now = br_now_ms();
+
+    e->tracker_name = br_asprintf("%s %s", e->cfg->tracker_kind, e->cfg->tracker_url);
+    e->users = br_calloc(e->cfg->n_employees + 1, sizeof(*e->users));
+    for (size_t i = 0; i < e->cfg->n_employees; i++) {
+        const struct br_employee *emp = &e->cfg->employees[i];
+        char *user = NULL;
+        int64_t at = 0;
+
+        if (emp->tracker_user)
+            continue;
+        if (br_store_user_get(e->store, e->tracker_name, emp->email, &user, &at) == 0) {
+            set_user(e, emp->email, user, at);
+            if (user == NULL && now - at >= USER_RECHECK_MS)
+                ask_user(e, emp, true);
+        } else {
+            ask_user(e, emp, true);
+        }
+        free(user);
+    }
+}
+
+/* Housekeeping: a user found by e-mail is confirmed now and then (a changed e-mail, a new user). */
+static void
+refresh_users(struct br_engine *e)
+{
+    int64_t now = br_now_ms();
+
+    for (size_t i = 0; i < e->cfg->n_employees; i++) {
+        struct emp_user *u = &e->users[i];
+        if (u->state == USER_FOUND && !u->asking && now - u->checked_at >= USER_REFRESH_MS)
+            ask_user(e, &e->cfg->employees[i], false);
+    }
+}
+
+/* Whether a lookup for one of the channel's employees is under way. */
+static bool
+channel_pending(struct br_engine *e, const struct br_channel *ch)
+{
+    for (size_t i = 0; i < ch->n_employees; i++)
+        if (emp_user_of(e, ch->employees[i])->state == USER_PENDING)
+            return true;
+    return false;
+}
+
+/*
+ * Whether a comment by author (no known employee) may still be an
+ * employee's: one of the channel's employees is being looked up, or
+ * matched nobody long enough ago to ask again (sets r->recheck).
+ */
+static bool
+may_be_employee(struct run *r, const char *author)
+{
+    int64_t now = br_now_ms();
+    bool maybe = false;
+
+    if (strncmp(author, "contact:", 8) == 0)
+        return false;
+    for (size_t i = 0; i < r->ch->n_employees; i++) {
+        struct emp_user *u = emp_user_of(r->e, r->ch->employees[i]);
+        if (u->state == USER_PENDING) {
+            maybe = true;
+        } else if (u->state == USER_NOBODY && now - u->checked_at >= USER_RECHECK_MS) {
+            maybe = true;
+            r->recheck = true;
+        }
+    }
+    return maybe;
+}
+
+/* After take_comments found an author worth asking about: ask about the channel's stale e-mails. */
+static void
+recheck_users(struct br_engine *e, const struct br_channel *ch)
+{
+    int64_t now = br_now_ms();
+
+    for (size_t i = 0; i < ch->n_employees; i++) {
+        struct emp_user *u = emp_user_of(e, ch->employees[i]);
+        if (u->state == USER_NOBODY && !u->asking && now - u->checked_at >= USER_RECHECK_MS)
+            ask_user(e, ch->employees[i], true);
+    }
+}
+
+static void
+user_found(void *arg, struct br_result *res)
+{
+    struct run *r = arg;
+    struct br_engine *e = r->e;
+    const char *email = jstr(r->payload, "email");
+    bool last = r->job.attempts + 1 >= MAX_ATTEMPTS;
+    int rc = 0;
+
+    if (res->err == BR_ECANCELED || (res->err && res->err != BR_ENOTFOUND && res->err != BR_EFATAL && !last)) {
+        job_finish(r, res); /* tried again after backoff; comments that may be theirs wait */
+        return;
+    }
+    if (res->err == 0 || res->err == BR_ENOTFOUND) {
+        rc = TX(e, br_store_user_set(e->store, e->tracker_name, email, res->id));
+        set_user(e, email, res->id, br_now_ms());
+        if (res->id)
+            br_info("employee %s is %s user %s (found by e-mail)", email, tracker_label(e), res->id);
+        else
+            br_warn("employee %s: no %s user has this e-mail; replies of unknown users are not relayed and the "
+                    "employee's Chatra messages are written by the bridge (asked again in %d minutes when it "
+                    "matters; or set employees[].tracker_user)",
+                    email, tracker_label(e), USER_RECHECK_MS / 60000);
+        res->err = 0;
+        finish_recorded(r, res, rc);
+        return;
+    }
+    /* A lookup that cannot succeed must not hold comments up: nobody, for now. */
+    br_error("employee %s: the %s user could not be looked up (%s); treated as matching nobody (set "
+             "employees[].tracker_user, or fix the cause: it is asked again in %d minutes when it matters)",
+             email, tracker_label(e), res->error ? res->error : br_strerror(res->err), USER_RECHECK_MS / 60000);
+    set_user(e, email, NULL, br_now_ms());
+    job_ok(r);
+}
+
+static void
+run_user(struct run *r)
+{
+    struct br_engine *e = r->e;
+    const char *email = jstr(r->payload, "email");
+    int64_t at = json_integer_value(json_object_get(r->payload, "at"));
+    char *user = NULL;
+    int64_t checked = 0;
+
+    if (email == NULL) {
+        job_fail(r, BR_EFATAL, "a user lookup without an e-mail");
+        return;
+    }
+    {
+        /* Queued by an earlier run whose config had this employee without tracker_user. */
+        const struct br_employee *emp = br_config_employee_by_email(e->cfg, email);
+        if (emp == NULL || emp->tracker_user) {
+            job_ok(r);
+            return;
+        }
+    }
+    if (br_store_user_get(e->store, e->tracker_name, email, &user, &checked) == 0 && checked >= at) {
+        /* Answered since this lookup was queued (a twin queued before a restart). */
+        set_user(e, email, user, checked);
+        free(user);
+        job_ok(r);
+        return;
+    }
+    free(user);
+    if (e->tracker->ops->find_user == NULL) {
+        set_user(e, email, NULL, br_now_ms());
+        job_ok(r);
+        return;
+    }
+    e->tracker->ops->find_user(e->tracker, email, user_found, r);
 }
 
 /* ---- contact ---- */
@@ -1612,11 +1908,20 @@ comment_added(void *arg, struct br_result *res)
              * they cover is not read again by the next poll.
              */
             rc = take_comments(r, json_object_get(res->items, "comments"));
-            if (rc == 0 && jstr(res->items, "change"))
+            if (rc == 0 && r->undecided) {
+                /* Some authors are still being looked up: a fetch reads the task again once they are known. */
+                char *lane = lane_name('t', r->conv.id);
+                if (!br_store_job_waiting(r->e->store, lane, "fetch"))
+                    rc = add_job(r->e, 't', "tracker", "fetch", r->conv.id, json_pack("{s:s}", "task", r->task_id));
+                free(lane);
+            } else if (rc == 0 && jstr(res->items, "change")) {
                 rc = br_store_comment_mark(r->e->store, r->task_id, jstr(res->items, "change"), BR_COMMENT_IGNORED,
                                            &is_new);
+            }
         }
         rc = tx_end(r->e, rc);
+        if (rc == 0 && r->recheck)
+            recheck_users(r->e, r->ch);
     }
     finish_recorded(r, res, rc);
 }
@@ -1778,13 +2083,22 @@ run_comment(struct run *r)
     }
     ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);
     if (strcmp(m.type, "agent") == 0) {
-        const struct br_employee *emp = m.agent_id ? br_config_employee_by_agent(r->e->cfg, m.agent_id) : NULL;
-        json_t *item = br_context_message(r->e->cfg, ctx, &m);
-        /* An agent the config does not map: the bridge's own user writes, naming the agent. */
-        if (emp)
-            r->author_employee = emp->tracker_user;
+        const struct br_employee *emp = agent_employee(r->e, r->ch, m.agent_id);
+        const char *user = emp ? employee_user(r->e, emp) : NULL;
+        json_t *item;
+        if (emp && user == NULL && emp_user_of(r->e, emp)->state == USER_PENDING) {
+            /* Their tracker user is being looked up: the comment is theirs once it is known. */
+            json_decref(ctx);
+            br_msg_dispose(&m);
+            job_later(r, USER_WAIT_MS);
+            return;
+        }
+        item = br_context_message(r->e->cfg, ctx, &m);
+        /* An agent no employee with a tracker user maps to: the bridge's own user writes, naming the agent. */
+        if (user)
+            r->author_employee = r->employee_user = br_strdup(user);
         json_object_set_new(item, "agent", json_pack("{s:s?, s:s?, s:b}", "id", m.agent_id, "name",
-                                                      emp ? emp->name : NULL, "employee", emp != NULL));
+                                                      emp ? emp->name : NULL, "employee", user != NULL));
         json_object_update(ctx, item);
         json_decref(item);
         ok = render_comment(r, BR_TEXT_AGENT_MESSAGE, ctx);
@@ -2071,9 +2385,42 @@ run_close(struct run *r)
 /* ---- fetch: new employee comments become replies in the chat ---- */
 
 /*
+ * Who a reply is sent as, into the reply job's payload p: the employee's
+ * agent id, else their e-mail and name (send_as_employee), else the
+ * channel's default agent (by id, else by e-mail).  Returns the agent as
+ * the relay records it: the id, or "email:<address>".
+ */
+static char *
+reply_agent(const struct br_channel *ch, const struct br_employee *emp, json_t *p)
+{
+    const char *id = NULL, *email = NULL, *name = NULL;
+
+    if (ch->send_as_employee && emp->chatra_agent_id) {
+        id = emp->chatra_agent_id;
+    } else if (ch->send_as_employee) {
+        email = emp->email;
+        name = emp->name;
+    } else if (ch->default_agent_id) {
+        id = ch->default_agent_id;
+    } else {
+        email = ch->default_agent_email;
+        name = ch->default_agent_name;
+    }
+    if (id) {
+        json_object_set_new(p, "agent", json_string(id));
+        return br_strdup(id);
+    }
+    json_object_set_new(p, "agent_email", json_string(email));
+    json_object_set_new(p, "agent_name", json_string(name ? name : email));
+    return br_asprintf("email:%s", email);
+}
+
+/*
  * Marks each listed comment of r->task_id as seen and queues a reply for
  * each new one by an employee allowed on the channel.  Runs inside the
  * caller's transaction: a reply is queued together with its "seen" mark.
+ * A comment whose author may be an employee still being looked up is
+ * left unseen (r->undecided): the caller reads it again later.
  */
 static int
 take_comments(struct run *r, json_t *items)
@@ -2088,14 +2435,21 @@ take_comments(struct run *r, json_t *items)
         const char *id = jstr(it, "id");
         const char *author = jstr(it, "author");
         const char *key = jstr(it, "source_key");
-        const struct br_employee *emp = author ? br_channel_employee_by_tracker_user(r->ch, author) : NULL;
+        const struct br_employee *emp = author ? channel_employee_by_user(e, r->ch, author) : NULL;
         bool ours = br_store_source_key_is_ours(e->store, key);
-        bool relay = emp && !ours && !json_is_true(json_object_get(it, "hidden"));
+        bool hidden = json_is_true(json_object_get(it, "hidden"));
+        bool relay = emp && !ours && !hidden;
         char *text = NULL;
         bool is_new;
 
         if (id == NULL)
             continue;
+        if (emp == NULL && !ours && !hidden && author && may_be_employee(r, author) &&
+            !br_store_comment_seen(e->store, r->task_id, id)) {
+            /* Perhaps an employee whose user is being looked up: not seen yet, read again later. */
+            r->undecided = true;
+            continue;
+        }
         if (relay) {
             text = br_html_to_text(jstr(it, "html") ? jstr(it, "html") : "");
             relay = *text != '\0';
@@ -2104,14 +2458,15 @@ take_comments(struct run *r, json_t *items)
             rc = br_store_comment_mark(e->store, r->task_id, id, relay ? BR_COMMENT_RELAYED : BR_COMMENT_IGNORED,
                                        &is_new);
         if (rc == 0 && is_new && relay) {
-            const char *agent = (r->ch->send_as_employee && emp->chatra_agent_id) ? emp->chatra_agent_id
-                                                                                   : r->ch->default_agent_id;
+            json_t *p = json_pack("{s:s, s:s, s:s}", "comment", id, "task", r->task_id, "text", text);
+            char *agent = reply_agent(r->ch, emp, p);
             /* Remember what goes into the chat so its copy in the next fragment is not mirrored back. */
             rc = br_store_relay_add(e->store, r->conv.id, agent, text);
+            free(agent);
             if (rc == 0)
-                rc = add_job(e, 'c', upname, "reply", r->conv.id,
-                             json_pack("{s:s, s:s, s:s, s:s}", "comment", id, "task", r->task_id, "text", text,
-                                       "agent", agent));
+                rc = add_job(e, 'c', upname, "reply", r->conv.id, p);
+            else
+                json_decref(p);
             if (rc == 0)
                 br_info("conversation %lld: reply from %s queued for the chat", (long long)r->conv.id, emp->name);
         }
@@ -2134,19 +2489,31 @@ comments_listed(void *arg, struct br_result *res)
     rc = br_store_begin(r->e->store);
     if (rc == 0)
         rc = take_comments(r, res->items);
-    if (rc == 0 && res->id) {
+    if (rc == 0 && res->id && !r->undecided) {
         /* The change of the task these comments settle (Redmine): the poll does not read it again. */
         bool is_new;
         rc = br_store_comment_mark(r->e->store, r->task_id, res->id, BR_COMMENT_IGNORED, &is_new);
     }
     /* All or nothing: a reply is either queued together with its "seen" mark, or read again. */
     rc = tx_end(r->e, rc);
+    if (rc == 0 && r->undecided) {
+        /* An author may be an employee still being looked up: read the rest again once that is known. */
+        if (r->recheck)
+            recheck_users(r->e, r->ch);
+        job_later(r, USER_WAIT_MS);
+        return;
+    }
     finish_recorded(r, res, rc);
 }
 
 static void
 run_fetch(struct run *r)
 {
+    if (channel_pending(r->e, r->ch)) {
+        /* Whose comments are whose is not known yet: look when the lookup has answered. */
+        job_later(r, USER_WAIT_MS);
+        return;
+    }
     r->task_id = br_strdup(jstr(r->payload, "task") ? jstr(r->payload, "task") : "");
     r->e->tracker->ops->list_comments(r->e->tracker, r->task_id, comments_listed, r);
 }
@@ -2295,8 +2662,12 @@ reply_sent(void *arg, struct br_result *res)
 static void
 run_reply(struct run *r)
 {
-    int rc = br_chatra_send_message(r->lu->up, r->ch, r->conv.client_id, jstr(r->payload, "text"),
-                                    jstr(r->payload, "agent"), reply_sent, r);
+    struct br_chatra_agent agent = {
+        jstr(r->payload, "agent"), jstr(r->payload, "agent_email"), jstr(r->payload, "agent_name"),
+        tracker_label(r->e),
+    };
+    int rc = br_chatra_send_message(r->lu->up, r->ch, r->conv.client_id, jstr(r->payload, "text"), &agent,
+                                    reply_sent, r);
     if (rc)
         job_fail(r, BR_ERETRY, "cannot queue the Chatra request");
 }
@@ -2312,6 +2683,7 @@ static const struct {
     {"profile", run_profile},           {"company", run_company},
     {"poll", run_poll},                 {"fields", run_fields},
     {"contact_visit", run_contact_visit},
+    {"user", run_user},
 };
 
 static void
@@ -2506,7 +2878,8 @@ settle(struct br_engine *e)
  *    nothing else is done;
  *  - retries whose backoff expired and anything a kick missed (work);
  *  - retention: texts of chats closed longer ago than retention_days go,
- *    checked every tenth of the retention period, at most once a minute.
+ *    checked every tenth of the retention period, at most once a minute;
+ *  - employees' tracker users found by e-mail are confirmed once a week.
  */
 static void
 on_tick(uv_timer_t *t)
@@ -2517,6 +2890,8 @@ on_tick(uv_timer_t *t)
         return;
     undry(e); /* backoffs may have run out, and settle may have freed lanes */
     work(e);
+    if (!e->closing)
+        refresh_users(e);
     if (e->cfg->retention_days > 0 && !e->closing) {
         int64_t keep = (int64_t)(e->cfg->retention_days * 86400.0 * 1000.0);
         int64_t every = keep / 10 < 60000 ? keep / 10 : 60000;
@@ -2573,6 +2948,7 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *c
     if (recovered)
         br_info("engine: %lld job(s) were in flight when the bridge stopped; they check before writing again",
                 (long long)recovered);
+    init_users(e);
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_init(loop, &e->poll);
     e->poll.data = e;
@@ -2639,6 +3015,10 @@ br_engine_free(struct br_engine *e)
         return;
     br_tracker_free(e->tracker);
     br_unrecorded_free(e->unrecorded);
+    for (size_t i = 0; e->users && i < e->cfg->n_employees; i++)
+        free(e->users[i].user);
+    free(e->users);
+    free(e->tracker_name);
     for (size_t i = 0; i < e->n_ups; i++) {
         br_upstream_free(e->ups[i].up);
         free(e->ups[i].name);

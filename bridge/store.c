@@ -338,7 +338,7 @@ make_instance_id(char out[40])
  * in a transaction) and raises SCHEMA_VERSION; a database is never
  * silently used with a shape the code does not expect.
  */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* migrations[i] takes a store from version i + 1 to i + 2. */
 static const char *const migrations[SCHEMA_VERSION - 1] = {
@@ -346,6 +346,17 @@ static const char *const migrations[SCHEMA_VERSION - 1] = {
     "CREATE INDEX conv_clients_conv ON conv_clients(conv_id);",
     /* 3: the tracker's webhooks are applied before waiting chat events. */
     "CREATE INDEX inbox_pending_kind ON inbox(kind, id) WHERE processed_at IS NULL;",
+    /*
+     * 4: employees known by e-mail: the tracker user found for an e-mail
+     * (NULL: nobody, asked again later), and the e-mails of Chatra agents
+     * as webhooks name them.
+     */
+    "CREATE TABLE employee_users("
+    "  tracker TEXT NOT NULL, email TEXT NOT NULL, tracker_user TEXT, checked_at INTEGER NOT NULL,"
+    "  PRIMARY KEY(tracker, email));"
+    "CREATE TABLE chatra_agents("
+    "  channel TEXT NOT NULL, agent_id TEXT NOT NULL, email TEXT NOT NULL, seen_at INTEGER NOT NULL,"
+    "  PRIMARY KEY(channel, agent_id));",
 };
 
 static int
@@ -1100,6 +1111,71 @@ br_store_relay_consume(struct br_store *s, int64_t conv_id, const char *agent_id
                      "AND agent_id=? AND text=? ORDER BY id LIMIT 1)", "itt", conv_id, agent_id, text)))
         return BR_EIO;
     *found = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+int
+br_store_relay_consume_email(struct br_store *s, int64_t conv_id, const char *email, const char *text, bool *found)
+{
+    char *agent = email ? br_asprintf("email:%s", email) : NULL;
+    int rc = done(s, q(s, "UPDATE relays SET echoed=1 WHERE id=(SELECT id FROM relays WHERE conv_id=? AND echoed=0 "
+                          "AND (agent_id=? OR (? IS NULL AND agent_id LIKE 'email:%')) AND text=? ORDER BY id LIMIT 1)",
+                       "ittt", conv_id, agent, agent, text));
+    free(agent);
+    if (rc)
+        return BR_EIO;
+    *found = sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+/* ---- employees known by e-mail ---- */
+
+int
+br_store_user_get(struct br_store *s, const char *tracker, const char *email, char **tracker_user,
+                  int64_t *checked_at)
+{
+    sqlite3_stmt *st = q(s, "SELECT tracker_user, checked_at FROM employee_users WHERE tracker=? AND email=?", "tt",
+                         tracker, email);
+    int rc = row(s, st);
+
+    *tracker_user = NULL;
+    *checked_at = 0;
+    if (rc)
+        return rc;
+    *tracker_user = col_str(st, 0);
+    *checked_at = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+br_store_user_set(struct br_store *s, const char *tracker, const char *email, const char *tracker_user)
+{
+    return done(s, q(s, "INSERT INTO employee_users(tracker, email, tracker_user, checked_at) VALUES(?,?,?,?) "
+                        "ON CONFLICT(tracker, email) DO UPDATE SET tracker_user=excluded.tracker_user, "
+                        "checked_at=excluded.checked_at",
+                     "ttti", tracker, email, tracker_user, br_now_ms()));
+}
+
+int
+br_store_agent_set(struct br_store *s, const char *channel, const char *agent_id, const char *email)
+{
+    return done(s, q(s, "INSERT INTO chatra_agents(channel, agent_id, email, seen_at) VALUES(?,?,?,?) "
+                        "ON CONFLICT(channel, agent_id) DO UPDATE SET email=excluded.email, seen_at=excluded.seen_at",
+                     "ttti", channel, agent_id, email, br_now_ms()));
+}
+
+int
+br_store_agent_email(struct br_store *s, const char *channel, const char *agent_id, char **email)
+{
+    sqlite3_stmt *st = q(s, "SELECT email FROM chatra_agents WHERE channel=? AND agent_id=?", "tt", channel, agent_id);
+    int rc = row(s, st);
+
+    *email = NULL;
+    if (rc)
+        return rc;
+    *email = col_str(st, 0);
+    sqlite3_reset(st);
     return 0;
 }
 

@@ -227,6 +227,29 @@ int br_store_relay_add(struct br_store *s, int64_t conv_id, const char *agent_id
 int br_store_relay_consume(struct br_store *s, int64_t conv_id, const char *agent_id,
                            const char *text, bool *found);
 
+/*
+ * A reply sent with the agent's e-mail (no agent id) is recorded with the
+ * agent "email:<address>".  Its copy comes back with an agent id the
+ * bridge never saw: this consumes the relay of that e-mail, or, when the
+ * webhook did not tell the agent's e-mail (email NULL), any e-mail relay
+ * with the same text.
+ */
+int br_store_relay_consume_email(struct br_store *s, int64_t conv_id, const char *email, const char *text,
+                                 bool *found);
+
+/* ---- employees known by e-mail ---- */
+/*
+ * The tracker user found for an employee's e-mail (tracker names the
+ * tracker, e.g. its kind and URL).  BR_ENOTFOUND when never asked; 0 with
+ * *tracker_user NULL when the tracker knew nobody at *checked_at (ms).
+ */
+int br_store_user_get(struct br_store *s, const char *tracker, const char *email, char **tracker_user,
+                      int64_t *checked_at);
+int br_store_user_set(struct br_store *s, const char *tracker, const char *email, const char *tracker_user);
+/* The e-mail of a Chatra agent, as a webhook named it (BR_ENOTFOUND when never named). */
+int br_store_agent_set(struct br_store *s, const char *channel, const char *agent_id, const char *email);
+int br_store_agent_email(struct br_store *s, const char *channel, const char *agent_id, char **email);
+
 /* ---- jobs: the outbox ---- */
 enum br_job_state { BR_JOB_QUEUED = 0, BR_JOB_SENDING = 1, BR_JOB_DONE = 2, BR_JOB_DEAD = 3 };
 struct br_job {

@@ -177,6 +177,14 @@ struct br_tracker_ops {
     int (*list_contact_comments)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
     /* The task's state as res->id: "active", "inactive" (completed) or "deleted". */
     int (*task_state)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
+    /*
+     * The tracker user whose e-mail is email (in normal form, see email.h)
+     * as res->id, written as employees[].tracker_user is ("user:5" for
+     * Planfix, the login for Redmine), or BR_ENOTFOUND.  The engine asks
+     * once for each employee configured without tracker_user and keeps
+     * the answer in the store.
+     */
+    int (*find_user)(struct br_tracker *t, const char *email, br_result_cb cb, void *arg);
     void (*free)(struct br_tracker *t);
 };
 

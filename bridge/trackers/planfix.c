@@ -10,6 +10,7 @@
 
 #include "tracker.h"
 #include "config.h"
+#include "email.h"
 #include "log.h"
 #include "tz.h"
 
@@ -864,6 +865,53 @@ pf_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br
     return start(c, "POST", "/comment/list", json_incref(c->request_body));
 }
 
+/* ---- users ---- */
+
+/* Planfix answers user ids as numbers, or as "user:5" with prefixedId. */
+static char *
+user_ref(json_t *v)
+{
+    char *id = br_tracker_id(v);
+    char *out;
+
+    if (id == NULL || strchr(id, ':'))
+        return id;
+    out = br_asprintf("user:%s", id);
+    free(id);
+    return out;
+}
+
+static int
+found_user(struct call *c, json_t *answer)
+{
+    json_t *list = get_ci(answer, "users");
+    size_t i;
+    json_t *v;
+
+    /* The filter is "equal"; an e-mail in the answer still has to be the one asked for. */
+    json_array_foreach(list, i, v) {
+        json_t *mail = json_object_get(v, "email");
+        char *norm = json_is_string(mail) ? br_email_normalize(json_string_value(mail), json_string_length(mail)) : NULL;
+        bool same = mail == NULL || (norm && strcmp(norm, c->source_key) == 0);
+        free(norm);
+        if (same && (c->res.id = user_ref(json_object_get(v, "id"))) != NULL)
+            return 0;
+    }
+    c->res.err = BR_ENOTFOUND;
+    return 0;
+}
+
+static int
+pf_find_user(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct pf *)t, cb, arg, found_user);
+
+    c->source_key = br_strdup(email);
+    return start(c, "POST", "/user/list",
+                 json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
+                           "id,name,lastname,email", "filters", "type", 9003, "operator", "equal", "value", email));
+}
+
 static void
 pf_free(struct br_tracker *t)
 {
@@ -893,6 +941,7 @@ static const struct br_tracker_ops planfix_ops = {
     .find_active_task = pf_find_active_task,
     .add_contact_comment = pf_add_contact_comment,
     .list_contact_comments = pf_list_contact_comments,
+    .find_user = pf_find_user,
     .free = pf_free,
 };
 

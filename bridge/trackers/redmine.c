@@ -18,11 +18,13 @@
  *    last poll, one item per change.
  * Employees are Redmine logins; the driver writes as them with
  * X-Redmine-Switch-User (an admin's key) and maps journal authors back to
- * logins through the user ids it resolves once.
+ * logins through the user ids it resolves once.  An employee configured
+ * with only an e-mail is resolved by that e-mail (login and id).
  */
 #include "tracker.h"
 
 #include "config.h"
+#include "email.h"
 #include "html_text.h"
 #include "log.h"
 #include "store.h" /* br_now_ms */
@@ -41,7 +43,8 @@
 #define SUBJECT_MAX 255     /* Redmine's limit, in characters */
 
 struct rm_user {
-    char *login;
+    char *login;            /* NULL until an employee known by e-mail is found */
+    char *email;            /* in normal form: how an employee without a login is found */
     long id;
 };
 
@@ -273,7 +276,7 @@ login_of(const struct rm *rm, long id)
     if (id == rm->self_id)
         return rm->self_login;
     for (size_t i = 0; i < rm->n_users; i++)
-        if (rm->users[i].id == id)
+        if (rm->users[i].id == id && rm->users[i].login)
             return rm->users[i].login;
     return NULL;
 }
@@ -284,36 +287,64 @@ id_of(const struct rm *rm, const char *login)
     if (login == NULL)
         return rm->self_id;
     for (size_t i = 0; i < rm->n_users; i++)
-        if (rm->users[i].id && strcmp(rm->users[i].login, login) == 0)
+        if (rm->users[i].id && rm->users[i].login && strcmp(rm->users[i].login, login) == 0)
             return rm->users[i].id;
     return 0;
 }
 
 static int resolve_next_user(struct call *c);
 
+/* The user of a /users.json answer whose mail is email (normal form), or NULL. */
+static json_t *
+user_with_mail(json_t *answer, const char *email)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(json_object_get(answer, "users"), i, v) {
+        json_t *mail = json_object_get(v, "mail");
+        char *norm = json_is_string(mail) ? br_email_normalize(json_string_value(mail), json_string_length(mail)) : NULL;
+        bool same = norm && strcmp(norm, email) == 0;
+        free(norm);
+        if (same && json_is_string(json_object_get(v, "login")) && json_is_integer(json_object_get(v, "id")))
+            return v;
+    }
+    return NULL;
+}
+
 static int
 got_user(struct call *c, json_t *answer)
 {
     struct rm_user *u = &c->rm->users[c->user_i];
+    const char *who = u->login ? u->login : u->email;
     size_t i;
     json_t *v;
 
-    /* The name filter matches parts of logins, names and e-mails: only the exact login counts. */
-    json_array_foreach(json_object_get(answer, "users"), i, v) {
-        const char *login = json_string_value(json_object_get(v, "login"));
-        if (login && strcmp(login, u->login) == 0)
-            u->id = (long)json_integer_value(json_object_get(v, "id"));
+    /* The name filter matches parts of logins, names and e-mails: only the exact login (or mail) counts. */
+    if (u->login) {
+        json_array_foreach(json_object_get(answer, "users"), i, v) {
+            const char *login = json_string_value(json_object_get(v, "login"));
+            if (login && strcmp(login, u->login) == 0)
+                u->id = (long)json_integer_value(json_object_get(v, "id"));
+        }
+    } else if (u->id != -1 && (v = user_with_mail(answer, u->email)) != NULL) {
+        u->login = br_strdup(json_string_value(json_object_get(v, "login")));
+        u->id = (long)json_integer_value(json_object_get(v, "id"));
     }
     c->lookup = false;
     if (u->id == -1) {
         u->id = 0;
         br_warn("redmine: the API key may not list users (it must be an administrator's): the notes of employee "
                 "\"%s\" are not relayed, and notes written as them fail",
-                u->login);
-    } else if (u->id == 0) {
+                who);
+    } else if (u->id == 0 && u->login) {
         br_warn("redmine: no active user has the login \"%s\" (employees[].tracker_user): that employee's notes "
                 "are not relayed, and notes written as them fail",
                 u->login);
+    } else if (u->id == 0) {
+        br_warn("redmine: no active user has the e-mail %s (employees[].email): that employee's notes are not "
+                "relayed, and their messages typed in Chatra are written by the bridge",
+                u->email);
     }
     c->user_i++;
     return resolve_next_user(c);
@@ -331,7 +362,8 @@ resolve_next_user(struct call *c)
         return c->after_users(c, NULL);
     }
     {
-        char *q = escape_url(rm->users[c->user_i].login);
+        /* An employee known only by e-mail is found by it (the filter matches mail too). */
+        char *q = escape_url(rm->users[c->user_i].login ? rm->users[c->user_i].login : rm->users[c->user_i].email);
         char *path = br_asprintf("/users.json?name=%s&limit=100", q);
         c->employee = NULL; /* the lookup is the admin's own */
         c->lookup = true;
@@ -912,12 +944,53 @@ rm_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br
     return rc;
 }
 
+/* ---- find_user: an employee known only by e-mail ---- */
+
+static int
+found_user(struct call *c, json_t *answer)
+{
+    struct rm *rm = c->rm;
+    json_t *v = user_with_mail(answer, c->text);
+
+    if (v == NULL) {
+        c->res.err = BR_ENOTFOUND;
+        return 0;
+    }
+    c->res.id = br_strdup(json_string_value(json_object_get(v, "login")));
+    /* The journals of this login are the employee's from now on. */
+    for (size_t i = 0; i < rm->n_users; i++) {
+        struct rm_user *u = &rm->users[i];
+        if (u->login == NULL && u->email && strcmp(u->email, c->text) == 0) {
+            u->login = br_strdup(c->res.id);
+            u->id = (long)json_integer_value(json_object_get(v, "id"));
+        }
+    }
+    return 0;
+}
+
+static int
+rm_find_user(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
+{
+    struct call *c = call_new((struct rm *)t, cb, arg, found_user);
+    char *q = escape_url(email);
+    char *path = br_asprintf("/users.json?name=%s&limit=100", q);
+    int rc;
+
+    c->text = br_strdup(email);
+    rc = start(c, "GET", path, NULL);
+    free(path);
+    free(q);
+    return rc;
+}
+
 static void
 rm_free(struct br_tracker *t)
 {
     struct rm *rm = (struct rm *)t;
-    for (size_t i = 0; i < rm->n_users; i++)
+    for (size_t i = 0; i < rm->n_users; i++) {
         free(rm->users[i].login);
+        free(rm->users[i].email);
+    }
     free(rm->users);
     free(rm->self_login);
     free(rm->key_header);
@@ -938,6 +1011,7 @@ static const struct br_tracker_ops redmine_ops = {
     .close_task = rm_close_task,
     .task_state = rm_task_state,
     .update_task_fields = rm_update_task_fields,
+    .find_user = rm_find_user,
     .free = rm_free,
 };
 
@@ -951,9 +1025,16 @@ br_redmine_new(struct br_tracker **out, const struct br_config *cfg, struct br_u
     rm->base.cfg = cfg;
     rm->key_header = br_asprintf("X-Redmine-API-Key: %s", cfg->tracker_token);
     rm->users = br_calloc(cfg->n_employees + 1, sizeof(*rm->users));
-    for (size_t i = 0; i < cfg->n_employees; i++)
+    for (size_t i = 0; i < cfg->n_employees; i++) {
+        struct rm_user *u = &rm->users[rm->n_users];
         if (cfg->employees[i].tracker_user)
-            rm->users[rm->n_users++].login = br_strdup(cfg->employees[i].tracker_user);
+            u->login = br_strdup(cfg->employees[i].tracker_user);
+        else if (cfg->employees[i].email)
+            u->email = br_strdup(cfg->employees[i].email);
+        else
+            continue;
+        rm->n_users++;
+    }
     *out = &rm->base;
     return 0;
 }

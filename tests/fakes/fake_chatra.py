@@ -5,8 +5,10 @@
 
 Base path /api.  Authorization is `Chatra.Simple P:S` (HTTP Basic with the same
 pair is accepted too, as Chatra documents it as an alternative).
-  POST /api/messages/        {"clientId","text"[,"agentId"]} -> 200 {"id": "...", ...}
-  POST /api/pushedMessages/  same shape ("groupId" allowed)
+  POST /api/messages/        {"clientId","text","agentId"} or, instead of agentId, the agent's
+                             {"agentEmail","agentName"[,"receivedFrom"]} (Chatra finds the agent by
+                             e-mail, or makes a stand-in) -> 200 {"id": "...", ...}
+  POST /api/pushedMessages/  {"clientId","text"[,"agentId"|"groupId"]}
   GET  /api/clients/{id}     the visitor set with POST /_control/clients, 404 when unknown
   PUT  /api/clients/{id}     merges name/email/phone/notes (null clears), creating the visitor
                              when unknown; 200 with the visitor
@@ -63,7 +65,7 @@ class Chatra(FakeApp):
                 pass
         return Reply(401, {"error": "Unauthorized", "message": "invalid API keys"})
 
-    def send(self, req, box, extra_keys):
+    def send(self, req, box, extra_keys, need_agent=False):
         body = req.json_object()
         if body is None:
             return Reply(400, {"error": "Bad Request", "message": "invalid JSON"})
@@ -73,6 +75,16 @@ class Chatra(FakeApp):
         for key in ("agentId",) + extra_keys:
             if key in body and not isinstance(body[key], str):
                 return Reply(400, {"error": "Bad Request", "message": "%s must be a string" % key})
+        if need_agent and not body.get("agentId"):
+            email, name = body.get("agentEmail"), body.get("agentName")
+            if email is None:
+                return Reply(400, {"error": "Bad Request", "message": "agentId or agentEmail is required"})
+            if not isinstance(email, str) or "@" not in email:
+                return Reply(400, {"error": "Bad Request", "message": "agentEmail must be an e-mail address"})
+            if not isinstance(name, str) or not name.strip():
+                return Reply(400, {"error": "Bad Request", "message": "agentName is required with agentEmail"})
+            if "receivedFrom" in body and not isinstance(body["receivedFrom"], str):
+                return Reply(400, {"error": "Bad Request", "message": "receivedFrom must be a string"})
         m = dict(body, id=self.new_id(), createdAt=int(time.time() * 1000))
         box.append(m)
         return Reply(200, m)
@@ -81,7 +93,7 @@ class Chatra(FakeApp):
         parts = [p for p in req.path[len(self.base):].split("/") if p] \
             if req.path.startswith(self.base + "/") else []
         if parts == ["messages"] and req.method == "POST":
-            return self.send(req, self.messages, ())
+            return self.send(req, self.messages, ("agentEmail", "agentName", "receivedFrom"), need_agent=True)
         if parts == ["pushedMessages"] and req.method == "POST":
             return self.send(req, self.pushed, ("groupId",))
         if len(parts) == 2 and parts[0] == "clients":

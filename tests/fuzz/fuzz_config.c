@@ -149,10 +149,12 @@ check_loaded(const struct br_config *c)
         die("a loaded config misses a required setting");
     for (size_t i = 0; i < c->n_employees; i++) {
         const struct br_employee *e = &c->employees[i];
-        if (e->name == NULL || e->email == NULL || e->tracker_user == NULL)
+        if (e->name == NULL || e->email == NULL)
             die("a loaded employee misses a required setting");
-        if (br_config_employee_by_tracker_user(c, e->tracker_user) == NULL)
+        if (e->tracker_user && br_config_employee_by_tracker_user(c, e->tracker_user) == NULL)
             die("an employee is not found by its tracker user");
+        if (br_config_employee_by_email(c, e->email) != e)
+            die("an employee is not found by its e-mail");
         if (e->chatra_agent_id && br_config_employee_by_agent(c, e->chatra_agent_id) == NULL)
             die("an employee is not found by its agent id");
         (void)br_config_company_domain(c, e->email);
@@ -160,12 +162,14 @@ check_loaded(const struct br_config *c)
     for (size_t i = 0; i < c->n_channels; i++) {
         const struct br_channel *ch = &c->channels[i];
         if (ch->name == NULL || ch->webhook_secret == NULL || ch->chatra_url == NULL ||
-            ch->default_agent_id == NULL)
+            (ch->default_agent_id == NULL && ch->default_agent_email == NULL) ||
+            (ch->default_agent_email && ch->default_agent_name == NULL))
             die("a loaded channel misses a required setting");
         if (br_config_channel(c, ch->name) != ch)
             die("a channel is not found by its name");
         for (size_t k = 0; k < ch->n_employees; k++)
-            if (br_channel_employee_by_tracker_user(ch, ch->employees[k]->tracker_user) == NULL)
+            if (ch->employees[k]->tracker_user &&
+                br_channel_employee_by_tracker_user(ch, ch->employees[k]->tracker_user) == NULL)
                 die("a channel employee is not found by its tracker user");
         if (ch->task_title == NULL || ch->task_description == NULL)
             die("a loaded channel has no task templates");

@@ -211,11 +211,14 @@ class TestRelayEmployeeWithoutAgent(ReplyCase):
     overrides = {"employees": [{"name": "Anna Smirnova", "email": "anna@example.com", "tracker_user": "user:5"},
                                dict(BORIS)]}
 
-    def test_an_employee_without_chatra_agent_id_uses_the_default_agent(self):
+    def test_an_employee_without_chatra_agent_id_is_sent_with_her_email_and_name(self):
+        # Issue 10, point 4: Chatra finds the agent by e-mail (the default agent is for
+        # send_as_employee off).
         self.fakes.employee_comment(self.task, text="From Anna")
         self.planfix_hook()
         [send] = self.wait_chatra()
-        self.assertEqual(send["body"], {"clientId": "client-1", "text": "From Anna", "agentId": DEFAULT_AGENT_ID})
+        self.assertEqual(send["body"], {"clientId": "client-1", "text": "From Anna", "agentEmail": "anna@example.com",
+                                        "agentName": "Anna Smirnova", "receivedFrom": "Planfix"})
 
 
 class TestPlanfixWebhookRequests(ReplyCase):

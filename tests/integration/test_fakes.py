@@ -321,6 +321,20 @@ class TestChatra(FakesTestCase):
         self.assertEqual(len(self.fakes.chatra_requests("/messages/", method="POST")), 6)
         self.assertEqual(len(self.fakes.chatra_state()["pushedMessages"]), 1)
 
+    def test_messages_as_an_agent_email(self):
+        base = {"clientId": "client-2", "text": "Hi"}
+        as_email = dict(base, agentEmail="anna@example.com", agentName="Anna", receivedFrom="Planfix")
+        self.assertEqual(self.chatra("POST", "/messages/", as_email).status, 200)
+        for bad in (base, dict(base, agentEmail="anna@example.com"), dict(base, agentName="Anna"),
+                    dict(base, agentEmail="not-an-address", agentName="Anna"),
+                    dict(base, agentEmail="anna@example.com", agentName=" "),
+                    dict(base, agentEmail=5, agentName="Anna")):
+            with self.subTest(bad=bad):
+                self.assertEqual(self.chatra("POST", "/messages/", bad).status, 400)
+        [m] = self.fakes.chatra_messages("client-2")
+        self.assertEqual((m["agentEmail"], m["agentName"], m["receivedFrom"]), ("anna@example.com", "Anna", "Planfix"))
+        self.assertNotIn("agentId", m)
+
     def test_clients(self):
         self.assertEqual(self.chatra("GET", "/clients/abc").status, 404)
         self.fakes.set_chatra_client("abc", {"name": "Maria", "info": {"plan": "pro"}})

@@ -648,7 +648,6 @@ test_all_problems_at_once(void **state)
                       "(it is the webhook's only authentication)");
     expect_problem(f, "tracker.requests_per_second: must be between 0.01 and 1000");
     expect_problem(f, "employees[0].email: is not an e-mail address");
-    expect_problem(f, "employees[1].tracker_user: is required");
     expect_problem(f, "channels[0].employees[0]: \"nobody@example.com\" is not in the top-level employees list");
     expect_problem(f, "channels[0].watchers[1]: must be a tracker user id such as \"user:7\"");
     expect_problem(f, "channels[0].send_as_employee: must be true or false");
@@ -658,9 +657,9 @@ test_all_problems_at_once(void **state)
                       "tracker.closed_status_id sets it for every channel)");
     expect_problem(f, "channels[0].task.title:1:4: unknown template variable \"visitor.nmae\"");
     expect_problem(f, "channels[1].name: \"shop\" is already used by channels[0]");
-    if (f->diag.n != 17) {
+    if (f->diag.n != 16) {
         dump_diag(&f->diag);
-        fail_msg("want exactly 17 problems, got %zu", f->diag.n);
+        fail_msg("want exactly 16 problems, got %zu", f->diag.n);
     }
     expect_no_secret_in_diag(f, extra);
     unsetenv("BRT_SHORT");
@@ -776,7 +775,7 @@ test_required_parts_missing(void **state)
     expect_problem(f, "channels[0].name: is required");
     expect_problem(f, "channels[0].webhook_secret: is required");
     expect_problem(f, "channels[0].chatra: is required");
-    expect_problem(f, "channels[0].default_agent_id: is required");
+    expect_problem(f, "channels[0].default_agent_id: is required (or default_agent_email: the Chatra agent's e-mail)");
     expect_problem(f, "channels[0].task.closed_status_id: is required when close_on_leave is true (a status id of 1 or more; "
                       "tracker.closed_status_id sets it for every channel)");
     expect_problem(f, "channels[1]: must be an object");
@@ -868,6 +867,104 @@ test_channel_employee_and_duplicate_names(void **state)
     expect_problem(f, "channels[3].name: \"shop\" is already used by channels[1]");
     assert_int_equal(f->diag.n, 7);
     expect_no_secret_in_diag(f, NULL);
+}
+
+/* ---- employees and agents known by e-mail -------------------------------------- */
+
+/*
+ * An employee with only a name and an e-mail is complete (the tracker user
+ * is found by e-mail); the default agent may be given by e-mail; explicit
+ * ids are kept beside the e-mail (they win when the bridge sends).
+ */
+static void
+test_employees_and_default_agent_by_email(void **state)
+{
+    struct fx *f = *state;
+    const struct br_config *c;
+
+    write_cfg(f, "cfg.json",
+              "{'tracker': {'kind': 'planfix', 'url': 'https://pf.example.com/rest',\n"
+              "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n"
+              " 'employees': [{'name': 'Anna', 'email': 'Anna@Example.com'},\n"
+              "               {'name': 'Boris', 'email': 'boris@example.com', 'tracker_user': 'user:6',\n"
+              "                'chatra_agent_id': 'agentBoris'}],\n"
+              " 'channels': [\n"
+              "  {'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_email': 'ANNA@example.com', 'close_on_leave': false,\n"
+              "   'employees': ['anna@example.com']},\n"
+              "  {'name': 'b2b', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_email': 'Support@Example.com', 'default_agent_name': 'Support team',\n"
+              "   'close_on_leave': false},\n"
+              "  {'name': 'both', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_id': 'A', 'default_agent_email': 'support@example.com',\n"
+              "   'default_agent_name': 'Support', 'close_on_leave': false}]}\n");
+    load_ok(f);
+    c = f->cfg;
+    assert_string_equal(c->employees[0].email, "anna@example.com");
+    assert_null(c->employees[0].tracker_user);
+    assert_null(c->employees[0].chatra_agent_id);
+    assert_string_equal(c->employees[1].tracker_user, "user:6");
+    assert_string_equal(c->employees[1].chatra_agent_id, "agentBoris");
+    assert_ptr_equal(br_config_employee_by_email(c, "anna@example.com"), &c->employees[0]);
+    assert_ptr_equal(br_config_employee_by_email(c, "boris@example.com"), &c->employees[1]);
+    assert_null(br_config_employee_by_email(c, "Anna@Example.com")); /* callers pass the normal form */
+    assert_null(br_config_employee_by_email(c, NULL));
+    /* Without a tracker user an employee is never found by one. */
+    assert_ptr_equal(br_config_employee_by_tracker_user(c, "user:6"), &c->employees[1]);
+    assert_null(br_config_employee_by_tracker_user(c, "user:5"));
+    assert_ptr_equal(c->channels[0].employees[0], &c->employees[0]);
+    assert_null(br_channel_employee_by_tracker_user(&c->channels[0], "user:5"));
+    /* The default agent's name comes from the employee with that e-mail ... */
+    assert_null(c->channels[0].default_agent_id);
+    assert_string_equal(c->channels[0].default_agent_email, "anna@example.com");
+    assert_string_equal(c->channels[0].default_agent_name, "Anna");
+    /* ... or is given. */
+    assert_string_equal(c->channels[1].default_agent_email, "support@example.com");
+    assert_string_equal(c->channels[1].default_agent_name, "Support team");
+    /* Both: kept both (the id wins when sending). */
+    assert_string_equal(c->channels[2].default_agent_id, "A");
+    assert_string_equal(c->channels[2].default_agent_email, "support@example.com");
+}
+
+static void
+test_employee_and_default_agent_problems(void **state)
+{
+    struct fx *f = *state;
+
+    write_cfg(f, "cfg.json",
+              "{'tracker': {'kind': 'planfix', 'url': 'https://pf.example.com/rest',\n"
+              "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n"
+              " 'employees': [{'name': 'Anna', 'email': 'anna@example.com', 'tracker_user': ''},\n"
+              "               {'name': 'Boris', 'tracker_user': 'user:6'}],\n"
+              " 'channels': [\n"
+              "  {'name': 'a', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_email': 'support@example.com', 'close_on_leave': false},\n"
+              "  {'name': 'b', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_email': 'support.example.com', 'default_agent_name': 'S', 'close_on_leave': false},\n"
+              "  {'name': 'c', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_name': 'Nobody', 'close_on_leave': false},\n"
+              "  {'name': 'd', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "   'default_agent_id': '', 'default_agent_email': 7, 'close_on_leave': false}]}\n");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "employees[0].tracker_user: must not be empty (leave it out to find the tracker user by e-mail)");
+    expect_problem(f, "employees[1].email: is required");
+    expect_problem(f, "channels[0].default_agent_name: is required with default_agent_email (the name the chat "
+                      "shows), unless an employees[] entry has that e-mail");
+    expect_problem(f, "channels[1].default_agent_email: is not an e-mail address");
+    expect_problem(f, "channels[2].default_agent_id: is required (or default_agent_email: the Chatra agent's e-mail)");
+    expect_problem(f, "channels[3].default_agent_id: must not be empty");
+    expect_problem(f, "channels[3].default_agent_email: must be a string");
+    if (f->diag.n != 7) {
+        dump_diag(&f->diag);
+        fail_msg("want exactly 7 problems, got %zu", f->diag.n);
+    }
 }
 
 /* ---- templates ---------------------------------------------------------------- */
@@ -1240,6 +1337,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_language_and_zone_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_texts_overridden, setup, teardown),
         cmocka_unit_test_setup_teardown(test_description_notices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_employees_and_default_agent_by_email, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_employee_and_default_agent_problems, setup, teardown),
         cmocka_unit_test(test_diag_add_and_dispose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -130,20 +130,21 @@ test_schema_upgrade(void **state)
     br_store_free(f->s);
     f->s = NULL;
     /* The current version, index present; then made to look like version 1. */
-    assert_int_equal(user_version(f->path, NULL), 31);
+    assert_int_equal(user_version(f->path, NULL), 41);
     assert_int_equal(user_version(f->path, "DROP INDEX conv_clients_conv; DROP INDEX inbox_pending_kind; "
+                                           "DROP TABLE employee_users; DROP TABLE chatra_agents; "
                                            "PRAGMA user_version=1;"),
                      10);
     reopen(f);
-    assert_int_equal(user_version(f->path, NULL), 31);
+    assert_int_equal(user_version(f->path, NULL), 41);
     assert_int_equal(br_store_inbox_pending(f->s), 1);
     /* A store newer than this build is refused, untouched. */
     br_store_free(f->s);
     f->s = NULL;
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=4;"), 41);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=5;"), 51);
     assert_int_not_equal(br_store_open(&f->s, f->path), 0);
     assert_null(f->s);
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=3;"), 31);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=4;"), 41);
     reopen(f);
 }
 
@@ -576,6 +577,74 @@ test_relays(void **state)
     assert_false(found);
 }
 
+/* A reply sent with an agent e-mail comes back under an agent id the bridge never saw. */
+static void
+test_relays_by_email(void **state)
+{
+    struct fx *f = *state;
+    bool found = true;
+
+    assert_int_equal(br_store_relay_add(f->s, 1, "email:anna@example.com", "Hello"), 0);
+    assert_int_equal(br_store_relay_add(f->s, 1, "email:boris@example.com", "Hello"), 0);
+    assert_int_equal(br_store_relay_add(f->s, 1, "agent-1", "By id"), 0);
+    /* An e-mail relay is not an id relay, nor an id relay an e-mail one. */
+    assert_int_equal(br_store_relay_consume(f->s, 1, "anna@example.com", "Hello", &found), 0);
+    assert_false(found);
+    assert_int_equal(br_store_relay_consume_email(f->s, 1, NULL, "By id", &found), 0);
+    assert_false(found);
+    /* By the agent's e-mail when the webhook told it ... */
+    assert_int_equal(br_store_relay_consume_email(f->s, 1, "carl@example.com", "Hello", &found), 0);
+    assert_false(found);
+    assert_int_equal(br_store_relay_consume_email(f->s, 1, "boris@example.com", "Hello", &found), 0);
+    assert_true(found);
+    assert_int_equal(br_store_relay_consume_email(f->s, 1, "boris@example.com", "Hello", &found), 0);
+    assert_false(found);
+    /* ... else any e-mail relay of that text in that conversation. */
+    assert_int_equal(br_store_relay_consume_email(f->s, 2, NULL, "Hello", &found), 0);
+    assert_false(found);
+    assert_int_equal(br_store_relay_consume_email(f->s, 1, NULL, "Hello", &found), 0);
+    assert_true(found);
+    assert_int_equal(br_store_relay_consume_email(f->s, 1, NULL, "Hello", &found), 0);
+    assert_false(found);
+}
+
+/* Employees known by e-mail: the tracker user found (or nobody), and Chatra agents' e-mails. */
+static void
+test_employee_users_and_agents(void **state)
+{
+    struct fx *f = *state;
+    char *user = (char *)"x";
+    char *email = (char *)"x";
+    int64_t at = -1, before = br_now_ms();
+
+    assert_int_equal(br_store_user_get(f->s, "planfix", "anna@example.com", &user, &at), BR_ENOTFOUND);
+    assert_null(user);
+    assert_int_equal(br_store_user_set(f->s, "planfix", "anna@example.com", "user:5"), 0);
+    assert_int_equal(br_store_user_set(f->s, "planfix", "nobody@example.com", NULL), 0);
+    reopen(f);
+    assert_int_equal(br_store_user_get(f->s, "planfix", "anna@example.com", &user, &at), 0);
+    assert_string_equal(user, "user:5");
+    assert_true(at >= before);
+    free(user);
+    /* Another tracker has its own users. */
+    assert_int_equal(br_store_user_get(f->s, "redmine", "anna@example.com", &user, &at), BR_ENOTFOUND);
+    assert_int_equal(br_store_user_get(f->s, "planfix", "nobody@example.com", &user, &at), 0);
+    assert_null(user);
+    assert_int_equal(br_store_user_set(f->s, "planfix", "nobody@example.com", "user:9"), 0);
+    assert_int_equal(br_store_user_get(f->s, "planfix", "nobody@example.com", &user, &at), 0);
+    assert_string_equal(user, "user:9");
+    free(user);
+
+    assert_int_equal(br_store_agent_email(f->s, "shop", "agent-1", &email), BR_ENOTFOUND);
+    assert_null(email);
+    assert_int_equal(br_store_agent_set(f->s, "shop", "agent-1", "anna@example.com"), 0);
+    assert_int_equal(br_store_agent_set(f->s, "shop", "agent-1", "anna.s@example.com"), 0);
+    assert_int_equal(br_store_agent_email(f->s, "shop", "agent-1", &email), 0);
+    assert_string_equal(email, "anna.s@example.com");
+    free(email);
+    assert_int_equal(br_store_agent_email(f->s, "support", "agent-1", &email), BR_ENOTFOUND);
+}
+
 /* ---- jobs ------------------------------------------------------------------- */
 
 /* The ids of the ready jobs of an upstream, in the order returned. */
@@ -954,6 +1023,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_comment_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relays_follow_a_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relays_by_email, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_employee_users_and_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_add_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_lane_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_dead_task_blocks, setup, teardown),
