@@ -143,15 +143,29 @@ br_context_device(json_t *raw)
     return d;
 }
 
+const struct br_employee *
+br_context_agent_employee(const struct br_config *cfg, struct br_store *store, const struct br_channel *ch,
+                          const char *agent_id)
+{
+    const struct br_employee *emp = agent_id ? br_config_employee_by_agent(cfg, agent_id) : NULL;
+    char *email = NULL;
+
+    if (emp == NULL && agent_id && store && ch && br_store_agent_email(store, ch->name, agent_id, &email) == 0)
+        emp = br_config_employee_by_email(cfg, email);
+    free(email);
+    return emp;
+}
+
 json_t *
-br_context_message(const struct br_config *cfg, const json_t *base, const struct br_msg *m)
+br_context_message(const struct br_config *cfg, struct br_store *store, const struct br_channel *ch,
+                   const json_t *base, const struct br_msg *m)
 {
     json_t *o = json_object();
     struct br_buf html;
     char *author = NULL;
 
     if (strcmp(m->type, "agent") == 0) {
-        const struct br_employee *emp = m->agent_id ? br_config_employee_by_agent(cfg, m->agent_id) : NULL;
+        const struct br_employee *emp = br_context_agent_employee(cfg, store, ch, m->agent_id);
         if (emp) {
             author = br_strdup(emp->name);
         } else {
@@ -202,6 +216,8 @@ br_context_conversation(const struct br_config *cfg, const struct br_channel *ch
 
 struct collect {
     const struct br_config *cfg;
+    struct br_store *store;
+    const struct br_channel *ch;
     const json_t *base;  /* the conversation's context, for the author labels */
     json_t *arr;
     json_t *ids;     /* when set: only the messages still waiting for the tracker, and their ids */
@@ -219,7 +235,7 @@ collect_msg(void *arg, const struct br_msg *m)
             return;
         json_array_append_new(cc->ids, json_integer(m->id));
     }
-    json_array_append_new(cc->arr, br_context_message(cc->cfg, cc->base, m));
+    json_array_append_new(cc->arr, br_context_message(cc->cfg, cc->store, cc->ch, cc->base, m));
 }
 
 json_t *
@@ -227,7 +243,7 @@ br_context_task(const struct br_config *cfg, struct br_store *store, const struc
                 const struct br_conv *c, int gen, json_t *ids)
 {
     json_t *ctx = br_context_conversation(cfg, ch, c), *chat = json_object();
-    struct collect cc = {cfg, ctx, json_array(), ids};
+    struct collect cc = {cfg, store, ch, ctx, json_array(), ids};
 
     if (c->chat_id)
         json_object_set_new(chat, "id", json_string(c->chat_id));
@@ -238,7 +254,7 @@ br_context_task(const struct br_config *cfg, struct br_store *store, const struc
     json_object_set_new(ctx, "chat", chat);
     if (gen > 1) {
         struct br_task prev = {0};
-        struct collect pm = {cfg, ctx, json_array(), NULL};
+        struct collect pm = {cfg, store, ch, ctx, json_array(), NULL};
         json_t *p = json_object();
         if (br_store_task_get(store, c->id, gen - 1, &prev) == 0 && prev.task_id)
             json_object_set_new(p, "id", json_string(prev.task_id));

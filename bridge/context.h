@@ -26,11 +26,20 @@ json_t *br_context_visitor(const struct br_conv *c, json_t *raw, json_t *profile
 json_t *br_context_device(json_t *raw);
 
 /*
+ * The employee behind a Chatra agent of channel ch: by chatra_agent_id,
+ * else by the e-mail a webhook named for that agent (in the store, which
+ * may be NULL); NULL when none.
+ */
+const struct br_employee *br_context_agent_employee(const struct br_config *cfg, struct br_store *store,
+                                                    const struct br_channel *ch, const char *agent_id);
+
+/*
  * One message: author (the employee's name, or a label rendered with base,
  * the conversation's context, which may be NULL), text, text_html, time,
- * date, clock, type.
+ * date, clock, type, is_visitor, is_agent.
  */
-json_t *br_context_message(const struct br_config *cfg, const json_t *base, const struct br_msg *m);
+json_t *br_context_message(const struct br_config *cfg, struct br_store *store, const struct br_channel *ch,
+                           const json_t *base, const struct br_msg *m);
 
 /*
  * The context every text of a conversation starts from: visitor, channel,

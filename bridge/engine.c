@@ -930,17 +930,11 @@ channel_employee_by_user(struct br_engine *e, const struct br_channel *ch, const
     return NULL;
 }
 
-/* The employee behind a Chatra agent: by chatra_agent_id, else by the e-mail a webhook named. */
+/* The employee behind a Chatra agent (context.h). */
 static const struct br_employee *
 agent_employee(struct br_engine *e, const struct br_channel *ch, const char *agent_id)
 {
-    const struct br_employee *emp = agent_id ? br_config_employee_by_agent(e->cfg, agent_id) : NULL;
-    char *email = NULL;
-
-    if (emp == NULL && agent_id && br_store_agent_email(e->store, ch->name, agent_id, &email) == 0)
-        emp = br_config_employee_by_email(e->cfg, email);
-    free(email);
-    return emp;
+    return br_context_agent_employee(e->cfg, e->store, ch, agent_id);
 }
 
 /* Queues a lookup of emp's e-mail; block: until it answers, comments that may be theirs wait. */
@@ -1956,7 +1950,7 @@ struct run_of_msgs {
     json_t *ids;
     json_t *msgs;     /* the messages' template contexts */
     const json_t *base;
-    const struct br_config *cfg;
+    struct run *r;
     bool stopped;
     size_t bytes;
 };
@@ -1964,7 +1958,7 @@ struct run_of_msgs {
 static void
 add_to_run(struct run_of_msgs *ro, const struct br_msg *m)
 {
-    json_t *item = br_context_message(ro->cfg, ro->base, m);
+    json_t *item = br_context_message(ro->r->e->cfg, ro->r->e->store, ro->r->ch, ro->base, m);
     json_object_set_new(item, "first", json_boolean(json_array_size(ro->msgs) == 0));
     ro->bytes += strlen(m->text);
     json_array_append_new(ro->ids, json_integer(m->id));
@@ -1999,7 +1993,7 @@ static void
 coalesce(struct run *r, const struct br_msg *m, json_t *ctx)
 {
     json_t *ids = json_object_get(r->payload, "msgs");
-    struct run_of_msgs ro = {m->id, json_array(), json_array(), ctx, r->e->cfg, false, 0};
+    struct run_of_msgs ro = {m->id, json_array(), json_array(), ctx, r, false, 0};
     size_t i;
     json_t *v;
 
@@ -2093,7 +2087,7 @@ run_comment(struct run *r)
             job_later(r, USER_WAIT_MS);
             return;
         }
-        item = br_context_message(r->e->cfg, ctx, &m);
+        item = br_context_message(r->e->cfg, r->e->store, r->ch, ctx, &m);
         /* An agent no employee with a tracker user maps to: the bridge's own user writes, naming the agent. */
         if (user)
             r->author_employee = r->employee_user = br_strdup(user);
