@@ -1196,10 +1196,9 @@ static void
 create_contact(struct run *r)
 {
     struct br_contact_spec spec = {0};
-    char *first, *last;
-
-    struct br_field_value *fields;
     json_t *ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);
+    struct br_field_value *fields;
+    char *first, *last;
 
     contact_name(r, &first, &last);
     spec.name = first;
@@ -1256,7 +1255,6 @@ contact_created(void *arg, struct br_result *res)
     }
     finish_recorded(r, res, rc);
 }
-
 
 /*
  * The person's e-mails to look the contact up by: the conversation's
@@ -2134,7 +2132,7 @@ run_note(struct run *r)
         }
         gen = r->conv.gen;
     }
-    if (text < 0) {
+    if (text < 0 && jstr(r->payload, "html") == NULL) {
         job_fail(r, BR_EFATAL, "note of an unknown kind (%s)", jstr(r->payload, "text") ? jstr(r->payload, "text") : "none");
         return;
     }
@@ -2150,6 +2148,29 @@ run_note(struct run *r)
             job_fail(r, BR_ERETRY, "the task this note points to does not exist yet");
             return;
         }
+    }
+    if (text < 0) {
+        /*
+         * A note queued by a version before the texts were templates: its
+         * HTML, with %TASK% for the task it points to (plain text on Redmine).
+         */
+        const char *html = jstr(r->payload, "html");
+        struct br_buf b;
+        const char *p, *hit;
+        br_buf_init(&b, 0);
+        for (p = html; ref_task && (hit = strstr(p, "%TASK%")) != NULL; p = hit + 6) {
+            br_buf_append(&b, p, (size_t)(hit - p));
+            br_buf_puts(&b, ref_task);
+        }
+        br_buf_puts(&b, p);
+        if (r->e->tracker->ops->text_escape != BR_TPL_ESCAPE_HTML)
+            r->text = br_html_to_text(b.data ? b.data : "");
+        else
+            r->text = b.data ? br_buf_steal(&b) : br_strdup("");
+        br_buf_dispose(&b);
+        free(ref_task);
+        send_comment(r, BR_SOURCE_NOTE, r->job.id);
+        return;
     }
     /* The conversation's context, then the note's own (device, e-mail ...), then the task it points to. */
     ctx = br_context_conversation(r->e->cfg, r->ch, &r->conv);

@@ -7,8 +7,11 @@ comment that links the previous task.  check-config says, as a notice, when a de
 leaves the messages out.
 """
 
+import json
+import os
 import re
 import signal
+import sqlite3
 import unittest
 
 from harness import chat_event, msg, wait_until
@@ -135,6 +138,25 @@ class TestDeliveryIndependentOfTemplates(E2ECase):
         self.assertIn("task #%d" % first, self.fakes.planfix_task(second)["description"])
         self.assertEqual([c for c in self.fakes.planfix_comments(second)
                           if "Previous conversation" in c["description"]], [])
+
+    def test_a_note_queued_by_an_older_version_still_goes_out(self):
+        # Before the texts were templates, a note job carried its HTML, with %TASK% for the
+        # task it points to.  One left in the store by an upgrade is still posted.
+        self.start_bridge()
+        task, _ = self.open_chat("t8", [msg("t8-m1", "Hi")], name="Old")
+        self.wait_idle()
+        self.bridge.stop()
+        con = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
+        with con:
+            conv = con.execute("SELECT id FROM conversations").fetchone()[0]
+            con.execute("INSERT INTO jobs(lane, upstream, kind, conv_id, payload, state, attempts, next_at,"
+                        " created_at, updated_at) VALUES(?, 'tracker', 'note', ?, ?, 0, 0, 0, 0, 0)",
+                        ("t:%d" % conv, conv, json.dumps({"gen": 1, "gen_at": 1, "ref_conv": conv,
+                                                          "html": "<b>Old note</b> for #%TASK%"})))
+        con.close()
+        self.bridge.start()
+        [post] = self.wait_comment_posts(task, 1)
+        self.assertEqual(post["body"]["description"], "<b>Old note</b> for #%d" % task)
 
     def test_check_config_notices(self):
         self.config["channels"][0]["task"] = {"template_id": 12, "closed_status_id": 3,
