@@ -27,6 +27,7 @@
 #include "bridge/log.h"
 #include "bridge/store.h"
 #include "handlers/handlers.h"
+#include "support/limit_files.h"
 
 #include <sqlite3.h>
 
@@ -384,28 +385,6 @@ test_health(void **state)
     expect_answer(f, 200, "{\"status\":\"ok\",\"store\":{\"writable\":true}}");
 }
 
-/* No file of the process may grow (the store's WAL included): writes fail as on a full disk. */
-static void
-limit_files(struct fx *f, bool on)
-{
-    static struct rlimit saved;
-    struct rlimit rl;
-
-    if (on) {
-        char *wal = br_asprintf("%s-wal", f->cfg->store_path);
-        struct stat st;
-        assert_int_equal(stat(wal, &st), 0);
-        free(wal);
-        signal(SIGXFSZ, SIG_IGN);
-        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
-        rl = saved;
-        rl.rlim_cur = (rlim_t)st.st_size;
-        assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
-    } else {
-        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
-        signal(SIGXFSZ, SIG_DFL);
-    }
-}
 
 /* While the store refuses writes: webhooks get 503, and /healthz says what is wrong (503 too). */
 static void
@@ -416,7 +395,7 @@ test_health_when_writes_fail(void **state)
                        "\"messages\":[{\"id\":\"m1\",\"type\":\"client\",\"text\":\"hi\"}]}";
     json_t *got, *store;
 
-    limit_files(f, true);
+    limit_files(f->cfg->store_path, true);
     post(f, "/webhooks/chatra/shop/" SHOP_SECRET, "application/json", body);
     assert_int_equal(f->res.status, 503);
     call(f, "GET", "/healthz", "", "", NULL, 0);
@@ -433,7 +412,7 @@ test_health_when_writes_fail(void **state)
     json_decref(got);
 
     /* Room again: the webhook is taken at once; /healthz is ok once writes worked for a second. */
-    limit_files(f, false);
+    limit_files(f->cfg->store_path, false);
     post(f, "/webhooks/chatra/shop/" SHOP_SECRET, "application/json", body);
     expect_answer(f, 200, "{\"ok\":true}");
     assert_int_equal(br_store_inbox_pending(f->store), 1);

@@ -22,6 +22,7 @@
 
 #include "bridge/store.h"
 #include "bridge/unrecorded.h"
+#include "support/limit_files.h"
 
 #include <sqlite3.h>
 
@@ -899,32 +900,6 @@ test_job_recover_and_waiting(void **state)
 
 /* ---- writes that fail: a full disk ------------------------------------------------ */
 
-/*
- * The process may not grow any file past its current size (the WAL
- * included): every write that needs a new WAL frame fails, as on a full
- * disk.  limit_files(false) lifts it.
- */
-static void
-limit_files(struct fx *f, bool on)
-{
-    static struct rlimit saved;
-    struct rlimit rl;
-
-    if (on) {
-        char *wal = br_asprintf("%s-wal", f->path);
-        struct stat st;
-        assert_int_equal(stat(wal, &st), 0);
-        free(wal);
-        signal(SIGXFSZ, SIG_IGN);
-        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
-        rl = saved;
-        rl.rlim_cur = (rlim_t)st.st_size;
-        assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
-    } else {
-        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
-        signal(SIGXFSZ, SIG_DFL);
-    }
-}
 
 static void
 test_writes_fail_and_recover(void **state)
@@ -946,7 +921,7 @@ test_writes_fail_and_recover(void **state)
     assert_false(h.failing);
     assert_null(h.error);
 
-    limit_files(f, true);
+    limit_files(f->path, true);
     /* a's outcome is refused: the store still shows it in flight. */
     assert_int_not_equal(br_store_job_finish(f->s, a, BR_JOB_DONE, 0, 0, false, NULL, NULL, NULL), 0);
     assert_true(br_store_failing(f->s));
@@ -972,7 +947,7 @@ test_writes_fail_and_recover(void **state)
     assert_true(h.failed >= 3);
 
     /* Room again: a's kept outcome is written, c (not running) is queued again, marked; b runs on. */
-    limit_files(f, false);
+    limit_files(f->path, false);
     assert_int_equal(br_unrecorded_settle(u, f->s, &b, 1, &written, &requeued), 0);
     assert_int_equal(written, 1);
     assert_int_equal(requeued, 1);
