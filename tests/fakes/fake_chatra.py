@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A fake Chatra REST API for integration tests (see ../../../shared/reference/chatra.md).
+"""A fake Chatra REST API for integration tests (after the reference notes on Chatra's API).
 
     python3 fake_chatra.py --port 0 --port-file F --public-key P --secret-key S [--rps N]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A fake Planfix REST v2 server for integration tests (see ../../../shared/reference/planfix.md).
+"""A fake Planfix REST v2 server for integration tests (after the reference notes on Planfix's REST API).
 
     python3 fake_planfix.py --port 0 --port-file F --token T [--rps N] [--utc-offset-min M]
 

@@ -258,28 +258,18 @@ def assert_stays(predicate, duration=1.0, interval=0.05, message="condition stop
 
 # --- webhook bodies -----------------------------------------------------------------
 
-def _shared_dirs():
-    dirs = []
-    if os.environ.get("BR_SHARED_DIR"):
-        dirs.append(os.environ["BR_SHARED_DIR"])
-    if os.environ.get("BR_SOURCE_DIR"):
-        dirs.append(os.path.join(os.environ["BR_SOURCE_DIR"], "..", "shared"))
-    dirs += [os.path.join(HERE, "..", "..", "..", "shared"), "/work/shared"]
-    return dirs
+SAMPLES_DIR = os.path.normpath(os.path.join(HERE, "..", "unit", "data", "chatra"))
 
 
 def sample_path(name):
+    """The Chatra sample <name>.json, copied from the reference into tests/unit/data/chatra."""
     if not name.endswith(".json"):
         name += ".json"
-    for d in _shared_dirs():
-        p = os.path.normpath(os.path.join(d, "reference", "chatra-samples", name))
-        if os.path.exists(p):
-            return p
-    raise FileNotFoundError("chatra sample %s not found under %s" % (name, _shared_dirs()))
+    return os.path.join(SAMPLES_DIR, name)
 
 
 def sample(name, raw=False):
-    """A Chatra sample body from shared/reference/chatra-samples/<name>.json: a fresh dict
+    """A Chatra sample body from tests/unit/data/chatra/<name>.json: a fresh dict
     (or the bytes with raw=True).  Names: chat-started, chat-fragment-agent-and-system,
     chat-transcript, fragment-without-event-name."""
     with open(sample_path(name), "rb") as f:

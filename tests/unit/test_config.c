@@ -409,7 +409,7 @@ test_example_config_loads(void **state)
 {
     struct fx *f = *state;
     const char *src = getenv("BR_SOURCE_DIR");
-    char *path = br_asprintf("%s/config/bridge.example.json", src && *src ? src : "/work/main");
+    char *path = br_asprintf("%s/config/bridge.example.json", src && *src ? src : BR_TEST_SOURCE_DIR);
     int rc = br_config_load(path, &f->cfg, &f->diag);
 
     if (rc != 0) {
@@ -429,7 +429,7 @@ test_example_config_loads(void **state)
 
     /* The Redmine example too. */
     setenv("REDMINE_API_KEY", "rm-key-0123456789abcdef", 1);
-    path = br_asprintf("%s/config/bridge.redmine.example.json", src && *src ? src : "/work/main");
+    path = br_asprintf("%s/config/bridge.redmine.example.json", src && *src ? src : BR_TEST_SOURCE_DIR);
     if (br_config_load(path, &f->cfg, &f->diag) != 0) {
         dump_diag(&f->diag);
         fail_msg("%s does not load", path);

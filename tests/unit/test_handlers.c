@@ -176,29 +176,19 @@ slurp(const char *path)
     return br_buf_steal(&b);
 }
 
+/* A Chatra sample (copied from the reference into tests/unit/data/chatra). */
 static char *
 sample_path(const char *name)
 {
-    const char *shared = getenv("BR_SHARED_DIR");
     const char *src = getenv("BR_SOURCE_DIR");
-    char *p;
-
-    if (shared && *shared)
-        p = br_asprintf("%s/reference/chatra-samples/%s", shared, name);
-    else
-        p = br_asprintf("%s/../shared/reference/chatra-samples/%s", src && *src ? src : "/work/main", name);
-    if (access(p, R_OK) != 0) {
-        free(p);
-        p = br_asprintf("/work/shared/reference/chatra-samples/%s", name);
-    }
-    return p;
+    return br_asprintf("%s/tests/unit/data/chatra/%s", src && *src ? src : BR_TEST_SOURCE_DIR, name);
 }
 
 static json_t *
 expected_event(const char *name)
 {
     const char *src = getenv("BR_SOURCE_DIR");
-    char *p = br_asprintf("%s/tests/unit/data/chatra/%s", src && *src ? src : "/work/main", name);
+    char *p = br_asprintf("%s/tests/unit/data/chatra/%s", src && *src ? src : BR_TEST_SOURCE_DIR, name);
     json_error_t je;
     json_t *j = json_load_file(p, 0, &je);
     if (j == NULL)
