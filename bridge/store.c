@@ -496,6 +496,16 @@ br_store_rollback(struct br_store *s)
 }
 
 int
+br_store_end(struct br_store *s, int rc)
+{
+    if (rc == 0)
+        rc = br_store_commit(s);
+    if (rc)
+        br_store_rollback(s);
+    return rc;
+}
+
+int
 br_store_ping(struct br_store *s)
 {
     sqlite3_stmt *st = q(s, "SELECT 1", "");

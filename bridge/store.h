@@ -26,6 +26,10 @@ void br_store_free(struct br_store *s);
 int br_store_begin(struct br_store *s);
 int br_store_commit(struct br_store *s);
 void br_store_rollback(struct br_store *s);
+/* Ends a transaction begun by the caller: commits when rc is 0, else (or when the commit fails) rolls back. */
+int br_store_end(struct br_store *s, int rc);
+/* Runs the statement expression stmt in a transaction of its own; its outcome. */
+#define BR_STORE_TX(s, stmt) br_store_end((s), br_store_begin(s) != 0 ? BR_EIO : (stmt))
 /* Cheap liveness probe for /healthz. */
 int br_store_ping(struct br_store *s);
 

@@ -1,0 +1,382 @@
+/*
+ * contact.c - the visitor's contact in the tracker (Planfix): found by any
+ * of the person's e-mails or made from the contact template; the company
+ * contact of their e-mail domain; updates when the visitor tells more;
+ * the contact a merge left over removed; each visit on the contact's card.
+ */
+#include "jobs/jobs.h"
+
+#include "context.h"
+#include "conversation.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void contact_created(void *arg, struct br_result *res);
+
+/* The company job's hold on its domain ends with the run. */
+static void
+release_company(struct br_run *r)
+{
+    free(r->env->company_busy[r->slot - 1]);
+    r->env->company_busy[r->slot - 1] = NULL;
+}
+
+/* Splits a full name at its first space; NULL or "" gives the contact_name text (texts.h). */
+static void
+split_name(struct br_run *r, const char *full, char **first, char **last)
+{
+    const char *sp = full ? strchr(full, ' ') : NULL;
+    if (full == NULL || *full == '\0') {
+        json_t *ctx = br_context_conversation(r->env->cfg, r->ch, &r->conv);
+        *first = br_texts_string(r->env->cfg, BR_TEXT_CONTACT_NAME, ctx);
+        *last = NULL;
+        json_decref(ctx);
+    } else if (sp) {
+        *first = br_strndup(full, (size_t)(sp - full));
+        while (*sp == ' ')
+            sp++;
+        *last = *sp ? br_strdup(sp) : NULL;
+    } else {
+        *first = br_strdup(full);
+        *last = NULL;
+    }
+}
+
+/* The contact's name as sent to the tracker: the visitor's name or Chatra's displayed name. */
+static void
+contact_name(struct br_run *r, char **first, char **last)
+{
+    json_error_t je;
+    json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
+    split_name(r, r->conv.name ? r->conv.name : br_jobs_str(raw, "displayedName"), first, last);
+    json_decref(raw);
+}
+
+static void
+create_contact(struct br_run *r)
+{
+    struct br_contact_spec spec = {0};
+    json_t *ctx = br_context_conversation(r->env->cfg, r->ch, &r->conv);
+    struct br_field_value *fields;
+    char *first, *last;
+
+    contact_name(r, &first, &last);
+    spec.name = first;
+    spec.lastname = last;
+    spec.email = r->conv.email;
+    spec.phone = r->conv.phone;
+    spec.template_id = r->ch->contact_template_id;
+    spec.source_key = r->source_key;
+    spec.fields = fields = br_jobs_render_fields(r->ch->contact_fields, r->ch->n_contact_fields, ctx);
+    spec.n_fields = r->ch->n_contact_fields;
+    r->step = 2;
+    r->env->tracker->ops->create_contact(r->env->tracker, &spec, contact_created, r);
+    br_jobs_free_fields(fields, r->ch->n_contact_fields);
+    json_decref(ctx);
+    free(first);
+    free(last);
+}
+
+/* Looks the next of the person's e-mails up; false when none is left. */
+static bool
+find_next_email(struct br_run *r)
+{
+    const char *email = json_string_value(json_array_get(r->emails, 0));
+    char *copy;
+
+    if (email == NULL)
+        return false;
+    copy = br_strdup(email);
+    json_array_remove(r->emails, 0);
+    /* Also finds the contact a crashed run of this job created (by its key). */
+    r->env->tracker->ops->find_contact(r->env->tracker, copy, r->source_key, contact_created, r);
+    free(copy);
+    return true;
+}
+
+static void
+contact_created(void *arg, struct br_result *res)
+{
+    struct br_run *r = arg;
+    int rc = 0;
+
+    if (res->err == BR_ENOTFOUND && r->step == 1) {
+        /* Not known by this e-mail: the next one, else (or not created before the crash) create it now. */
+        if (!find_next_email(r))
+            create_contact(r);
+        return;
+    }
+    if (res->err == 0 && res->id) {
+        /* Found with our own key: made by this job before a crash, so the bridge's own. */
+        bool made = r->step == 2 || json_is_true(res->items);
+        rc = BR_STORE_TX(r->env->store, br_store_conv_set_contact(r->env->store, r->conv.id, res->id, made));
+        if (rc == 0)
+            br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id, made ? "created" : "found");
+    }
+    br_run_recorded(r, res, rc);
+}
+
+/*
+ * The person's e-mails to look the contact up by: the conversation's
+ * latest first, then every other one the person gave (a visitor who wrote
+ * from work and from home is one customer).  Under merge_policy
+ * "verified" only addresses the site set: a typed one could attach a
+ * stranger to a real customer's card.
+ */
+static json_t *
+emails_to_try(struct br_run *r)
+{
+    bool verified_only = r->ch->merge_policy == BR_MERGE_VERIFIED;
+    json_t *all = br_store_person_emails(r->env->store, r->conv.person_id, verified_only), *out = json_array(), *v;
+    bool verified = false;
+    int64_t pid;
+    size_t i;
+
+    if (r->conv.email &&
+        (!verified_only || (br_store_person_of_email(r->env->store, r->conv.email, &pid, &verified) == 0 && verified)))
+        json_array_append_new(out, json_string(r->conv.email));
+    json_array_foreach(all, i, v) {
+        if (r->conv.email == NULL || strcmp(json_string_value(v), r->conv.email) != 0)
+            json_array_append(out, v);
+    }
+    json_decref(all);
+    return out;
+}
+
+void
+br_job_contact(struct br_run *r)
+{
+    if (r->conv.contact_id) {
+        br_run_ok(r);
+        return;
+    }
+    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+    br_store_source_key(r->env->store, BR_SOURCE_CONTACT, r->job.id, r->source_key);
+    r->step = 1;
+    r->emails = emails_to_try(r);
+    if (find_next_email(r))
+        return;
+    if (r->job.recover) {
+        char *first, *last;
+        contact_name(r, &first, &last);
+        r->env->tracker->ops->find_contact_by_key(r->env->tracker, first, r->source_key, contact_created, r);
+        free(first);
+        free(last);
+    } else {
+        create_contact(r);
+    }
+}
+
+static void
+company_known(void *arg, struct br_result *res)
+{
+    struct br_run *r = arg;
+    const char *domain = br_config_company_domain(r->env->cfg, r->conv.email);
+    int rc = 0;
+
+    if (res->err == BR_ENOTFOUND && r->step == 1) {
+        r->step = 2;
+        r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+        br_store_source_key(r->env->store, BR_SOURCE_CONTACT, r->job.id, r->source_key);
+        r->env->tracker->ops->create_company(r->env->tracker, domain, r->env->cfg->company_template_id, r->source_key,
+                                           company_known, r);
+        return;
+    }
+    if (res->err == 0 && res->id) {
+        rc = br_store_begin(r->env->store);
+        if (rc == 0)
+            rc = br_store_company_set(r->env->store, domain, res->id);
+        if (rc == 0)
+            rc = br_store_conv_set_company(r->env->store, r->conv.id, res->id);
+        if ((rc = br_store_end(r->env->store, rc)) == 0)
+            br_info("conversation %lld: company %s %s", (long long)r->conv.id, res->id,
+                    r->step == 1 ? "found" : "created");
+    } else if (res->err == BR_EFATAL) {
+        /* A company is a nicety: the task goes ahead without it. */
+        br_warn("conversation %lld: no company contact (%s)", (long long)r->conv.id, res->error ? res->error : "");
+        res->err = 0;
+    }
+    br_run_recorded(r, res, rc);
+}
+
+void
+br_job_company(struct br_run *r)
+{
+    const char *domain = br_config_company_domain(r->env->cfg, r->conv.email);
+    char *known = NULL;
+    int rc;
+
+    if (domain == NULL || r->conv.company_id) {
+        br_run_ok(r);
+        return;
+    }
+    for (size_t i = 0; i < BR_ARRAY_SIZE(r->env->company_busy); i++) {
+        if (r->env->company_busy[i] && strcmp(r->env->company_busy[i], domain) == 0) {
+            /* A colleague's job is finding or making this company: use its answer. */
+            br_run_later(r, 200);
+            return;
+        }
+    }
+    if (br_store_company_get(r->env->store, domain, &known) == 0) {
+        rc = BR_STORE_TX(r->env->store, br_store_conv_set_company(r->env->store, r->conv.id, known));
+        free(known);
+        if (rc)
+            br_run_fail(r, BR_ERETRY, "cannot store the company: %s", br_strerror(rc));
+        else
+            br_run_ok(r);
+        return;
+    }
+    for (size_t i = 0; i < BR_ARRAY_SIZE(r->env->company_busy); i++) {
+        if (r->env->company_busy[i] == NULL) {
+            r->env->company_busy[i] = br_strdup(domain);
+            r->slot = (int)i + 1;
+            r->on_free = release_company;
+            break;
+        }
+    }
+    if (r->slot == 0) {
+        br_run_later(r, 200); /* many domains at once: wait for a free slot */
+        return;
+    }
+    /* Looking first also finds a company this job made before a crash. */
+    r->step = 1;
+    r->env->tracker->ops->find_company(r->env->tracker, domain, company_known, r);
+}
+
+static void
+contact_visit_posted(void *arg, struct br_result *res)
+{
+    struct br_run *r = arg;
+
+    if (res->err == BR_ENOTFOUND)
+        res->err = 0; /* the contact is gone: there is no card to write on */
+    br_run_finish(r, res);
+}
+
+static void
+contact_visit_found(void *arg, struct br_result *res)
+{
+    struct br_run *r = arg;
+    struct br_comment_spec spec = {0};
+    size_t i;
+    json_t *it;
+
+    if (res->err) {
+        contact_visit_posted(r, res);
+        return;
+    }
+    json_array_foreach(res->items, i, it) {
+        const char *key = br_jobs_str(it, "source_key");
+        if (key && strcmp(key, r->source_key) == 0) {
+            br_run_ok(r); /* written before the crash */
+            return;
+        }
+    }
+    spec.text = r->text;
+    spec.source_key = r->source_key;
+    r->env->tracker->ops->add_contact_comment(r->env->tracker, r->conv.contact_id, &spec, contact_visit_posted, r);
+}
+
+void
+br_job_contact_visit(struct br_run *r)
+{
+    struct br_result none = {0};
+    char *task = NULL;
+    json_t *ctx;
+    bool ok;
+
+    if (r->conv.contact_id == NULL) {
+        br_run_ok(r); /* no contact card (it could not be found or made) */
+        return;
+    }
+    ctx = br_context_conversation(r->env->cfg, r->ch, &r->conv);
+    if (json_is_object(json_object_get(r->payload, "ctx")))
+        json_object_update(ctx, json_object_get(r->payload, "ctx"));
+    if (br_jobs_task_of(r, r->conv.id, r->conv.gen, &task))
+        json_object_set_new(ctx, "task", json_pack("{s:s}", "id", task));
+    free(task);
+    ok = br_jobs_render(r, BR_TEXT_CONTACT_VISIT, ctx);
+    json_decref(ctx);
+    if (!ok)
+        return;
+    r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
+    br_store_source_key(r->env->store, BR_SOURCE_NOTE, r->job.id, r->source_key);
+    if (r->job.recover && r->env->tracker->ops->list_contact_comments) {
+        r->env->tracker->ops->list_contact_comments(r->env->tracker, r->conv.contact_id, contact_visit_found, r);
+        return;
+    }
+    none.items = json_array();
+    contact_visit_found(r, &none);
+    json_decref(none.items);
+}
+
+/* A contact that is gone needs neither an update nor a removal. */
+static void
+contact_done(void *arg, struct br_result *res)
+{
+    if (res->err == BR_ENOTFOUND)
+        res->err = 0;
+    br_run_finish(arg, res);
+}
+
+void
+br_job_update_contact(struct br_run *r)
+{
+    struct br_contact_spec spec = {0};
+    char *first, *last;
+
+    if (r->conv.contact_id == NULL || !r->conv.contact_made) {
+        /*
+         * Not created yet (the creation uses the new details), or a contact
+         * the bridge found: that card belongs to the team, and a visitor's
+         * typing must not rewrite it.
+         */
+        br_run_ok(r);
+        return;
+    }
+    /* Only what the visitor told: a placeholder must not overwrite a name set in the tracker. */
+    first = last = NULL;
+    if (r->conv.name)
+        split_name(r, r->conv.name, &first, &last);
+    json_t *ctx = br_context_conversation(r->env->cfg, r->ch, &r->conv);
+    struct br_field_value *fields = br_jobs_render_fields(r->ch->contact_fields, r->ch->n_contact_fields, ctx);
+
+    spec.name = first;
+    spec.lastname = last;
+    spec.email = r->conv.email;
+    spec.phone = r->conv.phone;
+    spec.fields = fields;
+    spec.n_fields = r->ch->n_contact_fields;
+    r->env->tracker->ops->update_contact(r->env->tracker, r->conv.contact_id, &spec, contact_done, r);
+    br_jobs_free_fields(fields, r->ch->n_contact_fields);
+    json_decref(ctx);
+    free(first);
+    free(last);
+}
+
+void
+br_job_drop_contact(struct br_run *r)
+{
+    struct br_conv sc = {0};
+    int64_t survivor = json_integer_value(json_object_get(r->payload, "survivor"));
+    bool drop;
+
+    if (br_store_conv_get(r->env->store, survivor, &sc) != 0) {
+        br_run_fail(r, BR_EFATAL, "the surviving conversation is gone");
+        return;
+    }
+    /*
+     * Only a contact the bridge made for this device: a customer's contact
+     * found by e-mail stays, and so does one shared with the survivor.
+     */
+    drop = r->conv.contact_id && r->conv.contact_made &&
+           (sc.contact_id == NULL || strcmp(sc.contact_id, r->conv.contact_id) != 0);
+    br_conv_dispose(&sc);
+    if (!drop) {
+        br_run_ok(r);
+        return;
+    }
+    r->env->tracker->ops->delete_contact(r->env->tracker, r->conv.contact_id, contact_done, r);
+}
