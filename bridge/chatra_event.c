@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_ID_LEN 256
@@ -31,15 +32,6 @@ fnv1a(uint64_t h, const char *s, size_t n)
         h *= 1099511628211ULL;
     }
     return h;
-}
-
-/* Copies a string field when it is a non-empty string; anything else is absent. */
-static void
-copy_str(json_t *dst, const char *dkey, json_t *src, const char *skey)
-{
-    json_t *v = json_object_get(src, skey);
-    if (json_is_string(v) && json_string_length(v) > 0)
-        json_object_set_new(dst, dkey, json_stringn(json_string_value(v), json_string_length(v)));
 }
 
 static json_t *
@@ -100,10 +92,19 @@ agent_email(json_t *m, json_t *agents)
     return NULL;
 }
 
-static int
-map_message(json_t *m, size_t i, json_t *agents, json_t *out, char *err, size_t errlen)
+static char *
+dup_str(json_t *v)
 {
-    json_t *text, *type, *id, *n;
+    return json_is_string(v) && json_string_length(v) > 0 ? br_strndup(json_string_value(v), json_string_length(v))
+                                                          : NULL;
+}
+
+/* One of Chatra's messages; 0 also when it is dropped (system, empty). */
+static int
+map_message(json_t *m, size_t i, json_t *agents, struct br_chatra_event *ev, char *err, size_t errlen)
+{
+    struct br_chatra_message *n;
+    json_t *text, *type, *id;
     const char *t;
     char key[80];
     int64_t at;
@@ -137,10 +138,11 @@ map_message(json_t *m, size_t i, json_t *agents, json_t *out, char *err, size_t 
         return fail(err, errlen, "messages[%zu].id is too long", i);
     at = get_time(json_object_get(m, "createdAt"));
 
-    n = json_object();
+    n = &ev->msgs[ev->n_msgs++];
+    memset(n, 0, sizeof(*n));
     if (json_is_string(id) && json_string_length(id) > 0) {
-        json_object_set_new(n, "key", json_pack("s+", "id:", json_string_value(id)));
-        json_object_set(n, "id", id);
+        n->key = br_asprintf("id:%s", json_string_value(id));
+        n->id = dup_str(id);
     } else {
         uint64_t h = 1469598103934665603ULL;
         char ts[32];
@@ -149,20 +151,111 @@ map_message(json_t *m, size_t i, json_t *agents, json_t *out, char *err, size_t 
         h = fnv1a(h, ts, strlen(ts));
         h = fnv1a(h, json_string_value(text), json_string_length(text));
         snprintf(key, sizeof(key), "h:%016llx", (unsigned long long)h);
-        json_object_set_new(n, "key", json_string(key));
+        n->key = br_strdup(key);
     }
-    json_object_set_new(n, "type", json_string(t));
-    json_object_set_new(n, "text", json_stringn(json_string_value(text), json_string_length(text)));
-    copy_str(n, "agent_id", m, "agentId");
-    copy_str(n, "agent_name", m, "agentName");
+    n->type = br_strdup(t);
+    n->text = br_strndup(json_string_value(text), json_string_length(text));
+    n->agent_id = dup_str(json_object_get(m, "agentId"));
+    n->agent_name = dup_str(json_object_get(m, "agentName"));
     if (strcmp(t, "agent") == 0) {
         json_t *email = agent_email(m, agents);
-        if (email)
-            json_object_set_new(n, "agent_email", email);
+        n->agent_email = email ? br_strdup(json_string_value(email)) : NULL;
+        json_decref(email);
     }
-    json_object_set_new(n, "created_at", json_integer(at));
-    json_array_append_new(out, n);
+    n->created_at = at;
     return 0;
+}
+
+/* ---- the visitor: Chatra's visitor keys are not documented --------------- */
+
+/* The first value among several candidate keys (dotted paths). */
+static json_t *
+first_of(json_t *obj, const char *const *paths)
+{
+    for (size_t i = 0; paths[i]; i++) {
+        json_t *v = obj;
+        char *copy = br_strdup(paths[i]);
+        char *save = NULL;
+        for (char *seg = strtok_r(copy, ".", &save); seg && v; seg = strtok_r(NULL, ".", &save))
+            v = json_is_object(v) ? json_object_get(v, seg) : NULL;
+        free(copy);
+        if (v && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0))
+            return v;
+    }
+    return NULL;
+}
+
+static void
+set_first(json_t *dst, const char *key, json_t *src, const char *const *paths)
+{
+    json_t *v = first_of(src, paths);
+    if (json_is_string(v) || json_is_number(v))
+        json_object_set(dst, key, v);
+}
+
+static json_t *
+pages_of(json_t *raw)
+{
+    static const char *const paths[] = {"pages", "visitedPages", "lastVisitedPages", "basicInfo.pages",
+                                        "pagesViewed", NULL};
+    static const char *const url[] = {"url", "href", "link", NULL};
+    static const char *const title[] = {"title", "name", NULL};
+    json_t *v = first_of(raw, paths), *out, *p;
+    size_t i;
+
+    if (!json_is_array(v))
+        return NULL;
+    out = json_array();
+    json_array_foreach(v, i, p) {
+        if (i >= 50)
+            break;
+        if (json_is_string(p)) {
+            json_array_append_new(out, json_pack("{s:O}", "url", p));
+        } else if (json_is_object(p)) {
+            json_t *page = json_object();
+            set_first(page, "url", p, url);
+            set_first(page, "title", p, title);
+            json_array_append_new(out, page);
+        }
+    }
+    return out;
+}
+
+json_t *
+br_chatra_visitor(json_t *client, bool with_contact)
+{
+    static const struct {
+        const char *key;
+        const char *const paths[6];
+    } fields[] = {
+        {"displayed_name", {"displayedName", NULL}},
+        {"notes", {"notes", NULL}},
+        {"city", {"city", "location.city", "geo.city", "basicInfo.city", NULL}},
+        {"country", {"country", "location.country", "geo.country", "basicInfo.country", NULL}},
+        {"source", {"referrer", "source", "referer", "utm_source", "basicInfo.referrer", NULL}},
+        {"device", {"device", "deviceType", "basicInfo.device", NULL}},
+        {"browser", {"browser", "basicInfo.browser", "userAgent", NULL}},
+        {"os", {"os", "platform", "basicInfo.os", NULL}},
+        {"ip", {"ip", "ipAddress", "basicInfo.ip", NULL}},
+    };
+    static const char *const contact[] = {"name", "email", "phone"};
+    json_t *v = json_object(), *pages;
+
+    if (!json_is_object(client))
+        return v;
+    for (size_t i = 0; i < BR_ARRAY_SIZE(fields); i++)
+        set_first(v, fields[i].key, client, fields[i].paths);
+    if ((pages = pages_of(client)) != NULL)
+        json_object_set_new(v, "pages", pages);
+    if (json_is_object(json_object_get(client, "info")))
+        json_object_set(v, "info", json_object_get(client, "info"));
+    else if (json_is_object(json_object_get(client, "integrationData")))
+        json_object_set(v, "info", json_object_get(client, "integrationData"));
+    for (size_t i = 0; with_contact && i < BR_ARRAY_SIZE(contact); i++) {
+        const char *const one[] = {contact[i], NULL};
+        set_first(v, contact[i], client, one);
+    }
+    return v;
 }
 
 #define MAX_DEPTH 32
@@ -191,17 +284,42 @@ too_deep(json_t *v, int depth)
     return 0;
 }
 
+void
+br_chatra_event_dispose(struct br_chatra_event *ev)
+{
+    if (ev == NULL)
+        return;
+    for (size_t i = 0; i < ev->n_msgs; i++) {
+        struct br_chatra_message *m = &ev->msgs[i];
+        free(m->key);
+        free(m->id);
+        free(m->type);
+        free(m->text);
+        free(m->agent_id);
+        free(m->agent_name);
+        free(m->agent_email);
+    }
+    free(ev->msgs);
+    free(ev->client_id);
+    free(ev->chat_id);
+    free(ev->name);
+    free(ev->email);
+    free(ev->phone);
+    json_decref(ev->visitor);
+    json_decref(ev->raw_client);
+    memset(ev, 0, sizeof(*ev));
+}
+
 int
-br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, size_t errlen)
+br_chatra_event_parse(const char *body, size_t len, struct br_chatra_event *ev, char *err, size_t errlen)
 {
     json_error_t je;
-    json_t *root, *client, *msgs, *ev, *nc, *nm, *v;
+    json_t *root, *client, *msgs, *v;
     const char *name = "chatFragment";
-    const char *kind;
     size_t i;
     int rc = 0;
 
-    *out = NULL;
+    memset(ev, 0, sizeof(*ev));
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL)
         return fail(err, errlen, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
@@ -222,11 +340,11 @@ br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, siz
         name = json_string_value(v);
     }
     if (strcmp(name, "chatStarted") == 0)
-        kind = "started";
+        ev->kind = BR_CHATRA_STARTED;
     else if (strcmp(name, "chatFragment") == 0)
-        kind = "fragment";
+        ev->kind = BR_CHATRA_FRAGMENT;
     else if (strcmp(name, "chatTranscript") == 0)
-        kind = "transcript";
+        ev->kind = BR_CHATRA_TRANSCRIPT;
     else {
         snprintf(err, errlen, "event %.60s is not handled", name);
         json_decref(root);
@@ -256,14 +374,10 @@ br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, siz
         return fail(err, errlen, "more than %d messages in one webhook", MAX_MESSAGES);
     }
 
-    ev = json_object();
-    json_object_set_new(ev, "event", json_string(kind));
-    nc = json_object();
-    copy_str(nc, "id", client, "id");
-    copy_str(nc, "chat_id", client, "chatId");
-    copy_str(nc, "name", client, "name");
-    copy_str(nc, "phone", client, "phone");
-    copy_str(nc, "displayed_name", client, "displayedName");
+    ev->client_id = dup_str(json_object_get(client, "id"));
+    ev->chat_id = dup_str(json_object_get(client, "chatId"));
+    ev->name = dup_str(json_object_get(client, "name"));
+    ev->phone = dup_str(json_object_get(client, "phone"));
     /*
      * An e-mail the site set through Chatra's integration data is the
      * site's word (verified); one typed into the chat is only the
@@ -271,24 +385,127 @@ br_chatra_event_parse(const char *body, size_t len, json_t **out, char *err, siz
      */
     if ((v = normalise_email(json_object_get(json_object_get(client, "info"), "email"))) != NULL ||
         (v = normalise_email(json_object_get(json_object_get(client, "integrationData"), "email"))) != NULL) {
-        json_object_set_new(nc, "email", v);
-        json_object_set_new(nc, "email_verified", json_true());
-    } else if ((v = normalise_email(json_object_get(client, "email"))) != NULL) {
-        json_object_set_new(nc, "email", v);
+        ev->email_verified = true;
+    } else {
+        v = normalise_email(json_object_get(client, "email"));
     }
-    json_object_set_new(ev, "client", nc);
-    json_object_set(ev, "raw_client", client);
-    nm = json_array();
+    ev->email = v ? br_strdup(json_string_value(v)) : NULL;
+    json_decref(v);
+    ev->visitor = br_chatra_visitor(client, false);
+    ev->raw_client = json_incref(client);
+    ev->msgs = br_calloc(json_array_size(msgs) + 1, sizeof(*ev->msgs));
     json_array_foreach(msgs, i, v) {
-        if ((rc = map_message(v, i, json_object_get(root, "agents"), nm, err, errlen)) != 0)
+        if ((rc = map_message(v, i, json_object_get(root, "agents"), ev, err, errlen)) != 0)
             break;
     }
-    json_object_set_new(ev, "messages", nm);
     json_decref(root);
-    if (rc) {
-        json_decref(ev);
-        return rc;
+    if (rc)
+        br_chatra_event_dispose(ev);
+    return rc;
+}
+
+/* ---- the bridge's record ---------------------------------------------------- */
+
+static const char *const kinds[] = {"started", "fragment", "transcript"};
+
+static void
+put(json_t *o, const char *key, const char *v)
+{
+    if (v)
+        json_object_set_new(o, key, json_string(v));
+}
+
+char *
+br_chatra_event_dump(const struct br_chatra_event *ev)
+{
+    json_t *o = json_object(), *c = json_object(), *msgs = json_array();
+    char *out;
+
+    json_object_set_new(o, "event", json_string(kinds[ev->kind]));
+    put(c, "id", ev->client_id);
+    put(c, "chat_id", ev->chat_id);
+    put(c, "name", ev->name);
+    put(c, "email", ev->email);
+    if (ev->email_verified)
+        json_object_set_new(c, "email_verified", json_true());
+    put(c, "phone", ev->phone);
+    json_object_set_new(o, "client", c);
+    json_object_set(o, "visitor", ev->visitor);
+    json_object_set(o, "raw_client", ev->raw_client);
+    for (size_t i = 0; i < ev->n_msgs; i++) {
+        const struct br_chatra_message *m = &ev->msgs[i];
+        json_t *n = json_object();
+        put(n, "key", m->key);
+        put(n, "id", m->id);
+        put(n, "type", m->type);
+        put(n, "text", m->text);
+        put(n, "agent_id", m->agent_id);
+        put(n, "agent_name", m->agent_name);
+        put(n, "agent_email", m->agent_email);
+        json_object_set_new(n, "created_at", json_integer(m->created_at));
+        json_array_append_new(msgs, n);
     }
-    *out = ev;
+    json_object_set_new(o, "messages", msgs);
+    out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return out;
+}
+
+static char *
+get_str(json_t *o, const char *key)
+{
+    return dup_str(json_object_get(o, key));
+}
+
+int
+br_chatra_event_load(const char *record, struct br_chatra_event *ev)
+{
+    json_error_t je;
+    json_t *o = json_loads(record, 0, &je), *c, *msgs, *m;
+    const char *kind;
+    size_t i;
+
+    memset(ev, 0, sizeof(*ev));
+    c = json_object_get(o, "client");
+    kind = json_string_value(json_object_get(o, "event"));
+    msgs = json_object_get(o, "messages");
+    if (!json_is_object(c) || kind == NULL || !json_is_string(json_object_get(c, "id"))) {
+        json_decref(o);
+        return BR_EPARSE;
+    }
+    ev->kind = strcmp(kind, "started") == 0 ? BR_CHATRA_STARTED
+               : strcmp(kind, "transcript") == 0 ? BR_CHATRA_TRANSCRIPT : BR_CHATRA_FRAGMENT;
+    ev->client_id = get_str(c, "id");
+    ev->chat_id = get_str(c, "chat_id");
+    ev->name = get_str(c, "name");
+    ev->email = get_str(c, "email");
+    ev->email_verified = json_is_true(json_object_get(c, "email_verified"));
+    ev->phone = get_str(c, "phone");
+    ev->raw_client = json_is_object(json_object_get(o, "raw_client")) ? json_incref(json_object_get(o, "raw_client"))
+                                                                       : json_object();
+    /* A record of a version before the visitor's record: made from the raw client now. */
+    ev->visitor = json_is_object(json_object_get(o, "visitor")) ? json_incref(json_object_get(o, "visitor"))
+                                                                 : br_chatra_visitor(ev->raw_client, false);
+    ev->msgs = br_calloc(json_array_size(msgs) + 1, sizeof(*ev->msgs));
+    json_array_foreach(msgs, i, m) {
+        struct br_chatra_message *n = &ev->msgs[ev->n_msgs];
+        n->key = get_str(m, "key");
+        n->type = get_str(m, "type");
+        n->text = get_str(m, "text");
+        if (n->key == NULL || n->type == NULL || n->text == NULL) {
+            free(n->key);
+            free(n->type);
+            free(n->text);
+            memset(n, 0, sizeof(*n));
+            continue;
+        }
+        n->id = get_str(m, "id");
+        n->agent_id = get_str(m, "agent_id");
+        n->agent_name = get_str(m, "agent_name");
+        n->agent_email = get_str(m, "agent_email");
+        n->created_at = json_integer_value(json_object_get(m, "created_at"));
+        ev->n_msgs++;
+    }
+    json_decref(o);
     return 0;
 }

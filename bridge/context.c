@@ -1,81 +1,65 @@
 #include "context.h"
 
+#include "chatra_event.h"
 #include "templates/tpl.h"
 #include "texts.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The first value among several candidate keys: Chatra's visitor keys are not documented. */
+/*
+ * A stored visitor record (conversation.visitor_json, profile_json): the
+ * bridge's {"visitor": ..., "raw_client": ...}, or, from a version before
+ * it, Chatra's client object itself (made a record now, by chatra_event.c:
+ * only it knows Chatra's keys).  *raw gets the raw client (a new reference).
+ */
 static json_t *
-first_of(json_t *obj, const char *const *paths)
+record_of(const char *json, bool profile, json_t **raw)
 {
-    for (size_t i = 0; paths[i]; i++) {
-        json_t *v = obj;
-        char *copy = br_strdup(paths[i]);
-        char *save = NULL;
-        for (char *seg = strtok_r(copy, ".", &save); seg && v; seg = strtok_r(NULL, ".", &save))
-            v = json_is_object(v) ? json_object_get(v, seg) : NULL;
-        free(copy);
-        if (v && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0))
-            return v;
+    json_error_t je;
+    json_t *o = json ? json_loads(json, 0, &je) : NULL, *v;
+
+    *raw = NULL;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return NULL;
     }
-    return NULL;
+    if (json_is_object(json_object_get(o, "visitor")) && json_is_object(json_object_get(o, "raw_client"))) {
+        v = json_incref(json_object_get(o, "visitor"));
+        *raw = json_incref(json_object_get(o, "raw_client"));
+        json_decref(o);
+        return v;
+    }
+    *raw = o;
+    return br_chatra_visitor(o, profile);
 }
 
-/* The webhook's client object first, then what GET /clients/{id} told (profile, may be NULL). */
-static void
-set_first(json_t *dst, const char *key, json_t *raw, json_t *profile, const char *const *paths)
+char *
+br_context_record(json_t *visitor, json_t *raw)
 {
-    json_t *v = first_of(raw, paths);
+    json_t *o = json_pack("{s:O, s:O}", "visitor", visitor, "raw_client", raw);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* The webhook's value first, then what GET /clients/{id} told (profile, may be NULL). */
+static void
+set_either(json_t *dst, const char *key, json_t *rec, json_t *profile)
+{
+    json_t *v = json_object_get(rec, key);
     if (v == NULL && profile)
-        v = first_of(profile, paths);
-    if (json_is_string(v) || json_is_number(v))
+        v = json_object_get(profile, key);
+    if (v)
         json_object_set(dst, key, v);
 }
 
-static json_t *
-pages_of(json_t *raw)
-{
-    static const char *const paths[] = {"pages", "visitedPages", "lastVisitedPages", "basicInfo.pages",
-                                        "pagesViewed", NULL};
-    json_t *v = first_of(raw, paths), *out, *p;
-    size_t i;
-
-    if (!json_is_array(v))
-        return NULL;
-    out = json_array();
-    json_array_foreach(v, i, p) {
-        if (i >= 50)
-            break;
-        if (json_is_string(p)) {
-            json_array_append_new(out, json_pack("{s:O}", "url", p));
-        } else if (json_is_object(p)) {
-            json_t *page = json_object();
-            static const char *const url[] = {"url", "href", "link", NULL};
-            static const char *const title[] = {"title", "name", NULL};
-            set_first(page, "url", p, NULL, url);
-            set_first(page, "title", p, NULL, title);
-            json_array_append_new(out, page);
-        }
-    }
-    return out;
-}
-
-static const char *const city_keys[] = {"city", "location.city", "geo.city", "basicInfo.city", NULL};
-static const char *const country_keys[] = {"country", "location.country", "geo.country", "basicInfo.country", NULL};
-static const char *const device_keys[] = {"device", "deviceType", "basicInfo.device", NULL};
-static const char *const browser_keys[] = {"browser", "basicInfo.browser", "userAgent", NULL};
-static const char *const os_keys[] = {"os", "platform", "basicInfo.os", NULL};
-static const char *const ip_keys[] = {"ip", "ipAddress", "basicInfo.ip", NULL};
-
 json_t *
-br_context_visitor(const struct br_conv *c, json_t *raw, json_t *profile)
+br_context_visitor(const struct br_conv *c, json_t *rec, json_t *profile)
 {
-    static const char *const source[] = {"referrer", "source", "referer", "utm_source", "basicInfo.referrer", NULL};
-    static const char *const notes[] = {"notes", NULL};
-    static const char *const dname[] = {"displayedName", NULL};
-    json_t *v = json_object(), *pages;
+    static const char *const keys[] = {"displayed_name", "notes", "city", "country", "source",
+                                       "device", "browser", "os", "ip", "pages", "info"};
+    json_t *v = json_object();
 
     if (c->name)
         json_object_set_new(v, "name", json_string(c->name));
@@ -83,49 +67,30 @@ br_context_visitor(const struct br_conv *c, json_t *raw, json_t *profile)
         json_object_set_new(v, "email", json_string(c->email));
     if (c->phone)
         json_object_set_new(v, "phone", json_string(c->phone));
-    set_first(v, "displayed_name", raw, profile, dname);
-    set_first(v, "notes", raw, profile, notes);
-    set_first(v, "city", raw, profile, city_keys);
-    set_first(v, "country", raw, profile, country_keys);
-    set_first(v, "source", raw, profile, source);
-    set_first(v, "device", raw, profile, device_keys);
-    set_first(v, "browser", raw, profile, browser_keys);
-    set_first(v, "os", raw, profile, os_keys);
-    set_first(v, "ip", raw, profile, ip_keys);
-    if ((pages = pages_of(raw)) != NULL || (profile && (pages = pages_of(profile)) != NULL))
-        json_object_set_new(v, "pages", pages);
+    for (size_t i = 0; i < BR_ARRAY_SIZE(keys); i++)
+        set_either(v, keys[i], rec, profile);
     /* Details the visitor gave only to Chatra (its profile) fill the gaps. */
-    {
-        static const char *const name[] = {"name", NULL};
-        static const char *const email[] = {"email", NULL};
-        static const char *const phone[] = {"phone", NULL};
-        if (c->name == NULL)
-            set_first(v, "name", NULL, profile, name);
-        if (c->email == NULL)
-            set_first(v, "email", NULL, profile, email);
-        if (c->phone == NULL)
-            set_first(v, "phone", NULL, profile, phone);
-    }
-    if (json_is_object(json_object_get(raw, "info")))
-        json_object_set(v, "info", json_object_get(raw, "info"));
-    else if (json_is_object(json_object_get(raw, "integrationData")))
-        json_object_set(v, "info", json_object_get(raw, "integrationData"));
+    if (c->name == NULL)
+        set_either(v, "name", NULL, profile);
+    if (c->email == NULL)
+        set_either(v, "email", NULL, profile);
+    if (c->phone == NULL)
+        set_either(v, "phone", NULL, profile);
     return v;
 }
 
 json_t *
-br_context_device(json_t *raw)
+br_context_device(json_t *visitor)
 {
     /* The order the default texts list them in: "browser Chrome, OS Windows, IP 1.2.3.4, city Berlin". */
     static const char *const names[] = {"browser", "os", "device", "ip", "city", "country"};
-    static const char *const *const keys[] = {browser_keys, os_keys, device_keys, ip_keys, city_keys, country_keys};
     json_t *d = json_object(), *items = json_array(), *pages;
 
     for (size_t i = 0; i < BR_ARRAY_SIZE(names); i++) {
-        json_t *v, *item;
-        set_first(d, names[i], raw, NULL, keys[i]);
-        if ((v = json_object_get(d, names[i])) == NULL)
+        json_t *v = json_object_get(visitor, names[i]), *item;
+        if (v == NULL)
             continue;
+        json_object_set(d, names[i], v);
         /*
          * Every flag is present (false for the others), so that inside the
          * item {{#device}} means this item's flag, never the outer object.
@@ -138,8 +103,8 @@ br_context_device(json_t *raw)
         json_array_append_new(items, item);
     }
     json_object_set_new(d, "items", items);
-    if ((pages = pages_of(raw)) != NULL)
-        json_object_set_new(d, "pages", pages);
+    if ((pages = json_object_get(visitor, "pages")) != NULL)
+        json_object_set(d, "pages", pages);
     return d;
 }
 
@@ -196,21 +161,21 @@ br_context_message(const struct br_config *cfg, struct br_store *store, const st
 json_t *
 br_context_conversation(const struct br_config *cfg, const struct br_channel *ch, const struct br_conv *c)
 {
-    json_error_t je;
-    json_t *raw = c->visitor_json ? json_loads(c->visitor_json, 0, &je) : NULL;
-    json_t *profile = c->profile_json ? json_loads(c->profile_json, 0, &je) : NULL;
+    json_t *raw = NULL, *raw_profile = NULL;
+    json_t *rec = record_of(c->visitor_json, false, &raw);
+    json_t *profile = record_of(c->profile_json, true, &raw_profile);
     json_t *ctx = json_object();
 
     (void)cfg;
-    if (raw == NULL)
-        raw = json_object();
-    json_object_set_new(ctx, "visitor", br_context_visitor(c, raw, profile));
-    json_object_set_new(ctx, "chatra", json_pack("{s:o}", "client", raw));
-    if (profile)
-        json_object_set_new(json_object_get(ctx, "chatra"), "profile", profile);
+    json_object_set_new(ctx, "visitor", br_context_visitor(c, rec, profile));
+    json_object_set_new(ctx, "chatra", json_pack("{s:o}", "client", raw ? raw : json_object()));
+    if (raw_profile)
+        json_object_set_new(json_object_get(ctx, "chatra"), "profile", raw_profile);
     if (c->contact_id)
         json_object_set_new(ctx, "contact", json_pack("{s:s}", "id", c->contact_id));
     json_object_set_new(ctx, "channel", json_pack("{s:s}", "name", ch->name));
+    json_decref(rec);
+    json_decref(profile);
     return ctx;
 }
 

@@ -2,9 +2,9 @@
  * context.h - what templates see: the visitor, the device, the chat and its
  * messages as JSON contexts (the variables the README lists).
  *
- * Built from the store's rows and Chatra's raw client object; the keys of
- * Chatra's visitor data are not documented, so each field is looked up
- * under the names public integrations have seen.  The caller owns every
+ * Built from the store's rows: the visitor's records that chatra_event.c
+ * made of Chatra's data (only that module knows Chatra's keys), and
+ * Chatra's raw client object only as templates' chatra.client.  The caller owns every
  * json_t returned.  No I/O but store reads; loop thread only.
  */
 #ifndef BR_CONTEXT_H
@@ -15,15 +15,21 @@
 
 #include <jansson.h>
 
-/* "visitor": the conversation's known fields, then what the raw client and Chatra's profile (may be NULL) hold. */
-json_t *br_context_visitor(const struct br_conv *c, json_t *raw, json_t *profile);
+/*
+ * "visitor": the conversation's known fields, then the visitor's record
+ * (chatra_event.h), then what Chatra's profile record (may be NULL) holds.
+ */
+json_t *br_context_visitor(const struct br_conv *c, json_t *rec, json_t *profile);
 
 /*
- * "device": browser, os, device, ip, city, country from one webhook's raw
- * client, plus items[] (each present field in that order, with one flag
- * true and its value; the first has "first") and pages[].
+ * "device": browser, os, device, ip, city, country from one webhook's
+ * visitor record, plus items[] (each present field in that order, with one
+ * flag true and its value; the first has "first") and pages[].
  */
-json_t *br_context_device(json_t *raw);
+json_t *br_context_device(json_t *visitor);
+
+/* A visitor record as the store keeps it (conversation.visitor_json, profile_json): a new string. */
+char *br_context_record(json_t *visitor, json_t *raw);
 
 /*
  * The employee behind a Chatra agent of channel ch: by chatra_agent_id,

@@ -102,12 +102,12 @@ struct resolution {
  * someone else already, has its conversation joined into the older one.
  */
 static int
-resolve_conv(struct br_env *env, const struct br_channel *ch, json_t *client, struct br_conv *c,
+resolve_conv(struct br_env *env, const struct br_channel *ch, const struct br_chatra_event *ev, struct br_conv *c,
              struct resolution *res)
 {
-    const char *client_id = jstr(client, "id");
-    const char *email = jstr(client, "email");
-    bool verified = json_is_true(json_object_get(client, "email_verified"));
+    const char *client_id = ev->client_id;
+    const char *email = ev->email;
+    bool verified = ev->email_verified;
     bool known_verified = false;
     int64_t pid = 0;
     int rc = br_store_conv_by_client(env->store, ch->name, client_id, c);
@@ -201,15 +201,17 @@ changed(const char *now, const char *before)
  * phone from a note on the task, and its custom fields are filled again.
  */
 static int
-note_details(struct br_env *env, const struct br_channel *ch, const struct br_conv *c, json_t *client)
+note_details(struct br_env *env, const struct br_channel *ch, const struct br_conv *c,
+             const struct br_chatra_event *ev)
 {
     static const char *const keys[] = {"name", "email", "phone"};
+    const char *values[] = {ev->name, ev->email, ev->phone};
     json_t *details = json_object(), *items = json_array();
     int rc;
 
     /* Each detail with one flag true and its value, as the device's items (context.h). */
     for (size_t i = 0; i < BR_ARRAY_SIZE(keys); i++) {
-        const char *v = jstr(client, keys[i]);
+        const char *v = values[i];
         json_t *item;
         if (v == NULL || *v == '\0')
             continue;
@@ -235,11 +237,12 @@ note_details(struct br_env *env, const struct br_channel *ch, const struct br_co
  * remembered for the agent's messages).
  */
 static int
-agent_echo(struct br_env *env, const struct br_channel *ch, int64_t conv_id, json_t *m, bool *echo)
+agent_echo(struct br_env *env, const struct br_channel *ch, int64_t conv_id, const struct br_chatra_message *m,
+           bool *echo)
 {
-    const char *agent = jstr(m, "agent_id");
-    const char *email = jstr(m, "agent_email");
-    const char *text = jstr(m, "text");
+    const char *agent = m->agent_id;
+    const char *email = m->agent_email;
+    const char *text = m->text;
     char *known = NULL;
     int rc = 0;
 
@@ -258,26 +261,20 @@ agent_echo(struct br_env *env, const struct br_channel *ch, int64_t conv_id, jso
 }
 
 static int
-apply_chatra(struct br_env *env, const char *channel_name, json_t *ev)
+apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatra_event *ev)
 {
     const struct br_channel *ch = br_config_channel(env->cfg, channel_name);
-    json_t *client = json_object_get(ev, "client");
-    json_t *msgs = json_object_get(ev, "messages");
-    json_t *rawc = json_object_get(ev, "raw_client");
-    const char *kind = jstr(ev, "event");
-    const char *client_id = jstr(client, "id");
-    const char *email = jstr(client, "email");
-    const char *chat_id = jstr(client, "chat_id");
-    bool verified = json_is_true(json_object_get(client, "email_verified"));
+    const char *client_id = ev->client_id;
+    const char *email = ev->email;
+    const char *chat_id = ev->chat_id;
+    bool verified = ev->email_verified;
     struct br_conv c = {0};
     struct br_task t = {0};
     struct resolution res;
-    bool transcript = kind && strcmp(kind, "transcript") == 0;
+    bool transcript = ev->kind == BR_CHATRA_TRANSCRIPT;
     bool introduced, new_chat;
     int gen_before;
-    char *raw = NULL;
-    size_t i;
-    json_t *m;
+    char *record = NULL;
     int rc;
 
     if (ch == NULL) {
@@ -285,11 +282,11 @@ apply_chatra(struct br_env *env, const char *channel_name, json_t *ev)
         br_warn("inbox: channel %s is no longer configured; event dropped", channel_name);
         return 0;
     }
-    if ((rc = resolve_conv(env, ch, client, &c, &res)))
+    if ((rc = resolve_conv(env, ch, ev, &c, &res)))
         goto out;
     /* The visitor introduced themselves (or changed their details) in a known conversation. */
     introduced = !res.created && c.gen > 0 &&
-                 (changed(jstr(client, "name"), c.name) || changed(email, c.email) || changed(jstr(client, "phone"), c.phone));
+                 (changed(ev->name, c.name) || changed(email, c.email) || changed(ev->phone, c.phone));
     /*
      * A new chat of a known device: Chatra gives it a new chat id (a
      * repeated webhook has the same one).  Chat ids are kept per device,
@@ -303,9 +300,9 @@ apply_chatra(struct br_env *env, const char *channel_name, json_t *ev)
                    strcmp(chat_id, prev) != 0;
         free(prev);
     }
-    raw = json_dumps(rawc, JSON_COMPACT);
-    if ((rc = br_store_conv_update_visitor(env->store, c.id, client_id, chat_id, jstr(client, "name"), email,
-                                           jstr(client, "phone"), raw)))
+    record = br_context_record(ev->visitor, ev->raw_client);
+    if ((rc = br_store_conv_update_visitor(env->store, c.id, client_id, chat_id, ev->name, email, ev->phone,
+                                           record)))
         goto out;
     if (c.gen == 0 && (rc = open_generation(env, &c)))
         goto out;
@@ -319,11 +316,12 @@ apply_chatra(struct br_env *env, const char *channel_name, json_t *ev)
         (rc = br_env_add_job(env, 't', "tracker", "check", c.id, json_pack("{s:i}", "gen", c.gen))))
         goto out;
 
-    json_array_foreach(msgs, i, m) {
-        const char *type = jstr(m, "type");
-        const char *text = jstr(m, "text");
-        const char *agent = jstr(m, "agent_id");
-        json_int_t at = json_integer_value(json_object_get(m, "created_at"));
+    for (size_t i = 0; i < ev->n_msgs; i++) {
+        const struct br_chatra_message *m = &ev->msgs[i];
+        const char *type = m->type;
+        const char *text = m->text;
+        const char *agent = m->agent_id;
+        int64_t at = m->created_at;
         bool is_new, echo = false;
         int64_t mid;
         int state = BR_MSG_PENDING;
@@ -334,7 +332,7 @@ apply_chatra(struct br_env *env, const char *channel_name, json_t *ev)
             if (echo)
                 state = BR_MSG_SKIPPED;
         }
-        if ((rc = br_store_msg_insert(env->store, c.id, c.gen, jstr(m, "key"), type, agent, text, at, state, &is_new,
+        if ((rc = br_store_msg_insert(env->store, c.id, c.gen, m->key, type, agent, text, at, state, &is_new,
                                       &mid)))
             goto out;
         if (!is_new || state != BR_MSG_PENDING)
@@ -364,7 +362,7 @@ apply_chatra(struct br_env *env, const char *channel_name, json_t *ev)
 
     /* Notes for the employees, after the messages they explain. */
     if (res.joined || res.merged_conv) {
-        json_t *ctx = json_pack("{s:o, s:s, s:b}", "device", br_context_device(rawc), "email", email, "verified",
+        json_t *ctx = json_pack("{s:o, s:s, s:b}", "device", br_context_device(ev->visitor), "email", email, "verified",
                                 verified);
         if ((rc = br_conversation_note(env, c.id, c.gen, BR_TEXT_DEVICE_JOINED, ctx, 0)))
             goto out;
@@ -373,20 +371,20 @@ apply_chatra(struct br_env *env, const char *channel_name, json_t *ev)
          * A visit note (gen 0) is dropped when the check before it opened a
          * new task: the new task's text already describes the visit.
          */
-        json_t *ctx = json_pack("{s:o, s:{s:s?}}", "device", br_context_device(rawc), "chat", "id", chat_id);
+        json_t *ctx = json_pack("{s:o, s:{s:s?}}", "device", br_context_device(ev->visitor), "chat", "id", chat_id);
         if ((rc = br_conversation_note(env, c.id, 0, BR_TEXT_NEW_VISIT, ctx, 0)))
             goto out;
     }
     /* Each new chat of a known person is a visit, logged on the contact's card (Planfix). */
     if ((res.joined || new_chat) && env->tracker->ops->add_contact_comment &&
         (rc = br_env_add_job(env, 't', "tracker", "contact_visit", c.id,
-                      json_pack("{s:{s:o, s:{s:s?}}}", "ctx", "device", br_context_device(rawc), "chat", "id",
+                      json_pack("{s:{s:o, s:{s:s?}}}", "ctx", "device", br_context_device(ev->visitor), "chat", "id",
                                 chat_id))))
         goto out;
     if (introduced && !res.merged_conv && br_env_has_contacts(env) &&
         (rc = br_env_add_job(env, 't', "tracker", "update_contact", c.id, json_object())))
         goto out;
-    if (introduced && !res.merged_conv && !br_env_has_contacts(env) && (rc = note_details(env, ch, &c, client)))
+    if (introduced && !res.merged_conv && !br_env_has_contacts(env) && (rc = note_details(env, ch, &c, ev)))
         goto out;
 
     if (transcript && ch->close_on_leave) {
@@ -400,7 +398,7 @@ apply_chatra(struct br_env *env, const char *channel_name, json_t *ev)
         }
     }
 out:
-    free(raw);
+    free(record);
     br_task_dispose(&t);
     br_conv_dispose(&c);
     return rc;
@@ -433,28 +431,29 @@ apply_tracker(struct br_env *env, json_t *ev)
 int
 br_conversation_apply(struct br_env *env, const struct br_inbox_row *row)
 {
+    struct br_chatra_event ev;
     json_error_t je;
-    json_t *ev = NULL;
-    int rc;
+    json_t *tev;
+    char err[200];
+    int rc = 0;
 
-    if (row->kind == BR_INBOX_CHATRA_RAW) {
-        char err[200];
-        if (br_chatra_event_parse(row->body, strlen(row->body), &ev, err, sizeof(err)) != 0) {
+    if (row->kind == BR_INBOX_CHATRA || row->kind == BR_INBOX_CHATRA_RAW) {
+        /* The bridge's record of the event; a row of an older version holds the webhook as received. */
+        if (row->kind == BR_INBOX_CHATRA ? br_chatra_event_load(row->body, &ev) != 0
+                                         : br_chatra_event_parse(row->body, strlen(row->body), &ev, err,
+                                                                 sizeof(err)) != 0) {
             /* Checked at the door, so only a bridge of another version could disagree. */
-            br_error("inbox %lld: stored webhook no longer reads as a Chatra event (%s); skipped", (long long)row->id,
-                     err);
+            br_error("inbox %lld: the stored event no longer reads as one; skipped", (long long)row->id);
             return br_store_inbox_done(env->store, row->id);
         }
-        rc = apply_chatra(env, row->channel, ev);
-    } else if ((ev = json_loads(row->body, 0, &je)) == NULL) {
+        rc = apply_chatra(env, row->channel, &ev);
+        br_chatra_event_dispose(&ev);
+    } else if ((tev = json_loads(row->body, 0, &je)) == NULL) {
         br_error("inbox %lld: stored event is not JSON (%s); skipped", (long long)row->id, je.text);
-        rc = 0;
-    } else if (row->kind == BR_INBOX_CHATRA) {
-        rc = apply_chatra(env, row->channel, ev);
     } else {
-        rc = apply_tracker(env, ev);
+        rc = apply_tracker(env, tev);
+        json_decref(tev);
     }
-    json_decref(ev);
     return rc == 0 ? br_store_inbox_done(env->store, row->id) : rc;
 }
 

@@ -71,9 +71,9 @@ int64_t br_now_ms(void);
 
 /* ---- inbox: acknowledged webhooks, committed before the 200 ---- */
 /*
- * CHATRA rows hold a normalised event (see chatra_event.h); CHATRA_RAW
- * rows the webhook body as received, checked at the door and normalised
- * when applied (cheaper to acknowledge).
+ * CHATRA rows hold the bridge's record of a Chatra event (chatra_event.h),
+ * made at the door; CHATRA_RAW rows, written by earlier versions, the
+ * webhook body as received (parsed when applied).
  */
 enum br_inbox_kind { BR_INBOX_CHATRA = 1, BR_INBOX_TRACKER = 2, BR_INBOX_CHATRA_RAW = 3 };
 struct br_inbox_row {

@@ -1,6 +1,6 @@
 /*
  * POST /webhooks/chatra/<channel>/<secret>: a Chatra webhook.  The event
- * is normalised, committed to the inbox (with the others of the same loop
+ * is parsed into the bridge's own record (chatra_event.h), committed to the inbox (with the others of the same loop
  * turn, see br_handlers_flush), and only then acknowledged.
  */
 #include "handlers.h"
@@ -19,8 +19,9 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
                          char **params)
 {
     const struct br_channel *ch = br_config_channel(h->cfg, params[0]);
+    struct br_chatra_event ev;
     char err[200];
-    json_t *ev = NULL;
+    char *record;
     int rc;
 
     if (ch == NULL) {
@@ -48,13 +49,15 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
         br_respond_error(res, 400, err);
         return;
     }
-    json_decref(ev);
     /*
-     * The body as received (it was checked above; the engine normalises it
-     * again when applying it), stored with the others of this loop turn in
-     * one commit, and acknowledged only after it (503 if it fails).
+     * Parsed once, here: the bridge's record of the event is what the inbox
+     * keeps (with the others of this loop turn, in one commit) and what the
+     * engine applies.  Acknowledged only after the commit (503 if it fails).
      */
-    br_store_inbox_queue(h->store, BR_INBOX_CHATRA_RAW, ch->name, req->body, req->body_len);
+    record = br_chatra_event_dump(&ev);
+    br_chatra_event_dispose(&ev);
+    br_store_inbox_queue(h->store, BR_INBOX_CHATRA, ch->name, record, strlen(record));
+    free(record);
     res->after_flush = 1;
     br_respond_ok(res);
 }

@@ -6,6 +6,8 @@
 #include "jobs/jobs.h"
 
 #include "chatra.h"
+#include "chatra_event.h"
+#include "context.h"
 #include "employees.h"
 #include "log.h"
 
@@ -23,7 +25,10 @@ profile_got(void *arg, struct br_result *res)
         return;
     }
     if (res->err == 0) {
-        json = json_dumps(res->items, JSON_COMPACT);
+        /* The bridge's record of what Chatra told (chatra_event.h reads Chatra's keys), the answer beside it. */
+        json_t *visitor = br_chatra_visitor(res->items, true);
+        json = br_context_record(visitor, res->items);
+        json_decref(visitor);
         rc = BR_STORE_TX(r->env->store, br_store_conv_set_profile(r->env->store, r->conv.id, BR_PROFILE_DONE, json));
         free(json);
     } else {

@@ -48,10 +48,10 @@ split_name(struct br_run *r, const char *full, char **first, char **last)
 static void
 contact_name(struct br_run *r, char **first, char **last)
 {
-    json_error_t je;
-    json_t *raw = r->conv.visitor_json ? json_loads(r->conv.visitor_json, 0, &je) : NULL;
-    split_name(r, r->conv.name ? r->conv.name : br_jobs_str(raw, "displayedName"), first, last);
-    json_decref(raw);
+    json_t *ctx = r->conv.name ? NULL : br_context_conversation(r->env->cfg, r->ch, &r->conv);
+    split_name(r, r->conv.name ? r->conv.name : br_jobs_str(json_object_get(ctx, "visitor"), "displayed_name"),
+               first, last);
+    json_decref(ctx);
 }
 
 static void

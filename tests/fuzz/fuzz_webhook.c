@@ -194,7 +194,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Requests reach the handlers NUL-terminated (see http_server.h). */
     char *buf = br_strndup(size ? (const char *)data : "", size);
     char err[200];
-    json_t *ev = NULL;
+    struct br_chatra_event ev;
     int rc;
 
     if (cfg == NULL)
@@ -209,15 +209,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     rc = br_chatra_event_parse(buf, size, &ev, err, sizeof(err));
     if (rc == 0) {
-        char *text;
-        check_event(ev);
-        text = json_dumps(ev, JSON_COMPACT);
-        if (text == NULL)
+        /* The record the inbox keeps reads back as the same event. */
+        struct br_chatra_event again;
+        char *text = br_chatra_event_dump(&ev), *text2;
+        json_error_t je;
+        json_t *rec = text ? json_loads(text, 0, &je) : NULL;
+        if (rec == NULL)
             die("the parsed event does not serialise");
+        check_event(rec);
+        if (br_chatra_event_load(text, &again) != 0)
+            die("the event's record does not load");
+        text2 = br_chatra_event_dump(&again);
+        if (strcmp(text, text2) != 0)
+            die("the event's record does not load as the same event");
         free(text);
-        json_decref(ev);
-    } else if (ev != NULL) {
-        die("a failed parse left an event behind");
+        free(text2);
+        json_decref(rec);
+        br_chatra_event_dispose(&again);
+        br_chatra_event_dispose(&ev);
     } else if (rc != BR_EINVAL && rc != BR_ENOTFOUND) {
         die("unexpected error code from br_chatra_event_parse");
     } else if (memchr(err, '\0', sizeof(err)) == NULL || err[0] == '\0') {

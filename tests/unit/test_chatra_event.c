@@ -80,12 +80,40 @@ load_json(const char *path)
 
 /* ---- helpers ------------------------------------------------------------------ */
 
+/*
+ * The event as its record (what the inbox keeps), read back as JSON; *out
+ * NULL when the parse fails.  The record must load back to the same record.
+ */
+static int
+parse_record(const char *body, size_t len, json_t **out, char *err, size_t errlen)
+{
+    struct br_chatra_event ev, again;
+    char *rec, *rec2;
+    json_error_t je;
+    int rc = br_chatra_event_parse(body, len, &ev, err, errlen);
+
+    *out = NULL;
+    if (rc != 0)
+        return rc;
+    rec = br_chatra_event_dump(&ev);
+    assert_int_equal(br_chatra_event_load(rec, &again), 0);
+    rec2 = br_chatra_event_dump(&again);
+    assert_string_equal(rec, rec2);
+    *out = json_loads(rec, 0, &je);
+    assert_non_null(*out);
+    free(rec);
+    free(rec2);
+    br_chatra_event_dispose(&ev);
+    br_chatra_event_dispose(&again);
+    return 0;
+}
+
 static json_t *
 parse_ok(const char *body)
 {
     json_t *ev = (json_t *)1;
     char err[200] = "";
-    int rc = br_chatra_event_parse(body, strlen(body), &ev, err, sizeof(err));
+    int rc = parse_record(body, strlen(body), &ev, err, sizeof(err));
     if (rc != 0)
         fail_msg("parse failed (%d): %s\nbody: %s", rc, err, body);
     assert_non_null(ev);
@@ -97,7 +125,7 @@ expect_reject(const char *body, size_t len, int want_rc, const char *want_err)
 {
     json_t *ev = (json_t *)1;
     char err[200] = "";
-    int rc = br_chatra_event_parse(body, len, &ev, err, sizeof(err));
+    int rc = parse_record(body, len, &ev, err, sizeof(err));
 
     if (rc != want_rc || strcmp(err, want_err) != 0)
         fail_msg("got %d \"%s\", want %d \"%s\"", rc, err, want_rc, want_err);
@@ -145,7 +173,7 @@ run_case(const char *name, const char *data, const char *samples)
     }
     if (body == NULL)
         fail_msg("case %s: no input %s.json in %s or %s", name, name, data, samples);
-    rc = br_chatra_event_parse(body, len, &got, err, sizeof(err));
+    rc = parse_record(body, len, &got, err, sizeof(err));
     if (rc != 0)
         fail_msg("case %s (%s): parse failed (%d): %s", name, in, rc, err);
     if (!json_equal(got, want)) {
@@ -240,7 +268,7 @@ test_body_is_not_read_beyond_len(void **state)
     char err[200] = "";
     (void)state;
 
-    assert_int_equal(br_chatra_event_parse(body, strlen(body) - 7, &ev, err, sizeof(err)), 0);
+    assert_int_equal(parse_record(body, strlen(body) - 7, &ev, err, sizeof(err)), 0);
     assert_string_equal(json_string_value(json_object_get(ev, "event")), "fragment");
     assert_int_equal(json_array_size(json_object_get(ev, "messages")), 0);
     json_decref(ev);
@@ -329,7 +357,7 @@ test_malformed_json(void **state)
     const char *body = "{\"client\":\n  {\"id\": \"c\",}}";
     (void)state;
 
-    assert_int_equal(br_chatra_event_parse(body, strlen(body), &ev, err, sizeof(err)), BR_EINVAL);
+    assert_int_equal(parse_record(body, strlen(body), &ev, err, sizeof(err)), BR_EINVAL);
     assert_null(ev);
     assert_string_equal(err, "malformed JSON at line 2 column 14: string or '}' expected near '}'");
 
@@ -460,15 +488,75 @@ test_small_error_buffer(void **state)
     (void)state;
 
     memset(err, 'z', sizeof(err));
-    assert_int_equal(br_chatra_event_parse("[]", 2, &ev, err, sizeof(err)), BR_EINVAL);
+    assert_int_equal(parse_record("[]", 2, &ev, err, sizeof(err)), BR_EINVAL);
     assert_string_equal(err, "the bod");
     assert_null(ev);
+}
+
+
+/* Chatra's visitor keys are not documented: each field is read under the names integrations have seen. */
+static void
+test_visitor_record(void **state)
+{
+    json_error_t je;
+    json_t *client = json_loads(
+        "{\"displayedName\": \"Blue Fox\", \"location\": {\"city\": \"Riga\", \"country\": \"Latvia\"},"
+        " \"basicInfo\": {\"browser\": \"Firefox\", \"os\": \"Linux\", \"ip\": \"10.0.0.1\"},"
+        " \"deviceType\": \"desktop\", \"referrer\": \"https://search.example\","
+        " \"visitedPages\": [{\"href\": \"https://shop.example/a\", \"name\": \"A\"}, \"https://shop.example/b\"],"
+        " \"integrationData\": {\"plan\": \"pro\"}, \"name\": \"Ieva\", \"email\": \"ieva@example.org\"}",
+        0, &je);
+    json_t *v = br_chatra_visitor(client, false), *want;
+    char *got;
+    (void)state;
+
+    want = json_loads("{\"displayed_name\": \"Blue Fox\", \"city\": \"Riga\", \"country\": \"Latvia\","
+                      " \"source\": \"https://search.example\", \"device\": \"desktop\", \"browser\": \"Firefox\","
+                      " \"os\": \"Linux\", \"ip\": \"10.0.0.1\", \"pages\": [{\"url\": \"https://shop.example/a\","
+                      " \"title\": \"A\"}, {\"url\": \"https://shop.example/b\"}], \"info\": {\"plan\": \"pro\"}}",
+                      0, &je);
+    got = json_dumps(v, JSON_SORT_KEYS);
+    if (!json_equal(v, want))
+        fail_msg("visitor record: %s", got);
+    free(got);
+    json_decref(v);
+    /* A profile (GET /clients/{id}) also names the visitor. */
+    v = br_chatra_visitor(client, true);
+    assert_string_equal(json_string_value(json_object_get(v, "name")), "Ieva");
+    assert_string_equal(json_string_value(json_object_get(v, "email")), "ieva@example.org");
+    json_decref(v);
+    v = br_chatra_visitor(NULL, true);
+    assert_int_equal(json_object_size(v), 0);
+    json_decref(v);
+    json_decref(want);
+    json_decref(client);
+}
+
+/* A record that is not one is refused, and one without messages reads as an event without them. */
+static void
+test_record_load(void **state)
+{
+    struct br_chatra_event ev;
+    (void)state;
+
+    assert_int_equal(br_chatra_event_load("[]", &ev), BR_EPARSE);
+    assert_int_equal(br_chatra_event_load("{\"event\": \"fragment\", \"client\": {}}", &ev), BR_EPARSE);
+    assert_int_equal(br_chatra_event_load("not json", &ev), BR_EPARSE);
+    assert_int_equal(br_chatra_event_load("{\"event\": \"transcript\", \"client\": {\"id\": \"c\"},"
+                                          " \"raw_client\": {\"city\": \"Oslo\"}}", &ev), 0);
+    assert_int_equal(ev.kind, BR_CHATRA_TRANSCRIPT);
+    assert_int_equal(ev.n_msgs, 0);
+    /* A record of an earlier version has no visitor record: made from the raw client. */
+    assert_string_equal(json_string_value(json_object_get(ev.visitor, "city")), "Oslo");
+    br_chatra_event_dispose(&ev);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_visitor_record),
+        cmocka_unit_test(test_record_load),
         cmocka_unit_test(test_data_cases),
         cmocka_unit_test(test_every_sample_has_expected),
         cmocka_unit_test(test_body_is_not_read_beyond_len),
