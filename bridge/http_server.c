@@ -275,7 +275,7 @@ unwait(struct conn *c)
 }
 
 static void
-conn_reset(struct conn *c)
+br_http_conn_reset(struct conn *c)
 {
     unwait(c);
     c->ready = 0;
@@ -302,7 +302,7 @@ conn_reset(struct conn *c)
 }
 
 static struct conn *
-conn_new(struct br_http_server *s, struct lws *wsi)
+br_http_conn_new(struct br_http_server *s, struct lws *wsi)
 {
     struct conn *c = br_calloc(1, sizeof(*c));
 
@@ -316,7 +316,7 @@ conn_new(struct br_http_server *s, struct lws *wsi)
 }
 
 static void
-conn_free(struct conn *c)
+br_http_conn_free(struct conn *c)
 {
     struct br_http_server *s = c->srv;
 
@@ -327,7 +327,7 @@ conn_free(struct conn *c)
         s->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    conn_reset(c);
+    br_http_conn_reset(c);
     free(c);
 }
 
@@ -375,7 +375,7 @@ respond_at_once(struct conn *c, unsigned status, const char *ctype)
         p += c->out_len;
         n = lws_write(c->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
         if (n >= (int)(p - start)) {
-            conn_reset(c);
+            br_http_conn_reset(c);
             rc = lws_http_transaction_completed(c->wsi) ? -1 : 0;
         }
     }
@@ -383,11 +383,11 @@ respond_at_once(struct conn *c, unsigned status, const char *ctype)
     return rc;
 }
 
-static int send_response(struct conn *c);
+static int br_http_send_response(struct conn *c);
 
 /* Runs the handler; its answer is sent now or, with after_flush, after the loop turn's flush. */
 static int
-respond(struct conn *c)
+br_http_respond(struct conn *c)
 {
     struct br_http_server *s = c->srv;
     struct br_http_response res;
@@ -432,7 +432,7 @@ respond(struct conn *c)
     br_buf_dispose(&res.body);
 
     if (res.after_flush && s->opts.flush != NULL) {
-        /* Answered after this loop turn's flush (flush_waiting). */
+        /* Answered after this loop turn's flush (br_http_flush_waiting). */
         c->waiting = 1;
         c->wturn = s->turn;
         c->wprev = NULL;
@@ -442,12 +442,12 @@ respond(struct conn *c)
         s->waiting = c;
         return 0;
     }
-    return send_response(c);
+    return br_http_send_response(c);
 }
 
 /* Writes the answer in c: at once when small, else headers now and the body when writable. */
 static int
-send_response(struct conn *c)
+br_http_send_response(struct conn *c)
 {
     unsigned char hdr[LWS_PRE + 1024];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
@@ -473,7 +473,7 @@ send_response(struct conn *c)
  * by a 503 when the flush failed (nothing of theirs is stored).
  */
 static void
-flush_waiting(uv_check_t *h)
+br_http_flush_waiting(uv_check_t *h)
 {
     struct br_http_server *s = h->data;
     struct conn *c;
@@ -520,7 +520,7 @@ flush_waiting(uv_check_t *h)
 }
 
 static int
-write_body(struct conn *c)
+br_http_write_body(struct conn *c)
 {
     if (c->flushing)
         return -1; /* lws calls back only once its buffered output is sent */
@@ -546,18 +546,18 @@ write_body(struct conn *c)
         lws_callback_on_writable(c->wsi);
         return 0;
     }
-    conn_reset(c);
+    br_http_conn_reset(c);
     return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }
 
 static int
-begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi, const char *in, size_t len)
+br_http_begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi, const char *in, size_t len)
 {
     char *uri = NULL, cl[32], te[64];
     int uri_len = 0, m, has_length;
     unsigned long long declared = 0;
 
-    conn_reset(c);
+    br_http_conn_reset(c);
     m = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
     c->method = method_name(m);
     c->head = m == LWSHUMETH_HEAD;
@@ -586,11 +586,11 @@ begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi, const c
         return 0;
     if (!has_length && (m == LWSHUMETH_POST || m == LWSHUMETH_PUT || m == LWSHUMETH_PATCH))
         c->close_after = 1;
-    return respond(c);
+    return br_http_respond(c);
 }
 
 static void
-take_body(struct conn *c, const char *p, size_t n)
+br_http_take_body(struct conn *c, const char *p, size_t n)
 {
     c->body_seen += n;
     if (!c->too_large && c->body_seen > c->srv->opts.max_body) {
@@ -604,7 +604,7 @@ take_body(struct conn *c, const char *p, size_t n)
 
 /* After this much waste the client gets its 413 now and loses the connection. */
 static int
-drained_enough(const struct conn *c)
+br_http_drained_enough(const struct conn *c)
 {
     return c->too_large && c->body_seen > c->srv->opts.max_body + DRAIN_MAX;
 }
@@ -623,7 +623,7 @@ hexval(char ch)
 
 /* Decodes a chunked body as lws passes it through; returns 1 once it has ended. */
 static int
-dechunk(struct conn *c, const char *p, size_t n)
+br_http_dechunk(struct conn *c, const char *p, size_t n)
 {
     size_t i = 0;
 
@@ -661,7 +661,7 @@ dechunk(struct conn *c, const char *p, size_t n)
 
             if (take > c->ch_left)
                 take = (size_t)c->ch_left;
-            take_body(c, p + i, take);
+            br_http_take_body(c, p + i, take);
             c->ch_left -= take;
             i += take;
             if (c->ch_left == 0)
@@ -710,8 +710,8 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         if (pss == NULL)
             return -1;
         if (c == NULL)
-            c = pss->c = conn_new(s, wsi);
-        return begin_request(s, c, wsi, in, len);
+            c = pss->c = br_http_conn_new(s, wsi);
+        return br_http_begin_request(s, c, wsi, in, len);
 
     case LWS_CALLBACK_HTTP_BODY:
         if (c == NULL)
@@ -719,14 +719,14 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         if (c->responding)
             return 0; /* an empty POST's zero-length chunk, or chunked leftovers */
         if (c->chunked) {
-            if (dechunk(c, in, len))
-                return respond(c);
+            if (br_http_dechunk(c, in, len))
+                return br_http_respond(c);
         } else {
-            take_body(c, in, len);
+            br_http_take_body(c, in, len);
         }
-        if (drained_enough(c)) {
+        if (br_http_drained_enough(c)) {
             c->close_after = 1;
-            return respond(c);
+            return br_http_respond(c);
         }
         return 0;
 
@@ -735,16 +735,16 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
             return -1;
         if (c->responding)
             return 0;
-        return respond(c);
+        return br_http_respond(c);
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (c == NULL || (c->out == NULL && !c->flushing) || c->waiting)
             return 0;
         if (c->ready) {
             c->ready = 0;
-            return send_response(c);
+            return br_http_send_response(c);
         }
-        return write_body(c);
+        return br_http_write_body(c);
 
     case LWS_CALLBACK_WSI_CREATE:
         s = lws_context_user(lws_get_context(wsi));
@@ -759,7 +759,7 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (c != NULL) {
-            conn_free(c);
+            br_http_conn_free(c);
             pss->c = NULL;
         }
         break;
@@ -955,7 +955,7 @@ br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br
     uv_check_init(loop, &s->flush_check);
     s->flush_check.data = s;
     if (s->opts.flush != NULL)
-        uv_check_start(&s->flush_check, flush_waiting);
+        uv_check_start(&s->flush_check, br_http_flush_waiting);
     s->handles_open = 4;
     uv_poll_start(&s->listen_poll, UV_READABLE, on_readable);
 
@@ -1005,7 +1005,7 @@ finish_shutdown(struct br_http_server *s)
 {
     /* Whatever lws never reported closed is ours to free now. */
     while (s->conns != NULL)
-        conn_free(s->conns);
+        br_http_conn_free(s->conns);
     uv_timer_stop(&s->shutdown_timer);
     uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
     uv_check_stop(&s->flush_check);
