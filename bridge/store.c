@@ -6,6 +6,7 @@
  * The tables' own calls are in store_inbox.c, store_people.c,
  * store_tasks.c and store_jobs.c.
  */
+#include "store.h"
 #include "store_sql.h"
 
 #include "log.h"

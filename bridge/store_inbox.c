@@ -3,6 +3,7 @@
  * one by one or queued for one group commit, and read back in order by
  * the engine.
  */
+#include "store.h"
 #include "store_sql.h"
 
 #include <stdlib.h>

@@ -3,6 +3,7 @@
  * letters (jobs that failed for good) and retention (forgetting the words
  * of old chats).
  */
+#include "store.h"
 #include "store_sql.h"
 
 #include <jansson.h>

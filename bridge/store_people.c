@@ -4,6 +4,7 @@
  * merging two of them and undoing it, the identity map as JSON, and the
  * staff (the employees' tracker users, Chatra agents' e-mails).
  */
+#include "store.h"
 #include "store_sql.h"
 
 #include <jansson.h>

@@ -7,8 +7,6 @@
 #ifndef BR_STORE_SQL_H
 #define BR_STORE_SQL_H
 
-#include "store.h"
-
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdbool.h>

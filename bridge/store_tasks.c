@@ -3,6 +3,7 @@
  * (one per generation), every chat message seen, the tracker comments
  * seen, and the replies relayed into the chat (to know their echo).
  */
+#include "store.h"
 #include "store_sql.h"
 
 #include <stdlib.h>
