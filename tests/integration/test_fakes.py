@@ -3,11 +3,15 @@
 import base64
 import calendar
 import os
+import sys
 import threading
 import time
 import unittest
 
-from harness import (CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY, PLANFIX_TOKEN, Fakes,
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import (CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY, PLANFIX_TOKEN, Fakes,  # noqa: E402
                      assert_stays, chat_event, default_config, http, msg, sample, wait_until)
 
 CHATRA_AUTH = "Chatra.Simple %s:%s" % (CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY)

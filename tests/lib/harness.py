@@ -1,9 +1,19 @@
 """Helpers for the integration tests: the real chatra-bridge binary against fake upstreams.
 
-A test file in tests/integration/ usually reads:
+The helpers live in tests/lib (this file, e2e.py, redmine_server.py, redmine_proxy.py), apart
+from the test files in tests/integration.  Each test file puts tests/lib on sys.path itself,
+relative to its own location, before it imports a helper; so it runs the same under CTest, by
+hand (cd tests/integration && python3 -m unittest test_fakes) and from any directory.  A test
+file in tests/integration/ usually reads:
 
+    import os
+    import sys
     import unittest
-    from harness import BridgeTestCase, chat_event, msg, wait_until
+
+    # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+    from harness import BridgeTestCase, chat_event, msg, wait_until  # noqa: E402
 
     class TestReplies(BridgeTestCase):
         def test_first_message_creates_a_task(self):
@@ -17,6 +27,9 @@ Every process this module starts is stopped by the object that started it, by
 BridgeTestCase's cleanups, at interpreter exit, and on SIGTERM; the fakes also
 exit when their parent dies and the bridge gets SIGKILL when its parent dies.
 Set BR_KEEP_TMP=1 to keep the temporary directories (config, logs, store).
+
+The Chatra sample webhooks come from tests/data/chatra (sample()); the bridge binary from
+BR_BINARY, else build/chatra-bridge in this checkout.  Nothing outside the checkout is read.
 
 Python 3 standard library only.
 """
@@ -258,18 +271,18 @@ def assert_stays(predicate, duration=1.0, interval=0.05, message="condition stop
 
 # --- webhook bodies -----------------------------------------------------------------
 
-SAMPLES_DIR = os.path.normpath(os.path.join(HERE, "..", "unit", "data", "chatra"))
+SAMPLES_DIR = os.path.normpath(os.path.join(HERE, "..", "data", "chatra"))
 
 
 def sample_path(name):
-    """The Chatra sample <name>.json, copied from the reference into tests/unit/data/chatra."""
+    """The path of the Chatra sample tests/data/chatra/<name>.json."""
     if not name.endswith(".json"):
         name += ".json"
     return os.path.join(SAMPLES_DIR, name)
 
 
 def sample(name, raw=False):
-    """A Chatra sample body from tests/unit/data/chatra/<name>.json: a fresh dict
+    """A Chatra sample body from tests/data/chatra/<name>.json: a fresh dict
     (or the bytes with raw=True).  Names: chat-started, chat-fragment-agent-and-system,
     chat-transcript, fragment-without-event-name."""
     with open(sample_path(name), "rb") as f:
