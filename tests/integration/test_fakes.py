@@ -3,6 +3,7 @@
 import base64
 import calendar
 import os
+import signal
 import sys
 import threading
 import time
@@ -389,6 +390,23 @@ class TestHarness(unittest.TestCase):
         finally:
             fakes.cleanup()
         self.assertFalse(os.path.exists(fakes.tmpdir))
+
+    def test_fakes_exit_zero_whatever_the_number_of_sigterms(self):
+        # SIGTERMs a few microseconds apart once deadlocked a fake whose handler took a lock.
+        for _ in range(5):
+            fakes = Fakes()
+            try:
+                procs = list(fakes.procs.values())
+                for _ in range(6):
+                    for p in procs:
+                        os.kill(p.pid, signal.SIGTERM)   # not reaped yet: still our child
+                    pause = time.perf_counter() + 20e-6
+                    while time.perf_counter() < pause:
+                        pass
+                for p in procs:
+                    self.assertEqual(p.wait(5), 0, fakes.log("planfix") + fakes.log("chatra"))
+            finally:
+                fakes.cleanup()
 
     def test_bodies_and_config(self):
         self.assertEqual(sample("chat-started")["eventName"], "chatStarted")

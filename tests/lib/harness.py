@@ -87,12 +87,15 @@ _tmpdirs = set()    # temporary directories to remove at exit
 
 
 def _reap(p, sig=signal.SIGTERM, timeout=5.0):
-    """Stop one process we started, by PID: sig, then SIGKILL after timeout.  Returns its exit code."""
+    """Stop one process we started, by PID: sig (None: the caller has sent it already), then
+    SIGKILL after timeout.  Returns its exit code.  A process is asked once: a second SIGTERM
+    would only race its own shutdown."""
     if p.poll() is None:
-        try:
-            p.send_signal(sig)
-        except ProcessLookupError:
-            pass
+        if sig is not None:
+            try:
+                p.send_signal(sig)
+            except ProcessLookupError:
+                pass
         try:
             p.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -115,7 +118,19 @@ atexit.register(_cleanup_all)
 
 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
     def _on_sigterm(signum, frame):
-        _cleanup_all()
+        # This runs between two bytecodes of the main thread, perhaps while it holds a lock
+        # of a Popen (wait) or of this module: take no lock and wait for nothing.  SIGKILL
+        # every process still ours, by PID, remove the temporary directories, and die of
+        # the signal.
+        for p in list(_live):
+            if p.returncode is None:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if not KEEP_TMP:
+            for d in list(_tmpdirs):
+                shutil.rmtree(d, ignore_errors=True)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -461,12 +476,12 @@ class Fakes:
             return int(f.read().strip())
 
     def stop(self):
-        """SIGTERM both fakes (SIGKILL after 5 s) and wait for them.  Safe to call twice."""
+        """SIGTERM each fake once (SIGKILL after 5 s) and wait for them.  Safe to call twice."""
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in self.procs.values():
-            _reap(p)
+            _reap(p, None)
 
     def cleanup(self):
         """stop() and remove the temporary directory (kept when BR_KEEP_TMP is set)."""
