@@ -105,7 +105,7 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.normpath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "integration"))
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "lib"))
 sys.path.insert(0, HERE)
 
 import harness as h  # noqa: E402

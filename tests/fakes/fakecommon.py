@@ -26,6 +26,7 @@ Python 3 standard library only.
 import argparse
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -469,7 +470,25 @@ def common_args(description):
 
 
 def serve(app, args):
-    """Bind, publish the port, serve until SIGTERM/SIGINT or until the parent process dies."""
+    """Bind, publish the port, serve until SIGTERM/SIGINT or until the parent process dies.
+
+    A signal handler runs in the main thread between two bytecodes, also while that thread
+    holds a lock (serve_forever's, an Event's) or runs the handler itself; so the handlers
+    here do nothing.  The signal reaches a watcher thread as a byte on a pipe written by
+    Python's C-level handler (signal.set_wakeup_fd), and that thread stops the server.
+    Any number of signals, at any moment, stop it once.
+    """
+    # A test runner killed hard cannot stop us: exit when our parent goes away too.
+    parent = os.getppid()
+    # Before the port is published: a test may stop us as soon as it knows the port.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    # A Python handler must be installed for the C handler to write to the pipe; it has
+    # nothing to do itself.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+
     server = Server((args.host, args.port), Handler)
     server.app = app
     port = server.server_address[1]
@@ -481,28 +500,20 @@ def serve(app, args):
     sys.stderr.write("%s listening on %s:%d\n" % (app.name, args.host, port))
     sys.stderr.flush()
 
-    stopping = threading.Event()
-
-    def stop(*_):
-        if not stopping.is_set():
-            stopping.set()
-            app.shutdown()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    # A test runner killed hard cannot stop us: exit when our parent goes away.
-    parent = os.getppid()
-
-    def watch_parent():
-        while not stopping.wait(0.5):
+    def watch():
+        while not select.select([wake_r], [], [], 0.5)[0]:
             if os.getppid() != parent:
-                stop()
+                break
+        app.shutdown()
+        server.shutdown()
 
-    threading.Thread(target=watch_parent, daemon=True).start()
+    threading.Thread(target=watch, daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.1)
     finally:
+        # Stopping already: a late signal must not turn the clean exit into death by signal
+        # (Python puts SIG_DFL back for its own handlers as it exits, but leaves SIG_IGN).
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         server.server_close()
     sys.stderr.write("%s stopped\n" % app.name)

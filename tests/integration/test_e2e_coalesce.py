@@ -1,11 +1,16 @@
 """Issue "never lose a message, never flood the tracker", behaviour 3: visitor messages still
 waiting for the tracker go as one comment, each on its own line with its time."""
 
+import os
+import sys
 import time
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import E2ECase, split_coalesced
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase, split_coalesced  # noqa: E402
 
 T0 = 1763800000000
 

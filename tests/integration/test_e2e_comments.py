@@ -1,9 +1,14 @@
 """Issue behaviour 6: later chat messages become Planfix task comments."""
 
+import os
+import sys
 import unittest
 
-from harness import wait_until, chat_event, msg, sample
-from test_e2e_common import ANNA_AGENT, COMMENT_SOURCE_RE, E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import wait_until, chat_event, msg, sample  # noqa: E402
+from e2e import ANNA_AGENT, COMMENT_SOURCE_RE, E2ECase  # noqa: E402
 
 
 class CommentCase(E2ECase):

@@ -1,10 +1,15 @@
 """Issue "one person, one thread", behaviour 8: an e-mail domain maps people to one company
 contact, set as the task's counterparty; public mail providers are not companies."""
 
+import os
+import sys
 import unittest
 
-from harness import chat_event, msg
-from test_e2e_common import CONTACT_SOURCE_RE, E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg  # noqa: E402
+from e2e import CONTACT_SOURCE_RE, E2ECase  # noqa: E402
 
 
 class TestCompanies(E2ECase):

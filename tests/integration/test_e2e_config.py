@@ -6,10 +6,14 @@ import json
 import os
 import re
 import socket
+import sys
 import unittest
 
-from harness import (PLANFIX_TOKEN, PLANFIX_WEBHOOK_SECRET, TEST_ENV, chat_event, msg, wait_until)
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import (PLANFIX_TOKEN, PLANFIX_WEBHOOK_SECRET, TEST_ENV, chat_event, msg, wait_until)  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 
 class ConfigCase(E2ECase):

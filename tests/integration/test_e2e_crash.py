@@ -7,12 +7,16 @@ import os
 import re
 import random
 import signal
+import sys
 import threading
 import time
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 CONVERSATIONS = int(os.environ.get("BR_CRASH_CONVERSATIONS", "40"))
 WEBHOOKS = int(os.environ.get("BR_CRASH_WEBHOOKS", "2000"))

@@ -2,10 +2,15 @@
 listed and put back; a daily quota that is gone pauses the tracker, visibly."""
 
 import json
+import os
+import sys
 import unittest
 
-from harness import assert_stays, chat_event, msg, wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import assert_stays, chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 
 class TestDeadLetters(E2ECase):

@@ -2,13 +2,18 @@
 transient failures are retried, and the bridge can be killed at any moment without losing
 or duplicating work."""
 
+import os
 import random
 import signal
+import sys
 import time
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import COMMENT_SOURCE_RE, TASK_SOURCE_RE, E2ECase, calls
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import COMMENT_SOURCE_RE, TASK_SOURCE_RE, E2ECase, calls  # noqa: E402
 
 
 class TestPlanfixFailures(E2ECase):

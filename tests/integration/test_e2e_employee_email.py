@@ -14,11 +14,16 @@ An employees[] entry with only a name and an e-mail is complete:
   - an e-mail no Planfix user has is logged clearly, and nothing else changes.
 """
 
+import os
+import sys
 import time
 import unittest
 
-from harness import ANNA, BORIS, DEFAULT_AGENT_ID, chat_event, msg, wait_until
-from test_e2e_common import ANNA_AGENT, COMMENT_SOURCE_RE, E2ECase, calls
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import ANNA, BORIS, DEFAULT_AGENT_ID, chat_event, msg, wait_until  # noqa: E402
+from e2e import ANNA_AGENT, COMMENT_SOURCE_RE, E2ECase, calls  # noqa: E402
 
 ANNA_BY_EMAIL = {"name": "Anna Smirnova", "email": "Anna@Example.com"}   # Planfix user 5 has anna@example.com
 USER_LIST_BODY = {"offset": 0, "pageSize": 100, "fields": "id,name,lastname,email",

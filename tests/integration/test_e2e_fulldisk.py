@@ -17,11 +17,15 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import unittest
 
-from harness import VALGRIND, chat_event, msg, wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import VALGRIND, chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 WEBHOOKS = int(os.environ.get("BR_FULLDISK_WEBHOOKS", "400"))
 SEED = int(os.environ.get("BR_FULLDISK_SEED", "20261210"))

@@ -2,10 +2,15 @@
 without a fuzzer): JSON depth, per-address limits on the webhook routes, guessing secrets."""
 
 import json
+import os
+import sys
 import unittest
 
-from harness import CHATRA_SHOP_WEBHOOK_SECRET, chat_event, msg
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import CHATRA_SHOP_WEBHOOK_SECRET, chat_event, msg  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 
 class TestHostileInput(E2ECase):

@@ -3,13 +3,18 @@ e-mails gets one contact and one thread; the identity map is shown by `identitie
 merge can be undone with `unmerge`."""
 
 import json
+import os
 import re
 import signal
+import sys
 import time
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import COMMENT_SOURCE_RE, E2ECase, calls
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import COMMENT_SOURCE_RE, E2ECase, calls  # noqa: E402
 
 # Client ids as long as Chatra's (17 characters), so that masking them shows.
 L = "laptopQm7TzR2pLx9"     # Maria's laptop

@@ -2,11 +2,16 @@
 verified means verified on both sides, typed e-mails do not rewrite customers' cards, merged
 threads are not mirrored twice, joins can be undone, one company per domain)."""
 
+import os
+import sys
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import E2ECase
-from test_e2e_identity import EMAIL, L, P, PHONE_DEVICE, IdentityCase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
+from test_e2e_identity import EMAIL, L, P, PHONE_DEVICE, IdentityCase  # noqa: E402
 
 
 class TestMergeEdges(IdentityCase):

@@ -1,10 +1,15 @@
 """Issue behaviour 4: Chatra intake (POST /webhooks/chatra/<channel>/<secret>)."""
 
 import json
+import os
+import sys
 import unittest
 
-from harness import CHATRA_SHOP_WEBHOOK_SECRET, chat_event, msg, sample
-from test_e2e_common import TASK_SOURCE_RE, E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import CHATRA_SHOP_WEBHOOK_SECRET, chat_event, msg, sample  # noqa: E402
+from e2e import TASK_SOURCE_RE, E2ECase  # noqa: E402
 
 
 class TestIntakeRejects(E2ECase):

@@ -8,10 +8,14 @@ match the same person (Unicode lower case).
 """
 
 import os
+import sys
 import unittest
 
-from harness import chat_event, msg
-from test_e2e_common import E2ECase, split_coalesced
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg  # noqa: E402
+from e2e import E2ECase, split_coalesced  # noqa: E402
 
 AT = 1764669600000            # 2025-12-02 10:00:00 UTC = 13:00 in Moscow, 05:00 in New York
 ANNA_AGENT = "bnRzp4CioKudG4aHm"

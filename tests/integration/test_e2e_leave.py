@@ -1,9 +1,14 @@
 """Issue behaviour 8: the visitor leaves (chatTranscript), and comes back later."""
 
+import os
+import sys
 import unittest
 
-from harness import chat_event, msg, sample
-from test_e2e_common import split_coalesced, ANNA_AGENT, TASK_SOURCE_RE, E2ECase, calls
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, sample  # noqa: E402
+from e2e import split_coalesced, ANNA_AGENT, TASK_SOURCE_RE, E2ECase, calls  # noqa: E402
 
 CLIENT = "k2f8w0qz5mv1r7c3xj9t4ba6ne0yd2hs8pl1ug5o"   # the samples' visitor
 

@@ -1,10 +1,15 @@
 """Issue "one person, one thread", behaviour 6: new_task_if_no_active against the task's
 state in the tracker (completed or deleted there by an employee)."""
 
+import os
+import sys
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import E2ECase, TASK_SOURCE_RE
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase, TASK_SOURCE_RE  # noqa: E402
 
 
 class LifecycleCase(E2ECase):

@@ -4,10 +4,15 @@ backoff, at most 5 attempts in all, before it becomes a dead letter; validation 
 that is not Planfix's answer stay dead letters at once."""
 
 import json
+import os
+import sys
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 ATTEMPTS = 5  # UNKNOWN_CODE_ATTEMPTS in bridge/trackers/planfix.c, named in the README
 

@@ -13,11 +13,16 @@
      contact is made and when the visitor's details change; task.custom_fields work on Planfix too.
 """
 
+import os
 import signal
+import sys
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 L, P = "cv-laptop", "cv-phone"
 

@@ -1,10 +1,15 @@
 """Issue "never lose a message, never flood the tracker", behaviour 4: a poll asks Planfix for
 comments added since the last poll, so a reply whose webhook never came still reaches the chat."""
 
+import os
+import sys
 import unittest
 
-from harness import wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 PF_DATE = r"^\d\d-\d\d-\d{4} \d\d:\d\d$"
 

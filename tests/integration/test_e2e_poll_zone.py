@@ -4,11 +4,16 @@ reply whose webhook never came is found by the next poll, not hours later or nev
 Planfix runs at UTC+3 and at UTC-5; no test here sends a Planfix webhook."""
 
 import calendar
+import os
+import sys
 import time
 import unittest
 
-from harness import PLANFIX_TOKEN, http, wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import PLANFIX_TOKEN, http, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 HOUR = 3600
 

@@ -3,10 +3,14 @@ client id reaches the log; retention_days removes the texts of chats closed long
 
 import os
 import sqlite3
+import sys
 import unittest
 
-from harness import TEST_ENV, chat_event, msg, sample, wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import TEST_ENV, chat_event, msg, sample, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 
 class TestPrivacy(E2ECase):

@@ -1,10 +1,15 @@
 """Issue "one person, one thread", behaviour 7: Chatra's full visitor data (GET /clients/{id})
 is fetched beside the contact lookup, and neither failing holds the task back."""
 
+import os
+import sys
 import unittest
 
-from harness import chat_event, msg
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 
 class TestVisitorProfile(E2ECase):

@@ -18,13 +18,17 @@ uses its own Chatra client ids and e-mails, and only looks at issues created aft
 """
 
 import json
+import os
 import sqlite3
 import sys
 import unittest
 
-from harness import ANNA, BORIS, assert_stays, chat_event, msg, wait_until
-from redmine_server import RedmineServer
-from test_e2e_common import ANNA_AGENT, E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import ANNA, BORIS, assert_stays, chat_event, msg, wait_until  # noqa: E402
+from redmine_server import RedmineServer  # noqa: E402
+from e2e import ANNA_AGENT, E2ECase  # noqa: E402
 
 WHY = RedmineServer.available()
 PROJECT = "chats"

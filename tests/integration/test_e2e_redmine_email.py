@@ -13,11 +13,16 @@ Setup and helpers come from RedmineCase (test_e2e_redmine.py); requests go throu
 (redmine_proxy.py), which records them.
 """
 
+import os
+import sys
 import unittest
 
-from harness import ANNA, assert_stays, chat_event, msg, wait_until
-from redmine_proxy import RedmineProxy
-from test_e2e_redmine import CLOSED, POLL_WAIT, PROJECT, QUIET, RM_BORIS, RedmineCase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import ANNA, assert_stays, chat_event, msg, wait_until  # noqa: E402
+from redmine_proxy import RedmineProxy  # noqa: E402
+from test_e2e_redmine import CLOSED, POLL_WAIT, PROJECT, QUIET, RM_BORIS, RedmineCase  # noqa: E402
 
 ANNA_BY_EMAIL = {"name": ANNA["name"], "email": "Anna@Example.com"}   # the Redmine user anna has anna@example.com
 LOOKUP = r"^/users\.json\?name=anna%40example\.com"

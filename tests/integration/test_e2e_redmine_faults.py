@@ -21,16 +21,20 @@ bridge, fakes and proxy per test.
 """
 
 import collections
+import os
 import re
 import signal
 import sys
 import unittest
 import urllib.parse
 
-from harness import assert_stays, chat_event, msg, wait_until
-from redmine_proxy import RedmineProxy
-from test_e2e_common import ANNA_AGENT
-from test_e2e_redmine import POLL_WAIT, QUIET, RM_ANNA, RedmineCase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import assert_stays, chat_event, msg, wait_until  # noqa: E402
+from redmine_proxy import RedmineProxy  # noqa: E402
+from e2e import ANNA_AGENT  # noqa: E402
+from test_e2e_redmine import POLL_WAIT, QUIET, RM_ANNA, RedmineCase  # noqa: E402
 
 ISSUES_POST = r"^/issues\.json$"
 RETRY_WAIT = 30          # the first retry comes 0.5-1 s after a failure; restarts and polls add a little

@@ -12,12 +12,17 @@
 Setup and helpers come from ProxiedRedmineCase (test_e2e_redmine_faults.py).
 """
 
+import os
 import re
+import sys
 import unittest
 
-from harness import chat_event, msg, wait_until
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
 from test_e2e_redmine import POLL_WAIT, RedmineCase  # noqa: F401 (RedmineCase: the skip reason)
-from test_e2e_redmine_faults import ISSUES_POST, RETRY_WAIT, ProxiedRedmineCase
+from test_e2e_redmine_faults import ISSUES_POST, RETRY_WAIT, ProxiedRedmineCase  # noqa: E402
 
 NO_MESSAGES = "*Chat with* {{visitor.name}}{{^visitor.name}}someone{{/visitor.name}}"
 

@@ -2,11 +2,16 @@
 
 import http.client
 import json
+import os
+import sys
 import unittest
 import urllib.parse
 
-from harness import (BORIS, DEFAULT_AGENT_ID, PLANFIX_WEBHOOK_SECRET, chat_event, msg)
-from test_e2e_common import ANNA_AGENT, CHATRA_AUTH, COMMENTS_LIST_BODY, E2ECase, calls
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import (BORIS, DEFAULT_AGENT_ID, PLANFIX_WEBHOOK_SECRET, chat_event, msg)  # noqa: E402
+from e2e import ANNA_AGENT, CHATRA_AUTH, COMMENTS_LIST_BODY, E2ECase, calls  # noqa: E402
 
 
 class ReplyCase(E2ECase):

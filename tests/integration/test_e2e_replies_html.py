@@ -6,11 +6,16 @@ every entity decoded (bridge/html_text.c, on libxml2's HTML parser).  The rules 
 tests/unit/test_html_text.c; these tests show them end to end, as the visitor sees them.
 """
 
+import os
+import sys
 import unittest
 
-from harness import chat_event, msg
-from test_e2e_common import ANNA_AGENT, calls
-from test_e2e_replies import ReplyCase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg  # noqa: E402
+from e2e import ANNA_AGENT, calls  # noqa: E402
+from test_e2e_replies import ReplyCase  # noqa: E402
 
 # A reply as Planfix's editor stores it: paragraphs, links, a list, named and numeric entities.
 PLANFIX_REPLY = (

@@ -1,10 +1,15 @@
 """Issue behaviour 5: the first event of a new visitor makes a Planfix contact and a task
 from the templates (contact found by e-mail when it exists)."""
 
+import os
+import sys
 import unittest
 
-from harness import WATCHER, chat_event, msg, sample
-from test_e2e_common import TASK_SOURCE_RE, CONTACT_SOURCE_RE, E2ECase, calls, contact_find_body
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import WATCHER, chat_event, msg, sample  # noqa: E402
+from e2e import TASK_SOURCE_RE, CONTACT_SOURCE_RE, E2ECase, calls, contact_find_body  # noqa: E402
 
 # 2025-11-22 08:26:40 UTC
 T0 = 1763800000000

@@ -12,10 +12,14 @@ import os
 import re
 import signal
 import sqlite3
+import sys
 import unittest
 
-from harness import chat_event, msg, wait_until
-from test_e2e_common import E2ECase
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import chat_event, msg, wait_until  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 NO_MESSAGES = "<p>Chat with {{visitor.name}}{{^visitor.name}}someone{{/visitor.name}}</p>"
 AGENTS_ONLY = ("<p>{{visitor.name}}</p>{{#chat.messages}}{{#is_agent}}<p>{{author}}: {{{text_html}}}</p>"

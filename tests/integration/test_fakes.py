@@ -3,11 +3,16 @@
 import base64
 import calendar
 import os
+import signal
+import sys
 import threading
 import time
 import unittest
 
-from harness import (CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY, PLANFIX_TOKEN, Fakes,
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import (CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY, KEEP_TMP, PLANFIX_TOKEN, Fakes,  # noqa: E402
                      assert_stays, chat_event, default_config, http, msg, sample, wait_until)
 
 CHATRA_AUTH = "Chatra.Simple %s:%s" % (CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY)
@@ -384,7 +389,25 @@ class TestHarness(unittest.TestCase):
             self.assertFalse(t.is_alive())
         finally:
             fakes.cleanup()
-        self.assertFalse(os.path.exists(fakes.tmpdir))
+        # BR_KEEP_TMP=1 keeps it on purpose.
+        self.assertEqual(os.path.exists(fakes.tmpdir), KEEP_TMP)
+
+    def test_fakes_exit_zero_whatever_the_number_of_sigterms(self):
+        # SIGTERMs a few microseconds apart once deadlocked a fake whose handler took a lock.
+        for _ in range(5):
+            fakes = Fakes()
+            try:
+                procs = list(fakes.procs.values())
+                for _ in range(6):
+                    for p in procs:
+                        os.kill(p.pid, signal.SIGTERM)   # not reaped yet: still our child
+                    pause = time.perf_counter() + 20e-6
+                    while time.perf_counter() < pause:
+                        pass
+                for p in procs:
+                    self.assertEqual(p.wait(5), 0, fakes.log("planfix") + fakes.log("chatra"))
+            finally:
+                fakes.cleanup()
 
     def test_bodies_and_config(self):
         self.assertEqual(sample("chat-started")["eventName"], "chatStarted")

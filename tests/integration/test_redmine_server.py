@@ -1,10 +1,15 @@
 """The real Redmine the Redmine driver will be tested against (issue 5): it starts from the
-Debian packages, answers its REST API, and behaves as shared/reference/redmine.md says
+Debian packages, answers its REST API, and behaves as the reference notes on Redmine say
 (switch-user notes, silent 204 on a forbidden status change, closed statuses)."""
 
+import os
+import sys
 import unittest
 
-from redmine_server import RedmineServer
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from redmine_server import RedmineServer  # noqa: E402
 
 WHY = RedmineServer.available()
 

@@ -2,10 +2,10 @@
  * test_chatra_event.c - mapping Chatra webhook bodies to the bridge's
  * normalised event.
  *
- * The mapping cases are data files: tests/unit/data/chatra/NAME.expected.json
- * is what NAME.json must become, NAME.json being in that directory or one
- * of the shared Chatra samples.  The C below adds the rejections, the
- * limits and the properties of generated message keys.
+ * The mapping cases are data files: tests/data/chatra/NAME.expected.json
+ * is what NAME.json in that directory must become (Chatra's own sample
+ * webhooks are among them).  The C below adds the rejections, the limits
+ * and the properties of generated message keys.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,12 +38,12 @@ static char *
 data_dir(void)
 {
     char *src = source_dir();
-    char *d = br_asprintf("%s/tests/unit/data/chatra", src);
+    char *d = br_asprintf("%s/tests/data/chatra", src);
     free(src);
     return d;
 }
 
-/* The Chatra samples (copied from the reference into the repository) sit beside their expected results. */
+/* Chatra's sample webhooks sit beside their expected results. */
 static char *
 samples_dir(void)
 {

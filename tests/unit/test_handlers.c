@@ -176,19 +176,19 @@ slurp(const char *path)
     return br_buf_steal(&b);
 }
 
-/* A Chatra sample (copied from the reference into tests/unit/data/chatra). */
+/* A Chatra sample webhook, in tests/data/chatra. */
 static char *
 sample_path(const char *name)
 {
     const char *src = getenv("BR_SOURCE_DIR");
-    return br_asprintf("%s/tests/unit/data/chatra/%s", src && *src ? src : BR_TEST_SOURCE_DIR, name);
+    return br_asprintf("%s/tests/data/chatra/%s", src && *src ? src : BR_TEST_SOURCE_DIR, name);
 }
 
 static json_t *
 expected_event(const char *name)
 {
     const char *src = getenv("BR_SOURCE_DIR");
-    char *p = br_asprintf("%s/tests/unit/data/chatra/%s", src && *src ? src : BR_TEST_SOURCE_DIR, name);
+    char *p = br_asprintf("%s/tests/data/chatra/%s", src && *src ? src : BR_TEST_SOURCE_DIR, name);
     json_error_t je;
     json_t *j = json_load_file(p, 0, &je);
     if (j == NULL)

@@ -1,9 +1,19 @@
 """Helpers for the integration tests: the real chatra-bridge binary against fake upstreams.
 
-A test file in tests/integration/ usually reads:
+The helpers live in tests/lib (this file, e2e.py, redmine_server.py, redmine_proxy.py), apart
+from the test files in tests/integration.  Each test file puts tests/lib on sys.path itself,
+relative to its own location, before it imports a helper; so it runs the same under CTest, by
+hand (cd tests/integration && python3 -m unittest test_fakes) and from any directory.  A test
+file in tests/integration/ usually reads:
 
+    import os
+    import sys
     import unittest
-    from harness import BridgeTestCase, chat_event, msg, wait_until
+
+    # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+    from harness import BridgeTestCase, chat_event, msg, wait_until  # noqa: E402
 
     class TestReplies(BridgeTestCase):
         def test_first_message_creates_a_task(self):
@@ -17,6 +27,9 @@ Every process this module starts is stopped by the object that started it, by
 BridgeTestCase's cleanups, at interpreter exit, and on SIGTERM; the fakes also
 exit when their parent dies and the bridge gets SIGKILL when its parent dies.
 Set BR_KEEP_TMP=1 to keep the temporary directories (config, logs, store).
+
+The Chatra sample webhooks come from tests/data/chatra (sample()); the bridge binary from
+BR_BINARY, else build/chatra-bridge in this checkout.  Nothing outside the checkout is read.
 
 Python 3 standard library only.
 """
@@ -74,12 +87,15 @@ _tmpdirs = set()    # temporary directories to remove at exit
 
 
 def _reap(p, sig=signal.SIGTERM, timeout=5.0):
-    """Stop one process we started, by PID: sig, then SIGKILL after timeout.  Returns its exit code."""
+    """Stop one process we started, by PID: sig (None: the caller has sent it already), then
+    SIGKILL after timeout.  Returns its exit code.  A process is asked once: a second SIGTERM
+    would only race its own shutdown."""
     if p.poll() is None:
-        try:
-            p.send_signal(sig)
-        except ProcessLookupError:
-            pass
+        if sig is not None:
+            try:
+                p.send_signal(sig)
+            except ProcessLookupError:
+                pass
         try:
             p.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -102,7 +118,19 @@ atexit.register(_cleanup_all)
 
 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
     def _on_sigterm(signum, frame):
-        _cleanup_all()
+        # This runs between two bytecodes of the main thread, perhaps while it holds a lock
+        # of a Popen (wait) or of this module: take no lock and wait for nothing.  SIGKILL
+        # every process still ours, by PID, remove the temporary directories, and die of
+        # the signal.
+        for p in list(_live):
+            if p.returncode is None:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if not KEEP_TMP:
+            for d in list(_tmpdirs):
+                shutil.rmtree(d, ignore_errors=True)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -258,18 +286,18 @@ def assert_stays(predicate, duration=1.0, interval=0.05, message="condition stop
 
 # --- webhook bodies -----------------------------------------------------------------
 
-SAMPLES_DIR = os.path.normpath(os.path.join(HERE, "..", "unit", "data", "chatra"))
+SAMPLES_DIR = os.path.normpath(os.path.join(HERE, "..", "data", "chatra"))
 
 
 def sample_path(name):
-    """The Chatra sample <name>.json, copied from the reference into tests/unit/data/chatra."""
+    """The path of the Chatra sample tests/data/chatra/<name>.json."""
     if not name.endswith(".json"):
         name += ".json"
     return os.path.join(SAMPLES_DIR, name)
 
 
 def sample(name, raw=False):
-    """A Chatra sample body from tests/unit/data/chatra/<name>.json: a fresh dict
+    """A Chatra sample body from tests/data/chatra/<name>.json: a fresh dict
     (or the bytes with raw=True).  Names: chat-started, chat-fragment-agent-and-system,
     chat-transcript, fragment-without-event-name."""
     with open(sample_path(name), "rb") as f:
@@ -448,12 +476,12 @@ class Fakes:
             return int(f.read().strip())
 
     def stop(self):
-        """SIGTERM both fakes (SIGKILL after 5 s) and wait for them.  Safe to call twice."""
+        """SIGTERM each fake once (SIGKILL after 5 s) and wait for them.  Safe to call twice."""
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in self.procs.values():
-            _reap(p)
+            _reap(p, None)
 
     def cleanup(self):
         """stop() and remove the temporary directory (kept when BR_KEEP_TMP is set)."""

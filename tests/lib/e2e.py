@@ -1,11 +1,10 @@
-"""Shared helpers for the end-to-end tests (test_e2e_*.py), plus the basic daemon checks.
+"""Shared helpers for the end-to-end tests (tests/integration/test_e2e_*.py).
 
-The other test_e2e_* files import E2ECase and the helpers from here.  E2ECase has no
-test methods of its own, so importing it runs nothing twice.
+The test files import E2ECase and the helpers from here.  E2ECase has no test methods of
+its own, so importing it runs nothing twice.
 """
 
 import re
-import unittest
 
 from harness import (ANNA, CHATRA_SHOP_PUBLIC_KEY, CHATRA_SHOP_SECRET_KEY, BridgeTestCase,
                      assert_stays, chat_event, msg, wait_until)
@@ -151,35 +150,3 @@ class E2ECase(BridgeTestCase):
 
     def assert_source(self, body, regex):
         self.assertRegex(body.get("sourceObjectId", ""), regex)
-
-
-class TestDaemonBasics(E2ECase):
-    def test_healthz_reports_ok_and_engine_state(self):
-        self.start_bridge()
-        r = self.bridge.get("/healthz")
-        self.assertEqual(r.status, 200)
-        body = r.json()
-        self.assertEqual(body["status"], "ok")
-        engine = body["engine"]
-        self.assertEqual(engine["inbox_pending"], 0)
-        self.assertEqual(engine["jobs"], {"queued": 0, "in_flight": 0, "dead": 0})
-        self.assertEqual(sorted(u["name"] for u in engine["upstreams"]), ["chatra:shop", "tracker"])
-        self.assertEqual(self.pf_calls(), [])
-        self.assertEqual(self.chatra_calls(), [])
-
-    def test_unknown_route_is_404_and_wrong_method_405(self):
-        self.start_bridge()
-        self.assertEqual(self.bridge.get("/nothing-here").status, 404)
-        self.assertEqual(self.bridge.post("/healthz", {}).status, 405)
-        self.assertEqual(self.bridge.get("/webhooks/chatra/shop/x").status, 405)
-
-    def test_sigterm_exits_zero_with_work_done(self):
-        self.start_bridge()
-        self.open_chat()
-        self.wait_idle()
-        self.assertEqual(self.bridge.stop(), 0, self.bridge.log_tail())
-        self.assertIn("stopped cleanly", self.bridge.log())
-
-
-if __name__ == "__main__":
-    unittest.main()
