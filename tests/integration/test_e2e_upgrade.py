@@ -9,11 +9,13 @@ at the door, and the inbox and the conversations keep the bridge's own record of
 import json
 import os
 import sqlite3
+import sys
 import time
 import unittest
 
-from harness import chat_event, msg, sample
-from test_e2e_common import E2ECase
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+from harness import chat_event, msg, sample  # noqa: E402
+from e2e import E2ECase  # noqa: E402
 
 
 class TestOlderStore(E2ECase):
