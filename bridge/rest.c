@@ -1,3 +1,9 @@
+/*
+ * rest.c - one REST call over an upstream (rest.h).  An answer goes
+ * through on_http: a transport failure ends the call; otherwise the API's
+ * check hook reads it, then the one status rule (br_rest_status_err), and
+ * a success goes to the call's step, which may send the next request.
+ */
 #include "rest.h"
 
 #include "store.h" /* br_now_ms */
@@ -14,10 +20,10 @@ br_rest_call_new(size_t size, const struct br_rest_api *api, const struct br_res
     struct br_rest_call *c = br_calloc(1, size < sizeof(*c) ? sizeof(*c) : size);
 
     c->api = api;
-    c->to.up = to->up;
-    c->to.base_url = br_strdup(to->base_url);
-    c->to.auth = to->auth ? br_strdup(to->auth) : NULL;
-    c->to.timeout_ms = to->timeout_ms;
+    c->up = to->up;
+    c->base_url = br_strdup(to->base_url);
+    c->auth = to->auth ? br_strdup(to->auth) : NULL;
+    c->timeout_ms = to->timeout_ms;
     c->res.retry_after_s = -1;
     c->server_date_s = -1;
     c->cb = cb;
@@ -30,8 +36,8 @@ call_free(struct br_rest_call *c)
 {
     if (c->api->dispose)
         c->api->dispose(c);
-    free((char *)c->to.base_url);
-    free((char *)c->to.auth);
+    free(c->base_url);
+    free(c->auth);
     free(c);
 }
 
@@ -68,7 +74,7 @@ on_later(uv_timer_t *t)
 static void
 finish_later(struct br_rest_call *c)
 {
-    uv_timer_init(br_upstream_loop(c->to.up), &c->later);
+    uv_timer_init(br_upstream_loop(c->up), &c->later);
     c->later.data = c;
     c->later_used = true;
     uv_timer_start(&c->later, on_later, 0, 0);
@@ -91,11 +97,11 @@ static void on_http(void *arg, const struct br_http_result *r);
 int
 br_rest_send(struct br_rest_call *c, const struct br_rest_req *rq, br_rest_step_fn step)
 {
-    const char *headers[] = {c->to.auth, rq->header, rq->body ? "Content-Type: application/json" : NULL,
+    const char *headers[] = {c->auth, rq->header, rq->body ? "Content-Type: application/json" : NULL,
                              "Accept: application/json", NULL};
     const char *h[BR_ARRAY_SIZE(headers)];
     size_t n = 0;
-    char *url = br_asprintf("%s%s", c->to.base_url, rq->path);
+    char *url = br_asprintf("%s%s", c->base_url, rq->path);
     char *text = rq->body ? json_dumps(rq->body, JSON_COMPACT) : NULL;
     int rc;
 
@@ -111,7 +117,7 @@ br_rest_send(struct br_rest_call *c, const struct br_rest_req *rq, br_rest_step_
                                                    rq->as ? rq->as : "", text ? text : "");
     }
     c->step = step;
-    rc = br_upstream_send(c->to.up, rq->method, url, h, text, c->to.timeout_ms, on_http, c);
+    rc = br_upstream_send(c->up, rq->method, url, h, text, c->timeout_ms, on_http, c);
     free(url);
     free(text);
     json_decref(rq->body);

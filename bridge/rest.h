@@ -98,7 +98,10 @@ struct br_rest_req {
  */
 struct br_rest_call {
     const struct br_rest_api *api;
-    struct br_rest_target to;     /* strings owned by the call */
+    struct br_upstream *up;
+    char *base_url;               /* copies of the target's */
+    char *auth;
+    long timeout_ms;
     bool notfound_404;            /* driver: a 404 is BR_ENOTFOUND, not BR_EFATAL */
     struct br_result res;         /* the outcome being built */
     br_rest_step_fn step;         /* where the answer of the request in flight goes */

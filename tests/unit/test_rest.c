@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "br.h"
+#include "chatra.h"
+#include "config.h"
 #include "http_client.h"
 #include "log.h"
 #include "rest.h"
@@ -43,7 +45,8 @@ struct fx {
     struct br_upstream *up;
     uv_tcp_t listener;
     int port;
-    int silent; /* accept and never answer (timeouts) */
+    int silent;             /* accept and never answer (timeouts) */
+    const char *force_path; /* answer every request as if it asked for this path */
     struct peer peers[MAX_PEERS];
     char last_request[2048]; /* head and body of the last request the peer read */
     int requests;
@@ -55,6 +58,7 @@ struct fx {
     struct br_result res;
     char *error, *request, *response, *id;
     json_t *items;
+    int upstream_closing;
     int upstream_closed;
     int http_closed;
 };
@@ -161,7 +165,7 @@ on_peer_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 snprintf(fx->last_request, sizeof(fx->last_request), "%s", p->in.data);
                 if (!fx->silent) {
                     assert_int_equal(sscanf(p->in.data, "%*s %255s", path), 1);
-                    answer(p, path);
+                    answer(p, fx->force_path ? fx->force_path : path);
                 }
             }
         }
@@ -228,6 +232,13 @@ on_http_closed(void *arg)
 }
 
 static void
+close_upstream(struct fx *fx)
+{
+    fx->upstream_closing = 1;
+    br_upstream_close(fx->up, on_upstream_closed, fx);
+}
+
+static void
 fx_free_result(struct fx *fx)
 {
     free(fx->error);
@@ -243,8 +254,8 @@ fx_free_result(struct fx *fx)
 static void
 fx_teardown(struct fx *fx)
 {
-    if (!fx->upstream_closed)
-        br_upstream_close(fx->up, on_upstream_closed, fx);
+    if (!fx->upstream_closing)
+        close_upstream(fx);
     br_http_client_close(fx->http, on_http_closed, fx);
     for (int i = 0; i < MAX_PEERS; i++)
         if (fx->peers[i].used && !uv_is_closing((uv_handle_t *)&fx->peers[i].tcp))
@@ -342,7 +353,7 @@ refused_step(struct br_rest_call *c, json_t *answer)
 
     (void)answer;
     c->res.id = br_strdup("partial");
-    br_upstream_close(fx->up, on_upstream_closed, fx);
+    close_upstream(fx);
     assert_int_equal(br_rest_send(c, &rq, take_id), BR_ECANCELED);
 }
 
@@ -591,13 +602,71 @@ test_refused(void **state)
     fx_teardown(&fx);
 }
 
+/* Chatra's client is one more user of the layer: its 408 is a retry now, and its secrets stay out of summaries. */
+static void
+test_chatra(void **state)
+{
+    struct fx fx;
+    char *base;
+    struct br_channel ch = {0};
+    struct br_chatra_agent agent = {.id = "agent-1"};
+
+    (void)state;
+    fx_init(&fx);
+    base = br_asprintf("http://127.0.0.1:%d", fx.port);
+    ch.chatra_url = base;
+    ch.chatra_public_key = "pub";
+    ch.chatra_secret_key = "sec";
+
+    fx.force_path = "/s/408";
+    fx.in_start = 1;
+    assert_int_equal(br_chatra_send_message(fx.up, &ch, "bound-client-id", "hello", &agent, on_result, &fx), 0);
+    fx.in_start = 0;
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx.calls, 1);
+    assert_int_equal(fx.res.err, BR_ERETRY);
+    assert_string_equal(fx.error, "Chatra answered HTTP 408");
+    assert_string_equal(fx.request, "POST /messages/ {\"text\": 5 bytes, \"agentId\": \"agent-1\"}");
+    assert_non_null(strstr(fx.last_request, "POST /messages/ HTTP/1.1\r\n"));
+    assert_non_null(strstr(fx.last_request, "\r\nAuthorization: Chatra.Simple pub:sec\r\n"));
+    assert_non_null(strstr(fx.last_request, "\"clientId\":\"bound-client-id\""));
+
+    fx.force_path = "/s/404";
+    assert_int_equal(br_chatra_get_client(fx.up, &ch, "bound client/id", on_result, &fx), 0);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx.calls, 2);
+    assert_int_equal(fx.res.err, BR_ENOTFOUND);
+    assert_string_equal(fx.request, "GET /clients/{id}");
+    assert_non_null(strstr(fx.last_request, "GET /clients/bound%20client%2Fid HTTP/1.1\r\n"));
+
+    fx.force_path = "/s/200";
+    assert_int_equal(br_chatra_get_client(fx.up, &ch, "c1", on_result, &fx), 0);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx.calls, 3);
+    assert_int_equal(fx.res.err, 0);
+    assert_string_equal(json_string_value(json_object_get(fx.items, "id")), "m1");
+
+    /* Shutting down: refused, answered later, once. */
+    close_upstream(&fx);
+    fx.in_start = 1;
+    assert_int_equal(br_chatra_send_message(fx.up, &ch, "c1", "hello", &agent, on_result, &fx), 0);
+    fx.in_start = 0;
+    assert_int_equal(fx.calls, 3);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx.calls, 4);
+    assert_int_equal(fx.res.err, BR_ECANCELED);
+    assert_false(fx.during_start);
+    fx_teardown(&fx);
+    free(base);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_rule), cmocka_unit_test(test_success), cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_transport),   cmocka_unit_test(test_check_hook), cmocka_unit_test(test_steps),
-        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_refused),     cmocka_unit_test(test_chatra),
     };
 
     br_log_set_level(BR_LOG_ERROR);
