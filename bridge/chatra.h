@@ -1,7 +1,10 @@
 /*
  * chatra.h - the Chatra REST client (messages into a visitor's chat).
- * Requests go through the channel's upstream, which enforces its rate.
- * The text of a reply comes from html_text.h.
+ * Requests go through the channel's upstream, which enforces its rate,
+ * as REST calls (rest.h: the bridge's one error mapping).  Both functions
+ * return 0; every outcome, a request refused at shutdown included, comes
+ * through cb exactly once and never inside the call.  The text of a reply
+ * comes from html_text.h.
  */
 #ifndef BR_CHATRA_H
 #define BR_CHATRA_H

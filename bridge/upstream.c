@@ -232,6 +232,12 @@ br_upstream_quota_left(const struct br_upstream *u)
     return u->quota_left;
 }
 
+uv_loop_t *
+br_upstream_loop(const struct br_upstream *u)
+{
+    return u->timer.loop;
+}
+
 static void
 on_close(uv_handle_t *h)
 {

@@ -21,7 +21,11 @@ struct br_upstream;
 
 int br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client *http,
                     const char *name, double rps, unsigned max_inflight);
-/* headers is a NULL-terminated list of "Name: value" strings. */
+/*
+ * headers is a NULL-terminated list of "Name: value" strings; everything is
+ * copied.  Returns 0 and cb fires exactly once, later; or BR_ECANCELED when
+ * the upstream is closing, and cb never fires (rest.h reports that later).
+ */
 int br_upstream_send(struct br_upstream *u, const char *method, const char *url,
                      const char *const *headers, const char *body, long timeout_ms,
                      br_http_client_cb cb, void *arg);
@@ -31,6 +35,8 @@ size_t br_upstream_queued(const struct br_upstream *u);
 size_t br_upstream_inflight(const struct br_upstream *u);
 uint64_t br_upstream_sent(const struct br_upstream *u);
 long br_upstream_quota_left(const struct br_upstream *u);
+/* The loop the upstream runs on (still valid while it closes). */
+uv_loop_t *br_upstream_loop(const struct br_upstream *u);
 /* Fails queued requests with BR_ECANCELED and closes the timer; done fires from the loop. */
 void br_upstream_close(struct br_upstream *u, void (*done)(void *arg), void *arg);
 void br_upstream_free(struct br_upstream *u);

@@ -1,10 +1,12 @@
 /*
  * planfix.c - the Planfix REST v2 driver (see shared/reference/planfix.md).
  *
- * Every operation is a small state machine of one or more requests.
- * Planfix reports some failures inside a 2xx ({"result":"fail"}), so the
- * "result" field decides success, never the status alone.  Dates are
- * read and written in the API user's time zone (planfix.h).
+ * Every operation is one REST call (rest.h) of one or more requests; the
+ * driver keeps its requests, the steps that read the answers, and how
+ * Planfix's answers read: Planfix reports some failures inside a 2xx
+ * ({"result":"fail"}), so the "result" field decides success, never the
+ * status alone (check_answer).  Dates are read and written in the API
+ * user's time zone (planfix.h).
  */
 #include "planfix.h"
 
@@ -12,6 +14,7 @@
 #include "config.h"
 #include "email.h"
 #include "log.h"
+#include "rest.h"
 #include "tz.h"
 
 #include <ctype.h>
@@ -24,7 +27,6 @@
 
 #define PAGE_SIZE 100
 #define MAX_PAGES 100      /* 10,000 comments on one task is more than any chat */
-#define RESPONSE_KEEP 2000 /* bytes of an answer kept for the dead-letter list */
 /*
  * Attempts of a job whose answer is a failure with a code Planfix does
  * not document as a validation error (1001, 2001, 5001...): often a
@@ -39,16 +41,10 @@ struct pf {
     char *auth_header;
 };
 
-struct call;
-/* Called with the parsed success answer; returns 1 when it sent another request. */
-typedef int (*next_fn)(struct call *c, json_t *answer);
-
+/* One operation: the REST call (rest.h) and what Planfix's steps keep. */
 struct call {
+    struct br_rest_call rest;
     struct pf *pf;
-    br_result_cb cb;
-    void *arg;
-    next_fn next;
-    struct br_result res;
     char *source_key;
     char *list_path;       /* for paged list requests */
     json_t *request_body;  /* for paged requests */
@@ -59,27 +55,28 @@ struct call {
     int64_t win_from_ms, win_to_ms;
 };
 
+static const struct br_rest_api planfix_api;
+
 static struct call *
-call_new(struct pf *pf, br_result_cb cb, void *arg, next_fn next)
+call_new(struct br_tracker *t, br_result_cb cb, void *arg)
 {
-    struct call *c = br_calloc(1, sizeof(*c));
+    struct pf *pf = (struct pf *)t;
+    /* The engine sets t->up after the driver is made: read it per call. */
+    struct br_rest_target to = {t->up, t->cfg->tracker_url, pf->auth_header, t->cfg->tracker_timeout_ms};
+    struct call *c = br_rest_call_new(sizeof(*c), &planfix_api, &to, cb, arg);
+
     c->pf = pf;
-    c->cb = cb;
-    c->arg = arg;
-    c->next = next;
-    c->res.retry_after_s = -1;
     return c;
 }
 
 static void
-finish(struct call *c)
+call_dispose(struct br_rest_call *rc)
 {
-    c->cb(c->arg, &c->res);
-    br_result_dispose(&c->res);
+    struct call *c = (struct call *)rc;
+
     free(c->source_key);
     free(c->list_path);
     json_decref(c->request_body);
-    free(c);
 }
 
 /* Planfix's help pages capitalise keys where the API does not: look both up. */
@@ -102,139 +99,108 @@ is_fatal_code(long code)
     return code == 1 || code == 5 || code == 30 || code == 40 || code == 41 || code == 2004;
 }
 
-static void on_http(void *arg, const struct br_http_result *r);
+/*
+ * Planfix's words decide before the status (rest.h): {"result":
+ * "success"} in a 2xx is the only success, a failure's code says what it
+ * is, and a 2xx can be a failure.
+ */
+static int
+check_answer(struct br_rest_call *rc, const struct br_http_result *r, json_t *answer)
+{
+    long status = r->status;
+    json_t *result = json_is_object(answer) ? get_ci(answer, "result") : NULL;
+    json_t *code = json_is_object(answer) ? get_ci(answer, "code") : NULL;
+    json_t *err = json_is_object(answer) ? get_ci(answer, "error") : NULL;
+    long ncode = json_is_integer(code) ? (long)json_integer_value(code) : -1;
+
+    if (json_is_string(result) && strcasecmp(json_string_value(result), "success") == 0 && status >= 200 &&
+        status < 300) {
+        if (rc->step == NULL && json_array_size(get_ci(answer, "failures")) > 0) {
+            /* An update that Planfix applied only in part (e.g. the status): not done. */
+            char *f = json_dumps(get_ci(answer, "failures"), JSON_COMPACT);
+            rc->res.error = br_asprintf("Planfix applied the update only in part: %.300s", f);
+            free(f);
+            return BR_ERETRY;
+        }
+        return 0;
+    }
+    if (ncode >= 0)
+        rc->res.error = br_asprintf("HTTP %ld, code %ld%s%s", status, ncode, json_is_string(err) ? ": " : "",
+                                    json_is_string(err) ? json_string_value(err) : "");
+    else
+        rc->res.error = br_asprintf("HTTP %ld%s%s", status, json_is_string(err) ? ": " : "",
+                                    json_is_string(err) ? json_string_value(err) : " (no Planfix answer)");
+    if (ncode == 22) {
+        rc->res.quota_exhausted = 1;
+        return BR_ERETRY;
+    }
+    if (ncode == 1000)
+        return BR_ENOTFOUND;
+    /* 408, 429, 5xx: worth a retry whatever the code says. */
+    if (br_rest_status_err(status, false) == BR_ERETRY)
+        return BR_REST_BY_STATUS;
+    if (is_fatal_code(ncode))
+        return BR_EFATAL;
+    if (ncode >= 0) {
+        /*
+         * Planfix answered, in a 2xx or a 4xx, with a code it does not
+         * document as a validation error: worth a few tries, not more.
+         */
+        rc->res.max_attempts = UNKNOWN_CODE_ATTEMPTS;
+        return BR_ERETRY;
+    }
+    /* Not Planfix's answer: a 4xx means the request itself is wrong, a 2xx is a proxy's page. */
+    return BR_REST_BY_STATUS;
+}
+
+static const struct br_rest_api planfix_api = {
+    .name = "Planfix",
+    .check = check_answer,
+    .dispose = call_dispose,
+};
 
 static int
-send_json(struct call *c, const char *method, const char *path, json_t *body)
+start(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
 {
-    struct pf *pf = c->pf;
-    const char *headers[] = {pf->auth_header, "Content-Type: application/json", "Accept: application/json",
-                             NULL};
-    char *url = br_asprintf("%s%s", pf->base.cfg->tracker_url, path);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    int rc;
+    return br_rest_start(&c->rest, &(struct br_rest_req){.method = method, .path = path, .body = body}, step);
+}
 
-    free(c->res.request);
-    c->res.request = br_asprintf("%s %s %s", method, path, text ? text : "");
-    rc = br_upstream_send(pf->base.up, method, url, headers, text, pf->base.cfg->tracker_timeout_ms, on_http, c);
-    free(url);
-    free(text);
-    return rc;
+/* Starts a paged list: POST path with body (kept: next_page asks for the next pages with it). */
+static int
+start_list(struct call *c, const char *path, json_t *body, br_rest_step_fn step)
+{
+    c->list_path = br_strdup(path);
+    c->request_body = body;
+    return start(c, "POST", path, json_incref(body), step);
+}
+
+/* Asks for page c->page of the list, answered to the step running now. */
+static void
+next_page(struct call *c)
+{
+    struct br_rest_req rq = {.method = "POST", .path = c->list_path, .body = json_incref(c->request_body)};
+
+    json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
+    /* Refused (shutting down): the list is incomplete, and the call is cancelled. */
+    br_rest_send(&c->rest, &rq, c->rest.step);
 }
 
 static void
-on_http(void *arg, const struct br_http_result *r)
+take_id(struct br_rest_call *rc, json_t *answer)
 {
-    struct call *c = arg;
-    json_t *answer = NULL, *result, *code;
-    json_error_t je;
-
-    free(c->res.response);
-    c->res.response = NULL;
-    c->res.retry_after_s = r->retry_after_s;
-    c->res.status = r->status;
-    if (r->err) {
-        c->res.err = r->err == BR_ECANCELED ? BR_ECANCELED : BR_ERETRY;
-        free(c->res.error);
-        c->res.error = br_asprintf("%s: %s", br_strerror(r->err), r->error ? r->error : "");
-        finish(c);
-        return;
+    rc->res.id = br_tracker_id(get_ci(answer, "id"));
+    if (rc->res.id == NULL) {
+        rc->res.err = BR_EFATAL;
+        rc->res.error = br_strdup("Planfix answered success without an id");
     }
-    c->res.response = br_asprintf("%ld %.*s", r->status, (int)(r->body_len > RESPONSE_KEEP ? RESPONSE_KEEP : r->body_len),
-                                  r->body);
-    answer = json_loadb(r->body, r->body_len, 0, &je);
-    result = json_is_object(answer) ? get_ci(answer, "result") : NULL;
-    code = json_is_object(answer) ? get_ci(answer, "code") : NULL;
-    if (json_is_string(result) && strcasecmp(json_string_value(result), "success") == 0 &&
-        r->status >= 200 && r->status < 300 && c->next == NULL &&
-        json_array_size(get_ci(answer, "failures")) > 0) {
-        /* An update that Planfix applied only in part (e.g. the status): not done. */
-        char *f = json_dumps(get_ci(answer, "failures"), JSON_COMPACT);
-        c->res.err = BR_ERETRY;
-        free(c->res.error);
-        c->res.error = br_asprintf("Planfix applied the update only in part: %.300s", f);
-        free(f);
-        json_decref(answer);
-        finish(c);
-        return;
-    }
-    if (json_is_string(result) && strcasecmp(json_string_value(result), "success") == 0 &&
-        r->status >= 200 && r->status < 300) {
-        if (c->next == NULL || c->next(c, answer) == 0)
-            finish(c);
-        json_decref(answer);
-        return;
-    }
-    /* A failure: classify it. */
-    {
-        long ncode = json_is_integer(code) ? (long)json_integer_value(code) : -1;
-        json_t *err = json_is_object(answer) ? get_ci(answer, "error") : NULL;
-        free(c->res.error);
-        c->res.error = br_asprintf("HTTP %ld%s%ld%s%s", r->status, ncode >= 0 ? ", code " : "",
-                                   ncode >= 0 ? ncode : 0L, json_is_string(err) ? ": " : "",
-                                   json_is_string(err) ? json_string_value(err) : "");
-        if (ncode < 0) {
-            /* Drop the ", code 0" that the format above adds when there is no code. */
-            free(c->res.error);
-            c->res.error = br_asprintf("HTTP %ld%s%s", r->status, json_is_string(err) ? ": " : "",
-                                       json_is_string(err) ? json_string_value(err) : " (no Planfix answer)");
-        }
-        if (ncode == 22) {
-            c->res.err = BR_ERETRY;
-            c->res.quota_exhausted = 1;
-        } else if (ncode == 1000) {
-            c->res.err = BR_ENOTFOUND;
-        } else if (r->status == 429 || r->status >= 500 || r->status == 408) {
-            c->res.err = BR_ERETRY;
-        } else if (is_fatal_code(ncode)) {
-            c->res.err = BR_EFATAL;
-        } else if (ncode >= 0) {
-            /*
-             * Planfix answered, in a 2xx or a 4xx, with a code it does not
-             * document as a validation error: worth a few tries, not more.
-             */
-            c->res.err = BR_ERETRY;
-            c->res.max_attempts = UNKNOWN_CODE_ATTEMPTS;
-        } else if (r->status >= 400 && r->status < 500) {
-            c->res.err = BR_EFATAL; /* a 4xx without Planfix's answer: the request itself is wrong */
-        } else {
-            c->res.err = BR_ERETRY; /* a 2xx that is not Planfix's answer (a proxy's page) */
-        }
-    }
-    json_decref(answer);
-    finish(c);
-}
-
-static int
-take_id(struct call *c, json_t *answer)
-{
-    c->res.id = br_tracker_id(get_ci(answer, "id"));
-    if (c->res.id == NULL) {
-        c->res.err = BR_EFATAL;
-        c->res.error = br_strdup("Planfix answered success without an id");
-    }
-    return 0;
-}
-
-static int
-start(struct call *c, const char *method, const char *path, json_t *body)
-{
-    int rc = send_json(c, method, path, body);
-    json_decref(body);
-    if (rc) {
-        c->res.err = rc;
-        c->res.error = br_strdup("cannot queue request");
-        /* The contract says never synchronously: a failed queue only happens at shutdown. */
-        finish(c);
-    }
-    return 0;
 }
 
 /* ---- contacts ---- */
 
-static int
-found_contact(struct call *c, json_t *answer)
+static void
+found_contact(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *list = get_ci(answer, "contacts");
     size_t i;
     json_t *v;
@@ -242,32 +208,31 @@ found_contact(struct call *c, json_t *answer)
     json_array_foreach(list, i, v) {
         json_t *k = json_object_get(v, "sourceObjectId");
         if (c->source_key && json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
-            c->res.id = br_tracker_id(json_object_get(v, "id"));
-            c->res.items = json_true();
-            return 0;
+            rc->res.id = br_tracker_id(json_object_get(v, "id"));
+            rc->res.items = json_true();
+            return;
         }
     }
     json_array_foreach(list, i, v) {
         char *id = br_tracker_id(json_object_get(v, "id"));
         if (id) {
-            c->res.id = id;
-            return 0;
+            rc->res.id = id;
+            return;
         }
     }
-    c->res.err = BR_ENOTFOUND;
-    return 0;
+    rc->res.err = BR_ENOTFOUND;
 }
 
 static int
 pf_find_contact(struct br_tracker *t, const char *email, const char *source_key, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, found_contact);
+    struct call *c = call_new(t, cb, arg);
     json_t *body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
                              "fields", "id,name,lastname,email,sourceObjectId", "filters", "type", 4026, "operator",
                              "equal", "value", email);
     if (source_key)
         c->source_key = br_strdup(source_key);
-    return start(c, "POST", "/contact/list", body);
+    return start(c, "POST", "/contact/list", body, found_contact);
 }
 
 /* Custom fields as Planfix takes them: [{"field": {"id": 10}, "value": "text"}]. */
@@ -306,13 +271,14 @@ contact_body(const struct br_contact_spec *s)
 static int
 pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
-    return start(c, "POST", "/contact/", contact_body(s));
+    struct call *c = call_new(t, cb, arg);
+    return start(c, "POST", "/contact/", contact_body(s), take_id);
 }
 
-static int
-found_company(struct call *c, json_t *answer)
+static void
+found_company(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *list = get_ci(answer, "contacts");
     size_t i;
     json_t *v;
@@ -321,47 +287,47 @@ found_company(struct call *c, json_t *answer)
     json_array_foreach(list, i, v) {
         json_t *name = json_object_get(v, "name");
         if (json_is_string(name) && strcasecmp(json_string_value(name), c->source_key) == 0) {
-            c->res.id = br_tracker_id(json_object_get(v, "id"));
-            if (c->res.id)
-                return 0;
+            rc->res.id = br_tracker_id(json_object_get(v, "id"));
+            if (rc->res.id)
+                return;
         }
     }
-    c->res.err = BR_ENOTFOUND;
-    return 0;
+    rc->res.err = BR_ENOTFOUND;
 }
 
 static int
 pf_find_company(struct br_tracker *t, const char *name, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, found_company);
+    struct call *c = call_new(t, cb, arg);
     c->source_key = br_strdup(name);
     return start(c, "POST", "/contact/list",
                  json_pack("{s:i, s:i, s:b, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
                            "isCompany", 1, "fields", "id,name", "filters", "type", 4001, "operator", "equal",
-                           "value", name));
+                           "value", name),
+                 found_company);
 }
 
 static int
 pf_create_company(struct br_tracker *t, const char *name, long template_id, const char *source_key, br_result_cb cb,
                   void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    struct call *c = call_new(t, cb, arg);
     json_t *body = json_pack("{s:s, s:b, s:s}", "name", name, "isCompany", 1, "site", name);
 
     if (template_id)
         json_object_set_new(body, "template", json_pack("{s:I}", "id", (json_int_t)template_id));
     if (source_key)
         json_object_set_new(body, "sourceObjectId", json_string(source_key));
-    return start(c, "POST", "/contact/", body);
+    return start(c, "POST", "/contact/", body, take_id);
 }
 
 static int
 pf_update_contact(struct br_tracker *t, const char *contact_id, const struct br_contact_spec *s, br_result_cb cb,
                   void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, NULL);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/contact/%s", contact_id);
-    int rc = start(c, "POST", path, contact_body(s));
+    int rc = start(c, "POST", path, contact_body(s), NULL);
     free(path);
     return rc;
 }
@@ -369,9 +335,9 @@ pf_update_contact(struct br_tracker *t, const char *contact_id, const struct br_
 static int
 pf_delete_contact(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, NULL);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/contact/%s", contact_id);
-    int rc = start(c, "POST", path, json_pack("{s:b}", "isDeleted", 1));
+    int rc = start(c, "POST", path, json_pack("{s:b}", "isDeleted", 1), NULL);
     free(path);
     return rc;
 }
@@ -380,7 +346,7 @@ pf_delete_contact(struct br_tracker *t, const char *contact_id, br_result_cb cb,
  * Looks for the object whose sourceObjectId is c->source_key in a list
  * answer, paging on while pages are full.
  */
-static int
+static void
 found_by_key(struct call *c, json_t *answer, const char *list_key)
 {
     json_t *list = get_ci(answer, list_key);
@@ -390,47 +356,49 @@ found_by_key(struct call *c, json_t *answer, const char *list_key)
     json_array_foreach(list, i, v) {
         json_t *k = json_object_get(v, "sourceObjectId");
         if (json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
-            c->res.id = br_tracker_id(json_object_get(v, "id"));
-            return 0;
+            c->rest.res.id = br_tracker_id(json_object_get(v, "id"));
+            return;
         }
     }
-    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
-        json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
-        if (send_json(c, "POST", c->list_path, c->request_body) == 0)
-            return 1;
-        c->res.err = BR_ECANCELED; /* shutting down: unknown, not "not found" */
-        return 0;
-    }
-    c->res.err = BR_ENOTFOUND;
-    return 0;
+    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES)
+        next_page(c);
+    else
+        c->rest.res.err = BR_ENOTFOUND;
 }
 
-static int
-found_contact_by_key(struct call *c, json_t *answer)
+static void
+found_contact_by_key(struct br_rest_call *rc, json_t *answer)
 {
-    return found_by_key(c, answer, "contacts");
+    found_by_key((struct call *)rc, answer, "contacts");
 }
 
 static int
 pf_find_contact_by_key(struct br_tracker *t, const char *name, const char *source_key, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, found_contact_by_key);
+    struct call *c = call_new(t, cb, arg);
 
     /* Planfix has no filter on sourceObjectId: narrow by name (4001, part of name), then match. */
     c->source_key = br_strdup(source_key);
-    c->list_path = br_strdup("/contact/list");
-    c->request_body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
-                                "fields", "id,name,lastname,email,sourceObjectId", "filters", "type", 4001,
-                                "operator", "equal", "value", name);
-    return start(c, "POST", "/contact/list", json_incref(c->request_body));
+    return start_list(c, "/contact/list",
+                      json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
+                                "id,name,lastname,email,sourceObjectId", "filters", "type", 4001, "operator", "equal",
+                                "value", name),
+                      found_contact_by_key);
 }
 
 /* ---- tasks ---- */
 
+/* "contact:9" for contact 9; an id written with its prefix stays as it is. */
+static char *
+ref(const char *prefix, const char *id)
+{
+    return strchr(id, ':') ? br_strdup(id) : br_asprintf("%s:%s", prefix, id);
+}
+
 static json_t *
 person(const char *prefix, const char *id)
 {
-    char *full = strchr(id, ':') ? br_strdup(id) : br_asprintf("%s:%s", prefix, id);
+    char *full = ref(prefix, id);
     json_t *v = json_pack("{s:s}", "id", full);
     free(full);
     return v;
@@ -439,7 +407,7 @@ person(const char *prefix, const char *id)
 static int
 pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    struct call *c = call_new(t, cb, arg);
     json_t *body = json_object();
 
     if (s->template_id)
@@ -461,28 +429,29 @@ pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
     if (s->n_fields)
         json_object_set_new(body, "customFieldData", custom_field_data(s->fields, s->n_fields));
-    return start(c, "POST", "/task/", body);
+    return start(c, "POST", "/task/", body, take_id);
 }
 
-static int
-found_task(struct call *c, json_t *answer)
+static void
+found_task(struct br_rest_call *rc, json_t *answer)
 {
-    return found_by_key(c, answer, "tasks");
+    found_by_key((struct call *)rc, answer, "tasks");
 }
 
 static int
 pf_find_task(struct br_tracker *t, const char *contact_id, const char *source_key, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, found_task);
-    char *who = strchr(contact_id, ':') ? br_strdup(contact_id) : br_asprintf("contact:%s", contact_id);
+    struct call *c = call_new(t, cb, arg);
+    char *who = ref("contact", contact_id);
+    int rc;
 
     c->source_key = br_strdup(source_key);
-    c->list_path = br_strdup("/task/list");
-    c->request_body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
-                                "fields", "id,name,sourceObjectId", "filters", "type", 1, "operator", "equal",
-                                "value", who);
+    rc = start_list(c, "/task/list",
+                    json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
+                              "id,name,sourceObjectId", "filters", "type", 1, "operator", "equal", "value", who),
+                    found_task);
     free(who);
-    return start(c, "POST", "/task/list", json_incref(c->request_body));
+    return rc;
 }
 
 /*
@@ -490,9 +459,10 @@ pf_find_task(struct br_tracker *t, const char *contact_id, const char *source_ke
  * 1), then the counterparty (filter 7), page by page; the newest active one
  * (the highest number) wins.  c->page counts pages over both filters.
  */
-static int
-found_active(struct call *c, json_t *answer)
+static void
+found_active(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *list = get_ci(answer, "tasks");
     size_t i;
     json_t *v;
@@ -504,45 +474,38 @@ found_active(struct call *c, json_t *answer)
             continue;
         if ((id = br_tracker_id(json_object_get(v, "id"))) == NULL)
             continue;
-        if (c->res.id == NULL || strtoll(id, NULL, 10) > strtoll(c->res.id, NULL, 10)) {
-            free(c->res.id);
-            c->res.id = id;
+        if (rc->res.id == NULL || strtoll(id, NULL, 10) > strtoll(rc->res.id, NULL, 10)) {
+            free(rc->res.id);
+            rc->res.id = id;
         } else {
             free(id);
         }
     }
     if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
-        json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
+        next_page(c);
     } else if (!c->second) {
         /* The assigner's tasks are read: now the counterparty's. */
         c->second = true;
         c->page = 0;
         json_object_set_new(json_array_get(json_object_get(c->request_body, "filters"), 0), "type", json_integer(7));
-        json_object_set_new(c->request_body, "offset", json_integer(0));
-    } else {
-        if (c->res.id == NULL)
-            c->res.err = BR_ENOTFOUND;
-        return 0;
+        next_page(c);
+    } else if (rc->res.id == NULL) {
+        rc->res.err = BR_ENOTFOUND;
     }
-    if (send_json(c, "POST", "/task/list", c->request_body) == 0)
-        return 1;
-    free(c->res.id);
-    c->res.id = NULL;
-    c->res.err = BR_ECANCELED; /* shutting down: unknown, not "none" */
-    return 0;
 }
 
 static int
 pf_find_active_task(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, found_active);
-    char *who = strchr(contact_id, ':') ? br_strdup(contact_id) : br_asprintf("contact:%s", contact_id);
-
-    c->request_body = json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
-                                "fields", "id,status,isDeleted", "filters", "type", 1, "operator", "equal",
-                                "value", who);
+    struct call *c = call_new(t, cb, arg);
+    char *who = ref("contact", contact_id);
+    int rc = start_list(c, "/task/list",
+                        json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
+                                  "fields", "id,status,isDeleted", "filters", "type", 1, "operator", "equal", "value",
+                                  who),
+                        found_active);
     free(who);
-    return start(c, "POST", "/task/list", json_incref(c->request_body));
+    return rc;
 }
 
 /* ---- the contact's card ---- */
@@ -551,14 +514,14 @@ static int
 pf_add_contact_comment(struct br_tracker *t, const char *contact_id, const struct br_comment_spec *s,
                        br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    struct call *c = call_new(t, cb, arg);
     json_t *body = json_pack("{s:s}", "description", s->text);
     char *path = br_asprintf("/contact/%s/comments/", contact_id);
     int rc;
 
     if (s->source_key)
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
-    rc = start(c, "POST", path, body);
+    rc = start(c, "POST", path, body, take_id);
     free(path);
     return rc;
 }
@@ -566,34 +529,33 @@ pf_add_contact_comment(struct br_tracker *t, const char *contact_id, const struc
 static int
 pf_close_task(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, NULL);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/task/%s", task_id);
-    int rc = start(c, "POST", path, json_pack("{s:{s:I}}", "status", "id", (json_int_t)status_id));
+    int rc = start(c, "POST", path, json_pack("{s:{s:I}}", "status", "id", (json_int_t)status_id), NULL);
     free(path);
     return rc;
 }
 
-static int
-got_task_state(struct call *c, json_t *answer)
+static void
+got_task_state(struct br_rest_call *rc, json_t *answer)
 {
     json_t *task = get_ci(answer, "task");
     json_t *status = json_object_get(task, "status");
 
     if (json_is_true(json_object_get(task, "isDeleted")))
-        c->res.id = br_strdup("deleted");
+        rc->res.id = br_strdup("deleted");
     else if (json_is_false(json_object_get(status, "isActive")))
-        c->res.id = br_strdup("inactive");
+        rc->res.id = br_strdup("inactive");
     else
-        c->res.id = br_strdup("active");
-    return 0;
+        rc->res.id = br_strdup("active");
 }
 
 static int
 pf_task_state(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, got_task_state);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/task/%s?fields=id,status,isDeleted", task_id);
-    int rc = start(c, "GET", path, NULL);
+    int rc = start(c, "GET", path, NULL, got_task_state);
     free(path);
     return rc;
 }
@@ -719,7 +681,7 @@ learn_clock(struct pf *pf, int64_t utc_ms, long offset_s)
 static int
 pf_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, take_id);
+    struct call *c = call_new(t, cb, arg);
     json_t *body = json_object();
     char *path = br_asprintf("/task/%s/comments/", s->task_id);
     int rc;
@@ -731,14 +693,15 @@ pf_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_
         json_object_set_new(body, "owner", person("user", s->employee));
     if (s->source_key)
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
-    rc = start(c, "POST", path, body);
+    rc = start(c, "POST", path, body, take_id);
     free(path);
     return rc;
 }
 
-static int
-got_comments(struct call *c, json_t *answer)
+static void
+got_comments(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *list = get_ci(answer, "comments");
     size_t i;
     json_t *v;
@@ -747,8 +710,8 @@ got_comments(struct call *c, json_t *answer)
     bool newest_first = true;
     int64_t win_from = c->win_from_ms - c->win_from_ms % 60000;
 
-    if (c->res.items == NULL)
-        c->res.items = json_array();
+    if (rc->res.items == NULL)
+        rc->res.items = json_array();
     json_array_foreach(list, i, v) {
         json_t *owner = json_object_get(v, "owner");
         json_t *desc = json_object_get(v, "description");
@@ -786,7 +749,7 @@ got_comments(struct call *c, json_t *answer)
                 json_object_set_new(item, "task", json_string(task));
             free(task);
         }
-        json_array_append_new(c->res.items, item);
+        json_array_append_new(rc->res.items, item);
         free(id);
     }
     /*
@@ -795,27 +758,22 @@ got_comments(struct call *c, json_t *answer)
      * nothing) and ends before the window has the rest of the window.
      */
     if (c->windowed && newest_first && first_ms > last_ms && last_ms < win_from)
-        return 0;
-    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
-        json_object_set_new(c->request_body, "offset", json_integer(c->page * PAGE_SIZE));
-        if (send_json(c, "POST", c->list_path, c->request_body) == 0)
-            return 1;
-        c->res.err = BR_ECANCELED; /* shutting down: the list is incomplete */
-    }
-    return 0;
+        return;
+    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES)
+        next_page(c);
 }
 
 static int
 pf_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, got_comments);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/task/%s/comments/list", task_id);
     int rc;
 
-    c->list_path = br_strdup(path);
-    c->request_body = json_pack("{s:i, s:i, s:s, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
-                                "id,dateTime,description,owner,isHidden,type,sourceObjectId", "typeList", "Comments");
-    rc = start(c, "POST", path, json_incref(c->request_body));
+    rc = start_list(c, path,
+                    json_pack("{s:i, s:i, s:s, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
+                              "id,dateTime,description,owner,isHidden,type,sourceObjectId", "typeList", "Comments"),
+                    got_comments);
     free(path);
     return rc;
 }
@@ -823,14 +781,14 @@ pf_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, voi
 static int
 pf_list_contact_comments(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, got_comments);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/contact/%s/comments/list", contact_id);
     int rc;
 
-    c->list_path = br_strdup(path);
-    c->request_body = json_pack("{s:i, s:i, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
-                                "id,dateTime,description,owner,sourceObjectId");
-    rc = start(c, "POST", path, json_incref(c->request_body));
+    rc = start_list(c, path,
+                    json_pack("{s:i, s:i, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
+                              "id,dateTime,description,owner,sourceObjectId"),
+                    got_comments);
     free(path);
     return rc;
 }
@@ -839,7 +797,7 @@ static int
 pf_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb, void *arg)
 {
     struct pf *pf = (struct pf *)t;
-    struct call *c = call_new(pf, cb, arg, got_comments);
+    struct call *c = call_new(t, cb, arg);
     struct br_planfix_zone zone = {pf->base.cfg->tracker_timezone, pf->base.clock.learned_at_ms > 0,
                                    pf->base.clock.utc_offset_s};
     char from[32], to[32];
@@ -855,14 +813,14 @@ pf_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br
     c->windowed = true;
     c->win_from_ms = from_ms;
     c->win_to_ms = to_ms;
-    c->list_path = br_strdup("/comment/list");
-    c->request_body = json_pack("{s:i, s:i, s:s, s:s, s:[{s:i, s:s, s:{s:s, s:s, s:s}}], s:[{s:s, s:s}]}", "offset",
+    return start_list(c, "/comment/list",
+                      json_pack("{s:i, s:i, s:s, s:s, s:[{s:i, s:s, s:{s:s, s:s, s:s}}], s:[{s:s, s:s}]}", "offset",
                                 0, "pageSize", PAGE_SIZE, "fields",
                                 "id,dateTime,description,owner,isHidden,type,sourceObjectId,task", "typeList",
                                 "Comments", "filters", "type", 3000, "operator", "equal", "value", "dateType",
                                 "otherRange_withTime", "dateFrom", from, "dateTo", to, "resultOrder", "field",
-                                "dateTime", "direction", "Desc");
-    return start(c, "POST", "/comment/list", json_incref(c->request_body));
+                                "dateTime", "direction", "Desc"),
+                      got_comments);
 }
 
 /* ---- users ---- */
@@ -881,9 +839,10 @@ user_ref(json_t *v)
     return out;
 }
 
-static int
-found_user(struct call *c, json_t *answer)
+static void
+found_user(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *list = get_ci(answer, "users");
     size_t i;
     json_t *v;
@@ -894,22 +853,22 @@ found_user(struct call *c, json_t *answer)
         char *norm = json_is_string(mail) ? br_email_normalize(json_string_value(mail), json_string_length(mail)) : NULL;
         bool same = mail == NULL || (norm && strcmp(norm, c->source_key) == 0);
         free(norm);
-        if (same && (c->res.id = user_ref(json_object_get(v, "id"))) != NULL)
-            return 0;
+        if (same && (rc->res.id = user_ref(json_object_get(v, "id"))) != NULL)
+            return;
     }
-    c->res.err = BR_ENOTFOUND;
-    return 0;
+    rc->res.err = BR_ENOTFOUND;
 }
 
 static int
 pf_find_user(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct pf *)t, cb, arg, found_user);
+    struct call *c = call_new(t, cb, arg);
 
     c->source_key = br_strdup(email);
     return start(c, "POST", "/user/list",
                  json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
-                           "id,name,lastname,email", "filters", "type", 9003, "operator", "equal", "value", email));
+                           "id,name,lastname,email", "filters", "type", 9003, "operator", "equal", "value", email),
+                 found_user);
 }
 
 static void

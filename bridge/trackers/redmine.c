@@ -16,6 +16,8 @@
  *    204), so closing reads the issue back;
  *  - no webhooks: list_recent_comments lists the issues changed since the
  *    last poll, one item per change.
+ * Requests, answers and their error mapping go through rest.h; the driver
+ * adds what Redmine's answers mean (check_answer).
  * Employees are Redmine logins; the driver writes as them with
  * X-Redmine-Switch-User (an admin's key) and maps journal authors back to
  * logins through the user ids it resolves once.  An employee configured
@@ -27,7 +29,7 @@
 #include "email.h"
 #include "html_text.h"
 #include "log.h"
-#include "store.h" /* br_now_ms */
+#include "rest.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -39,7 +41,6 @@
 
 #define PAGE_SIZE 100
 #define MAX_PAGES 20        /* 2,000 changed issues in one poll window is more than any team */
-#define RESPONSE_KEEP 2000  /* bytes of an answer kept for the dead-letter list */
 #define SUBJECT_MAX 255     /* Redmine's limit, in characters */
 
 struct rm_user {
@@ -60,17 +61,11 @@ struct rm {
     double ahead_s;         /* Redmine's clock is at least this far ahead of ours (may be negative) */
 };
 
-struct call;
-/* Called with the parsed 2xx answer (NULL for an empty body); returns 1 when it sent another request. */
-typedef int (*next_fn)(struct call *c, json_t *answer);
-
+/* One operation: the REST call (rest.h) and what Redmine's steps keep. */
 struct call {
+    struct br_rest_call rest;
     struct rm *rm;
-    br_result_cb cb;
-    void *arg;
-    next_fn next;
-    next_fn after_users;    /* what the call does once users are resolved */
-    struct br_result res;
+    br_rest_step_fn after_users; /* what the call does once users are resolved */
     char *task_id;
     char *text;             /* the note as sent (Textile) */
     char *employee;         /* switch-user login, NULL = the key's own user */
@@ -79,32 +74,32 @@ struct call {
     size_t user_i;
     int page;
     bool lookup;            /* a user lookup: a refusal is a warning, not the call's failure */
-    int64_t server_date;    /* Redmine's clock at the last answer (Date header), -1 unknown */
-    int64_t answered_ms;    /* our clock when the last answer came */
 };
 
+static const struct br_rest_api redmine_api;
+
 static struct call *
-call_new(struct rm *rm, br_result_cb cb, void *arg, next_fn next)
+call_new(struct br_tracker *t, br_result_cb cb, void *arg)
 {
-    struct call *c = br_calloc(1, sizeof(*c));
+    struct rm *rm = (struct rm *)t;
+    /* The engine sets t->up after the driver is made: read it per call. */
+    struct br_rest_target to = {t->up, t->cfg->tracker_url, rm->key_header, t->cfg->tracker_timeout_ms};
+    struct call *c = br_rest_call_new(sizeof(*c), &redmine_api, &to, cb, arg);
+
     c->rm = rm;
-    c->cb = cb;
-    c->arg = arg;
-    c->next = next;
-    c->res.retry_after_s = -1;
+    c->rest.notfound_404 = true;
     return c;
 }
 
 static void
-finish(struct call *c)
+call_dispose(struct br_rest_call *rc)
 {
-    c->cb(c->arg, &c->res);
-    br_result_dispose(&c->res);
+    struct call *c = (struct call *)rc;
+
     free(c->task_id);
     free(c->text);
     free(c->employee);
     free(c->path);
-    free(c);
 }
 
 static char *
@@ -116,44 +111,30 @@ escape_url(const char *s)
     return out;
 }
 
-static void on_http(void *arg, const struct br_http_result *r);
-
+/* Sends a request of the call as c->employee (X-Redmine-Switch-User), or as the key's own user. */
 static int
-send_json(struct call *c, const char *method, const char *path, json_t *body)
+send_as(struct call *c, bool first, const char *method, const char *path, json_t *body, br_rest_step_fn step)
 {
-    struct rm *rm = c->rm;
     char *switch_user = c->employee ? br_asprintf("X-Redmine-Switch-User: %s", c->employee) : NULL;
-    const char *headers[] = {rm->key_header, "Content-Type: application/json", "Accept: application/json",
-                             switch_user, NULL};
-    char *url = br_asprintf("%s%s", rm->base.cfg->tracker_url, path);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    int rc;
+    struct br_rest_req rq = {.method = method, .path = path, .body = body, .header = switch_user, .as = c->employee};
+    int rc = first ? br_rest_start(&c->rest, &rq, step) : br_rest_send(&c->rest, &rq, step);
 
-    /* A read-back after a write keeps the write as the request a dead letter shows. */
-    if (c->res.request == NULL || strcmp(method, "GET") != 0 || strncmp(c->res.request, "GET ", 4) == 0) {
-        free(c->res.request);
-        c->res.request = br_asprintf("%s %s%s%s %s", method, path, c->employee ? " as " : "",
-                                     c->employee ? c->employee : "", text ? text : "");
-    }
-    rc = br_upstream_send(rm->base.up, method, url, headers, text, rm->base.cfg->tracker_timeout_ms, on_http, c);
     free(switch_user);
-    free(url);
-    free(text);
     return rc;
 }
 
-/* Sends the call's next request from inside a step; 1 when sent (the step's contract). */
+/* The call's first request (rest.h: br_rest_start). */
 static int
-again(struct call *c, const char *method, const char *path, json_t *body, next_fn next)
+start(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
 {
-    int rc;
-    c->next = next;
-    rc = send_json(c, method, path, body);
-    json_decref(body);
-    if (rc == 0)
-        return 1;
-    c->res.err = BR_ECANCELED; /* only at shutdown */
-    return 0;
+    return send_as(c, true, method, path, body, step);
+}
+
+/* The call's next request, from inside a step (rest.h: br_rest_send). */
+static void
+again(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
+{
+    send_as(c, false, method, path, body, step);
 }
 
 /* Redmine's {"errors": ["Subject cannot be blank", ...]} as one line. */
@@ -174,99 +155,61 @@ errors_line(json_t *answer)
     return b.data ? br_buf_steal(&b) : br_strdup("");
 }
 
-static void
-on_http(void *arg, const struct br_http_result *r)
+/*
+ * What Redmine's answers mean beyond the status (rest.h decides by it):
+ * a 2xx is Redmine's only with a JSON object or no body, and a failure is
+ * explained with what Redmine named ("errors") and what to check.
+ */
+static int
+check_answer(struct br_rest_call *rc, const struct br_http_result *r, json_t *answer)
 {
-    struct call *c = arg;
-    json_t *answer = NULL;
-    json_error_t je;
+    struct call *c = (struct call *)rc;
     char *why;
 
-    free(c->res.response);
-    c->res.response = NULL;
-    c->res.retry_after_s = r->retry_after_s;
-    c->res.status = r->status;
-    c->server_date = r->err ? -1 : r->server_date_s;
-    c->answered_ms = br_now_ms();
-    free(c->res.error);
-    c->res.error = NULL;
-    if (r->err) {
-        c->res.err = r->err == BR_ECANCELED ? BR_ECANCELED : BR_ERETRY;
-        c->res.error = br_asprintf("%s: %s", br_strerror(r->err), r->error ? r->error : "");
-        finish(c);
-        return;
-    }
-    c->res.response = br_asprintf("%ld %.*s", r->status, (int)(r->body_len > RESPONSE_KEEP ? RESPONSE_KEEP : r->body_len),
-                                  r->body);
-    if (r->body_len > 0)
-        answer = json_loadb(r->body, r->body_len, 0, &je);
     if (r->status >= 200 && r->status < 300) {
-        if (r->body_len > 0 && !json_is_object(answer)) {
-            /* A proxy's page, or not Redmine at all: try again later. */
-            c->res.err = BR_ERETRY;
-            c->res.error = br_asprintf("HTTP %ld with an answer that is not Redmine's JSON", r->status);
-        } else if (c->next && c->next(c, answer) == 1) {
-            json_decref(answer);
-            return; /* the call goes on with another request */
-        }
-        json_decref(answer);
-        finish(c);
-        return;
+        if (r->body_len == 0 || json_is_object(answer))
+            return 0;
+        /* A proxy's page, or not Redmine at all: try again later. */
+        rc->res.error = br_asprintf("HTTP %ld with an answer that is not Redmine's JSON", r->status);
+        return BR_REST_BY_STATUS;
     }
     if (c->lookup && (r->status == 401 || r->status == 403)) {
-        /* Only administrators may list users: go on without the employees' ids. */
+        /* Only administrators may list users: go on without the employees' ids (got_user). */
         c->rm->users[c->user_i].id = -1;
-        json_decref(answer);
-        if (c->next(c, NULL) == 0)
-            finish(c);
-        return;
+        return 0;
     }
     why = errors_line(answer);
     switch (r->status) {
     case 404:
-        c->res.err = BR_ENOTFOUND;
-        c->res.error = br_asprintf("HTTP 404: not found in Redmine");
+        rc->res.error = br_asprintf("HTTP 404: not found in Redmine");
         break;
     case 412:
-        c->res.err = BR_EFATAL;
-        c->res.error = br_asprintf("HTTP 412: Redmine has no active user with login \"%s\" "
-                                   "(employees[].tracker_user), or the API key is not an administrator's",
-                                   c->employee ? c->employee : "");
+        rc->res.error = br_asprintf("HTTP 412: Redmine has no active user with login \"%s\" "
+                                    "(employees[].tracker_user), or the API key is not an administrator's",
+                                    c->employee ? c->employee : "");
         break;
     case 401:
     case 403:
-        c->res.err = BR_EFATAL;
-        c->res.error = br_asprintf("HTTP %ld: Redmine refused the API key (is the REST API enabled, is the key an "
-                                   "administrator's, may it use project %s?)%s",
-                                   r->status, c->rm->base.cfg->tracker_project, why);
+        rc->res.error = br_asprintf("HTTP %ld: Redmine refused the API key (is the REST API enabled, is the key an "
+                                    "administrator's, may it use project %s?)%s",
+                                    r->status, c->rm->base.cfg->tracker_project, why);
         break;
     case 422:
-        c->res.err = BR_EFATAL;
-        c->res.error = br_asprintf("HTTP 422: Redmine refused the data%s", why);
+        rc->res.error = br_asprintf("HTTP 422: Redmine refused the data%s", why);
         break;
     default:
-        c->res.err = (r->status == 429 || r->status == 408 || r->status >= 500) ? BR_ERETRY : BR_EFATAL;
-        c->res.error = br_asprintf("HTTP %ld%s", r->status, why);
+        rc->res.error = br_asprintf("HTTP %ld%s", r->status, why);
         break;
     }
     free(why);
-    json_decref(answer);
-    finish(c);
+    return BR_REST_BY_STATUS;
 }
 
-static int
-start(struct call *c, const char *method, const char *path, json_t *body)
-{
-    int rc = send_json(c, method, path, body);
-    json_decref(body);
-    if (rc) {
-        c->res.err = rc;
-        c->res.error = br_strdup("cannot queue request");
-        /* The contract says never synchronously: a failed queue only happens at shutdown. */
-        finish(c);
-    }
-    return 0;
-}
+static const struct br_rest_api redmine_api = {
+    .name = "Redmine",
+    .check = check_answer,
+    .dispose = call_dispose,
+};
 
 /* ---- users: the key's own user and the employees' logins, resolved once ---- */
 
@@ -292,7 +235,7 @@ id_of(const struct rm *rm, const char *login)
     return 0;
 }
 
-static int resolve_next_user(struct call *c);
+static void resolve_next_user(struct call *c);
 
 /* The user of a /users.json answer whose mail is email (normal form), or NULL. */
 static json_t *
@@ -312,16 +255,20 @@ user_with_mail(json_t *answer, const char *email)
     return NULL;
 }
 
-static int
-got_user(struct call *c, json_t *answer)
+static void
+got_user(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     struct rm_user *u = &c->rm->users[c->user_i];
     const char *who = u->login ? u->login : u->email;
     size_t i;
     json_t *v;
 
-    /* The name filter matches parts of logins, names and e-mails: only the exact login (or mail) counts. */
-    if (u->login) {
+    /*
+     * The name filter matches parts of logins, names and e-mails: only the
+     * exact login (or mail) counts.  A lookup refused (check_answer) left id -1.
+     */
+    if (u->id != -1 && u->login) {
         json_array_foreach(json_object_get(answer, "users"), i, v) {
             const char *login = json_string_value(json_object_get(v, "login"));
             if (login && strcmp(login, u->login) == 0)
@@ -347,19 +294,19 @@ got_user(struct call *c, json_t *answer)
                 u->email);
     }
     c->user_i++;
-    return resolve_next_user(c);
+    resolve_next_user(c);
 }
 
-static int
+static void
 resolve_next_user(struct call *c)
 {
     struct rm *rm = c->rm;
     char *saved = c->employee;
-    int sent;
 
     if (c->user_i >= rm->n_users) {
         rm->users_known = true;
-        return c->after_users(c, NULL);
+        c->after_users(&c->rest, NULL);
+        return;
     }
     {
         /* An employee known only by e-mail is found by it (the filter matches mail too). */
@@ -367,54 +314,44 @@ resolve_next_user(struct call *c)
         char *path = br_asprintf("/users.json?name=%s&limit=100", q);
         c->employee = NULL; /* the lookup is the admin's own */
         c->lookup = true;
-        sent = again(c, "GET", path, NULL, got_user);
+        again(c, "GET", path, NULL, got_user);
         c->employee = saved;
         free(path);
         free(q);
     }
-    return sent;
 }
 
-static int
-got_self(struct call *c, json_t *answer)
+static void
+got_self(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *u = json_object_get(answer, "user");
     struct rm *rm = c->rm;
 
     if (!json_is_integer(json_object_get(u, "id"))) {
-        c->res.err = BR_ERETRY;
-        c->res.error = br_strdup("Redmine's /users/current.json named no user");
-        return 0;
+        rc->res.err = BR_ERETRY;
+        rc->res.error = br_strdup("Redmine's /users/current.json named no user");
+        return;
     }
     rm->self_id = (long)json_integer_value(json_object_get(u, "id"));
     free(rm->self_login);
     rm->self_login = br_strdup(json_string_value(json_object_get(u, "login")) ? json_string_value(json_object_get(u, "login")) : "");
     c->user_i = 0;
-    return resolve_next_user(c);
+    resolve_next_user(c);
 }
 
 /* Runs first(c, NULL) once the users are known, resolving them first when needed. */
 static int
-with_users(struct call *c, next_fn first)
+with_users(struct call *c, br_rest_step_fn first)
 {
     char *saved = c->employee;
-    int rc;
 
     c->after_users = first;
-    if (c->rm->users_known) {
-        if (first(c, NULL) == 0)
-            finish(c);
-        return 0;
-    }
-    c->employee = NULL;
-    c->next = got_self;
-    rc = send_json(c, "GET", "/users/current.json", NULL);
+    if (c->rm->users_known)
+        return br_rest_run(&c->rest, first);
+    c->employee = NULL; /* the lookup is the admin's own */
+    start(c, "GET", "/users/current.json", NULL, got_self);
     c->employee = saved;
-    if (rc) {
-        c->res.err = rc;
-        c->res.error = br_strdup("cannot queue request");
-        finish(c);
-    }
     return 0;
 }
 
@@ -464,15 +401,14 @@ subject_of(const char *title)
     return s;
 }
 
-static int
-take_issue_id(struct call *c, json_t *answer)
+static void
+take_issue_id(struct br_rest_call *rc, json_t *answer)
 {
-    c->res.id = br_tracker_id(json_object_get(json_object_get(answer, "issue"), "id"));
-    if (c->res.id == NULL) {
-        c->res.err = BR_EFATAL;
-        c->res.error = br_strdup("Redmine created the issue but named no id");
+    rc->res.id = br_tracker_id(json_object_get(json_object_get(answer, "issue"), "id"));
+    if (rc->res.id == NULL) {
+        rc->res.err = BR_EFATAL;
+        rc->res.error = br_strdup("Redmine created the issue but named no id");
     }
-    return 0;
 }
 
 static json_t *
@@ -488,7 +424,7 @@ static int
 rm_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
-    struct call *c = call_new(rm, cb, arg, take_issue_id);
+    struct call *c = call_new(t, cb, arg);
     json_t *issue = json_object();
     struct br_buf desc;
     char *subject = subject_of(s->title);
@@ -513,12 +449,13 @@ rm_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
         json_object_set_new(issue, "custom_fields", fields_json(s->fields, s->n_fields));
     free(subject);
     br_buf_dispose(&desc);
-    return start(c, "POST", "/issues.json", json_pack("{s:o}", "issue", issue));
+    return start(c, "POST", "/issues.json", json_pack("{s:o}", "issue", issue), take_issue_id);
 }
 
-static int
-found_issue(struct call *c, json_t *answer)
+static void
+found_issue(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     size_t i;
     json_t *v;
 
@@ -526,19 +463,18 @@ found_issue(struct call *c, json_t *answer)
     json_array_foreach(json_object_get(answer, "issues"), i, v) {
         const char *d = json_string_value(json_object_get(v, "description"));
         if (d && strstr(d, c->text)) {
-            c->res.id = br_tracker_id(json_object_get(v, "id"));
-            return 0;
+            rc->res.id = br_tracker_id(json_object_get(v, "id"));
+            return;
         }
     }
-    c->res.err = BR_ENOTFOUND;
-    return 0;
+    rc->res.err = BR_ENOTFOUND;
 }
 
 static int
 rm_find_task(struct br_tracker *t, const char *contact_id, const char *source_key, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
-    struct call *c = call_new(rm, cb, arg, found_issue);
+    struct call *c = call_new(t, cb, arg);
     char *proj = escape_url(rm->base.cfg->tracker_project);
     char *filter = br_asprintf("~%s", source_key);
     char *q = escape_url(filter);
@@ -547,7 +483,7 @@ rm_find_task(struct br_tracker *t, const char *contact_id, const char *source_ke
 
     (void)contact_id;
     c->text = br_strdup(source_key);
-    rc = start(c, "GET", path, NULL);
+    rc = start(c, "GET", path, NULL, found_issue);
     free(path);
     free(q);
     free(filter);
@@ -555,64 +491,63 @@ rm_find_task(struct br_tracker *t, const char *contact_id, const char *source_ke
     return rc;
 }
 
-static int
-got_state(struct call *c, json_t *answer)
+static void
+got_state(struct br_rest_call *rc, json_t *answer)
 {
     json_t *status = json_object_get(json_object_get(answer, "issue"), "status");
-    c->res.id = br_strdup(json_is_true(json_object_get(status, "is_closed")) ? "inactive" : "active");
-    return 0;
+    rc->res.id = br_strdup(json_is_true(json_object_get(status, "is_closed")) ? "inactive" : "active");
 }
 
 static int
 rm_task_state(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct rm *)t, cb, arg, got_state);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
-    int rc = start(c, "GET", path, NULL);
+    int rc = start(c, "GET", path, NULL, got_state);
     free(path);
     return rc;
 }
 
 /* Redmine answers 204 even when the workflow forbids the change: believe only the issue read back. */
-static int
-close_checked(struct call *c, json_t *answer)
+static void
+close_checked(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *status = json_object_get(json_object_get(answer, "issue"), "status");
     long now = (long)json_integer_value(json_object_get(status, "id"));
 
     if (now == c->status_id || json_is_true(json_object_get(status, "is_closed")))
-        return 0;
-    c->res.err = BR_EFATAL;
-    c->res.error = br_asprintf("Redmine kept issue #%s in status \"%s\": its workflow does not let the bridge's user "
+        return;
+    rc->res.err = BR_EFATAL;
+    rc->res.error = br_asprintf("Redmine kept issue #%s in status \"%s\": its workflow does not let the bridge's user "
                                "set status %ld (the change was answered 204 but not made); allow the transition or "
                                "choose another closed_status_id",
                                c->task_id,
                                json_string_value(json_object_get(status, "name")) ? json_string_value(json_object_get(status, "name")) : "?",
                                c->status_id);
-    return 0;
 }
 
-static int
-close_sent(struct call *c, json_t *answer)
+static void
+close_sent(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     char *path = br_asprintf("/issues/%s.json", c->task_id);
-    int sent;
+
     (void)answer;
-    sent = again(c, "GET", path, NULL, close_checked);
+    again(c, "GET", path, NULL, close_checked);
     free(path);
-    return sent;
 }
 
 static int
 rm_close_task(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct rm *)t, cb, arg, close_sent);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
     int rc;
 
     c->task_id = br_strdup(task_id);
     c->status_id = status_id;
-    rc = start(c, "PUT", path, json_pack("{s:{s:I}}", "issue", "status_id", (json_int_t)status_id));
+    rc = start(c, "PUT", path, json_pack("{s:{s:I}}", "issue", "status_id", (json_int_t)status_id), close_sent);
     free(path);
     return rc;
 }
@@ -621,9 +556,9 @@ static int
 rm_update_task_fields(struct br_tracker *t, const char *task_id, const struct br_field_value *fields, size_t n,
                       br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct rm *)t, cb, arg, NULL);
+    struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
-    int rc = start(c, "PUT", path, json_pack("{s:{s:o}}", "issue", "custom_fields", fields_json(fields, n)));
+    int rc = start(c, "PUT", path, json_pack("{s:{s:o}}", "issue", "custom_fields", fields_json(fields, n)), NULL);
     free(path);
     return rc;
 }
@@ -666,7 +601,7 @@ observe_clock(struct call *c, const char *redmine_time)
 
     if (t < 0)
         return;
-    ahead = (double)t - (double)c->answered_ms / 1000.0;
+    ahead = (double)t - (double)c->rest.answered_ms / 1000.0;
     if (!rm->ahead_known || ahead > rm->ahead_s) {
         rm->ahead_known = true;
         rm->ahead_s = ahead;
@@ -687,13 +622,13 @@ settled_change(struct call *c, json_t *answer)
 {
     const char *updated = json_string_value(json_object_get(json_object_get(answer, "issue"), "updated_on"));
     int64_t at = parse_time(updated);
-    double redmine_now = (double)c->server_date;
+    double redmine_now = (double)c->rest.server_date_s;
 
     if (at < 0)
         return NULL;
     observe_clock(c, updated);
-    if (c->rm->ahead_known && (double)c->answered_ms / 1000.0 + c->rm->ahead_s > redmine_now)
-        redmine_now = (double)c->answered_ms / 1000.0 + c->rm->ahead_s;
+    if (c->rm->ahead_known && (double)c->rest.answered_ms / 1000.0 + c->rm->ahead_s > redmine_now)
+        redmine_now = (double)c->rest.answered_ms / 1000.0 + c->rm->ahead_s;
     if (redmine_now < (double)(at + 1))
         return NULL;
     return change_id(updated);
@@ -723,55 +658,66 @@ matching_journals(struct call *c, json_t *answer)
     return ids;
 }
 
-static int
-note_read_back(struct call *c, json_t *answer)
+static void
+note_read_back(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *ids = matching_journals(c, answer);
     size_t n = json_array_size(ids);
 
     if (n > 0) {
         char *change = settled_change(c, answer);
-        c->res.id = br_strdup(json_string_value(json_array_get(ids, n - 1)));
+        rc->res.id = br_strdup(json_string_value(json_array_get(ids, n - 1)));
         /* The notes read: the engine takes them as a fetch, and the poll need not read a settled change again. */
-        c->res.items = json_pack("{s:o}", "comments", journal_items(c, answer));
+        rc->res.items = json_pack("{s:o}", "comments", journal_items(c, answer));
         if (change)
-            json_object_set_new(c->res.items, "change", json_string(change));
+            json_object_set_new(rc->res.items, "change", json_string(change));
         free(change);
     } else {
         /* Written (204) but not found: never write it twice; the id is a placeholder. */
         br_warn("redmine: the note just added to issue #%s is not among its journals; recorded without its id",
                 c->task_id);
-        c->res.id = br_asprintf("unread:%s", c->task_id);
+        rc->res.id = br_asprintf("unread:%s", c->task_id);
     }
     json_decref(ids);
-    return 0;
 }
 
-static int get_journals(struct call *c, json_t *unused);
+/* Reads the issue's journals, answered to step. */
+static void
+get_journals(struct call *c, br_rest_step_fn step)
+{
+    char *path = br_asprintf("/issues/%s.json?include=journals", c->task_id);
+    char *as = c->employee;
+
+    c->employee = NULL; /* reading is the key's own user's */
+    again(c, "GET", path, NULL, step);
+    c->employee = as;
+    free(path);
+}
 
 /* After the 204: read the journals back to learn the note's id (the author is checked by id). */
-static int
-note_sent(struct call *c, json_t *answer)
+static void
+note_sent(struct br_rest_call *rc, json_t *answer)
 {
-    c->next = note_read_back;
-    return get_journals(c, answer);
+    (void)answer;
+    get_journals((struct call *)rc, note_read_back);
 }
 
-static int
-put_note(struct call *c, json_t *unused)
+static void
+put_note(struct br_rest_call *rc, json_t *unused)
 {
+    struct call *c = (struct call *)rc;
     char *path = br_asprintf("/issues/%s.json", c->task_id);
-    int sent;
+
     (void)unused;
-    sent = again(c, "PUT", path, json_pack("{s:{s:s}}", "issue", "notes", c->text), note_sent);
+    again(c, "PUT", path, json_pack("{s:{s:s}}", "issue", "notes", c->text), note_sent);
     free(path);
-    return sent;
 }
 
 static struct call *
-note_call(struct rm *rm, const struct br_comment_spec *s, br_result_cb cb, void *arg)
+note_call(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new(rm, cb, arg, NULL);
+    struct call *c = call_new(t, cb, arg);
     c->task_id = br_strdup(s->task_id);
     c->text = br_strdup(s->text ? s->text : "");
     c->employee = s->employee ? br_strdup(s->employee) : NULL;
@@ -782,41 +728,27 @@ static int
 rm_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
     /* The users first: reading the note back checks its author by id. */
-    return with_users(note_call((struct rm *)t, s, cb, arg), put_note);
+    return with_users(note_call(t, s, cb, arg), put_note);
 }
 
-static int
-comment_matches(struct call *c, json_t *answer)
+static void
+comment_matches(struct br_rest_call *rc, json_t *answer)
 {
-    c->res.items = matching_journals(c, answer);
-    return 0;
+    struct call *c = (struct call *)rc;
+    rc->res.items = matching_journals(c, answer);
 }
 
-static int
-get_journals(struct call *c, json_t *unused)
+static void
+find_comment_start(struct br_rest_call *rc, json_t *unused)
 {
-    char *path = br_asprintf("/issues/%s.json?include=journals", c->task_id);
-    char *as = c->employee;
-    int sent;
     (void)unused;
-    c->employee = NULL; /* reading is the key's own user's */
-    sent = again(c, "GET", path, NULL, c->next);
-    c->employee = as;
-    free(path);
-    return sent;
-}
-
-static int
-find_comment_start(struct call *c, json_t *unused)
-{
-    c->next = comment_matches;
-    return get_journals(c, unused);
+    get_journals((struct call *)rc, comment_matches);
 }
 
 static int
 rm_find_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
-    return with_users(note_call((struct rm *)t, s, cb, arg), find_comment_start);
+    return with_users(note_call(t, s, cb, arg), find_comment_start);
 }
 
 /* The issue's notes as the engine's comment items (see list_comments in tracker.h). */
@@ -858,41 +790,42 @@ journal_items(struct call *c, json_t *answer)
     return items;
 }
 
-static int
-got_journals(struct call *c, json_t *answer)
+static void
+got_journals(struct br_rest_call *rc, json_t *answer)
 {
-    c->res.items = journal_items(c, answer);
-    c->res.id = settled_change(c, answer);
-    return 0;
+    struct call *c = (struct call *)rc;
+    rc->res.items = journal_items(c, answer);
+    rc->res.id = settled_change(c, answer);
 }
 
-static int
-list_start(struct call *c, json_t *unused)
+static void
+list_start(struct br_rest_call *rc, json_t *unused)
 {
-    c->next = got_journals;
-    return get_journals(c, unused);
+    (void)unused;
+    get_journals((struct call *)rc, got_journals);
 }
 
 static int
 rm_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct rm *)t, cb, arg, NULL);
+    struct call *c = call_new(t, cb, arg);
     c->task_id = br_strdup(task_id);
     return with_users(c, list_start);
 }
 
 /* ---- poll: the issues changed since the last poll ---- */
 
-static int
-got_changed(struct call *c, json_t *answer)
+static void
+got_changed(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     json_t *issues = json_object_get(answer, "issues");
     json_int_t total = json_integer_value(json_object_get(answer, "total_count"));
     size_t i;
     json_t *v;
 
-    if (c->res.items == NULL)
-        c->res.items = json_array();
+    if (rc->res.items == NULL)
+        rc->res.items = json_array();
     json_array_foreach(issues, i, v) {
         char *id = br_tracker_id(json_object_get(v, "id"));
         const char *updated = json_string_value(json_object_get(v, "updated_on"));
@@ -904,25 +837,23 @@ got_changed(struct call *c, json_t *answer)
         observe_clock(c, updated);
         /* One item per change: the engine reads the issue's journals once for it. */
         change = change_id(updated);
-        json_array_append_new(c->res.items, json_pack("{s:s, s:s, s:b}", "task", id, "id", change, "change", 1));
+        json_array_append_new(rc->res.items, json_pack("{s:s, s:s, s:b}", "task", id, "id", change, "change", 1));
         free(change);
         free(id);
     }
     if (json_array_size(issues) == PAGE_SIZE && (json_int_t)((c->page + 1) * PAGE_SIZE) < total &&
         ++c->page < MAX_PAGES) {
         char *path = br_asprintf("%s&offset=%d", c->path, c->page * PAGE_SIZE);
-        int sent = again(c, "GET", path, NULL, got_changed);
+        again(c, "GET", path, NULL, got_changed);
         free(path);
-        return sent;
     }
-    return 0;
 }
 
 static int
 rm_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
-    struct call *c = call_new(rm, cb, arg, got_changed);
+    struct call *c = call_new(t, cb, arg);
     time_t from = (time_t)(from_ms / 1000);
     struct tm tm;
     char when[40];
@@ -937,7 +868,7 @@ rm_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br
     filter = br_asprintf("/issues.json?project_id=%s&status_id=*&updated_on=%s&sort=updated_on:desc&limit=%d", proj, q,
                          PAGE_SIZE);
     c->path = br_strdup(filter);
-    rc = start(c, "GET", filter, NULL);
+    rc = start(c, "GET", filter, NULL, got_changed);
     free(filter);
     free(q);
     free(proj);
@@ -946,38 +877,38 @@ rm_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br
 
 /* ---- find_user: an employee known only by e-mail ---- */
 
-static int
-found_user(struct call *c, json_t *answer)
+static void
+found_user(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
     struct rm *rm = c->rm;
     json_t *v = user_with_mail(answer, c->text);
 
     if (v == NULL) {
-        c->res.err = BR_ENOTFOUND;
-        return 0;
+        rc->res.err = BR_ENOTFOUND;
+        return;
     }
-    c->res.id = br_strdup(json_string_value(json_object_get(v, "login")));
+    rc->res.id = br_strdup(json_string_value(json_object_get(v, "login")));
     /* The journals of this login are the employee's from now on. */
     for (size_t i = 0; i < rm->n_users; i++) {
         struct rm_user *u = &rm->users[i];
         if (u->login == NULL && u->email && strcmp(u->email, c->text) == 0) {
-            u->login = br_strdup(c->res.id);
+            u->login = br_strdup(rc->res.id);
             u->id = (long)json_integer_value(json_object_get(v, "id"));
         }
     }
-    return 0;
 }
 
 static int
 rm_find_user(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new((struct rm *)t, cb, arg, found_user);
+    struct call *c = call_new(t, cb, arg);
     char *q = escape_url(email);
     char *path = br_asprintf("/users.json?name=%s&limit=100", q);
     int rc;
 
     c->text = br_strdup(email);
-    rc = start(c, "GET", path, NULL);
+    rc = start(c, "GET", path, NULL, found_user);
     free(path);
     free(q);
     return rc;
