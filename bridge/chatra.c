@@ -41,7 +41,7 @@ client_got(struct br_rest_call *c, json_t *answer)
         c->res.error = br_strdup("Chatra answered with something other than a JSON object");
         return;
     }
-    c->res.items = json_incref(answer);
+    c->res.data = json_incref(answer);
 }
 
 int

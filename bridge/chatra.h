@@ -33,7 +33,7 @@ struct br_chatra_agent {
 int br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, const char *client_id,
                            const char *text, const struct br_chatra_agent *agent, br_result_cb cb, void *arg);
 
-/* GET <chatra.url>/clients/{id}: the visitor's data as res->items (a JSON object). */
+/* GET <chatra.url>/clients/{id}: the visitor's data as res->data (a JSON object). */
 int br_chatra_get_client(struct br_upstream *up, const struct br_channel *ch, const char *client_id,
                          br_result_cb cb, void *arg);
 

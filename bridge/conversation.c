@@ -225,7 +225,7 @@ note_details(struct br_env *env, const struct br_channel *ch, const struct br_co
     }
     json_object_set_new(details, "items", items);
     rc = br_conversation_note(env, c->id, c->gen, BR_TEXT_VISITOR_DETAILS, json_pack("{s:o}", "details", details), 0);
-    if (rc == 0 && ch->n_custom_fields > 0 && env->tracker->ops->update_task_fields)
+    if (rc == 0 && ch->n_custom_fields > 0 && env->tracker->ops->caps.task_fields)
         rc = br_env_add_job(env, 't', "tracker", "fields", c->id, json_pack("{s:i}", "gen", c->gen));
     return rc;
 }
@@ -376,7 +376,7 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
             goto out;
     }
     /* Each new chat of a known person is a visit, logged on the contact's card (Planfix). */
-    if ((res.joined || new_chat) && env->tracker->ops->add_contact_comment &&
+    if ((res.joined || new_chat) && env->tracker->ops->caps.contact_comments &&
         (rc = br_env_add_job(env, 't', "tracker", "contact_visit", c.id,
                       json_pack("{s:{s:o, s:{s:s?}}}", "ctx", "device", br_context_device(ev->visitor), "chat", "id",
                                 chat_id))))

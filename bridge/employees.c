@@ -49,7 +49,7 @@ br_employees_free(struct br_employees *em)
 const char *
 br_employees_tracker_label(const struct br_env *env)
 {
-    return strcmp(env->tracker->ops->kind, "redmine") == 0 ? "Redmine" : "Planfix";
+    return env->tracker->ops->label;
 }
 
 const char *
@@ -260,7 +260,7 @@ br_job_user(struct br_run *r)
         return;
     }
     free(user);
-    if (env->tracker->ops->find_user == NULL) {
+    if (!env->tracker->ops->caps.users) {
         set_user(env, email, NULL, br_now_ms());
         br_run_ok(r);
         return;

@@ -37,7 +37,7 @@ br_env_add_job(struct br_env *env, char lane_kind, const char *upstream, const c
 static inline bool
 br_env_has_contacts(const struct br_env *env)
 {
-    return env->tracker->ops->create_contact != NULL;
+    return env->tracker->ops->caps.contacts;
 }
 
 #endif

@@ -131,8 +131,11 @@ br_rest_send(struct br_rest_call *c, const struct br_rest_req *rq, br_rest_step_
     c->res.error = br_strdup("cannot queue request: shutting down");
     free(c->res.id);
     c->res.id = NULL;
-    json_decref(c->res.items);
-    c->res.items = NULL;
+    br_comment_list_dispose(&c->res.comments);
+    free(c->res.change);
+    c->res.change = NULL;
+    json_decref(c->res.data);
+    c->res.data = NULL;
     return rc;
 }
 

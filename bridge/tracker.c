@@ -5,11 +5,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct br_comment_item *
+br_comment_list_add(struct br_comment_list *l)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->items = br_realloc(l->items, l->cap * sizeof(*l->items));
+    }
+    memset(&l->items[l->n], 0, sizeof(l->items[0]));
+    return &l->items[l->n++];
+}
+
+void
+br_comment_list_dispose(struct br_comment_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        struct br_comment_item *c = &l->items[i];
+        free(c->id);
+        free(c->author);
+        free(c->author_name);
+        free(c->html);
+        free(c->source_key);
+        free(c->task);
+    }
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
 void
 br_result_dispose(struct br_result *r)
 {
     free(r->id);
-    json_decref(r->items);
+    br_comment_list_dispose(&r->comments);
+    free(r->change);
+    json_decref(r->data);
     free(r->error);
     free(r->request);
     free(r->response);

@@ -1,11 +1,12 @@
 /*
  * tracker.h - the interface every task tracker driver implements.
  *
- * The conversation logic (engine.c) is written once against these
- * operations; a driver (trackers/planfix.c, ...) only translates them
- * into its API.  Each operation is asynchronous: it sends one or more
- * requests through the tracker's upstream (which enforces the rate
- * limit) and calls cb exactly once, never synchronously.
+ * The conversation logic (conversation.c, jobs/) is written once against
+ * these operations; a driver (trackers/planfix.c, ...) only translates
+ * them into its API (its HTTP calls go through rest.h).  It says what it
+ * can do in its capabilities.  Each operation is asynchronous: it sends
+ * one or more requests through the tracker's upstream (which enforces the
+ * rate limit) and calls cb exactly once, never synchronously.
  *
  * Result codes: 0 success; BR_ENOTFOUND the object does not exist;
  * BR_ERETRY a transient failure (timeouts, 429, 5xx, quota) worth
@@ -20,13 +21,44 @@
 #include "upstream.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 
 struct br_config;
 
+/* A tracker comment as the drivers read it. */
+struct br_comment_item {
+    char *id;
+    char *author;            /* tracker user ("user:5", a login) or "contact:9" */
+    char *author_name;
+    char *html;              /* its text as HTML (html_text.h turns it into a chat message) */
+    char *source_key;        /* the bridge's key when it wrote it (Planfix), or NULL */
+    char *task;              /* list_recent_comments: the task it is on */
+    bool hidden;             /* private: never relayed */
+    bool change;             /* list_recent_comments of a tracker that names changes, not comments */
+};
+
+struct br_comment_list {
+    struct br_comment_item *items;
+    size_t n, cap;
+};
+
+/* A new zeroed item at the end of l (its strings are the list's: br_comment_list_dispose frees them). */
+struct br_comment_item *br_comment_list_add(struct br_comment_list *l);
+void br_comment_list_dispose(struct br_comment_list *l);
+
+/* What task_state found. */
+enum br_task_status { BR_TASK_STATUS_ACTIVE = 0, BR_TASK_STATUS_INACTIVE, BR_TASK_STATUS_DELETED };
+
+/* The outcome of one operation; which fields it sets is said at the operation. */
 struct br_result {
     int err;
-    char *id;              /* created or found object id */
-    json_t *items;         /* list operations: see list_comments */
+    char *id;              /* the object made or found */
+    bool made;             /* find_contact: the contact carries the key asked for (the bridge made it) */
+    enum br_task_status task_status;
+    struct br_comment_list comments;
+    bool comments_read;    /* add_comment: the driver read the task's comments, in comments */
+    char *change;          /* the change of the task the comments settle (Redmine), or NULL */
+    json_t *data;          /* an answer handed on as it is (Chatra's client), or NULL */
     long status;           /* HTTP status of the last answer, 0 when none came */
     long retry_after_s;    /* -1 when the upstream did not say */
     int quota_exhausted;   /* the daily quota is gone: pause the upstream */
@@ -88,103 +120,126 @@ struct br_comment_spec {
 
 struct br_tracker;
 
+/*
+ * What a tracker can do, said by its driver rather than guessed from
+ * missing operations.  An operation a capability covers is set exactly
+ * when the capability is.
+ */
+struct br_tracker_caps {
+    /*
+     * Contacts and companies (find_contact ... delete_contact): without
+     * them (Redmine) the visitor's details go into the task (description,
+     * custom fields) and changes into notes.
+     */
+    bool contacts;
+    bool contact_comments;  /* add_contact_comment, list_contact_comments: visits on the card */
+    bool active_tasks;      /* find_active_task */
+    bool task_fields;       /* update_task_fields */
+    bool users;             /* find_user */
+    /*
+     * Comments carry the bridge's source key, so list_comments finds one
+     * written before a crash; without it find_comment matches author and
+     * text (Redmine).
+     */
+    bool comment_keys;
+};
+
+/*
+ * Every operation is asynchronous and calls cb exactly once, always later
+ * (never inside the call), also when the upstream refuses the request at
+ * shutdown (BR_ECANCELED).
+ */
 struct br_tracker_ops {
-    const char *kind;
+    const char *kind;       /* "planfix" */
+    const char *label;      /* "Planfix": log lines, and Chatra's receivedFrom */
+    struct br_tracker_caps caps;
     /* How template values are escaped in task descriptions (HTML for Planfix, Textile for Redmine). */
     enum br_tpl_escape text_escape;
     /* How far back each poll looks beyond the previous one (the tracker's time resolution, clock skew). */
     int64_t poll_overlap_ms;
     /*
-     * Contacts and companies: a tracker without them (Redmine) leaves
-     * find_contact ... delete_contact NULL; the visitor's details then go
-     * into the task (description, custom fields) and changes into notes.
-     */
-    /*
-     * id of the contact whose e-mail is exactly email, or BR_ENOTFOUND;
-     * res->items is JSON true when that contact carries source_key (the
+     * caps.contacts: id of the contact whose e-mail is exactly email, or
+     * BR_ENOTFOUND; res->made when that contact carries source_key (the
      * bridge made it, in a run cut off before the answer was stored).
      */
-    int (*find_contact)(struct br_tracker *t, const char *email, const char *source_key, br_result_cb cb,
+    void (*find_contact)(struct br_tracker *t, const char *email, const char *source_key, br_result_cb cb,
                         void *arg);
-    int (*create_contact)(struct br_tracker *t, const struct br_contact_spec *c, br_result_cb cb,
+    void (*create_contact)(struct br_tracker *t, const struct br_contact_spec *c, br_result_cb cb,
                           void *arg);
     /* Finds a contact created earlier with name and source_key (crash recovery), or BR_ENOTFOUND. */
-    int (*find_contact_by_key)(struct br_tracker *t, const char *name, const char *source_key,
+    void (*find_contact_by_key)(struct br_tracker *t, const char *name, const char *source_key,
                                br_result_cb cb, void *arg);
     /* The company contact named name (an e-mail domain), or BR_ENOTFOUND. */
-    int (*find_company)(struct br_tracker *t, const char *name, br_result_cb cb, void *arg);
-    int (*create_company)(struct br_tracker *t, const char *name, long template_id, const char *source_key,
+    void (*find_company)(struct br_tracker *t, const char *name, br_result_cb cb, void *arg);
+    void (*create_company)(struct br_tracker *t, const char *name, long template_id, const char *source_key,
                           br_result_cb cb, void *arg);
     /* Writes the visitor's current name, e-mail and phone into the contact. */
-    int (*update_contact)(struct br_tracker *t, const char *contact_id, const struct br_contact_spec *c,
+    void (*update_contact)(struct br_tracker *t, const char *contact_id, const struct br_contact_spec *c,
                           br_result_cb cb, void *arg);
     /* Removes a contact left over by a merge (Planfix keeps it in its trash). */
-    int (*delete_contact)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
-    int (*create_task)(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg);
+    void (*delete_contact)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
+    void (*create_task)(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg);
     /* Finds a task created earlier with source_key (crash recovery), or BR_ENOTFOUND. */
-    int (*find_task)(struct br_tracker *t, const char *contact_id, const char *source_key,
+    void (*find_task)(struct br_tracker *t, const char *contact_id, const char *source_key,
                      br_result_cb cb, void *arg);
     /*
      * res->id is the new comment's id.  A driver that had to read the
-     * task's comments to learn it (Redmine) may hand them over as
-     * res->items = {"comments": [as list_comments], "change": id of the
-     * change they cover, as list_recent_comments names it}.
+     * task's comments to learn it (Redmine) hands them over in
+     * res->comments (res->comments_read), with res->change the change they
+     * cover, as list_recent_comments names it.
      */
-    int (*add_comment)(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb,
+    void (*add_comment)(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb,
                        void *arg);
     /*
-     * All comments of a task, oldest first, as items: a JSON array of
-     * {"id", "author" (tracker user such as "user:5" or "contact:9"),
-     *  "author_name", "html", "hidden" (bool), "source_key" (or null)}.
-     * A driver whose polls name changes (Redmine) may set res->id to the
-     * change these comments settle for good: the poll skips it.
+     * All comments of a task, oldest first, in res->comments.  A driver
+     * whose polls name changes (Redmine) sets res->change to the change
+     * these comments settle for good: the poll skips it.
      */
-    int (*list_comments)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
+    void (*list_comments)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
     /*
-     * Optional, for trackers whose comments cannot carry the bridge's
-     * source key (Redmine): the ids of comments that have s's author and
-     * text, oldest first, as items (a JSON array of strings).  After a
-     * crash the engine takes the first one it has not recorded yet.
+     * Without caps.comment_keys: the comments that have s's author and
+     * text, oldest first, in res->comments (ids only).  After a crash the
+     * engine takes the first one it has not recorded yet.
      */
-    int (*find_comment)(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg);
-    /* Optional: sets the task's custom fields (the visitor's details changed). */
-    int (*update_task_fields)(struct br_tracker *t, const char *task_id, const struct br_field_value *fields,
+    void (*find_comment)(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg);
+    /* caps.task_fields: sets the task's custom fields (the visitor's details changed). */
+    void (*update_task_fields)(struct br_tracker *t, const char *task_id, const struct br_field_value *fields,
                               size_t n_fields, br_result_cb cb, void *arg);
     /*
-     * Comments added anywhere between from_ms and to_ms (wall clock), as
-     * items like list_comments' with a "task" id: the safety net for
-     * reply webhooks that never came.  A tracker that cannot list
-     * comments by time (Redmine) returns one item per changed task with
-     * "change": true and an "id" that names that change (such as its
-     * update time): the engine reads the task's comments until a read
-     * settles that change (see list_comments and add_comment).
+     * Comments added anywhere between from_ms and to_ms (wall clock), in
+     * res->comments with their task: the safety net for reply webhooks
+     * that never came.  A tracker that cannot list comments by time
+     * (Redmine) gives one item per changed task with change set and an id
+     * that names that change (such as its update time): the engine reads
+     * the task's comments until a read settles that change (see
+     * list_comments and add_comment).
      */
-    int (*list_recent_comments)(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb,
+    void (*list_recent_comments)(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb,
                                 void *arg);
-    int (*close_task)(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb,
+    void (*close_task)(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb,
                       void *arg);
     /*
-     * Optional: the newest active task the contact takes part in (as
+     * caps.active_tasks: the newest active task the contact takes part in (as
      * assigner or counterparty), made by anyone, as res->id; BR_ENOTFOUND
      * when there is none ("a new task if there are no active tasks with
      * this contact").
      */
-    int (*find_active_task)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
-    /* Optional: a comment on the contact's card (s->task_id unused); res->id is its id. */
-    int (*add_contact_comment)(struct br_tracker *t, const char *contact_id, const struct br_comment_spec *s,
+    void (*find_active_task)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
+    /* caps.contact_comments: a comment on the contact's card (s->task_id unused); res->id is its id. */
+    void (*add_contact_comment)(struct br_tracker *t, const char *contact_id, const struct br_comment_spec *s,
                                br_result_cb cb, void *arg);
-    /* Optional: the comments on the contact's card, as items like list_comments' (crash recovery). */
-    int (*list_contact_comments)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
-    /* The task's state as res->id: "active", "inactive" (completed) or "deleted". */
-    int (*task_state)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
+    /* caps.contact_comments: the comments on the contact's card, in res->comments (crash recovery). */
+    void (*list_contact_comments)(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg);
+    /* The task's state in res->task_status (BR_ENOTFOUND: gone entirely). */
+    void (*task_state)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
     /*
-     * The tracker user whose e-mail is email (in normal form, see email.h)
+     * caps.users: the tracker user whose e-mail is email (in normal form, see email.h)
      * as res->id, written as employees[].tracker_user is ("user:5" for
      * Planfix, the login for Redmine), or BR_ENOTFOUND.  The engine asks
      * once for each employee configured without tracker_user and keeps
      * the answer in the store.
      */
-    int (*find_user)(struct br_tracker *t, const char *email, br_result_cb cb, void *arg);
+    void (*find_user)(struct br_tracker *t, const char *email, br_result_cb cb, void *arg);
     void (*free)(struct br_tracker *t);
 };
 

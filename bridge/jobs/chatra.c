@@ -26,8 +26,8 @@ profile_got(void *arg, struct br_result *res)
     }
     if (res->err == 0) {
         /* The bridge's record of what Chatra told (chatra_event.h reads Chatra's keys), the answer beside it. */
-        json_t *visitor = br_chatra_visitor(res->items, true);
-        json = br_context_record(visitor, res->items);
+        json_t *visitor = br_chatra_visitor(res->data, true);
+        json = br_context_record(visitor, res->data);
         json_decref(visitor);
         rc = BR_STORE_TX(r->env->store, br_store_conv_set_profile(r->env->store, r->conv.id, BR_PROFILE_DONE, json));
         free(json);

@@ -51,8 +51,6 @@ static void
 comment_found(void *arg, struct br_result *res)
 {
     struct br_run *r = arg;
-    size_t i;
-    json_t *it;
 
     if (res->err == BR_ENOTFOUND) {
         comment_added(r, res); /* the task is gone: handled as when posting */
@@ -62,12 +60,12 @@ comment_found(void *arg, struct br_result *res)
         br_run_finish(r, res);
         return;
     }
-    json_array_foreach(res->items, i, it) {
-        const char *key = br_jobs_str(it, "source_key");
-        if (key && strcmp(key, r->source_key) == 0) {
+    for (size_t i = 0; i < res->comments.n; i++) {
+        const struct br_comment_item *it = &res->comments.items[i];
+        if (it->source_key && strcmp(it->source_key, r->source_key) == 0) {
             /* It was written before the crash: record it instead of writing it again. */
             free(res->id);
-            res->id = br_strdup(br_jobs_str(it, "id"));
+            res->id = br_strdup(it->id);
             r->step = 2;
             comment_added(r, res);
             return;
@@ -86,8 +84,6 @@ static void
 comment_matched(void *arg, struct br_result *res)
 {
     struct br_run *r = arg;
-    size_t i;
-    json_t *it;
 
     if (res->err == BR_ENOTFOUND) {
         comment_added(r, res);
@@ -97,10 +93,11 @@ comment_matched(void *arg, struct br_result *res)
         br_run_finish(r, res);
         return;
     }
-    json_array_foreach(res->items, i, it) {
-        if (json_is_string(it) && !br_store_comment_seen(r->env->store, r->task_id, json_string_value(it))) {
+    for (size_t i = 0; i < res->comments.n; i++) {
+        const char *id = res->comments.items[i].id;
+        if (id && !br_store_comment_seen(r->env->store, r->task_id, id)) {
             free(res->id);
-            res->id = br_strdup(json_string_value(it));
+            res->id = br_strdup(id);
             r->step = 2;
             comment_added(r, res);
             return;
@@ -152,21 +149,20 @@ comment_added(void *arg, struct br_result *res)
         if (rc == 0)
             rc = br_conversation_msgs_mirrored(r->env, msg ? json_integer_value(msg) : 0,
                                                json_object_get(r->payload, "msgs"), res->id);
-        if (rc == 0 && json_is_object(res->items)) {
+        if (rc == 0 && res->comments_read) {
             /*
              * The driver read the task's comments to learn this one's id
              * (Redmine): they are taken as a fetch would, and the change
              * they cover is not read again by the next poll.
              */
-            rc = br_jobs_take_comments(r, json_object_get(res->items, "comments"));
+            rc = br_jobs_take_comments(r, &res->comments);
             if (rc == 0 && r->undecided) {
                 /* Some authors are still being looked up: a fetch reads the task again once they are known. */
                 if (!br_queue_waiting(r->env->queue, 't', r->conv.id, "fetch"))
                     rc = br_env_add_job(r->env, 't', "tracker", "fetch", r->conv.id,
                                         json_pack("{s:s}", "task", r->task_id));
-            } else if (rc == 0 && br_jobs_str(res->items, "change")) {
-                rc = br_store_comment_mark(r->env->store, r->task_id, br_jobs_str(res->items, "change"), BR_COMMENT_IGNORED,
-                                           &is_new);
+            } else if (rc == 0 && res->change) {
+                rc = br_store_comment_mark(r->env->store, r->task_id, res->change, BR_COMMENT_IGNORED, &is_new);
             }
         }
         rc = br_store_end(r->env->store, rc);
@@ -182,7 +178,7 @@ send_comment(struct br_run *r, enum br_source_kind kind, int64_t key_id)
 {
     r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
     br_store_source_key(r->env->store, kind, key_id, r->source_key);
-    if (r->job.recover && r->env->tracker->ops->find_comment) {
+    if (r->job.recover && !r->env->tracker->ops->caps.comment_keys) {
         struct br_comment_spec spec = {0};
         spec.task_id = r->task_id;
         spec.contact_id = r->author_contact;

@@ -110,7 +110,7 @@ contact_created(void *arg, struct br_result *res)
     }
     if (res->err == 0 && res->id) {
         /* Found with our own key: made by this job before a crash, so the bridge's own. */
-        bool made = r->step == 2 || json_is_true(res->items);
+        bool made = r->step == 2 || res->made;
         rc = BR_STORE_TX(r->env->store, br_store_conv_set_contact(r->env->store, r->conv.id, res->id, made));
         if (rc == 0)
             br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id, made ? "created" : "found");
@@ -260,15 +260,13 @@ contact_visit_found(void *arg, struct br_result *res)
 {
     struct br_run *r = arg;
     struct br_comment_spec spec = {0};
-    size_t i;
-    json_t *it;
 
     if (res->err) {
         contact_visit_posted(r, res);
         return;
     }
-    json_array_foreach(res->items, i, it) {
-        const char *key = br_jobs_str(it, "source_key");
+    for (size_t i = 0; i < res->comments.n; i++) {
+        const char *key = res->comments.items[i].source_key;
         if (key && strcmp(key, r->source_key) == 0) {
             br_run_ok(r); /* written before the crash */
             return;
@@ -303,13 +301,11 @@ br_job_contact_visit(struct br_run *r)
         return;
     r->source_key = br_malloc(BR_SOURCE_KEY_LEN + 1);
     br_store_source_key(r->env->store, BR_SOURCE_NOTE, r->job.id, r->source_key);
-    if (r->job.recover && r->env->tracker->ops->list_contact_comments) {
+    if (r->job.recover) {
         r->env->tracker->ops->list_contact_comments(r->env->tracker, r->conv.contact_id, contact_visit_found, r);
         return;
     }
-    none.items = json_array();
     contact_visit_found(r, &none);
-    json_decref(none.items);
 }
 
 /* A contact that is gone needs neither an update nor a removal. */

@@ -52,21 +52,19 @@ reply_agent(const struct br_channel *ch, const struct br_employee *emp, json_t *
  * left unseen (r->undecided): the caller reads it again later.
  */
 int
-br_jobs_take_comments(struct br_run *r, json_t *items)
+br_jobs_take_comments(struct br_run *r, const struct br_comment_list *comments)
 {
     struct br_env *env = r->env;
     char *upname = br_asprintf("chatra:%s", r->ch->name);
-    size_t i;
-    json_t *it;
     int rc = 0;
 
-    json_array_foreach(items, i, it) {
-        const char *id = br_jobs_str(it, "id");
-        const char *author = br_jobs_str(it, "author");
-        const char *key = br_jobs_str(it, "source_key");
+    for (size_t i = 0; i < comments->n; i++) {
+        const struct br_comment_item *it = &comments->items[i];
+        const char *id = it->id;
+        const char *author = it->author;
         const struct br_employee *emp = author ? br_employees_by_user(env, r->ch, author) : NULL;
-        bool ours = br_store_source_key_is_ours(env->store, key);
-        bool hidden = json_is_true(json_object_get(it, "hidden"));
+        bool ours = br_store_source_key_is_ours(env->store, it->source_key);
+        bool hidden = it->hidden;
         bool relay = emp && !ours && !hidden;
         char *text = NULL;
         bool is_new;
@@ -80,7 +78,7 @@ br_jobs_take_comments(struct br_run *r, json_t *items)
             continue;
         }
         if (relay) {
-            text = br_html_to_text(br_jobs_str(it, "html") ? br_jobs_str(it, "html") : "");
+            text = br_html_to_text(it->html ? it->html : "");
             relay = *text != '\0';
         }
         if (rc == 0)
@@ -117,11 +115,11 @@ comments_listed(void *arg, struct br_result *res)
     }
     rc = br_store_begin(r->env->store);
     if (rc == 0)
-        rc = br_jobs_take_comments(r, res->items);
-    if (rc == 0 && res->id && !r->undecided) {
+        rc = br_jobs_take_comments(r, &res->comments);
+    if (rc == 0 && res->change && !r->undecided) {
         /* The change of the task these comments settle (Redmine): the poll does not read it again. */
         bool is_new;
-        rc = br_store_comment_mark(r->env->store, r->task_id, res->id, BR_COMMENT_IGNORED, &is_new);
+        rc = br_store_comment_mark(r->env->store, r->task_id, res->change, BR_COMMENT_IGNORED, &is_new);
     }
     /* All or nothing: a reply is either queued together with its "seen" mark, or read again. */
     rc = br_store_end(r->env->store, rc);
@@ -179,8 +177,7 @@ polled(void *arg, struct br_result *res)
     struct br_run *r = arg;
     struct br_env *env = r->env;
     int64_t started = json_integer_value(json_object_get(r->payload, "started"));
-    size_t i, queued = 0;
-    json_t *it;
+    size_t queued = 0;
     int rc;
 
     if (res->err) {
@@ -188,10 +185,10 @@ polled(void *arg, struct br_result *res)
         return;
     }
     rc = br_store_begin(env->store);
-    json_array_foreach(res->items, i, it) {
-        const char *task = br_jobs_str(it, "task");
+    for (size_t i = 0; i < res->comments.n; i++) {
+        const char *task = res->comments.items[i].task;
         struct br_task t = {0};
-        if (rc || task == NULL || br_store_comment_seen(env->store, task, br_jobs_str(it, "id")) ||
+        if (rc || task == NULL || br_store_comment_seen(env->store, task, res->comments.items[i].id) ||
             br_store_task_by_tracker_id(env->store, task, &t) != 0)
             continue;
         /* The task's own fetch decides what to relay, exactly as after a webhook. */

@@ -66,7 +66,7 @@ void br_jobs_free_fields(struct br_field_value *f, size_t n);
  * each new one by an employee allowed on the channel, inside the caller's
  * transaction (fetch.c).
  */
-int br_jobs_take_comments(struct br_run *r, json_t *items);
+int br_jobs_take_comments(struct br_run *r, const struct br_comment_list *comments);
 /* What the driver learned of the tracker's clock, from the store (fetch.c). */
 void br_jobs_load_tracker_clock(struct br_env *env);
 

@@ -268,7 +268,7 @@ br_job_task(struct br_run *r)
      * key is stored, so a task of ours is never mistaken for it.
      */
     if (t.source_key == NULL && r->step == 0 && r->ch->new_task_if_no_active && r->conv.contact_id &&
-        r->env->tracker->ops->find_active_task && (!r->conv.contact_made || gen > 1)) {
+        r->env->tracker->ops->caps.active_tasks && (!r->conv.contact_made || gen > 1)) {
         br_task_dispose(&t);
         r->step = 3;
         r->env->tracker->ops->find_active_task(r->env->tracker, r->conv.contact_id, active_task_found, r);
@@ -332,18 +332,18 @@ task_checked(void *arg, struct br_result *res)
 {
     struct br_run *r = arg;
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
-    const char *state = res->err == BR_ENOTFOUND ? "deleted" : res->id;
+    enum br_task_status status = res->err == BR_ENOTFOUND ? BR_TASK_STATUS_DELETED : res->task_status;
 
     if (res->err && res->err != BR_ENOTFOUND) {
         br_run_finish(r, res);
         return;
     }
-    if (strcmp(state, "active") == 0 || (strcmp(state, "inactive") == 0 && !r->ch->new_task_if_no_active)) {
+    if (status == BR_TASK_STATUS_ACTIVE || (status == BR_TASK_STATUS_INACTIVE && !r->ch->new_task_if_no_active)) {
         br_run_ok(r);
         return;
     }
     br_info("conversation %lld: task %s is %s in the tracker; the new chat gets a new task", (long long)r->conv.id,
-            r->task_id, strcmp(state, "deleted") == 0 ? "deleted" : "completed");
+            r->task_id, status == BR_TASK_STATUS_DELETED ? "deleted" : "completed");
     if (br_conversation_reopen(r->env, &r->conv, gen) != 0) {
         br_run_fail(r, BR_ERETRY, "cannot open a new task generation");
         return;

@@ -159,19 +159,19 @@ static const struct br_rest_api planfix_api = {
     .dispose = call_dispose,
 };
 
-static int
+static void
 start(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
 {
-    return br_rest_start(&c->rest, &(struct br_rest_req){.method = method, .path = path, .body = body}, step);
+    br_rest_start(&c->rest, &(struct br_rest_req){.method = method, .path = path, .body = body}, step);
 }
 
 /* Starts a paged list: POST path with body (kept: next_page asks for the next pages with it). */
-static int
+static void
 start_list(struct call *c, const char *path, json_t *body, br_rest_step_fn step)
 {
     c->list_path = br_strdup(path);
     c->request_body = body;
-    return start(c, "POST", path, json_incref(body), step);
+    start(c, "POST", path, json_incref(body), step);
 }
 
 /* Asks for page c->page of the list, answered to the step running now. */
@@ -209,7 +209,7 @@ found_contact(struct br_rest_call *rc, json_t *answer)
         json_t *k = json_object_get(v, "sourceObjectId");
         if (c->source_key && json_is_string(k) && strcmp(json_string_value(k), c->source_key) == 0) {
             rc->res.id = br_tracker_id(json_object_get(v, "id"));
-            rc->res.items = json_true();
+            rc->res.made = true;
             return;
         }
     }
@@ -223,7 +223,7 @@ found_contact(struct br_rest_call *rc, json_t *answer)
     rc->res.err = BR_ENOTFOUND;
 }
 
-static int
+static void
 pf_find_contact(struct br_tracker *t, const char *email, const char *source_key, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
@@ -232,7 +232,7 @@ pf_find_contact(struct br_tracker *t, const char *email, const char *source_key,
                              "equal", "value", email);
     if (source_key)
         c->source_key = br_strdup(source_key);
-    return start(c, "POST", "/contact/list", body, found_contact);
+    start(c, "POST", "/contact/list", body, found_contact);
 }
 
 /* Custom fields as Planfix takes them: [{"field": {"id": 10}, "value": "text"}]. */
@@ -268,11 +268,11 @@ contact_body(const struct br_contact_spec *s)
     return body;
 }
 
-static int
+static void
 pf_create_contact(struct br_tracker *t, const struct br_contact_spec *s, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
-    return start(c, "POST", "/contact/", contact_body(s), take_id);
+    start(c, "POST", "/contact/", contact_body(s), take_id);
 }
 
 static void
@@ -295,19 +295,19 @@ found_company(struct br_rest_call *rc, json_t *answer)
     rc->res.err = BR_ENOTFOUND;
 }
 
-static int
+static void
 pf_find_company(struct br_tracker *t, const char *name, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     c->source_key = br_strdup(name);
-    return start(c, "POST", "/contact/list",
+    start(c, "POST", "/contact/list",
                  json_pack("{s:i, s:i, s:b, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
                            "isCompany", 1, "fields", "id,name", "filters", "type", 4001, "operator", "equal",
                            "value", name),
                  found_company);
 }
 
-static int
+static void
 pf_create_company(struct br_tracker *t, const char *name, long template_id, const char *source_key, br_result_cb cb,
                   void *arg)
 {
@@ -318,28 +318,26 @@ pf_create_company(struct br_tracker *t, const char *name, long template_id, cons
         json_object_set_new(body, "template", json_pack("{s:I}", "id", (json_int_t)template_id));
     if (source_key)
         json_object_set_new(body, "sourceObjectId", json_string(source_key));
-    return start(c, "POST", "/contact/", body, take_id);
+    start(c, "POST", "/contact/", body, take_id);
 }
 
-static int
+static void
 pf_update_contact(struct br_tracker *t, const char *contact_id, const struct br_contact_spec *s, br_result_cb cb,
                   void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/contact/%s", contact_id);
-    int rc = start(c, "POST", path, contact_body(s), NULL);
+    start(c, "POST", path, contact_body(s), NULL);
     free(path);
-    return rc;
 }
 
-static int
+static void
 pf_delete_contact(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/contact/%s", contact_id);
-    int rc = start(c, "POST", path, json_pack("{s:b}", "isDeleted", 1), NULL);
+    start(c, "POST", path, json_pack("{s:b}", "isDeleted", 1), NULL);
     free(path);
-    return rc;
 }
 
 /*
@@ -372,14 +370,14 @@ found_contact_by_key(struct br_rest_call *rc, json_t *answer)
     found_by_key((struct call *)rc, answer, "contacts");
 }
 
-static int
+static void
 pf_find_contact_by_key(struct br_tracker *t, const char *name, const char *source_key, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
 
     /* Planfix has no filter on sourceObjectId: narrow by name (4001, part of name), then match. */
     c->source_key = br_strdup(source_key);
-    return start_list(c, "/contact/list",
+    start_list(c, "/contact/list",
                       json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
                                 "id,name,lastname,email,sourceObjectId", "filters", "type", 4001, "operator", "equal",
                                 "value", name),
@@ -404,7 +402,7 @@ person(const char *prefix, const char *id)
     return v;
 }
 
-static int
+static void
 pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
@@ -429,7 +427,7 @@ pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
     if (s->n_fields)
         json_object_set_new(body, "customFieldData", custom_field_data(s->fields, s->n_fields));
-    return start(c, "POST", "/task/", body, take_id);
+    start(c, "POST", "/task/", body, take_id);
 }
 
 static void
@@ -438,20 +436,18 @@ found_task(struct br_rest_call *rc, json_t *answer)
     found_by_key((struct call *)rc, answer, "tasks");
 }
 
-static int
+static void
 pf_find_task(struct br_tracker *t, const char *contact_id, const char *source_key, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *who = ref("contact", contact_id);
-    int rc;
 
     c->source_key = br_strdup(source_key);
-    rc = start_list(c, "/task/list",
+    start_list(c, "/task/list",
                     json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
                               "id,name,sourceObjectId", "filters", "type", 1, "operator", "equal", "value", who),
                     found_task);
     free(who);
-    return rc;
 }
 
 /*
@@ -494,46 +490,42 @@ found_active(struct br_rest_call *rc, json_t *answer)
     }
 }
 
-static int
+static void
 pf_find_active_task(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *who = ref("contact", contact_id);
-    int rc = start_list(c, "/task/list",
+    start_list(c, "/task/list",
                         json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE,
                                   "fields", "id,status,isDeleted", "filters", "type", 1, "operator", "equal", "value",
                                   who),
                         found_active);
     free(who);
-    return rc;
 }
 
 /* ---- the contact's card ---- */
 
-static int
+static void
 pf_add_contact_comment(struct br_tracker *t, const char *contact_id, const struct br_comment_spec *s,
                        br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     json_t *body = json_pack("{s:s}", "description", s->text);
     char *path = br_asprintf("/contact/%s/comments/", contact_id);
-    int rc;
 
     if (s->source_key)
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
-    rc = start(c, "POST", path, body, take_id);
+    start(c, "POST", path, body, take_id);
     free(path);
-    return rc;
 }
 
-static int
+static void
 pf_close_task(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/task/%s", task_id);
-    int rc = start(c, "POST", path, json_pack("{s:{s:I}}", "status", "id", (json_int_t)status_id), NULL);
+    start(c, "POST", path, json_pack("{s:{s:I}}", "status", "id", (json_int_t)status_id), NULL);
     free(path);
-    return rc;
 }
 
 static void
@@ -543,21 +535,20 @@ got_task_state(struct br_rest_call *rc, json_t *answer)
     json_t *status = json_object_get(task, "status");
 
     if (json_is_true(json_object_get(task, "isDeleted")))
-        rc->res.id = br_strdup("deleted");
+        rc->res.task_status = BR_TASK_STATUS_DELETED;
     else if (json_is_false(json_object_get(status, "isActive")))
-        rc->res.id = br_strdup("inactive");
+        rc->res.task_status = BR_TASK_STATUS_INACTIVE;
     else
-        rc->res.id = br_strdup("active");
+        rc->res.task_status = BR_TASK_STATUS_ACTIVE;
 }
 
-static int
+static void
 pf_task_state(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/task/%s?fields=id,status,isDeleted", task_id);
-    int rc = start(c, "GET", path, NULL, got_task_state);
+    start(c, "GET", path, NULL, got_task_state);
     free(path);
-    return rc;
 }
 
 /* ---- dates ---- */
@@ -678,13 +669,12 @@ learn_clock(struct pf *pf, int64_t utc_ms, long offset_s)
 
 /* ---- comments ---- */
 
-static int
+static void
 pf_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     json_t *body = json_object();
     char *path = br_asprintf("/task/%s/comments/", s->task_id);
-    int rc;
 
     json_object_set_new(body, "description", json_string(s->text));
     if (s->contact_id)
@@ -693,9 +683,8 @@ pf_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_
         json_object_set_new(body, "owner", person("user", s->employee));
     if (s->source_key)
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
-    rc = start(c, "POST", path, body, take_id);
+    start(c, "POST", path, body, take_id);
     free(path);
-    return rc;
 }
 
 static void
@@ -710,14 +699,12 @@ got_comments(struct br_rest_call *rc, json_t *answer)
     bool newest_first = true;
     int64_t win_from = c->win_from_ms - c->win_from_ms % 60000;
 
-    if (rc->res.items == NULL)
-        rc->res.items = json_array();
     json_array_foreach(list, i, v) {
         json_t *owner = json_object_get(v, "owner");
         json_t *desc = json_object_get(v, "description");
         json_t *key = json_object_get(v, "sourceObjectId");
         char *id = br_tracker_id(json_object_get(v, "id"));
-        json_t *item;
+        struct br_comment_item *item;
         int64_t at_ms;
         long off;
 
@@ -736,21 +723,15 @@ got_comments(struct br_rest_call *rc, json_t *answer)
         }
         if (id == NULL)
             continue;
-        item = json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", id, "author",
-                         json_is_string(json_object_get(owner, "id")) ? json_string_value(json_object_get(owner, "id")) : "",
-                         "author_name",
-                         json_is_string(json_object_get(owner, "name")) ? json_string_value(json_object_get(owner, "name")) : "",
-                         "html", json_is_string(desc) ? json_string_value(desc) : "", "hidden",
-                         json_is_true(json_object_get(v, "isHidden")));
-        json_object_set_new(item, "source_key", json_is_string(key) && json_string_length(key) ? json_copy(key) : json_null());
-        {
-            char *task = br_tracker_id(json_object_get(json_object_get(v, "task"), "id"));
-            if (task)
-                json_object_set_new(item, "task", json_string(task));
-            free(task);
-        }
-        json_array_append_new(rc->res.items, item);
-        free(id);
+        item = br_comment_list_add(&rc->res.comments);
+        item->id = id;
+        item->author = br_strdup(json_is_string(json_object_get(owner, "id")) ? json_string_value(json_object_get(owner, "id")) : "");
+        item->author_name = br_strdup(json_is_string(json_object_get(owner, "name"))
+                                          ? json_string_value(json_object_get(owner, "name")) : "");
+        item->html = br_strdup(json_is_string(desc) ? json_string_value(desc) : "");
+        item->hidden = json_is_true(json_object_get(v, "isHidden"));
+        item->source_key = json_is_string(key) && json_string_length(key) ? br_strdup(json_string_value(key)) : NULL;
+        item->task = br_tracker_id(json_object_get(json_object_get(v, "task"), "id"));
     }
     /*
      * A poll asks for the newest first; a page that is so (strictly, so
@@ -763,37 +744,33 @@ got_comments(struct br_rest_call *rc, json_t *answer)
         next_page(c);
 }
 
-static int
+static void
 pf_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/task/%s/comments/list", task_id);
-    int rc;
 
-    rc = start_list(c, path,
+    start_list(c, path,
                     json_pack("{s:i, s:i, s:s, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
                               "id,dateTime,description,owner,isHidden,type,sourceObjectId", "typeList", "Comments"),
                     got_comments);
     free(path);
-    return rc;
 }
 
-static int
+static void
 pf_list_contact_comments(struct br_tracker *t, const char *contact_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/contact/%s/comments/list", contact_id);
-    int rc;
 
-    rc = start_list(c, path,
+    start_list(c, path,
                     json_pack("{s:i, s:i, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
                               "id,dateTime,description,owner,sourceObjectId"),
                     got_comments);
     free(path);
-    return rc;
 }
 
-static int
+static void
 pf_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb, void *arg)
 {
     struct pf *pf = (struct pf *)t;
@@ -813,7 +790,7 @@ pf_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br
     c->windowed = true;
     c->win_from_ms = from_ms;
     c->win_to_ms = to_ms;
-    return start_list(c, "/comment/list",
+    start_list(c, "/comment/list",
                       json_pack("{s:i, s:i, s:s, s:s, s:[{s:i, s:s, s:{s:s, s:s, s:s}}], s:[{s:s, s:s}]}", "offset",
                                 0, "pageSize", PAGE_SIZE, "fields",
                                 "id,dateTime,description,owner,isHidden,type,sourceObjectId,task", "typeList",
@@ -859,13 +836,13 @@ found_user(struct br_rest_call *rc, json_t *answer)
     rc->res.err = BR_ENOTFOUND;
 }
 
-static int
+static void
 pf_find_user(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
 
     c->source_key = br_strdup(email);
-    return start(c, "POST", "/user/list",
+    start(c, "POST", "/user/list",
                  json_pack("{s:i, s:i, s:s, s:[{s:i, s:s, s:s}]}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
                            "id,name,lastname,email", "filters", "type", 9003, "operator", "equal", "value", email),
                  found_user);
@@ -881,6 +858,8 @@ pf_free(struct br_tracker *t)
 
 static const struct br_tracker_ops planfix_ops = {
     .kind = "planfix",
+    .label = "Planfix",
+    .caps = {.contacts = true, .contact_comments = true, .active_tasks = true, .users = true, .comment_keys = true},
     .text_escape = BR_TPL_ESCAPE_HTML,
     .poll_overlap_ms = 10 * 60 * 1000, /* Planfix filters by the minute */
     .find_contact = pf_find_contact,

@@ -112,22 +112,24 @@ escape_url(const char *s)
 }
 
 /* Sends a request of the call as c->employee (X-Redmine-Switch-User), or as the key's own user. */
-static int
+static void
 send_as(struct call *c, bool first, const char *method, const char *path, json_t *body, br_rest_step_fn step)
 {
     char *switch_user = c->employee ? br_asprintf("X-Redmine-Switch-User: %s", c->employee) : NULL;
     struct br_rest_req rq = {.method = method, .path = path, .body = body, .header = switch_user, .as = c->employee};
-    int rc = first ? br_rest_start(&c->rest, &rq, step) : br_rest_send(&c->rest, &rq, step);
 
+    if (first)
+        br_rest_start(&c->rest, &rq, step);
+    else
+        br_rest_send(&c->rest, &rq, step);
     free(switch_user);
-    return rc;
 }
 
 /* The call's first request (rest.h: br_rest_start). */
-static int
+static void
 start(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
 {
-    return send_as(c, true, method, path, body, step);
+    send_as(c, true, method, path, body, step);
 }
 
 /* The call's next request, from inside a step (rest.h: br_rest_send). */
@@ -341,18 +343,19 @@ got_self(struct br_rest_call *rc, json_t *answer)
 }
 
 /* Runs first(c, NULL) once the users are known, resolving them first when needed. */
-static int
+static void
 with_users(struct call *c, br_rest_step_fn first)
 {
     char *saved = c->employee;
 
     c->after_users = first;
-    if (c->rm->users_known)
-        return br_rest_run(&c->rest, first);
+    if (c->rm->users_known) {
+        br_rest_run(&c->rest, first);
+        return;
+    }
     c->employee = NULL; /* the lookup is the admin's own */
     start(c, "GET", "/users/current.json", NULL, got_self);
     c->employee = saved;
-    return 0;
 }
 
 /* Whether a journal's notes are the text the bridge sent (Redmine may store \r\n and trim the end). */
@@ -420,7 +423,7 @@ fields_json(const struct br_field_value *fields, size_t n)
     return arr;
 }
 
-static int
+static void
 rm_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
@@ -449,7 +452,7 @@ rm_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
         json_object_set_new(issue, "custom_fields", fields_json(s->fields, s->n_fields));
     free(subject);
     br_buf_dispose(&desc);
-    return start(c, "POST", "/issues.json", json_pack("{s:o}", "issue", issue), take_issue_id);
+    start(c, "POST", "/issues.json", json_pack("{s:o}", "issue", issue), take_issue_id);
 }
 
 static void
@@ -470,7 +473,7 @@ found_issue(struct br_rest_call *rc, json_t *answer)
     rc->res.err = BR_ENOTFOUND;
 }
 
-static int
+static void
 rm_find_task(struct br_tracker *t, const char *contact_id, const char *source_key, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
@@ -479,33 +482,31 @@ rm_find_task(struct br_tracker *t, const char *contact_id, const char *source_ke
     char *filter = br_asprintf("~%s", source_key);
     char *q = escape_url(filter);
     char *path = br_asprintf("/issues.json?project_id=%s&status_id=*&description=%s&limit=%d", proj, q, PAGE_SIZE);
-    int rc;
 
     (void)contact_id;
     c->text = br_strdup(source_key);
-    rc = start(c, "GET", path, NULL, found_issue);
+    start(c, "GET", path, NULL, found_issue);
     free(path);
     free(q);
     free(filter);
     free(proj);
-    return rc;
 }
 
 static void
 got_state(struct br_rest_call *rc, json_t *answer)
 {
     json_t *status = json_object_get(json_object_get(answer, "issue"), "status");
-    rc->res.id = br_strdup(json_is_true(json_object_get(status, "is_closed")) ? "inactive" : "active");
+    rc->res.task_status = json_is_true(json_object_get(status, "is_closed")) ? BR_TASK_STATUS_INACTIVE
+                                                                               : BR_TASK_STATUS_ACTIVE;
 }
 
-static int
+static void
 rm_task_state(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
-    int rc = start(c, "GET", path, NULL, got_state);
+    start(c, "GET", path, NULL, got_state);
     free(path);
-    return rc;
 }
 
 /* Redmine answers 204 even when the workflow forbids the change: believe only the issue read back. */
@@ -538,29 +539,26 @@ close_sent(struct br_rest_call *rc, json_t *answer)
     free(path);
 }
 
-static int
+static void
 rm_close_task(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
-    int rc;
 
     c->task_id = br_strdup(task_id);
     c->status_id = status_id;
-    rc = start(c, "PUT", path, json_pack("{s:{s:I}}", "issue", "status_id", (json_int_t)status_id), close_sent);
+    start(c, "PUT", path, json_pack("{s:{s:I}}", "issue", "status_id", (json_int_t)status_id), close_sent);
     free(path);
-    return rc;
 }
 
-static int
+static void
 rm_update_task_fields(struct br_tracker *t, const char *task_id, const struct br_field_value *fields, size_t n,
                       br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
-    int rc = start(c, "PUT", path, json_pack("{s:{s:o}}", "issue", "custom_fields", fields_json(fields, n)), NULL);
+    start(c, "PUT", path, json_pack("{s:{s:o}}", "issue", "custom_fields", fields_json(fields, n)), NULL);
     free(path);
-    return rc;
 }
 
 /* ---- notes ---- */
@@ -634,7 +632,7 @@ settled_change(struct call *c, json_t *answer)
     return change_id(updated);
 }
 
-static json_t *journal_items(struct call *c, json_t *answer);
+static void journal_items(struct call *c, json_t *answer, struct br_comment_list *l);
 
 /* Journals with notes by the expected author and text, oldest first (ids as strings). */
 static json_t *
@@ -666,13 +664,11 @@ note_read_back(struct br_rest_call *rc, json_t *answer)
     size_t n = json_array_size(ids);
 
     if (n > 0) {
-        char *change = settled_change(c, answer);
         rc->res.id = br_strdup(json_string_value(json_array_get(ids, n - 1)));
         /* The notes read: the engine takes them as a fetch, and the poll need not read a settled change again. */
-        rc->res.items = json_pack("{s:o}", "comments", journal_items(c, answer));
-        if (change)
-            json_object_set_new(rc->res.items, "change", json_string(change));
-        free(change);
+        journal_items(c, answer, &rc->res.comments);
+        rc->res.comments_read = true;
+        rc->res.change = settled_change(c, answer);
     } else {
         /* Written (204) but not found: never write it twice; the id is a placeholder. */
         br_warn("redmine: the note just added to issue #%s is not among its journals; recorded without its id",
@@ -724,18 +720,24 @@ note_call(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb
     return c;
 }
 
-static int
+static void
 rm_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
     /* The users first: reading the note back checks its author by id. */
-    return with_users(note_call(t, s, cb, arg), put_note);
+    with_users(note_call(t, s, cb, arg), put_note);
 }
 
 static void
 comment_matches(struct br_rest_call *rc, json_t *answer)
 {
     struct call *c = (struct call *)rc;
-    rc->res.items = matching_journals(c, answer);
+    json_t *ids = matching_journals(c, answer);
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(ids, i, v)
+        br_comment_list_add(&rc->res.comments)->id = br_strdup(json_string_value(v));
+    json_decref(ids);
 }
 
 static void
@@ -745,18 +747,17 @@ find_comment_start(struct br_rest_call *rc, json_t *unused)
     get_journals((struct call *)rc, comment_matches);
 }
 
-static int
+static void
 rm_find_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
-    return with_users(note_call(t, s, cb, arg), find_comment_start);
+    with_users(note_call(t, s, cb, arg), find_comment_start);
 }
 
-/* The issue's notes as the engine's comment items (see list_comments in tracker.h). */
-static json_t *
-journal_items(struct call *c, json_t *answer)
+/* The issue's notes as the engine's comment items (see list_comments in tracker.h), into l. */
+static void
+journal_items(struct call *c, json_t *answer, struct br_comment_list *l)
 {
     json_t *issue = json_object_get(answer, "issue");
-    json_t *items = json_array();
     size_t i;
     json_t *j;
 
@@ -765,37 +766,33 @@ journal_items(struct call *c, json_t *answer)
         json_t *user = json_object_get(j, "user");
         long uid = (long)json_integer_value(json_object_get(user, "id"));
         const char *login = login_of(c->rm, uid);
-
-        observe_clock(c, json_string_value(json_object_get(j, "created_on")));
         const char *name = json_string_value(json_object_get(user, "name"));
         char *id = br_tracker_id(json_object_get(j, "id"));
-        char *author, *html;
+        struct br_comment_item *item;
 
+        observe_clock(c, json_string_value(json_object_get(j, "created_on")));
         /* A journal without notes is a field change, not a comment. */
         if (id == NULL || notes == NULL || *notes == '\0') {
             free(id);
             continue;
         }
-        author = login && *login ? br_strdup(login) : br_asprintf("id:%ld", uid);
+        item = br_comment_list_add(l);
+        item->id = id;
+        item->author = login && *login ? br_strdup(login) : br_asprintf("id:%ld", uid);
+        item->author_name = br_strdup(name ? name : "");
         /* The engine reads every tracker's comments as HTML: this one turns back into the note as written. */
-        html = br_html_from_text(notes);
-        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:b, s:n, s:s}", "id", id, "author", author,
-                                               "author_name", name ? name : "", "html", html, "hidden",
-                                               json_is_true(json_object_get(j, "private_notes")), "source_key",
-                                               "task", c->task_id));
-        free(author);
-        free(html);
-        free(id);
+        item->html = br_html_from_text(notes);
+        item->hidden = json_is_true(json_object_get(j, "private_notes"));
+        item->task = br_strdup(c->task_id);
     }
-    return items;
 }
 
 static void
 got_journals(struct br_rest_call *rc, json_t *answer)
 {
     struct call *c = (struct call *)rc;
-    rc->res.items = journal_items(c, answer);
-    rc->res.id = settled_change(c, answer);
+    journal_items(c, answer, &rc->res.comments);
+    rc->res.change = settled_change(c, answer);
 }
 
 static void
@@ -805,12 +802,12 @@ list_start(struct br_rest_call *rc, json_t *unused)
     get_journals((struct call *)rc, got_journals);
 }
 
-static int
+static void
 rm_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     c->task_id = br_strdup(task_id);
-    return with_users(c, list_start);
+    with_users(c, list_start);
 }
 
 /* ---- poll: the issues changed since the last poll ---- */
@@ -824,8 +821,6 @@ got_changed(struct br_rest_call *rc, json_t *answer)
     size_t i;
     json_t *v;
 
-    if (rc->res.items == NULL)
-        rc->res.items = json_array();
     json_array_foreach(issues, i, v) {
         char *id = br_tracker_id(json_object_get(v, "id"));
         const char *updated = json_string_value(json_object_get(v, "updated_on"));
@@ -837,9 +832,12 @@ got_changed(struct br_rest_call *rc, json_t *answer)
         observe_clock(c, updated);
         /* One item per change: the engine reads the issue's journals once for it. */
         change = change_id(updated);
-        json_array_append_new(rc->res.items, json_pack("{s:s, s:s, s:b}", "task", id, "id", change, "change", 1));
-        free(change);
-        free(id);
+        {
+            struct br_comment_item *item = br_comment_list_add(&rc->res.comments);
+            item->task = id;
+            item->id = change;
+            item->change = true;
+        }
     }
     if (json_array_size(issues) == PAGE_SIZE && (json_int_t)((c->page + 1) * PAGE_SIZE) < total &&
         ++c->page < MAX_PAGES) {
@@ -849,7 +847,7 @@ got_changed(struct br_rest_call *rc, json_t *answer)
     }
 }
 
-static int
+static void
 rm_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
@@ -859,7 +857,6 @@ rm_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br
     char when[40];
     char *proj = escape_url(rm->base.cfg->tracker_project);
     char *filter, *q;
-    int rc;
 
     (void)to_ms;
     gmtime_r(&from, &tm);
@@ -868,11 +865,10 @@ rm_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br
     filter = br_asprintf("/issues.json?project_id=%s&status_id=*&updated_on=%s&sort=updated_on:desc&limit=%d", proj, q,
                          PAGE_SIZE);
     c->path = br_strdup(filter);
-    rc = start(c, "GET", filter, NULL, got_changed);
+    start(c, "GET", filter, NULL, got_changed);
     free(filter);
     free(q);
     free(proj);
-    return rc;
 }
 
 /* ---- find_user: an employee known only by e-mail ---- */
@@ -899,19 +895,17 @@ found_user(struct br_rest_call *rc, json_t *answer)
     }
 }
 
-static int
+static void
 rm_find_user(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *q = escape_url(email);
     char *path = br_asprintf("/users.json?name=%s&limit=100", q);
-    int rc;
 
     c->text = br_strdup(email);
-    rc = start(c, "GET", path, NULL, found_user);
+    start(c, "GET", path, NULL, found_user);
     free(path);
     free(q);
-    return rc;
 }
 
 static void
@@ -930,6 +924,8 @@ rm_free(struct br_tracker *t)
 
 static const struct br_tracker_ops redmine_ops = {
     .kind = "redmine",
+    .label = "Redmine",
+    .caps = {.task_fields = true, .users = true},
     .text_escape = BR_TPL_ESCAPE_TEXTILE,
     /* Second resolution; the margin covers clocks of the two machines that disagree. */
     .poll_overlap_ms = 2 * 60 * 1000,

@@ -285,7 +285,7 @@ on_result(void *arg, struct br_result *res)
     fx->request = res->request ? br_strdup(res->request) : NULL;
     fx->response = res->response ? br_strdup(res->response) : NULL;
     fx->id = res->id ? br_strdup(res->id) : NULL;
-    fx->items = json_incref(res->items);
+    fx->items = json_incref(res->data);
     uv_stop(&fx->loop);
 }
 
