@@ -24,6 +24,7 @@
  * with only an e-mail is resolved by that e-mail (login and id).
  */
 #include "tracker.h"
+#include "trackers/redmine_call.h"
 
 #include "config.h"
 #include "email.h"
@@ -43,43 +44,10 @@
 #define MAX_PAGES 20        /* 2,000 changed issues in one poll window is more than any team */
 #define SUBJECT_MAX 255     /* Redmine's limit, in characters */
 
-struct rm_user {
-    char *login;            /* NULL until an employee known by e-mail is found */
-    char *email;            /* in normal form: how an employee without a login is found */
-    long id;
-};
-
-struct rm {
-    struct br_tracker base;
-    char *key_header;
-    bool users_known;       /* self and employees resolved */
-    long self_id;
-    char *self_login;
-    struct rm_user *users;  /* employees, by login */
-    size_t n_users;
-    bool ahead_known;
-    double ahead_s;         /* Redmine's clock is at least this far ahead of ours (may be negative) */
-};
-
-/* One operation: the REST call (rest.h) and what Redmine's steps keep. */
-struct call {
-    struct br_rest_call rest;
-    struct rm *rm;
-    br_rest_step_fn after_users; /* what the call does once users are resolved */
-    char *task_id;
-    char *text;             /* the note as sent (Textile) */
-    char *employee;         /* switch-user login, NULL = the key's own user */
-    char *path;             /* paged list requests */
-    long status_id;
-    size_t user_i;
-    int page;
-    bool lookup;            /* a user lookup: a refusal is a warning, not the call's failure */
-};
-
 static const struct br_rest_api redmine_api;
 
-static struct call *
-call_new(struct br_tracker *t, br_result_cb cb, void *arg)
+struct call *
+br_rm_call_new(struct br_tracker *t, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
     /* The engine sets t->up after the driver is made: read it per call. */
@@ -102,8 +70,8 @@ call_dispose(struct br_rest_call *rc)
     free(c->path);
 }
 
-static char *
-escape_url(const char *s)
+char *
+br_rm_escape_url(const char *s)
 {
     char *e = curl_easy_escape(NULL, s, 0);
     char *out = br_strdup(e ? e : "");
@@ -126,15 +94,15 @@ send_as(struct call *c, bool first, const char *method, const char *path, json_t
 }
 
 /* The call's first request (rest.h: br_rest_start). */
-static void
-start(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
+void
+br_rm_start(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
 {
     send_as(c, true, method, path, body, step);
 }
 
 /* The call's next request, from inside a step (rest.h: br_rest_send). */
-static void
-again(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
+void
+br_rm_again(struct call *c, const char *method, const char *path, json_t *body, br_rest_step_fn step)
 {
     send_as(c, false, method, path, body, step);
 }
@@ -213,151 +181,6 @@ static const struct br_rest_api redmine_api = {
     .dispose = call_dispose,
 };
 
-/* ---- users: the key's own user and the employees' logins, resolved once ---- */
-
-static const char *
-login_of(const struct rm *rm, long id)
-{
-    if (id == rm->self_id)
-        return rm->self_login;
-    for (size_t i = 0; i < rm->n_users; i++)
-        if (rm->users[i].id == id && rm->users[i].login)
-            return rm->users[i].login;
-    return NULL;
-}
-
-static long
-id_of(const struct rm *rm, const char *login)
-{
-    if (login == NULL)
-        return rm->self_id;
-    for (size_t i = 0; i < rm->n_users; i++)
-        if (rm->users[i].id && rm->users[i].login && strcmp(rm->users[i].login, login) == 0)
-            return rm->users[i].id;
-    return 0;
-}
-
-static void resolve_next_user(struct call *c);
-
-/* The user of a /users.json answer whose mail is email (normal form), or NULL. */
-static json_t *
-user_with_mail(json_t *answer, const char *email)
-{
-    size_t i;
-    json_t *v;
-
-    json_array_foreach(json_object_get(answer, "users"), i, v) {
-        json_t *mail = json_object_get(v, "mail");
-        char *norm = json_is_string(mail) ? br_email_normalize(json_string_value(mail), json_string_length(mail)) : NULL;
-        bool same = norm && strcmp(norm, email) == 0;
-        free(norm);
-        if (same && json_is_string(json_object_get(v, "login")) && json_is_integer(json_object_get(v, "id")))
-            return v;
-    }
-    return NULL;
-}
-
-static void
-got_user(struct br_rest_call *rc, json_t *answer)
-{
-    struct call *c = (struct call *)rc;
-    struct rm_user *u = &c->rm->users[c->user_i];
-    const char *who = u->login ? u->login : u->email;
-    size_t i;
-    json_t *v;
-
-    /*
-     * The name filter matches parts of logins, names and e-mails: only the
-     * exact login (or mail) counts.  A lookup refused (check_answer) left id -1.
-     */
-    if (u->id != -1 && u->login) {
-        json_array_foreach(json_object_get(answer, "users"), i, v) {
-            const char *login = json_string_value(json_object_get(v, "login"));
-            if (login && strcmp(login, u->login) == 0)
-                u->id = (long)json_integer_value(json_object_get(v, "id"));
-        }
-    } else if (u->id != -1 && (v = user_with_mail(answer, u->email)) != NULL) {
-        u->login = br_strdup(json_string_value(json_object_get(v, "login")));
-        u->id = (long)json_integer_value(json_object_get(v, "id"));
-    }
-    c->lookup = false;
-    if (u->id == -1) {
-        u->id = 0;
-        br_warn("redmine: the API key may not list users (it must be an administrator's): the notes of employee "
-                "\"%s\" are not relayed, and notes written as them fail",
-                who);
-    } else if (u->id == 0 && u->login) {
-        br_warn("redmine: no active user has the login \"%s\" (employees[].tracker_user): that employee's notes "
-                "are not relayed, and notes written as them fail",
-                u->login);
-    } else if (u->id == 0) {
-        br_warn("redmine: no active user has the e-mail %s (employees[].email): that employee's notes are not "
-                "relayed, and their messages typed in Chatra are written by the bridge",
-                u->email);
-    }
-    c->user_i++;
-    resolve_next_user(c);
-}
-
-static void
-resolve_next_user(struct call *c)
-{
-    struct rm *rm = c->rm;
-    char *saved = c->employee;
-
-    if (c->user_i >= rm->n_users) {
-        rm->users_known = true;
-        c->after_users(&c->rest, NULL);
-        return;
-    }
-    {
-        /* An employee known only by e-mail is found by it (the filter matches mail too). */
-        char *q = escape_url(rm->users[c->user_i].login ? rm->users[c->user_i].login : rm->users[c->user_i].email);
-        char *path = br_asprintf("/users.json?name=%s&limit=100", q);
-        c->employee = NULL; /* the lookup is the admin's own */
-        c->lookup = true;
-        again(c, "GET", path, NULL, got_user);
-        c->employee = saved;
-        free(path);
-        free(q);
-    }
-}
-
-static void
-got_self(struct br_rest_call *rc, json_t *answer)
-{
-    struct call *c = (struct call *)rc;
-    json_t *u = json_object_get(answer, "user");
-    struct rm *rm = c->rm;
-
-    if (!json_is_integer(json_object_get(u, "id"))) {
-        rc->res.err = BR_ERETRY;
-        rc->res.error = br_strdup("Redmine's /users/current.json named no user");
-        return;
-    }
-    rm->self_id = (long)json_integer_value(json_object_get(u, "id"));
-    free(rm->self_login);
-    rm->self_login = br_strdup(json_string_value(json_object_get(u, "login")) ? json_string_value(json_object_get(u, "login")) : "");
-    c->user_i = 0;
-    resolve_next_user(c);
-}
-
-/* Runs first(c, NULL) once the users are known, resolving them first when needed. */
-static void
-with_users(struct call *c, br_rest_step_fn first)
-{
-    char *saved = c->employee;
-
-    c->after_users = first;
-    if (c->rm->users_known) {
-        br_rest_run(&c->rest, first);
-        return;
-    }
-    c->employee = NULL; /* the lookup is the admin's own */
-    start(c, "GET", "/users/current.json", NULL, got_self);
-    c->employee = saved;
-}
-
 /* Whether a journal's notes are the text the bridge sent (Redmine may store \r\n and trim the end). */
 static bool
 same_text(const char *stored, const char *sent)
@@ -427,7 +250,7 @@ static void
 rm_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
-    struct call *c = call_new(t, cb, arg);
+    struct call *c = br_rm_call_new(t, cb, arg);
     json_t *issue = json_object();
     struct br_buf desc;
     char *subject = subject_of(s->title);
@@ -452,7 +275,7 @@ rm_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
         json_object_set_new(issue, "custom_fields", fields_json(s->fields, s->n_fields));
     free(subject);
     br_buf_dispose(&desc);
-    start(c, "POST", "/issues.json", json_pack("{s:o}", "issue", issue), take_issue_id);
+    br_rm_start(c, "POST", "/issues.json", json_pack("{s:o}", "issue", issue), take_issue_id);
 }
 
 static void
@@ -477,15 +300,15 @@ static void
 rm_find_task(struct br_tracker *t, const char *contact_id, const char *source_key, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
-    struct call *c = call_new(t, cb, arg);
-    char *proj = escape_url(rm->base.cfg->tracker_project);
+    struct call *c = br_rm_call_new(t, cb, arg);
+    char *proj = br_rm_escape_url(rm->base.cfg->tracker_project);
     char *filter = br_asprintf("~%s", source_key);
-    char *q = escape_url(filter);
+    char *q = br_rm_escape_url(filter);
     char *path = br_asprintf("/issues.json?project_id=%s&status_id=*&description=%s&limit=%d", proj, q, PAGE_SIZE);
 
     (void)contact_id;
     c->text = br_strdup(source_key);
-    start(c, "GET", path, NULL, found_issue);
+    br_rm_start(c, "GET", path, NULL, found_issue);
     free(path);
     free(q);
     free(filter);
@@ -503,9 +326,9 @@ got_state(struct br_rest_call *rc, json_t *answer)
 static void
 rm_task_state(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new(t, cb, arg);
+    struct call *c = br_rm_call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
-    start(c, "GET", path, NULL, got_state);
+    br_rm_start(c, "GET", path, NULL, got_state);
     free(path);
 }
 
@@ -535,19 +358,19 @@ close_sent(struct br_rest_call *rc, json_t *answer)
     char *path = br_asprintf("/issues/%s.json", c->task_id);
 
     (void)answer;
-    again(c, "GET", path, NULL, close_checked);
+    br_rm_again(c, "GET", path, NULL, close_checked);
     free(path);
 }
 
 static void
 rm_close_task(struct br_tracker *t, const char *task_id, long status_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new(t, cb, arg);
+    struct call *c = br_rm_call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
 
     c->task_id = br_strdup(task_id);
     c->status_id = status_id;
-    start(c, "PUT", path, json_pack("{s:{s:I}}", "issue", "status_id", (json_int_t)status_id), close_sent);
+    br_rm_start(c, "PUT", path, json_pack("{s:{s:I}}", "issue", "status_id", (json_int_t)status_id), close_sent);
     free(path);
 }
 
@@ -555,9 +378,9 @@ static void
 rm_update_task_fields(struct br_tracker *t, const char *task_id, const struct br_field_value *fields, size_t n,
                       br_result_cb cb, void *arg)
 {
-    struct call *c = call_new(t, cb, arg);
+    struct call *c = br_rm_call_new(t, cb, arg);
     char *path = br_asprintf("/issues/%s.json", task_id);
-    start(c, "PUT", path, json_pack("{s:{s:o}}", "issue", "custom_fields", fields_json(fields, n)), NULL);
+    br_rm_start(c, "PUT", path, json_pack("{s:{s:o}}", "issue", "custom_fields", fields_json(fields, n)), NULL);
     free(path);
 }
 
@@ -638,7 +461,7 @@ static void journal_items(struct call *c, json_t *answer, struct br_comment_list
 static json_t *
 matching_journals(struct call *c, json_t *answer)
 {
-    long want = id_of(c->rm, c->employee);
+    long want = br_rm_id_of(c->rm, c->employee);
     json_t *ids = json_array();
     size_t i;
     json_t *j;
@@ -686,7 +509,7 @@ get_journals(struct call *c, br_rest_step_fn step)
     char *as = c->employee;
 
     c->employee = NULL; /* reading is the key's own user's */
-    again(c, "GET", path, NULL, step);
+    br_rm_again(c, "GET", path, NULL, step);
     c->employee = as;
     free(path);
 }
@@ -706,14 +529,14 @@ put_note(struct br_rest_call *rc, json_t *unused)
     char *path = br_asprintf("/issues/%s.json", c->task_id);
 
     (void)unused;
-    again(c, "PUT", path, json_pack("{s:{s:s}}", "issue", "notes", c->text), note_sent);
+    br_rm_again(c, "PUT", path, json_pack("{s:{s:s}}", "issue", "notes", c->text), note_sent);
     free(path);
 }
 
 static struct call *
 note_call(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new(t, cb, arg);
+    struct call *c = br_rm_call_new(t, cb, arg);
     c->task_id = br_strdup(s->task_id);
     c->text = br_strdup(s->text ? s->text : "");
     c->employee = s->employee ? br_strdup(s->employee) : NULL;
@@ -724,7 +547,7 @@ static void
 rm_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
     /* The users first: reading the note back checks its author by id. */
-    with_users(note_call(t, s, cb, arg), put_note);
+    br_rm_with_users(note_call(t, s, cb, arg), put_note);
 }
 
 static void
@@ -750,7 +573,7 @@ find_comment_start(struct br_rest_call *rc, json_t *unused)
 static void
 rm_find_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb, void *arg)
 {
-    with_users(note_call(t, s, cb, arg), find_comment_start);
+    br_rm_with_users(note_call(t, s, cb, arg), find_comment_start);
 }
 
 /* The issue's notes as the engine's comment items (see list_comments in tracker.h), into l. */
@@ -765,7 +588,7 @@ journal_items(struct call *c, json_t *answer, struct br_comment_list *l)
         const char *notes = json_string_value(json_object_get(j, "notes"));
         json_t *user = json_object_get(j, "user");
         long uid = (long)json_integer_value(json_object_get(user, "id"));
-        const char *login = login_of(c->rm, uid);
+        const char *login = br_rm_login_of(c->rm, uid);
         const char *name = json_string_value(json_object_get(user, "name"));
         char *id = br_tracker_id(json_object_get(j, "id"));
         struct br_comment_item *item;
@@ -805,9 +628,9 @@ list_start(struct br_rest_call *rc, json_t *unused)
 static void
 rm_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
 {
-    struct call *c = call_new(t, cb, arg);
+    struct call *c = br_rm_call_new(t, cb, arg);
     c->task_id = br_strdup(task_id);
-    with_users(c, list_start);
+    br_rm_with_users(c, list_start);
 }
 
 /* ---- poll: the issues changed since the last poll ---- */
@@ -842,7 +665,7 @@ got_changed(struct br_rest_call *rc, json_t *answer)
     if (json_array_size(issues) == PAGE_SIZE && (json_int_t)((c->page + 1) * PAGE_SIZE) < total &&
         ++c->page < MAX_PAGES) {
         char *path = br_asprintf("%s&offset=%d", c->path, c->page * PAGE_SIZE);
-        again(c, "GET", path, NULL, got_changed);
+        br_rm_again(c, "GET", path, NULL, got_changed);
         free(path);
     }
 }
@@ -851,61 +674,24 @@ static void
 rm_list_recent_comments(struct br_tracker *t, int64_t from_ms, int64_t to_ms, br_result_cb cb, void *arg)
 {
     struct rm *rm = (struct rm *)t;
-    struct call *c = call_new(t, cb, arg);
+    struct call *c = br_rm_call_new(t, cb, arg);
     time_t from = (time_t)(from_ms / 1000);
     struct tm tm;
     char when[40];
-    char *proj = escape_url(rm->base.cfg->tracker_project);
+    char *proj = br_rm_escape_url(rm->base.cfg->tracker_project);
     char *filter, *q;
 
     (void)to_ms;
     gmtime_r(&from, &tm);
     strftime(when, sizeof(when), ">=%Y-%m-%dT%H:%M:%SZ", &tm);
-    q = escape_url(when);
+    q = br_rm_escape_url(when);
     filter = br_asprintf("/issues.json?project_id=%s&status_id=*&updated_on=%s&sort=updated_on:desc&limit=%d", proj, q,
                          PAGE_SIZE);
     c->path = br_strdup(filter);
-    start(c, "GET", filter, NULL, got_changed);
+    br_rm_start(c, "GET", filter, NULL, got_changed);
     free(filter);
     free(q);
     free(proj);
-}
-
-/* ---- find_user: an employee known only by e-mail ---- */
-
-static void
-found_user(struct br_rest_call *rc, json_t *answer)
-{
-    struct call *c = (struct call *)rc;
-    struct rm *rm = c->rm;
-    json_t *v = user_with_mail(answer, c->text);
-
-    if (v == NULL) {
-        rc->res.err = BR_ENOTFOUND;
-        return;
-    }
-    rc->res.id = br_strdup(json_string_value(json_object_get(v, "login")));
-    /* The journals of this login are the employee's from now on. */
-    for (size_t i = 0; i < rm->n_users; i++) {
-        struct rm_user *u = &rm->users[i];
-        if (u->login == NULL && u->email && strcmp(u->email, c->text) == 0) {
-            u->login = br_strdup(rc->res.id);
-            u->id = (long)json_integer_value(json_object_get(v, "id"));
-        }
-    }
-}
-
-static void
-rm_find_user(struct br_tracker *t, const char *email, br_result_cb cb, void *arg)
-{
-    struct call *c = call_new(t, cb, arg);
-    char *q = escape_url(email);
-    char *path = br_asprintf("/users.json?name=%s&limit=100", q);
-
-    c->text = br_strdup(email);
-    start(c, "GET", path, NULL, found_user);
-    free(path);
-    free(q);
 }
 
 static void
@@ -938,7 +724,7 @@ static const struct br_tracker_ops redmine_ops = {
     .close_task = rm_close_task,
     .task_state = rm_task_state,
     .update_task_fields = rm_update_task_fields,
-    .find_user = rm_find_user,
+    .find_user = br_rm_find_user,
     .free = rm_free,
 };
 
