@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "config_load.h"
+#include "tracker.h"
 #include "log.h"
 #include "templates/tpl.h"
 #include "texts.h"
@@ -20,10 +21,10 @@ load(struct br_conf_loader *L, json_t *root)
     static const char *const known_listen[] = {"host", "port", NULL};
     static const char *const known_store[] = {"kind", "path", "retention_days", NULL};
     static const char *const known_log[] = {"level", NULL};
-    static const char *const known_tracker[] = {"kind", "url", "token", "webhook_secret",
-                                                "requests_per_second", "timeout_ms",
-                                                "poll_interval_s", "project", "api_key",
-                                                "closed_status_id", "coalesce_ms", "timezone", NULL};
+    /* The tracker section's keys every kind shares; each kind adds its own (br_tracker_kind_keys). */
+    static const char *const known_tracker[] = {"kind", "url", "requests_per_second", "timeout_ms",
+                                                "poll_interval_s", "closed_status_id", "coalesce_ms",
+                                                "timezone", NULL};
     static const char *const known_limits[] = {"max_body_bytes", "per_address_rps", "per_address_burst",
                                                "bad_secrets_per_minute", NULL};
     struct br_config *c = L->cfg;
@@ -83,51 +84,47 @@ load(struct br_conf_loader *L, json_t *root)
     c->timezone = br_conf_zone(L, root, "", "timezone", "UTC");
 
     o = br_conf_obj(L, root, "", "tracker", true);
-    br_conf_keys(L, o, "tracker", known_tracker);
+    {
+        /* Those and every kind's own: another kind's key gets its own message below. */
+        const char *known[64];
+        size_t n = 0;
+        for (const char *const *k = known_tracker; *k && n < 63; k++)
+            known[n++] = *k;
+        for (const char *const *k = br_tracker_kind_keys(); *k && n < 63; k++)
+            known[n++] = *k;
+        known[n] = NULL;
+        br_conf_keys(L, o, "tracker", known);
+    }
     if (o) {
-        bool redmine;
+        const struct br_tracker_kind *kind;
         c->tracker_kind = br_conf_str(L, o, "tracker", "kind", NULL, true, false);
-        if (c->tracker_kind && strcmp(c->tracker_kind, "planfix") != 0 && strcmp(c->tracker_kind, "redmine") != 0)
-            PROBLEM(L, "tracker.kind", "\"%s\" is not supported (supported: planfix, redmine)",
-                    json_string_value(br_conf_get(o, "kind")));
-        redmine = c->tracker_kind && strcmp(c->tracker_kind, "redmine") == 0;
+        kind = c->tracker = c->tracker_kind ? br_tracker_kind(c->tracker_kind) : NULL;
+        if (c->tracker_kind && kind == NULL)
+            PROBLEM(L, "tracker.kind", "\"%s\" is not supported (supported: %s)",
+                    json_string_value(br_conf_get(o, "kind")), br_tracker_kind_names());
         c->tracker_url = br_conf_strip_slash(br_conf_str(L, o, "tracker", "url", NULL, true, false));
         br_conf_check_url(L, "tracker", "url", c->tracker_url);
-        if (redmine) {
-            /* Redmine: an admin's API key (it writes as the employees), a project, no webhooks. */
-            static const char *const planfix_only[] = {"token", "webhook_secret", NULL};
-            for (size_t k = 0; planfix_only[k]; k++) {
-                if (br_conf_get(o, planfix_only[k])) {
-                    char *p = br_conf_path("tracker", planfix_only[k]);
-                    PROBLEM(L, p, "is a Planfix setting; Redmine uses api_key and has no webhooks (replies are polled)");
-                    free(p);
-                }
-            }
-            c->tracker_token = br_conf_str(L, o, "tracker", "api_key", NULL, true, true);
-            c->tracker_project = br_conf_str(L, o, "tracker", "project", NULL, true, false);
-        } else {
-            static const char *const redmine_only[] = {"api_key", "project", NULL};
-            for (size_t k = 0; redmine_only[k]; k++) {
-                if (c->tracker_kind && br_conf_get(o, redmine_only[k])) {
-                    char *p = br_conf_path("tracker", redmine_only[k]);
-                    PROBLEM(L, p, "is a Redmine setting (tracker.kind is \"%s\")", c->tracker_kind);
-                    free(p);
-                }
-            }
-            c->tracker_token = br_conf_str(L, o, "tracker", "token", NULL, true, true);
-            c->tracker_webhook_secret = br_conf_str(L, o, "tracker", "webhook_secret", NULL, true, true);
-            br_conf_check_secret(L, "tracker", "webhook_secret", c->tracker_webhook_secret);
-        }
+        /*
+         * The kind's own keys (its credentials, its project): its driver
+         * reads them.  Without a kind, Planfix's (the default) are asked for
+         * too, so that one run reports all there is to fix.
+         */
+        if (kind)
+            kind->load(L, o);
+        else if (c->tracker_kind == NULL)
+            br_planfix_kind.load(L, o);
         c->tracker_closed_status_id = br_conf_int(L, o, "tracker", "closed_status_id", 0, 1, LONG_MAX, false);
         c->tracker_timezone = br_conf_zone(L, o, "tracker", "timezone", NULL);
         /* Planfix allows 1 request per second; a self-hosted Redmine takes more. */
-        c->tracker_rps = br_conf_num(L, o, "tracker", "requests_per_second", redmine ? 5 : 1, 0.01, 1000);
+        c->tracker_rps = br_conf_num(L, o, "tracker", "requests_per_second", kind ? kind->default_rps : 1, 0.01, 1000);
         c->tracker_timeout_ms = br_conf_int(L, o, "tracker", "timeout_ms", 15000, 100, 600000, false);
         c->coalesce_ms = br_conf_int(L, o, "tracker", "coalesce_ms", 2000, 0, 60000, false);
-        /* Redmine has no webhooks: polling is how replies arrive, so it runs more often. */
-        c->poll_interval_s = br_conf_int(L, o, "tracker", "poll_interval_s", redmine ? 10 : 60, 0, 86400, false);
-        if (redmine && c->poll_interval_s == 0)
-            PROBLEM(L, "tracker.poll_interval_s", "must be 1 or more for Redmine: polling is how replies arrive");
+        /* A tracker without webhooks (Redmine) is polled for replies, so more often. */
+        c->poll_interval_s =
+            br_conf_int(L, o, "tracker", "poll_interval_s", kind ? kind->default_poll_s : 60, 0, 86400, false);
+        if (kind && kind->polled_only && c->poll_interval_s == 0)
+            PROBLEM(L, "tracker.poll_interval_s", "must be 1 or more for %s: polling is how replies arrive",
+                    kind->label);
     }
 
     br_conf_load_texts(L, root);
@@ -135,8 +132,9 @@ load(struct br_conf_loader *L, json_t *root)
     o = br_conf_obj(L, root, "", "companies", false);
     br_conf_keys(L, o, "companies", known_companies);
     c->companies = br_conf_bool(L, o, "companies", "enabled", false);
-    if (c->companies && br_conf_is_redmine(c))
-        PROBLEM(L, "companies.enabled", "Redmine has no contacts or companies; the visitor's details go into the issue");
+    if (c->companies && c->tracker && !c->tracker->contacts)
+        PROBLEM(L, "companies.enabled", "%s has no contacts or companies; the visitor's details go into the %s",
+                c->tracker->label, c->tracker->task_word);
     c->company_template_id = br_conf_int(L, o, "companies", "template_id", 0, 0, LONG_MAX, false);
     br_conf_load_public_domains(L, br_conf_get(o, "public_domains"));
 

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 struct br_tpl;
+struct br_tracker_kind;
 
 /* A list of human-readable problems, each one line. */
 struct br_diag {
@@ -99,6 +100,7 @@ struct br_config {
     char *language;            /* "en" or "ru": the bridge's own words and the default templates */
     char *timezone;            /* IANA name: how times are shown to people (default "UTC") */
     char *tracker_kind;        /* "planfix" or "redmine" */
+    const struct br_tracker_kind *tracker; /* that kind (tracker.h); NULL when unknown (a problem) */
     char *tracker_url;         /* without trailing slash */
     char *tracker_token;       /* Planfix's token or Redmine's api_key */
     char *tracker_webhook_secret; /* Planfix only: Redmine has no webhooks */

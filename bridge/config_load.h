@@ -4,7 +4,8 @@
  * the result's life), config_values.c (values: "env:" and "file:"
  * references, typed getters that report a problem and go on),
  * config_templates.c (templates and the bridge's own texts) and
- * config_people.c (employees and channels).
+ * config_people.c (employees and channels).  A tracker driver reads its
+ * own keys of the tracker section with them (struct br_tracker_kind).
  *
  * Validation walks the JSON once.  Every getter records a problem in the
  * diag list and returns a safe default, so that one run reports all the
@@ -60,6 +61,9 @@ char *br_conf_zone(struct br_conf_loader *L, json_t *obj, const char *base, cons
 json_t *br_conf_obj(struct br_conf_loader *L, json_t *obj, const char *base, const char *key, bool required);
 /* Reports keys that known does not list: typos should not pass silently. */
 void br_conf_keys(struct br_conf_loader *L, json_t *obj, const char *base, const char *const *known);
+/* Reports each of keys that obj holds, with why (another tracker kind's settings). */
+void br_conf_refuse(struct br_conf_loader *L, json_t *obj, const char *base, const char *const *keys,
+                    const char *why);
 
 /* Value shapes: lower case, an e-mail in its normal form (taken), no trailing slash (in place). */
 void br_conf_lower(char *s);
@@ -87,11 +91,5 @@ void br_conf_load_texts(struct br_conf_loader *L, json_t *root);
 void br_conf_load_public_domains(struct br_conf_loader *L, json_t *arr);
 void br_conf_load_employees(struct br_conf_loader *L, json_t *arr);
 void br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, struct br_channel *ch);
-
-static inline bool
-br_conf_is_redmine(const struct br_config *c)
-{
-    return c->tracker_kind && strcmp(c->tracker_kind, "redmine") == 0;
-}
 
 #endif

@@ -5,6 +5,7 @@
  * companies.
  */
 #include "config_load.h"
+#include "tracker.h"
 
 #include "log.h"
 #include "templates/tpl.h"
@@ -307,12 +308,12 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
                 free(ip);
             } else {
                 const char *w = json_string_value(v);
-                if (br_conf_is_redmine(c)) {
+                if (c->tracker && c->tracker->numeric_watchers) {
                     /* Redmine names watchers by numeric user id ("7" or "user:7"). */
                     const char *d = strncmp(w, "user:", 5) == 0 ? w + 5 : w;
                     if (*d == '\0' || strspn(d, "0123456789") != strlen(d)) {
                         char *ip = br_asprintf("%s.watchers[%zu]", base, i);
-                        PROBLEM(L, ip, "must be a Redmine user id such as \"7\"");
+                        PROBLEM(L, ip, "must be a %s user id such as \"7\"", c->tracker->label);
                         free(ip);
                         continue;
                     }
@@ -327,9 +328,10 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
     task = br_conf_obj(L, o, base, "task", false);
     br_conf_keys(L, task, p, known_task);
     ch->task_template_id = br_conf_int(L, task, p, "template_id", 0, 0, LONG_MAX, false);
-    if (ch->task_template_id && br_conf_is_redmine(c)) {
+    if (ch->task_template_id && c->tracker && !c->tracker->task_templates) {
         char *q = br_conf_path(p, "template_id");
-        PROBLEM(L, q, "Redmine has no task templates (the issue is made from title and description)");
+        PROBLEM(L, q, "%s has no task templates (the %s is made from title and description)", c->tracker->label,
+                c->tracker->task_word);
         free(q);
     }
     ch->closed_status_id = br_conf_int(L, task, p, "closed_status_id", c->tracker_closed_status_id, 0, LONG_MAX, false);
@@ -342,8 +344,10 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
     br_conf_load_custom_fields(L, br_conf_get(task, "custom_fields"), p, &ch->custom_fields, &ch->n_custom_fields);
     {
         char *t1 = br_conf_default_template(c, "task_title.txt");
-        /* Planfix texts are HTML; Redmine's are Textile. */
-        char *t2 = br_conf_default_template(c, br_conf_is_redmine(c) ? "task_description.textile" : "task_description.html");
+        /* In the tracker's text format: Planfix's are HTML, Redmine's Textile. */
+        char *name = br_asprintf("task_description.%s", c->tracker ? c->tracker->text_ext : "html");
+        char *t2 = br_conf_default_template(c, name);
+        free(name);
         ch->task_title = br_conf_template(L, task, p, "title", t1, NULL);
         ch->task_description = br_conf_template(L, task, p, "description", t2, NULL);
         free(t1);
@@ -354,8 +358,9 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
 
     p = br_conf_path(base, "contact");
     contact = br_conf_obj(L, o, base, "contact", false);
-    if (contact && br_conf_is_redmine(c))
-        PROBLEM(L, p, "Redmine has no contacts; the visitor's details go into the issue");
+    if (contact && c->tracker && !c->tracker->contacts)
+        PROBLEM(L, p, "%s has no contacts; the visitor's details go into the %s", c->tracker->label,
+                c->tracker->task_word);
     br_conf_keys(L, contact, p, known_contact);
     ch->contact_template_id = br_conf_int(L, contact, p, "template_id", 0, 0, LONG_MAX, false);
     br_conf_load_custom_fields(L, br_conf_get(contact, "custom_fields"), p, &ch->contact_fields, &ch->n_contact_fields);

@@ -5,6 +5,7 @@
  * (texts.h), from the config or templates/<language>/.
  */
 #include "config_load.h"
+#include "tracker.h"
 
 #include "log.h"
 #include "templates/tpl.h"
@@ -189,7 +190,7 @@ br_conf_load_texts(struct br_conf_loader *L, json_t *root)
     }
     for (int t = 0; t < BR_TEXT_COUNT; t++) {
         const struct br_text_info *info = br_text_info(t);
-        char *name = br_asprintf("%s.%s", info->key, !info->rich ? "txt" : br_conf_is_redmine(c) ? "textile" : "html");
+        char *name = br_asprintf("%s.%s", info->key, !info->rich ? "txt" : c->tracker ? c->tracker->text_ext : "html");
         char *file = br_conf_default_template(c, name);
         c->texts[t] = br_conf_template(L, texts, "texts", info->key, file, info->schema);
         free(name);

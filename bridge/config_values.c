@@ -269,6 +269,19 @@ br_conf_keys(struct br_conf_loader *L, json_t *obj, const char *base, const char
     }
 }
 
+/* Reports each of keys that obj holds, with why: a setting of another kind. */
+void
+br_conf_refuse(struct br_conf_loader *L, json_t *obj, const char *base, const char *const *keys, const char *why)
+{
+    for (size_t i = 0; keys[i]; i++) {
+        if (br_conf_get(obj, keys[i])) {
+            char *path = br_conf_path(base, keys[i]);
+            PROBLEM(L, path, "%s", why);
+            free(path);
+        }
+    }
+}
+
 json_t *
 br_conf_obj(struct br_conf_loader *L, json_t *obj, const char *base, const char *key, bool required)
 {

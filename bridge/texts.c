@@ -1,6 +1,7 @@
 #include "texts.h"
 
 #include "config.h"
+#include "tracker.h"
 #include "templates/tpl.h"
 #include "tz.h"
 
@@ -80,8 +81,7 @@ escape_of(const struct br_config *cfg, enum br_text t)
 {
     if (!infos[t].rich)
         return BR_TPL_ESCAPE_NONE;
-    return cfg->tracker_kind && strcmp(cfg->tracker_kind, "redmine") == 0 ? BR_TPL_ESCAPE_TEXTILE
-                                                                            : BR_TPL_ESCAPE_HTML;
+    return cfg->tracker ? cfg->tracker->text_format : BR_TPL_ESCAPE_HTML;
 }
 
 int

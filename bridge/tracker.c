@@ -55,15 +55,59 @@ br_tracker_id(json_t *v)
     return NULL;
 }
 
+/* Every kind the bridge knows: one row per driver. */
+static const struct br_tracker_kind *const kinds[] = {&br_planfix_kind, &br_redmine_kind};
+#define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+const struct br_tracker_kind *
+br_tracker_kind(const char *name)
+{
+    for (size_t i = 0; i < N_KINDS; i++)
+        if (strcmp(kinds[i]->name, name) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+const char *
+br_tracker_kind_names(void)
+{
+    static char names[128];
+    if (names[0] == '\0') {
+        for (size_t i = 0; i < N_KINDS; i++) {
+            if (i)
+                strncat(names, ", ", sizeof(names) - strlen(names) - 1);
+            strncat(names, kinds[i]->name, sizeof(names) - strlen(names) - 1);
+        }
+    }
+    return names;
+}
+
+const char *const *
+br_tracker_kind_keys(void)
+{
+    static const char *keys[32];
+    if (keys[0] == NULL) {
+        size_t n = 0;
+        for (size_t i = 0; i < N_KINDS; i++) {
+            for (const char *const *k = kinds[i]->keys; *k; k++) {
+                size_t j = 0;
+                while (j < n && strcmp(keys[j], *k) != 0)
+                    j++;
+                if (j == n && n + 1 < sizeof(keys) / sizeof(keys[0]))
+                    keys[n++] = *k;
+            }
+        }
+    }
+    return keys;
+}
+
 int
 br_tracker_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up)
 {
-    /* One row per driver; config validation already refused unknown kinds. */
-    if (strcmp(cfg->tracker_kind, "planfix") == 0)
-        return br_planfix_new(out, cfg, up);
-    if (strcmp(cfg->tracker_kind, "redmine") == 0)
-        return br_redmine_new(out, cfg, up);
-    return BR_EINVAL;
+    /* Config validation already refused unknown kinds. */
+    if (cfg->tracker == NULL)
+        return BR_EINVAL;
+    return cfg->tracker->create(out, cfg, up);
 }
 
 void

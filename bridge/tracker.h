@@ -260,10 +260,45 @@ struct br_tracker {
     struct br_tracker_clock clock;
 };
 
+/*
+ * A tracker kind, known before any driver is made: what its config
+ * section, its texts and the config's checks need.  Each driver file
+ * defines one; tracker.c lists them.
+ */
+struct br_conf_loader;
+struct br_tracker_kind {
+    const char *name;                 /* tracker.kind: "planfix" */
+    const char *label;                /* "Planfix": problems and log lines */
+    const char *task_word;            /* what it calls a task ("task", "issue") */
+    enum br_tpl_escape text_format;   /* how its texts are written: HTML, Textile */
+    const char *text_ext;             /* the default templates' extension: "html", "textile" */
+    double default_rps;               /* tracker.requests_per_second */
+    long default_poll_s;              /* tracker.poll_interval_s */
+    bool polled_only;                 /* replies arrive by polling alone: the poll cannot be off */
+    bool contacts;                    /* contacts and companies (channels[].contact, companies) */
+    bool task_templates;              /* channels[].task.template_id */
+    bool numeric_watchers;            /* watchers are numeric user ids ("7" or "user:7") */
+    /*
+     * Reads the kind's own keys of the tracker section (credentials, a
+     * project) into the config and refuses another kind's, reporting
+     * problems (config_load.h); const char *const keys[] lists them.
+     */
+    const char *const *keys;
+    void (*load)(struct br_conf_loader *L, json_t *section);
+    int (*create)(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);
+};
+
+/* The kind named name, or NULL; and the names of them all ("planfix, redmine"). */
+const struct br_tracker_kind *br_tracker_kind(const char *name);
+const char *br_tracker_kind_names(void);
+/* Every key some kind reads from the tracker section (for the check of unknown keys), NULL-terminated. */
+const char *const *br_tracker_kind_keys(void);
+
+extern const struct br_tracker_kind br_planfix_kind;
+extern const struct br_tracker_kind br_redmine_kind;
+
+/* The driver of cfg's tracker kind, sending through up. */
 int br_tracker_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);
 void br_tracker_free(struct br_tracker *t);
-
-int br_planfix_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);
-int br_redmine_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "tracker.h"
 #include "config.h"
+#include "config_load.h"
 #include "email.h"
 #include "log.h"
 #include "rest.h"
@@ -787,8 +788,8 @@ static const struct br_tracker_ops planfix_ops = {
     .free = pf_free,
 };
 
-int
-br_planfix_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up)
+static int
+pf_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up)
 {
     struct pf *pf = br_calloc(1, sizeof(*pf));
     pf->base.ops = &planfix_ops;
@@ -798,3 +799,34 @@ br_planfix_new(struct br_tracker **out, const struct br_config *cfg, struct br_u
     *out = &pf->base;
     return 0;
 }
+
+/* Planfix's own keys: a token, the secret of its webhooks' URL. */
+static void
+pf_load(struct br_conf_loader *L, json_t *o)
+{
+    static const char *const redmine_only[] = {"api_key", "project", NULL};
+    struct br_config *c = L->cfg;
+
+    if (c->tracker == &br_planfix_kind) /* not when the kind is missing */
+        br_conf_refuse(L, o, "tracker", redmine_only, "is a Redmine setting (tracker.kind is \"planfix\")");
+    c->tracker_token = br_conf_str(L, o, "tracker", "token", NULL, true, true);
+    c->tracker_webhook_secret = br_conf_str(L, o, "tracker", "webhook_secret", NULL, true, true);
+    br_conf_check_secret(L, "tracker", "webhook_secret", c->tracker_webhook_secret);
+}
+
+static const char *const pf_keys[] = {"token", "webhook_secret", NULL};
+
+const struct br_tracker_kind br_planfix_kind = {
+    .name = "planfix",
+    .label = "Planfix",
+    .task_word = "task",
+    .text_format = BR_TPL_ESCAPE_HTML,
+    .text_ext = "html",
+    .default_rps = 1,     /* Planfix allows 1 request per second */
+    .default_poll_s = 60, /* webhooks bring replies; the poll only catches what they miss */
+    .contacts = true,
+    .task_templates = true,
+    .keys = pf_keys,
+    .load = pf_load,
+    .create = pf_new,
+};

@@ -27,6 +27,7 @@
 #include "trackers/redmine_call.h"
 
 #include "config.h"
+#include "config_load.h"
 #include "email.h"
 #include "html_text.h"
 #include "log.h"
@@ -728,8 +729,8 @@ static const struct br_tracker_ops redmine_ops = {
     .free = rm_free,
 };
 
-int
-br_redmine_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up)
+static int
+rm_new(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up)
 {
     struct rm *rm = br_calloc(1, sizeof(*rm));
 
@@ -751,3 +752,33 @@ br_redmine_new(struct br_tracker **out, const struct br_config *cfg, struct br_u
     *out = &rm->base;
     return 0;
 }
+
+/* Redmine's own keys: an admin's API key (it writes as the employees), a project; no webhooks. */
+static void
+rm_load(struct br_conf_loader *L, json_t *o)
+{
+    static const char *const planfix_only[] = {"token", "webhook_secret", NULL};
+    struct br_config *c = L->cfg;
+
+    br_conf_refuse(L, o, "tracker", planfix_only,
+                   "is a Planfix setting; Redmine uses api_key and has no webhooks (replies are polled)");
+    c->tracker_token = br_conf_str(L, o, "tracker", "api_key", NULL, true, true);
+    c->tracker_project = br_conf_str(L, o, "tracker", "project", NULL, true, false);
+}
+
+static const char *const rm_keys[] = {"api_key", "project", NULL};
+
+const struct br_tracker_kind br_redmine_kind = {
+    .name = "redmine",
+    .label = "Redmine",
+    .task_word = "issue",
+    .text_format = BR_TPL_ESCAPE_TEXTILE,
+    .text_ext = "textile",
+    .default_rps = 5,     /* a self-hosted Redmine takes more than Planfix */
+    .default_poll_s = 10, /* no webhooks: polling is how replies arrive */
+    .polled_only = true,
+    .numeric_watchers = true,
+    .keys = rm_keys,
+    .load = rm_load,
+    .create = rm_new,
+};

@@ -1241,6 +1241,22 @@ test_language_and_zone_problems(void **state)
     assert_int_equal(f->diag.n, 1);
 }
 
+/* The kinds come from the drivers' table: an unknown one names them all, and nothing else is asked. */
+static void
+test_unknown_tracker_kind(void **state)
+{
+    struct fx *f = *state;
+
+    write_cfg(f, "cfg.json",
+              "{'store': {'path': 'b.db'},\n"
+              " 'tracker': {'kind': 'jira', 'url': 'http://127.0.0.1:1', 'token': 't'},\n"
+              " 'channels': [{'name': 'shop', 'webhook_secret': 'shopHookSecret_abcdef123',\n"
+              "   'chatra': {'public_key': 'p', 'secret_key': 's'}, 'default_agent_id': 'A', 'close_on_leave': false}]}\n");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "tracker.kind: \"jira\" is not supported (supported: planfix, redmine)");
+    assert_int_equal(f->diag.n, 1);
+}
+
 static void
 test_texts_overridden(void **state)
 {
@@ -1334,6 +1350,7 @@ main(void)
         cmocka_unit_test(test_template_schema_is_json),
         cmocka_unit_test_setup_teardown(test_language_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_times_in_zone_and_language, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_tracker_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_language_and_zone_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_texts_overridden, setup, teardown),
         cmocka_unit_test_setup_teardown(test_description_notices, setup, teardown),
