@@ -132,7 +132,7 @@ load(struct br_conf_loader *L, json_t *root)
     o = br_conf_obj(L, root, "", "companies", false);
     br_conf_keys(L, o, "companies", known_companies);
     c->companies = br_conf_bool(L, o, "companies", "enabled", false);
-    if (c->companies && c->tracker && !c->tracker->contacts)
+    if (c->companies && c->tracker && !c->tracker->ops->caps.contacts)
         PROBLEM(L, "companies.enabled", "%s has no contacts or companies; the visitor's details go into the %s",
                 c->tracker->label, c->tracker->task_word);
     c->company_template_id = br_conf_int(L, o, "companies", "template_id", 0, 0, LONG_MAX, false);

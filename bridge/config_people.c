@@ -358,7 +358,7 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
 
     p = br_conf_path(base, "contact");
     contact = br_conf_obj(L, o, base, "contact", false);
-    if (contact && c->tracker && !c->tracker->contacts)
+    if (contact && c->tracker && !c->tracker->ops->caps.contacts)
         PROBLEM(L, p, "%s has no contacts; the visitor's details go into the %s", c->tracker->label,
                 c->tracker->task_word);
     br_conf_keys(L, contact, p, known_contact);

@@ -49,7 +49,7 @@ br_employees_free(struct br_employees *em)
 const char *
 br_employees_tracker_label(const struct br_env *env)
 {
-    return env->tracker->ops->label;
+    return env->tracker->ops->kind->label;
 }
 
 const char *

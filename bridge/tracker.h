@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 struct br_config;
+struct br_tracker_kind;
 
 /* A tracker comment as the drivers read it. */
 struct br_comment_item {
@@ -99,7 +100,7 @@ struct br_contact_spec {
 
 struct br_task_spec {
     const char *title;
-    const char *description;  /* in the tracker's text format (ops->text_escape) */
+    const char *description;  /* in the tracker's text format (ops->kind->text_format) */
     const struct br_field_value *fields;
     size_t n_fields;
     const char *contact_id;
@@ -114,7 +115,7 @@ struct br_comment_spec {
     const char *task_id;
     const char *contact_id;  /* author is the visitor's contact ... */
     const char *employee;    /* ... or this employee (tracker_user); neither: the bridge's own user */
-    const char *text;        /* in the tracker's text format (ops->text_escape): HTML, Textile */
+    const char *text;        /* in the tracker's text format (ops->kind->text_format): HTML, Textile */
     const char *source_key;
 };
 
@@ -150,11 +151,9 @@ struct br_tracker_caps {
  * shutdown (BR_ECANCELED).
  */
 struct br_tracker_ops {
-    const char *kind;       /* "planfix" */
-    const char *label;      /* "Planfix": log lines, and Chatra's receivedFrom */
+    /* Its kind: name, label (log lines, Chatra's receivedFrom), text format (HTML, Textile). */
+    const struct br_tracker_kind *kind;
     struct br_tracker_caps caps;
-    /* How template values are escaped in task descriptions (HTML for Planfix, Textile for Redmine). */
-    enum br_tpl_escape text_escape;
     /* How far back each poll looks beyond the previous one (the tracker's time resolution, clock skew). */
     int64_t poll_overlap_ms;
     /*
@@ -275,7 +274,6 @@ struct br_tracker_kind {
     double default_rps;               /* tracker.requests_per_second */
     long default_poll_s;              /* tracker.poll_interval_s */
     bool polled_only;                 /* replies arrive by polling alone: the poll cannot be off */
-    bool contacts;                    /* contacts and companies (channels[].contact, companies) */
     bool task_templates;              /* channels[].task.template_id */
     bool numeric_watchers;            /* watchers are numeric user ids ("7" or "user:7") */
     /*
@@ -285,6 +283,8 @@ struct br_tracker_kind {
      */
     const char *const *keys;
     void (*load)(struct br_conf_loader *L, json_t *section);
+    /* Its operations; their caps say what it keeps (contacts and companies: caps.contacts). */
+    const struct br_tracker_ops *ops;
     int (*create)(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);
 };
 

@@ -406,7 +406,7 @@ br_job_note(struct br_run *r)
             br_buf_puts(&b, ref_task);
         }
         br_buf_puts(&b, p);
-        if (r->env->tracker->ops->text_escape != BR_TPL_ESCAPE_HTML)
+        if (r->env->tracker->ops->kind->text_format != BR_TPL_ESCAPE_HTML)
             r->text = br_html_to_text(b.data ? b.data : "");
         else
             r->text = b.data ? br_buf_steal(&b) : br_strdup("");

@@ -102,7 +102,7 @@ render_task(struct br_run *r, json_t *ctx, json_t *ids, struct br_buf *title, st
         if (br_texts_render(cfg, BR_TEXT_FALLBACK_TITLE, ctx, title) != 0)
             br_buf_printf(title, "Chat (%s)", r->ch->name);
     }
-    if (br_tpl_render_seen(r->ch->task_description, ctx, r->env->tracker->ops->text_escape, desc, on_shown, &sh) != 0) {
+    if (br_tpl_render_seen(r->ch->task_description, ctx, r->env->tracker->ops->kind->text_format, desc, on_shown, &sh) != 0) {
         sh.n = 0;
         br_buf_reset(desc);
         (void)br_texts_render(cfg, BR_TEXT_FALLBACK_DESCRIPTION, ctx, desc);

@@ -762,10 +762,8 @@ pf_free(struct br_tracker *t)
 }
 
 static const struct br_tracker_ops planfix_ops = {
-    .kind = "planfix",
-    .label = "Planfix",
+    .kind = &br_planfix_kind,
     .caps = {.contacts = true, .contact_comments = true, .active_tasks = true, .users = true, .comment_keys = true},
-    .text_escape = BR_TPL_ESCAPE_HTML,
     .poll_overlap_ms = 10 * 60 * 1000, /* Planfix filters by the minute */
     .find_contact = pf_find_contact,
     .create_contact = pf_create_contact,
@@ -824,7 +822,7 @@ const struct br_tracker_kind br_planfix_kind = {
     .text_ext = "html",
     .default_rps = 1,     /* Planfix allows 1 request per second */
     .default_poll_s = 60, /* webhooks bring replies; the poll only catches what they miss */
-    .contacts = true,
+    .ops = &planfix_ops,
     .task_templates = true,
     .keys = pf_keys,
     .load = pf_load,

@@ -5,8 +5,8 @@
  * Redmine differs from Planfix in ways the driver absorbs:
  *  - no contacts: the contact operations are left NULL, and the engine
  *    puts the visitor's details into the issue;
- *  - texts are Textile, so HTML from the engine is converted and visitor
- *    text is kept literal (br_tpl_textile_escape);
+ *  - texts are Textile (the engine renders them so, br_redmine_kind's
+ *    text_format) and visitor text is kept literal (br_tpl_textile_escape);
  *  - a note is added with PUT, which answers 204 without an id: the issue
  *    is read back to learn the journal id, which is how the bridge knows
  *    its own notes later (notes cannot carry a source key);
@@ -710,10 +710,8 @@ rm_free(struct br_tracker *t)
 }
 
 static const struct br_tracker_ops redmine_ops = {
-    .kind = "redmine",
-    .label = "Redmine",
+    .kind = &br_redmine_kind,
     .caps = {.task_fields = true, .users = true},
-    .text_escape = BR_TPL_ESCAPE_TEXTILE,
     /* Second resolution; the margin covers clocks of the two machines that disagree. */
     .poll_overlap_ms = 2 * 60 * 1000,
     .create_task = rm_create_task,
@@ -778,6 +776,7 @@ const struct br_tracker_kind br_redmine_kind = {
     .default_poll_s = 10, /* no webhooks: polling is how replies arrive */
     .polled_only = true,
     .numeric_watchers = true,
+    .ops = &redmine_ops,
     .keys = rm_keys,
     .load = rm_load,
     .create = rm_new,
