@@ -1,7 +1,7 @@
 /*
  * config_load.h - the config loader's own tools, shared by its rooms
- * (internal to bridge/): config.c (the top level, the tracker section,
- * the result's life), config_values.c (values: "env:" and "file:"
+ * (internal to bridge/): config_file.c (the file, the top level, the
+ * tracker section), config_values.c (values: "env:" and "file:"
  * references, typed getters that report a problem and go on),
  * config_templates.c (templates and the bridge's own texts) and
  * config_people.c (employees and channels).  A tracker driver reads its

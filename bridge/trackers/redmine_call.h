@@ -1,6 +1,7 @@
 /*
  * redmine_call.h - what the Redmine driver's rooms share (internal to
- * bridge/trackers/): redmine.c (issues, notes, the poll) and
+ * bridge/trackers/): redmine_call.c (one call: its requests and what
+ * Redmine's answers mean), redmine.c (issues, notes, the poll) and
  * redmine_users.c (the key's own user and the employees' logins, resolved
  * once; an employee found by e-mail).
  */

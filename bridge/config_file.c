@@ -1,0 +1,213 @@
+/*
+ * config_file.c - reading the config file: the JSON, its top level and the
+ * tracker section (each kind reads its own keys, tracker.h); the
+ * employees, channels and templates are read in their own rooms
+ * (config_load.h).  config.c has the result's life and lookups.
+ */
+#include "config.h"
+
+#include "config_load.h"
+#include "tracker.h"
+#include "log.h"
+#include "templates/tpl.h"
+#include "texts.h"
+
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+load(struct br_conf_loader *L, json_t *root)
+{
+    static const char *const known[] = {"listen", "store", "log", "tracker", "employees",
+                                        "channels", "limits", "companies", "language", "timezone", "texts", NULL};
+    static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
+    static const char *const known_listen[] = {"host", "port", NULL};
+    static const char *const known_store[] = {"kind", "path", "retention_days", NULL};
+    static const char *const known_log[] = {"level", NULL};
+    /* The tracker section's keys every kind shares; each kind adds its own (br_tracker_kind_keys). */
+    static const char *const known_tracker[] = {"kind", "url", "requests_per_second", "timeout_ms",
+                                                "poll_interval_s", "closed_status_id", "coalesce_ms",
+                                                "timezone", NULL};
+    static const char *const known_limits[] = {"max_body_bytes", "per_address_rps", "per_address_burst",
+                                               "bad_secrets_per_minute", NULL};
+    struct br_config *c = L->cfg;
+    json_t *o, *arr, *v;
+    size_t i;
+
+    if (!json_is_object(root)) {
+        br_diag_add(L->diag, "%s: the top level must be a JSON object", L->file);
+        return;
+    }
+    br_conf_keys(L, root, "", known);
+
+    o = br_conf_obj(L, root, "", "listen", false);
+    br_conf_keys(L, o, "listen", known_listen);
+    c->listen_host = br_conf_str(L, o, "listen", "host", "127.0.0.1", false, false);
+    c->listen_port = (int)br_conf_int(L, o, "listen", "port", 8080, 0, 65535, false);
+
+    o = br_conf_obj(L, root, "", "limits", false);
+    br_conf_keys(L, o, "limits", known_limits);
+    c->max_body = (size_t)br_conf_int(L, o, "limits", "max_body_bytes", 1024 * 1024, 1024,
+                                  64L * 1024 * 1024, false);
+    c->per_address_rps = br_conf_num(L, o, "limits", "per_address_rps", 0, 0, 1e6);
+    c->per_address_burst = br_conf_num(L, o, "limits", "per_address_burst", c->per_address_rps * 2, 1, 1e7);
+    c->bad_secrets_per_minute = br_conf_num(L, o, "limits", "bad_secrets_per_minute", 20, 0, 1e6);
+
+    o = br_conf_obj(L, root, "", "store", false);
+    br_conf_keys(L, o, "store", known_store);
+    c->store_kind = br_conf_str(L, o, "store", "kind", "sqlite", false, false);
+    if (c->store_kind && strcmp(c->store_kind, "sqlite") != 0)
+        /* Named as written in the file: the value behind an env: or file: reference may be a secret. */
+        PROBLEM(L, "store.kind", "\"%s\" is not supported (supported: sqlite)",
+                json_string_value(br_conf_get(o, "kind")));
+    {
+        char *sp = br_conf_str(L, o, "store", "path", "var/bridge.db", false, false);
+        if (sp && strcmp(sp, ":memory:") != 0 && sp[0] != '/') {
+            c->store_path = br_conf_relative(L, sp);
+            free(sp);
+        } else {
+            c->store_path = sp;
+        }
+    }
+
+    c->retention_days = br_conf_num(L, br_conf_obj(L, root, "", "store", false), "store", "retention_days", 0, 0, 36500);
+
+    o = br_conf_obj(L, root, "", "log", false);
+    br_conf_keys(L, o, "log", known_log);
+    c->log_level = br_conf_str(L, o, "log", "level", "info", false, false);
+    if (c->log_level) {
+        enum br_log_level lvl;
+        if (br_log_parse_level(c->log_level, &lvl) != 0)
+            PROBLEM(L, "log.level", "must be one of debug, info, warn, error");
+    }
+
+    c->language = br_conf_str(L, root, "", "language", "en", false, false);
+    if (c->language && !br_texts_language_known(c->language))
+        PROBLEM(L, "language", "\"%s\" is not supported (supported: en, ru)", json_string_value(br_conf_get(root, "language")));
+    c->timezone = br_conf_zone(L, root, "", "timezone", "UTC");
+
+    o = br_conf_obj(L, root, "", "tracker", true);
+    {
+        /* Those and every kind's own: another kind's key gets its own message below. */
+        const char *known[64];
+        size_t n = 0;
+        for (const char *const *k = known_tracker; *k && n < 63; k++)
+            known[n++] = *k;
+        for (const char *const *k = br_tracker_kind_keys(); *k && n < 63; k++)
+            known[n++] = *k;
+        known[n] = NULL;
+        br_conf_keys(L, o, "tracker", known);
+    }
+    if (o) {
+        const struct br_tracker_kind *kind;
+        c->tracker_kind = br_conf_str(L, o, "tracker", "kind", NULL, true, false);
+        kind = c->tracker = c->tracker_kind ? br_tracker_kind(c->tracker_kind) : NULL;
+        if (c->tracker_kind && kind == NULL)
+            PROBLEM(L, "tracker.kind", "\"%s\" is not supported (supported: %s)",
+                    json_string_value(br_conf_get(o, "kind")), br_tracker_kind_names());
+        c->tracker_url = br_conf_strip_slash(br_conf_str(L, o, "tracker", "url", NULL, true, false));
+        br_conf_check_url(L, "tracker", "url", c->tracker_url);
+        /*
+         * The kind's own keys (its credentials, its project): its driver
+         * reads them.  Without a kind, Planfix's (the default) are asked for
+         * too, so that one run reports all there is to fix.
+         */
+        if (kind)
+            kind->load(L, o);
+        else if (c->tracker_kind == NULL)
+            br_planfix_kind.load(L, o);
+        c->tracker_closed_status_id = br_conf_int(L, o, "tracker", "closed_status_id", 0, 1, LONG_MAX, false);
+        c->tracker_timezone = br_conf_zone(L, o, "tracker", "timezone", NULL);
+        /* Planfix allows 1 request per second; a self-hosted Redmine takes more. */
+        c->tracker_rps = br_conf_num(L, o, "tracker", "requests_per_second", kind ? kind->default_rps : 1, 0.01, 1000);
+        c->tracker_timeout_ms = br_conf_int(L, o, "tracker", "timeout_ms", 15000, 100, 600000, false);
+        c->coalesce_ms = br_conf_int(L, o, "tracker", "coalesce_ms", 2000, 0, 60000, false);
+        /* A tracker without webhooks (Redmine) is polled for replies, so more often. */
+        c->poll_interval_s =
+            br_conf_int(L, o, "tracker", "poll_interval_s", kind ? kind->default_poll_s : 60, 0, 86400, false);
+        if (kind && kind->polled_only && c->poll_interval_s == 0)
+            PROBLEM(L, "tracker.poll_interval_s", "must be 1 or more for %s: polling is how replies arrive",
+                    kind->label);
+    }
+
+    br_conf_load_texts(L, root);
+
+    o = br_conf_obj(L, root, "", "companies", false);
+    br_conf_keys(L, o, "companies", known_companies);
+    c->companies = br_conf_bool(L, o, "companies", "enabled", false);
+    if (c->companies && c->tracker && !c->tracker->ops->caps.contacts)
+        PROBLEM(L, "companies.enabled", "%s has no contacts or companies; the visitor's details go into the %s",
+                c->tracker->label, c->tracker->task_word);
+    c->company_template_id = br_conf_int(L, o, "companies", "template_id", 0, 0, LONG_MAX, false);
+    br_conf_load_public_domains(L, br_conf_get(o, "public_domains"));
+
+    br_conf_load_employees(L, br_conf_get(root, "employees"));
+
+    arr = br_conf_get(root, "channels");
+    if (arr == NULL || !json_is_array(arr) || json_array_size(arr) == 0) {
+        PROBLEM(L, "channels", "must be a non-empty list of channels");
+        return;
+    }
+    c->channels = br_calloc(json_array_size(arr), sizeof(*c->channels));
+    json_array_foreach(arr, i, v) {
+        char *base = br_asprintf("channels[%zu]", i);
+        struct br_channel *ch = &c->channels[c->n_channels++];
+        if (!json_is_object(v))
+            PROBLEM(L, base, "must be an object");
+        else
+            br_conf_load_channel(L, v, base, ch);
+        for (size_t j = 0; j + 1 < c->n_channels; j++) {
+            if (ch->name && c->channels[j].name && strcmp(ch->name, c->channels[j].name) == 0) {
+                char *p = br_conf_path(base, "name");
+                PROBLEM(L, p, "\"%s\" is already used by channels[%zu]", ch->name, j);
+                free(p);
+            }
+        }
+        free(base);
+    }
+}
+
+int
+br_config_load(const char *path, struct br_config **out, struct br_diag *diag)
+{
+    struct br_conf_loader L;
+    struct br_config *c = br_calloc(1, sizeof(*c));
+    json_error_t je;
+    json_t *root;
+    char *tmp;
+    size_t before = diag->n;
+
+    *out = NULL;
+    c->path = br_strdup(path);
+    tmp = br_strdup(path);
+    c->dir = br_strdup(dirname(tmp));
+    free(tmp);
+    L.cfg = c;
+    L.diag = diag;
+    L.file = path;
+
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        /* jansson quotes the input near the error, which may be a secret: keep only the reason. */
+        char *near = strstr(je.text, " near '");
+        if (near)
+            *near = '\0';
+        if (je.line <= 0)
+            br_diag_add(diag, "%s: %s", path, je.text);
+        else
+            br_diag_add(diag, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        br_config_free(c);
+        return BR_EINVAL;
+    }
+    load(&L, root);
+    json_decref(root);
+    if (diag->n > before) {
+        br_config_free(c);
+        return BR_EINVAL;
+    }
+    *out = c;
+    return 0;
+}
