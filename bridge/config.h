@@ -130,6 +130,12 @@ struct br_config {
 
 /* Returns 0 with *out set, or BR_EINVAL with every problem in diag. */
 int br_config_load(const char *path, struct br_config **out, struct br_diag *diag);
+/*
+ * Only the store section (kind, path, retention_days): for the commands
+ * that read or repair the store, which need no secrets.  Every other
+ * field is NULL or 0.
+ */
+int br_config_load_store(const char *path, struct br_config **out, struct br_diag *diag);
 void br_config_free(struct br_config *c);
 
 /* The company domain of an e-mail (lower-case, after '@'), or NULL for public providers / when off. */

@@ -18,6 +18,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The store section: all that the commands reading the store need (br_config_load_store). */
+static void
+load_store(struct br_conf_loader *L, json_t *root)
+{
+    static const char *const known_store[] = {"kind", "path", "retention_days", NULL};
+    struct br_config *c = L->cfg;
+    json_t *o;
+
+    o = br_conf_obj(L, root, "", "store", false);
+    br_conf_keys(L, o, "store", known_store);
+    c->store_kind = br_conf_str(L, o, "store", "kind", "sqlite", false, false);
+    if (c->store_kind && strcmp(c->store_kind, "sqlite") != 0)
+        /* Named as written in the file: the value behind an env: or file: reference may be a secret. */
+        PROBLEM(L, "store.kind", "\"%s\" is not supported (supported: sqlite)",
+                json_string_value(br_conf_get(o, "kind")));
+    {
+        char *sp = br_conf_str(L, o, "store", "path", "var/bridge.db", false, false);
+        if (sp && strcmp(sp, ":memory:") != 0 && sp[0] != '/') {
+            c->store_path = br_conf_relative(L, sp);
+            free(sp);
+        } else {
+            c->store_path = sp;
+        }
+    }
+
+    c->retention_days = br_conf_num(L, o, "store", "retention_days", 0, 0, 36500);
+}
+
 static void
 load(struct br_conf_loader *L, json_t *root)
 {
@@ -25,7 +53,6 @@ load(struct br_conf_loader *L, json_t *root)
                                         "channels", "limits", "companies", "language", "timezone", "texts", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", NULL};
-    static const char *const known_store[] = {"kind", "path", "retention_days", NULL};
     static const char *const known_log[] = {"level", NULL};
     /* The tracker section's keys every kind shares; each kind adds its own (br_tracker_kind_keys). */
     static const char *const known_tracker[] = {"kind", "url", "requests_per_second", "timeout_ms",
@@ -56,24 +83,7 @@ load(struct br_conf_loader *L, json_t *root)
     c->per_address_burst = br_conf_num(L, o, "limits", "per_address_burst", c->per_address_rps * 2, 1, 1e7);
     c->bad_secrets_per_minute = br_conf_num(L, o, "limits", "bad_secrets_per_minute", 20, 0, 1e6);
 
-    o = br_conf_obj(L, root, "", "store", false);
-    br_conf_keys(L, o, "store", known_store);
-    c->store_kind = br_conf_str(L, o, "store", "kind", "sqlite", false, false);
-    if (c->store_kind && strcmp(c->store_kind, "sqlite") != 0)
-        /* Named as written in the file: the value behind an env: or file: reference may be a secret. */
-        PROBLEM(L, "store.kind", "\"%s\" is not supported (supported: sqlite)",
-                json_string_value(br_conf_get(o, "kind")));
-    {
-        char *sp = br_conf_str(L, o, "store", "path", "var/bridge.db", false, false);
-        if (sp && strcmp(sp, ":memory:") != 0 && sp[0] != '/') {
-            c->store_path = br_conf_relative(L, sp);
-            free(sp);
-        } else {
-            c->store_path = sp;
-        }
-    }
-
-    c->retention_days = br_conf_num(L, br_conf_obj(L, root, "", "store", false), "store", "retention_days", 0, 0, 36500);
+    load_store(L, root);
 
     o = br_conf_obj(L, root, "", "log", false);
     br_conf_keys(L, o, "log", known_log);
@@ -170,8 +180,10 @@ load(struct br_conf_loader *L, json_t *root)
     }
 }
 
-int
-br_config_load(const char *path, struct br_config **out, struct br_diag *diag)
+/* Reads the file and runs load_fn over it: one loader for the whole config and for its store section. */
+static int
+load_file(const char *path, struct br_config **out, struct br_diag *diag,
+          void (*load_fn)(struct br_conf_loader *L, json_t *root))
 {
     struct br_conf_loader L;
     struct br_config *c = br_calloc(1, sizeof(*c));
@@ -202,7 +214,10 @@ br_config_load(const char *path, struct br_config **out, struct br_diag *diag)
         br_config_free(c);
         return BR_EINVAL;
     }
-    load(&L, root);
+    if (load_fn == load_store && !json_is_object(root))
+        br_diag_add(diag, "%s: the top level must be a JSON object", path);
+    else
+        load_fn(&L, root);
     json_decref(root);
     if (diag->n > before) {
         br_config_free(c);
@@ -210,4 +225,16 @@ br_config_load(const char *path, struct br_config **out, struct br_diag *diag)
     }
     *out = c;
     return 0;
+}
+
+int
+br_config_load(const char *path, struct br_config **out, struct br_diag *diag)
+{
+    return load_file(path, out, diag, load);
+}
+
+int
+br_config_load_store(const char *path, struct br_config **out, struct br_diag *diag)
+{
+    return load_file(path, out, diag, load_store);
 }

@@ -1,0 +1,197 @@
+/*
+ * daemon.c - the daemon's lifecycle: "chatra-bridge run".
+ *
+ * Start-up order: config, store, HTTP client, engine, HTTP server,
+ * signals.  Shutdown runs the other way round (see shutdown_step), and
+ * ends with uv_loop_close returning 0: every handle closed.
+ */
+#include "cli.h"
+
+#include "bridge/config.h"
+#include "bridge/engine.h"
+#include "bridge/html_text.h"
+#include "bridge/http_client.h"
+#include "bridge/http_server.h"
+#include "bridge/log.h"
+#include "bridge/ratelimit.h"
+#include "bridge/store.h"
+#include "handlers/handlers.h"
+
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+struct daemon {
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    struct br_config *cfg;
+    struct br_store *store;
+    struct br_http_client *http;
+    struct br_http_server *server;
+    struct br_engine *engine;
+    struct br_handler_ctx hctx;
+    int stage;
+    int stopping;
+};
+
+/* Creates the directory that holds the database, so a fresh checkout just runs. */
+static void
+make_parent_dir(const char *path)
+{
+    char *copy = br_strdup(path);
+    char *dir = dirname(copy);
+    char *p = dir;
+
+    if (strcmp(dir, ".") != 0) {
+        while ((p = strchr(p + 1, '/')) != NULL) {
+            *p = '\0';
+            mkdir(dir, 0750);
+            *p = '/';
+        }
+        mkdir(dir, 0750);
+    }
+    free(copy);
+}
+
+/*
+ * Shutdown, one step per completed close: stop accepting (HTTP server),
+ * stop the engine (timers, upstreams), cancel outgoing requests (HTTP
+ * client), then the signal handles.  In-flight jobs stay marked in the
+ * store and are checked at the next start.
+ */
+static void shutdown_step(void *arg);
+
+static void
+on_signal_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void
+shutdown_step(void *arg)
+{
+    struct daemon *d = arg;
+
+    switch (d->stage++) {
+    case 0:
+        if (d->server) {
+            br_http_server_close(d->server, shutdown_step, d);
+            return;
+        }
+        /* fall through */
+    case 1:
+        if (d->engine) {
+            d->stage = 2;
+            br_engine_close(d->engine, shutdown_step, d);
+            return;
+        }
+        /* fall through */
+    case 2:
+        d->stage = 3;
+        br_http_client_close(d->http, shutdown_step, d);
+        return;
+    case 3:
+        uv_close((uv_handle_t *)&d->sigint, on_signal_closed);
+        uv_close((uv_handle_t *)&d->sigterm, on_signal_closed);
+        return;
+    }
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    br_info("received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    uv_signal_stop(&d->sigint);
+    uv_signal_stop(&d->sigterm);
+    shutdown_step(d);
+}
+
+int
+br_cmd_run(const struct br_cli_args *a)
+{
+    struct daemon d;
+    struct br_http_server_opts opts = {0};
+    enum br_log_level lvl;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    if (br_cli_load_config(a->config, &d.cfg))
+        return 2;
+    if (br_log_parse_level(d.cfg->log_level, &lvl) == 0)
+        br_log_set_level(lvl);
+    for (size_t i = 0; i < d.cfg->notices.n; i++)
+        br_info("config notice: %s", d.cfg->notices.items[i]);
+    if (strcmp(d.cfg->store_path, ":memory:") != 0)
+        make_parent_dir(d.cfg->store_path);
+    if (br_store_open(&d.store, d.cfg->store_path)) {
+        br_config_free(d.cfg);
+        return 1;
+    }
+    br_html_text_global_init();
+    uv_loop_init(&d.loop);
+    br_http_client_new(&d.http, &d.loop);
+    if ((rc = br_engine_new(&d.engine, &d.loop, d.cfg, d.store, d.http)) != 0) {
+        br_error("cannot start the engine: %s", br_strerror(rc));
+        d.stopping = 1;
+    }
+    d.hctx.cfg = d.cfg;
+    d.hctx.store = d.store;
+    d.hctx.engine = d.engine;
+    d.hctx.per_address = d.cfg->per_address_rps > 0
+                             ? br_ratelimit_new(d.cfg->per_address_rps, d.cfg->per_address_burst)
+                             : NULL;
+    /* A burst of bad_secrets_per_minute, refilled over a minute: guessing secrets takes forever. */
+    d.hctx.bad_secret = d.cfg->bad_secrets_per_minute > 0
+                            ? br_ratelimit_new(d.cfg->bad_secrets_per_minute / 60.0, d.cfg->bad_secrets_per_minute)
+                            : NULL;
+    opts.host = d.cfg->listen_host;
+    opts.port = d.cfg->listen_port;
+    opts.max_body = d.cfg->max_body;
+    opts.handler = br_handlers_dispatch;
+    opts.ctx = &d.hctx;
+    opts.flush = br_handlers_flush;
+    uv_signal_init(&d.loop, &d.sigint);
+    uv_signal_init(&d.loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    rc = 0;
+    if (!d.stopping && br_http_server_new(&d.server, &d.loop, &opts) != 0) {
+        d.server = NULL;
+        d.stopping = 1;
+        rc = 1;
+    }
+    if (d.stopping) {
+        rc = 1;
+        shutdown_step(&d);
+    } else {
+        uv_signal_start(&d.sigint, on_signal, SIGINT);
+        uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+        br_info("chatra-bridge %s listening on http://%s:%d (%zu channel%s, tracker %s)", BR_VERSION,
+                d.cfg->listen_host, br_http_server_port(d.server), d.cfg->n_channels,
+                d.cfg->n_channels == 1 ? "" : "s", d.cfg->tracker_kind);
+    }
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&d.loop) != 0) {
+        br_error("shutdown: the event loop still had open handles");
+        rc = 1;
+    }
+    br_http_server_free(d.server);
+    br_ratelimit_free(d.hctx.per_address);
+    br_ratelimit_free(d.hctx.bad_secret);
+    br_engine_free(d.engine);
+    br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
+    br_http_client_free(d.http);
+    br_store_free(d.store);
+    br_config_free(d.cfg);
+    br_log_clear_secrets();
+    if (rc == 0)
+        br_info("stopped cleanly");
+    return rc;
+}
+

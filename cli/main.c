@@ -1,0 +1,158 @@
+/*
+ * main.c - the chatra-bridge command line: one table of commands, each with
+ * its options and its help, and the argument parsing they share.
+ *
+ *   chatra-bridge [run] [--config FILE]       run the bridge
+ *   chatra-bridge COMMAND [options]            see "chatra-bridge help"
+ *
+ * Without --config, the config is /etc/chatra-bridge/bridge.json.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_CONFIG "/etc/chatra-bridge/bridge.json"
+
+/* Options a command takes, besides --config and --help. */
+enum {
+    OPT_EMAIL = 1 << 0,
+    OPT_MERGE = 1 << 1,
+    OPT_ID = 1 << 2,
+    OPT_ALL = 1 << 3,
+};
+
+struct command {
+    const char *name;
+    int (*fn)(const struct br_cli_args *a);
+    unsigned opts;
+    const char *args;     /* its synopsis after the name */
+    const char *summary;  /* one line for the list of commands */
+    const char *help;     /* what "help COMMAND" adds */
+};
+
+static const struct command commands[] = {
+    {"run", br_cmd_run, 0, "[--config FILE]", "run the bridge (the default command)",
+     "Runs the daemon in the foreground: it answers Chatra's and the tracker's\n"
+     "webhooks and works through its job queue until SIGTERM or SIGINT.\n"},
+    {"check-config", br_cmd_check_config, 0, "[--config FILE]", "check the config and its templates",
+     "Loads the config as the daemon would (secrets included) and prints every\n"
+     "problem with its place, then \"FILE: OK\" or the number of problems.\n"
+     "Exit status: 0 OK, 1 problems.\n"},
+    {"identities", br_cmd_identities, OPT_EMAIL, "[--config FILE] [--email E]",
+     "print the identity map (persons, e-mails, devices, merges)",
+     "Prints the persons the bridge knows as JSON: their e-mails, devices and\n"
+     "conversations, and every merge of two devices with its reason.  --email\n"
+     "shows only the person with that address.  Needs only store.path.\n"},
+    {"unmerge", br_cmd_unmerge, OPT_MERGE, "[--config FILE] --merge N", "undo merge N (see identities)",
+     "Undoes a merge of two devices: the joined conversation gets its own\n"
+     "devices and e-mails back.  Needs only store.path.\n"},
+    {"dead-letters", br_cmd_dead_letters, 0, "[--config FILE]",
+     "list the jobs that failed for good, with request and answer",
+     "Prints the dead letters as JSON: id, kind, conversation, upstream,\n"
+     "attempts, time, error, the last request and its answer.  Needs only\n"
+     "store.path.\n"},
+    {"retry", br_cmd_retry, OPT_ID | OPT_ALL, "[--config FILE] (--id N | --all)",
+     "put dead jobs back in the queue",
+     "Puts dead letter N (or all of them) back in the queue; a running bridge\n"
+     "picks them up within a second.  Needs only store.path.\n"},
+};
+
+static const struct command *
+find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: chatra-bridge [COMMAND] [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-14s %s\n", "help COMMAND", "what a command does and takes");
+    fprintf(f, "\n--config FILE (-c FILE) defaults to " DEFAULT_CONFIG ".\n"
+               "chatra-bridge --version prints the version.\n");
+}
+
+static void
+command_help(FILE *f, const struct command *c)
+{
+    fprintf(f, "usage: chatra-bridge %s %s\n\n%s\n%s", c->name, c->args, c->summary, c->help);
+    fprintf(f, "\n--config FILE (-c FILE) defaults to " DEFAULT_CONFIG ".\n");
+}
+
+/* "help [COMMAND]". */
+static int
+help(int argc, char **argv)
+{
+    const struct command *c;
+
+    if (argc < 3) {
+        usage(stdout);
+        return 0;
+    }
+    if ((c = find(argv[2])) == NULL) {
+        fprintf(stderr, "chatra-bridge: there is no command \"%s\"\n", argv[2]);
+        usage(stderr);
+        return 2;
+    }
+    command_help(stdout, c);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct br_cli_args a = {0};
+    const struct command *c = &commands[0];
+    int i = 1;
+
+    if (argc > 1 && argv[1][0] != '-') {
+        if (strcmp(argv[1], "help") == 0)
+            return help(argc, argv);
+        if ((c = find(argv[1])) == NULL) {
+            fprintf(stderr, "chatra-bridge: unknown command \"%s\"\n", argv[1]);
+            usage(stderr);
+            return 2;
+        }
+        i = 2;
+    }
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if ((strcmp(arg, "--config") == 0 || strcmp(arg, "-c") == 0) && value) {
+            a.config = argv[++i];
+        } else if (strncmp(arg, "--config=", 9) == 0) {
+            a.config = arg + 9;
+        } else if ((c->opts & OPT_EMAIL) && strcmp(arg, "--email") == 0 && value) {
+            a.email = argv[++i];
+        } else if ((c->opts & OPT_MERGE) && strcmp(arg, "--merge") == 0 && value) {
+            a.merge = argv[++i];
+        } else if ((c->opts & OPT_ID) && strcmp(arg, "--id") == 0 && value) {
+            a.job_id = argv[++i];
+        } else if ((c->opts & OPT_ALL) && strcmp(arg, "--all") == 0) {
+            a.all = 1;
+        } else if (strcmp(arg, "--version") == 0) {
+            printf("chatra-bridge %s\n", BR_VERSION);
+            return 0;
+        } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            if (c == &commands[0] && (argc < 2 || argv[1][0] == '-'))
+                usage(stdout);
+            else
+                command_help(stdout, c);
+            return 0;
+        } else {
+            fprintf(stderr, "chatra-bridge %s: unknown argument \"%s\"\n", c->name, arg);
+            command_help(stderr, c);
+            return 2;
+        }
+    }
+    if (a.config == NULL)
+        a.config = DEFAULT_CONFIG;
+    return c->fn(&a);
+}
