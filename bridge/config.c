@@ -35,11 +35,22 @@ free_channel(struct br_channel *ch)
     free(ch->contact_fields);
 }
 
+struct br_config *
+br_config_ref(struct br_config *c)
+{
+    c->refs++;
+    return c;
+}
+
 void
 br_config_free(struct br_config *c)
 {
     if (c == NULL)
         return;
+    if (c->refs > 0) {
+        c->refs--;
+        return;
+    }
     free(c->path);
     free(c->dir);
     free(c->listen_host);

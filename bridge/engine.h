@@ -11,8 +11,10 @@
  * first looks for what it may already have created (Planfix
  * sourceObjectId) before writing again.
  *
- * Everything runs on the loop thread.  The engine borrows the config,
- * the store and the HTTP client; it owns its upstreams and timers.
+ * Everything runs on the loop thread.  The engine borrows the store and
+ * the HTTP client; it owns its upstreams and timers, and holds a
+ * reference to each config it was given (br_config_ref) for as long as a
+ * job runs with it (reload.h).
  */
 #ifndef BR_ENGINE_H
 #define BR_ENGINE_H
@@ -26,8 +28,16 @@ struct br_store;
 struct br_http_client;
 struct br_engine;
 
-int br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *cfg,
+int br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg,
                   struct br_store *store, struct br_http_client *http);
+/*
+ * A reload: new work (inbox rows, jobs that start from now on) uses cfg;
+ * jobs running now finish with the config they started with, which is
+ * released after the last of them.  The upstreams stay (their pauses and
+ * spacing go on) with cfg's rates; a new channel gets its own.  Fails
+ * only when cfg's tracker driver cannot be made: then nothing changed.
+ */
+int br_engine_reload(struct br_engine *e, struct br_config *cfg);
 /* events new rows are in the inbox: process them soon (never synchronously; in slices while many come). */
 void br_engine_kick(struct br_engine *e, size_t events);
 /* Appends a JSON object describing queues and upstreams (for /healthz). */

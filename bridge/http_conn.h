@@ -33,6 +33,7 @@ struct conn {
     char *path, *query, *content_type;
     char remote[64];
     struct br_buf body;
+    size_t max_body; /* the server's limit when the request began (a reload changes the server's) */
     unsigned long long body_seen;
     int too_large;
     int responding;

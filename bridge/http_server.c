@@ -349,6 +349,12 @@ br_http_server_port(const struct br_http_server *s)
     return s->port;
 }
 
+void
+br_http_server_set_max_body(struct br_http_server *s, size_t max_body)
+{
+    s->opts.max_body = max_body ? max_body : DEFAULT_MAX_BODY;
+}
+
 struct walk {
     uv_handle_t *self;
     int closing;

@@ -74,6 +74,8 @@ struct br_http_server;
 /* BR_EINVAL for bad options, BR_EIO when the address cannot be bound. */
 int br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br_http_server_opts *opts);
 int br_http_server_port(const struct br_http_server *s);
+/* A new body limit (a reload; 0 = 1 MiB): requests that have started keep the one they started with. */
+void br_http_server_set_max_body(struct br_http_server *s, size_t max_body);
 /* Stops listening and closes connections; done(arg) is called from the loop once all lws handles are closed (never synchronously); then free with br_http_server_free. */
 void br_http_server_close(struct br_http_server *s, void (*done)(void *arg), void *arg);
 void br_http_server_free(struct br_http_server *s);

@@ -13,7 +13,7 @@ enum br_log_level { BR_LOG_DEBUG = 0, BR_LOG_INFO, BR_LOG_WARN, BR_LOG_ERROR };
 
 void br_log_set_level(enum br_log_level lvl);
 int br_log_parse_level(const char *s, enum br_log_level *out);
-/* Registers a string that must never appear in a log line (copied). */
+/* Registers a string that must never appear in a log line (copied; once however often it comes). */
 void br_log_add_secret(const char *secret);
 void br_log_clear_secrets(void);
 /* Overwrites every registered secret in line with '*' (for text printed outside the log). */

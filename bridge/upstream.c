@@ -55,6 +55,17 @@ on_timer(uv_timer_t *t)
     pump(t->data);
 }
 
+/*
+ * The gap between two requests.  A small margin keeps it above the limit
+ * as the remote end measures it, after network jitter between two
+ * requests.
+ */
+static double
+spacing_of(double rps)
+{
+    return 1000.0 / rps * 1.03 + 2.0;
+}
+
 int
 br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client *http, const char *name,
                 double rps, unsigned max_inflight)
@@ -65,11 +76,7 @@ br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client
     u->timer.data = u;
     u->http = http;
     u->name = br_strdup(name);
-    /*
-     * A small margin keeps the gap above the limit as the remote end
-     * measures it, after network jitter between two requests.
-     */
-    u->spacing_ms = 1000.0 / rps * 1.03 + 2.0;
+    u->spacing_ms = spacing_of(rps);
     u->max_inflight = max_inflight ? max_inflight : 1;
     u->quota_left = -1;
     /* One request at a time, spaced from answer to request (see on_done). */
@@ -191,6 +198,21 @@ br_upstream_send(struct br_upstream *u, const char *method, const char *url, con
     if (!uv_is_active((uv_handle_t *)&u->timer))
         uv_timer_start(&u->timer, on_timer, 0, 0);
     return 0;
+}
+
+void
+br_upstream_set_rate(struct br_upstream *u, double rps)
+{
+    double spacing = spacing_of(rps);
+
+    if (spacing == u->spacing_ms)
+        return;
+    if (spacing > u->spacing_ms)
+        u->next_allowed += spacing - u->spacing_ms;
+    u->spacing_ms = spacing;
+    /* A faster rate: the timer may be set for the old, later time. */
+    if (u->head && !u->closing)
+        uv_timer_start(&u->timer, on_timer, 0, 0);
 }
 
 void

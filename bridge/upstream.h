@@ -29,6 +29,12 @@ int br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_cl
 int br_upstream_send(struct br_upstream *u, const char *method, const char *url,
                      const char *const *headers, const char *body, long timeout_ms,
                      br_http_client_cb cb, void *arg);
+/*
+ * A new request rate (a reload): from the next request on.  A slower rate
+ * also lengthens the wait for the next request, so that the old rate's
+ * shorter gap is never used once more.
+ */
+void br_upstream_set_rate(struct br_upstream *u, double rps);
 void br_upstream_pause_until(struct br_upstream *u, int64_t until_ms);
 int64_t br_upstream_paused_until(const struct br_upstream *u);
 size_t br_upstream_queued(const struct br_upstream *u);

@@ -20,12 +20,20 @@ struct br_engine;
 struct br_ratelimit;
 
 struct br_handler_ctx {
-    const struct br_config *cfg;
+    const struct br_config *cfg;     /* the newest (a reload changes it between requests) */
     struct br_store *store;
     struct br_engine *engine;        /* may be NULL in tests: nothing is kicked */
     struct br_ratelimit *per_address; /* webhook requests per source address (NULL: none) */
     struct br_ratelimit *bad_secret;  /* wrong secrets per source address (NULL: none) */
 };
+
+/*
+ * Sets the config the handlers read (borrowed) and makes the limiters it
+ * asks for: at start, and at a reload, when only limits whose settings
+ * changed are made again.  br_handlers_dispose frees the limiters.
+ */
+void br_handlers_configure(struct br_handler_ctx *h, const struct br_config *cfg);
+void br_handlers_dispose(struct br_handler_ctx *h);
 
 /*
  * Called by a handler that refused a secret; false when the address has

@@ -1,5 +1,6 @@
 #include "handlers.h"
 
+#include "bridge/config.h"
 #include "bridge/engine.h"
 #include "bridge/log.h"
 #include "bridge/ratelimit.h"
@@ -113,6 +114,39 @@ bool
 br_handler_secret_failed(struct br_handler_ctx *h, const struct br_http_request *req)
 {
     return h->bad_secret == NULL || br_ratelimit_take(h->bad_secret, req->remote_addr, br_now_ms());
+}
+
+/*
+ * The limiters are made from the config: at start, and again when a
+ * reload changes their settings (one kept keeps what each address used).
+ */
+void
+br_handlers_configure(struct br_handler_ctx *h, const struct br_config *cfg)
+{
+    const struct br_config *old = h->cfg;
+
+    if (old == NULL || old->per_address_rps != cfg->per_address_rps ||
+        old->per_address_burst != cfg->per_address_burst) {
+        br_ratelimit_free(h->per_address);
+        h->per_address =
+            cfg->per_address_rps > 0 ? br_ratelimit_new(cfg->per_address_rps, cfg->per_address_burst) : NULL;
+    }
+    if (old == NULL || old->bad_secrets_per_minute != cfg->bad_secrets_per_minute) {
+        br_ratelimit_free(h->bad_secret);
+        /* A burst of bad_secrets_per_minute, refilled over a minute: guessing secrets takes forever. */
+        h->bad_secret = cfg->bad_secrets_per_minute > 0
+                            ? br_ratelimit_new(cfg->bad_secrets_per_minute / 60.0, cfg->bad_secrets_per_minute)
+                            : NULL;
+    }
+    h->cfg = cfg;
+}
+
+void
+br_handlers_dispose(struct br_handler_ctx *h)
+{
+    br_ratelimit_free(h->per_address);
+    br_ratelimit_free(h->bad_secret);
+    h->per_address = h->bad_secret = NULL;
 }
 
 void
