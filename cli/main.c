@@ -34,7 +34,9 @@ struct command {
 static const struct command commands[] = {
     {"run", br_cmd_run, 0, "[--config FILE]", "run the bridge (the default command)",
      "Runs the daemon in the foreground: it answers Chatra's and the tracker's\n"
-     "webhooks and works through its job queue until SIGTERM or SIGINT.\n"},
+     "webhooks and works through its job queue until SIGTERM or SIGINT.\n"
+     "SIGHUP reads the config and its templates again (a config with problems\n"
+     "is refused; the listening address and the store change at a restart).\n"},
     {"check-config", br_cmd_check_config, 0, "[--config FILE]", "check the config and its templates",
      "Loads the config as the daemon would (secrets included) and prints every\n"
      "problem with its place, then \"FILE: OK\" or the number of problems.\n"
