@@ -45,9 +45,9 @@ def write(path, text):
 class Poster(threading.Thread):
     """Posts one visitor message after another into a chat until stopped, keeping each answer."""
 
-    def __init__(self, bridge, client):
+    def __init__(self, bridge, client, name):
         super().__init__(daemon=True)
-        self.bridge, self.client = bridge, client
+        self.bridge, self.client, self.name = bridge, client, name
         self.statuses, self.texts = [], []
         self.done = threading.Event()
 
@@ -57,7 +57,7 @@ class Poster(threading.Thread):
             text = "Loop message %03d" % i
             try:
                 status, _ = self.bridge.post_chatra(chat_event(
-                    "chatFragment", self.client, [msg("%s-loop-%d" % (self.client, i), text)], name="Loop"))
+                    "chatFragment", self.client, [msg("%s-loop-%d" % (self.client, i), text)], name=self.name))
             except OSError as e:
                 status = repr(e)
             self.statuses.append(status)
@@ -115,7 +115,7 @@ class TestReloadTemplates(ReloadCase):
         first, d1 = self.task_description("tpl-1", "Maria")
         self.assertIn("Version one for Maria", d1)
 
-        poster = Poster(self.bridge, "tpl-1")
+        poster = Poster(self.bridge, "tpl-1", "Maria")
         poster.start()
         try:
             wait_until(lambda: len(poster.statuses) >= 5, WAIT, message="the poster posts nothing")
@@ -181,21 +181,23 @@ class TestReloadTemplates(ReloadCase):
 
     def test_a_job_in_flight_finishes_with_its_config_once(self):
         self.start_with_description()
-        # The task's creation is answered 3 s late (and takes effect): the reload comes meanwhile.
-        self.fakes.faults("planfix", {"match": "POST /rest/task/$", "action": "delay", "seconds": 3})
+        # The task's creation is answered 6 s late (and takes effect): the reload comes meanwhile.
+        self.fakes.faults("planfix", {"match": "POST /rest/task/$", "action": "delay", "seconds": 6})
         self.post(chat_event("chatStarted", "flight-1", [msg("flight-1-m1", "Are you open on Sunday?")],
                              name="Olga"))
         self.wait_pf("/task/", timeout=WAIT)
         write(self.description, TWO)
         self.rewrite(channel={"task": {"template_id": 15}})
         self.hup()
-        self.assertEqual(self.fakes.planfix_tasks(), [], "the delayed answer came before the reload")
         self.post(chat_event("chatFragment", "flight-1", [msg("flight-1-m2", "Or on Monday?")], name="Olga"))
         [task] = self.wait_task(1, timeout=WAIT)
         wait_until(lambda: self.all_comments(task["id"]), WAIT, message="no comment")
         self.wait_idle(WAIT)
         # Made once, as it began (the old template and template id); the message after it once.
         self.assertEqual(len(self.pf("/task/", "POST")), 1)
+        log = self.bridge.log()
+        self.assertLess(log.index("reload: config "), log.index("task %d created" % task["id"]),
+                        "the reload did not come while the task was being made")
         self.assertIn("Version one for Olga", task["description"])
         self.assertEqual(task["template"], 12)
         self.assertEqual(self.all_comments(task["id"]), ["Or on Monday?"])
@@ -302,6 +304,20 @@ class TestReloadSettings(ReloadCase):
         self.assertEqual(self.bridge.post_chatra(chat_event("chatStarted", "ch-desk-2"), channel="desk",
                                                  secret=DESK_SECRET)[0], 404)
         self.open_chat("ch-shop-2")
+
+    def test_changed_limits_apply(self):
+        self.start_bridge()
+        long = chat_event("chatStarted", "lim-1", [msg("lim-1-m1", "x" * 3000)])
+        self.post(long)
+        self.rewrite(limits={"max_body_bytes": 2048, "per_address_rps": 0.01, "per_address_burst": 1})
+        self.hup()
+        self.assertEqual(self.bridge.post_chatra(long)[0], 413)
+        self.assertEqual(self.bridge.post_chatra(chat_event("chatFragment", "lim-1", [msg("lim-1-m2", "short")]))[0],
+                         200)
+        # The server answered the 413 itself; the burst of 1 went to "short" (one refill in 100 s).
+        self.assertEqual(self.bridge.post_chatra(chat_event("chatFragment", "lim-1", [msg("lim-1-m3", "more")]))[0],
+                         429)
+        self.assertEqual(self.bridge.get("/healthz").status, 200)
 
     def test_listen_port_and_store_path_need_a_restart(self):
         self.start_with_description()
