@@ -319,8 +319,10 @@ struct br_backup {
 /*
  * Writes a copy of the store to the new file to (never over an existing
  * one: BR_EEXIST), while a daemon keeps writing: the copy is the store as
- * it was when the backup began, checked with PRAGMA integrity_check, a
- * single file (no -wal beside it) that the bridge opens as its store.  It
+ * it was when the backup began, but for its open jobs, marked to look in
+ * the tracker before they write (the daemon may have run them since),
+ * checked with PRAGMA integrity_check, a single file (no -wal beside it)
+ * that the bridge opens as its store.  It
  * is made beside to under a temporary name and renamed when complete, so
  * to is either absent or whole.  Failures are logged with their reason
  * (BR_EIO; BR_EINVAL when the copy fails its check).  b may be NULL.

@@ -173,10 +173,10 @@ pragma_text(sqlite3 *db, const char *sql)
 }
 
 /*
- * Makes the copy a file of its own and checks it.  The pages carry the
- * source's WAL mode; the copy is set back to a rollback journal, so that
- * it is one file with nothing beside it (the bridge sets WAL again when it
- * opens it as its store).
+ * Makes the copy a file of its own, marks its open jobs, and checks it.
+ * The pages carry the source's WAL mode; the copy is set back to a
+ * rollback journal, so that it is one file with nothing beside it (the
+ * bridge sets WAL again when it opens it as its store).
  */
 static int
 finish_copy(struct job *j, struct br_backup *b)
@@ -187,6 +187,15 @@ finish_copy(struct job *j, struct br_backup *b)
 
     if (mode == NULL || strcmp(mode, "delete") != 0) {
         br_error("backup: cannot make the copy a single file: %s", sqlite3_errmsg(j->dst));
+        rc = BR_EIO;
+    }
+    /*
+     * A job still open in the copy may well have run since (the daemon went
+     * on): after a restore it looks in the tracker before it writes, as a
+     * job left in flight by a crash does.
+     */
+    if (rc == 0 && sqlite3_exec(j->dst, "UPDATE jobs SET recover=1 WHERE state<2", NULL, NULL, NULL) != SQLITE_OK) {
+        br_error("backup: cannot mark the copy's open jobs: %s", sqlite3_errmsg(j->dst));
         rc = BR_EIO;
     }
     if (rc == 0 && ((check = pragma_text(j->dst, "PRAGMA integrity_check")) == NULL || strcmp(check, "ok") != 0)) {

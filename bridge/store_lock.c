@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,9 @@ read_holder(int fd)
     v = strtol(buf, &end, 10);
     if (errno || end == buf || (*end != '\n' && *end != '\0') || v <= 0 || v > INT_MAX)
         return 0;
+    /* A holder that could not write its PID leaves an older one: never name a process that is gone. */
+    if (kill((pid_t)v, 0) != 0 && errno == ESRCH)
+        return 0;
     return (pid_t)v;
 }
 
@@ -85,6 +89,9 @@ br_store_lock_take(struct br_store_lock **out, const char *db_path, pid_t *holde
     *holder = 0;
     /* O_NOFOLLOW: a link planted in place of the lock file does not make the daemon write elsewhere. */
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    /* A file another user made (a first run as root): flock works on a read-only descriptor too. */
+    if (fd < 0 && errno == EACCES)
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         br_error("store: cannot open the lock file %s: %s", path, strerror(errno));
         free(path);
@@ -107,8 +114,10 @@ br_store_lock_take(struct br_store_lock **out, const char *db_path, pid_t *holde
     }
     /* Ours now: whatever a crashed daemon wrote goes, and our PID goes in. */
     len = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    errno = 0;
     if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
-        br_warn("store: cannot write the PID into %s: %s (the lock holds all the same)", path, strerror(errno));
+        br_warn("store: cannot write the PID into %s: %s (the lock holds all the same)", path,
+                errno ? strerror(errno) : "short write");
     *out = br_calloc(1, sizeof(**out));
     (*out)->fd = fd;
     (*out)->path = path;

@@ -21,7 +21,7 @@ struct br_store_lock;
 /*
  * Takes the lock of the database at db_path (which need not exist yet; its
  * directory must).  0 when taken; BR_EEXIST when another process holds it,
- * with *holder its PID (0 when it has not written it yet); BR_EIO when the
+ * with *holder its PID (0 when unknown: not written yet, or could not be); BR_EIO when the
  * lock file cannot be opened or locked (logged, with the reason).
  */
 int br_store_lock_take(struct br_store_lock **out, const char *db_path, pid_t *holder);

@@ -72,11 +72,11 @@ lock_store(struct daemon *d)
     if (rc == BR_EEXIST) {
         char *path = br_store_lock_path_of(d->cfg->store_path);
         if (holder > 0)
-            br_error("another chatra-bridge (pid %ld) is running on %s: one daemon per store (lock %s)",
-                     (long)holder, d->cfg->store_path, path);
+            br_error("another chatra-bridge (pid %ld) is running on %s: one daemon per store; stop it first, "
+                     "or give this one another store.path (lock %s)", (long)holder, d->cfg->store_path, path);
         else
-            br_error("another chatra-bridge is starting on %s: one daemon per store (lock %s)",
-                     d->cfg->store_path, path);
+            br_error("another chatra-bridge is running on %s: one daemon per store; stop it first, "
+                     "or give this one another store.path (lock %s)", d->cfg->store_path, path);
         free(path);
     }
     return rc;

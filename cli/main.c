@@ -35,7 +35,9 @@ struct command {
 static const struct command commands[] = {
     {"run", br_cmd_run, 0, "[--config FILE]", "run the bridge (the default command)",
      "Runs the daemon in the foreground: it answers Chatra's and the tracker's\n"
-     "webhooks and works through its job queue until SIGTERM or SIGINT.\n"},
+     "webhooks and works through its job queue until SIGTERM or SIGINT.\n"
+     "One daemon per store: a second one on the same store.path exits 1,\n"
+     "naming the running one's PID (the lock is <store.path>.lock).\n"},
     {"check-config", br_cmd_check_config, 0, "[--config FILE]", "check the config and its templates",
      "Loads the config as the daemon would (secrets included) and prints every\n"
      "problem with its place, then \"FILE: OK\" or the number of problems.\n"

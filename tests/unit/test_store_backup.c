@@ -1,7 +1,8 @@
 /*
  * test_store_backup.c - br_store_backup: the copy is the store as it was
  * when the backup began although another connection (the daemon) commits
- * between its steps, the copy never starts over, the daemon's commits go
+ * between its steps (but for its open jobs, marked to look before they
+ * write), the copy never starts over, the daemon's commits go
  * through meanwhile, the copy is one file of its owner's that the store
  * opens, and a backup never replaces a file and leaves nothing behind when
  * it fails (an existing target, a directory, a missing directory, a full
@@ -34,6 +35,7 @@ struct fx {
     struct br_store *daemon;  /* another connection that keeps writing */
     int calls, last_copied, went_back;
     int64_t during;           /* the conversation the daemon made while the backup ran */
+    int64_t done_job, open_job;
 };
 
 static int
@@ -67,6 +69,10 @@ setup(void **state)
         assert_int_equal(br_store_conv_create(f->daemon, "shop", client, &id), 0);
         assert_int_equal(br_store_conv_update_visitor(f->daemon, id, NULL, "chat", "Maria", NULL, NULL, visitor), 0);
     }
+    /* Jobs: one done, one waiting. */
+    assert_int_equal(br_store_job_add(f->daemon, "conv:1", "tracker", "task", 1, "{}", &f->done_job), 0);
+    assert_int_equal(br_store_job_finish(f->daemon, f->done_job, BR_JOB_DONE, 1, 0, false, NULL, NULL, NULL), 0);
+    assert_int_equal(br_store_job_add(f->daemon, "conv:1", "tracker", "comment", 1, "{}", &f->open_job), 0);
     assert_int_equal(br_store_commit(f->daemon), 0);
     free(visitor);
     assert_int_equal(br_store_open(&f->s, f->path), 0);
@@ -130,6 +136,7 @@ test_copy_while_the_daemon_writes(void **state)
     struct br_backup b = {.step_pages = 8, .progress = daemon_writes, .arg = f};
     struct br_store *copy;
     struct br_conv c;
+    struct br_job job;
     struct stat st;
     char client[32], *files;
     unsigned char header[20];
@@ -173,6 +180,18 @@ test_copy_while_the_daemon_writes(void **state)
         br_conv_dispose(&c);
     }
     assert_int_equal(br_store_conv_by_client(copy, "shop", "during", &c), BR_ENOTFOUND);
+    /* The waiting job may have run since: in the copy it looks before it writes. */
+    assert_int_equal(br_store_job_get(copy, f->open_job, &job), 0);
+    assert_int_equal(job.state, BR_JOB_QUEUED);
+    assert_true(job.recover);
+    br_job_dispose(&job);
+    assert_int_equal(br_store_job_get(copy, f->done_job, &job), 0);
+    assert_int_equal(job.state, BR_JOB_DONE);
+    assert_false(job.recover);
+    br_job_dispose(&job);
+    assert_int_equal(br_store_job_get(f->s, f->open_job, &job), 0);
+    assert_false(job.recover);
+    br_job_dispose(&job);
     assert_string_equal(br_store_instance_id(copy), br_store_instance_id(f->s));
     br_store_free(copy);
 }

@@ -188,6 +188,16 @@ test_holder_killed_releases(void **state)
     assert_int_equal(waitpid(child, NULL, 0), child);
     assert_int_equal(access(f->lock, F_OK), 0);
     assert_int_equal(br_store_lock_take(&a, f->db, &holder), 0);
+
+    /* A holder that could not write its PID: the dead one left in the file is not named. */
+    {
+        struct br_store_lock *b;
+        char text[32];
+        snprintf(text, sizeof(text), "%ld\n", (long)child);
+        spit(f->lock, text);
+        assert_int_equal(br_store_lock_take(&b, f->db, &holder), BR_EEXIST);
+        assert_int_equal(holder, 0);
+    }
     br_store_lock_free(a);
 }
 
