@@ -34,7 +34,7 @@
 #define BUSY_SLEEP_MS 20
 
 /* What one backup is writing: the temporary file beside the target, and the connection to it. */
-struct job {
+struct copy {
     const char *to;
     char *tmp;
     sqlite3 *dst;
@@ -42,7 +42,7 @@ struct job {
 
 /* Removes the temporary file and whatever SQLite made beside it. */
 static void
-discard(struct job *j)
+discard(struct copy *j)
 {
     static const char *const suffix[] = {"", "-journal", "-wal", "-shm"};
 
@@ -79,7 +79,7 @@ check_target(const char *to)
 }
 
 static int
-make_tmp(struct job *j)
+make_tmp(struct copy *j)
 {
     int fd;
 
@@ -105,7 +105,7 @@ make_tmp(struct job *j)
 
 /* Copies every page of the source into the temporary file, in steps, from one snapshot. */
 static int
-copy_pages(struct br_store *s, struct job *j, struct br_backup *b)
+copy_pages(struct br_store *s, struct copy *j, struct br_backup *b)
 {
     int step = b && b->step_pages > 0 ? b->step_pages : STEP_PAGES;
     int rc, busy = 0, total;
@@ -179,7 +179,7 @@ pragma_text(sqlite3 *db, const char *sql)
  * bridge sets WAL again when it opens it as its store).
  */
 static int
-finish_copy(struct job *j, struct br_backup *b)
+finish_copy(struct copy *j, struct br_backup *b)
 {
     char *mode = pragma_text(j->dst, "PRAGMA journal_mode=DELETE");
     char *check = NULL, *size = NULL;
@@ -240,7 +240,7 @@ sync_path(const char *path, int flags)
  * without hard links get a rename after one more look.
  */
 static int
-publish(struct job *j)
+publish(struct copy *j)
 {
     char *copy, *slash;
 
@@ -282,7 +282,7 @@ publish(struct job *j)
 int
 br_store_backup(struct br_store *s, const char *to, struct br_backup *b)
 {
-    struct job j = {.to = to};
+    struct copy j = {.to = to};
     int rc;
 
     if ((rc = check_target(to)) != 0)
