@@ -1,8 +1,8 @@
 /*
  * daemon.c - the daemon's lifecycle: "chatra-bridge run".
  *
- * Start-up order: config, store, HTTP client, engine, HTTP server,
- * signals.  Shutdown runs the other way round (see shutdown_step), and
+ * Start-up order: config, the store's lock (one daemon per store), store,
+ * HTTP client, engine, HTTP server, signals.  Shutdown runs the other way round (see shutdown_step), and
  * ends with uv_loop_close returning 0: every handle closed.
  */
 #include "cli.h"
@@ -15,6 +15,7 @@
 #include "bridge/log.h"
 #include "bridge/ratelimit.h"
 #include "bridge/store.h"
+#include "bridge/store_lock.h"
 #include "handlers/handlers.h"
 
 #include <libgen.h>
@@ -28,6 +29,7 @@ struct daemon {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     struct br_config *cfg;
+    struct br_store_lock *lock;
     struct br_store *store;
     struct br_http_client *http;
     struct br_http_server *server;
@@ -54,6 +56,30 @@ make_parent_dir(const char *path)
         mkdir(dir, 0750);
     }
     free(copy);
+}
+
+/*
+ * One daemon per store: a second one would apply the same inbox and run the
+ * same jobs, twice the requests against the tracker's limit.  Taken before
+ * the store is opened (and its schema perhaps upgraded), held until exit.
+ */
+static int
+lock_store(struct daemon *d)
+{
+    pid_t holder;
+    int rc = br_store_lock_take(&d->lock, d->cfg->store_path, &holder);
+
+    if (rc == BR_EEXIST) {
+        char *path = br_store_lock_path_of(d->cfg->store_path);
+        if (holder > 0)
+            br_error("another chatra-bridge (pid %ld) is running on %s: one daemon per store; stop it first, "
+                     "or give this one another store.path (lock %s)", (long)holder, d->cfg->store_path, path);
+        else
+            br_error("another chatra-bridge is running on %s: one daemon per store; stop it first, "
+                     "or give this one another store.path (lock %s)", d->cfg->store_path, path);
+        free(path);
+    }
+    return rc;
 }
 
 /*
@@ -128,9 +154,15 @@ br_cmd_run(const struct br_cli_args *a)
         br_log_set_level(lvl);
     for (size_t i = 0; i < d.cfg->notices.n; i++)
         br_info("config notice: %s", d.cfg->notices.items[i]);
-    if (strcmp(d.cfg->store_path, ":memory:") != 0)
+    if (strcmp(d.cfg->store_path, ":memory:") != 0) {
         make_parent_dir(d.cfg->store_path);
+        if (lock_store(&d) != 0) {
+            br_config_free(d.cfg);
+            return 1;
+        }
+    }
     if (br_store_open(&d.store, d.cfg->store_path)) {
+        br_store_lock_free(d.lock);
         br_config_free(d.cfg);
         return 1;
     }
@@ -188,6 +220,7 @@ br_cmd_run(const struct br_cli_args *a)
     br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
     br_http_client_free(d.http);
     br_store_free(d.store);
+    br_store_lock_free(d.lock); /* after the store's last write: the next daemon may start */
     br_config_free(d.cfg);
     br_log_clear_secrets();
     if (rc == 0)
