@@ -47,6 +47,7 @@ br_config_free(struct br_config *c)
     free(c->store_path);
     free(c->log_level);
     free(c->language);
+    free(c->templates_dir);
     free(c->timezone);
     free(c->tracker_timezone);
     free(c->tracker_kind);

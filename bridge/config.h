@@ -98,6 +98,7 @@ struct br_config {
     double retention_days;     /* message texts of chats closed longer ago are removed; 0 = keep */
     char *log_level;
     char *language;            /* "en" or "ru": the bridge's own words and the default templates */
+    char *templates_dir;       /* the default templates (templates/<language>/); NULL when missing */
     char *timezone;            /* IANA name: how times are shown to people (default "UTC") */
     char *tracker_kind;        /* "planfix" or "redmine" */
     const struct br_tracker_kind *tracker; /* that kind (tracker.h); NULL when unknown (a problem) */

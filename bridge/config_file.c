@@ -50,7 +50,8 @@ static void
 load(struct br_conf_loader *L, json_t *root)
 {
     static const char *const known[] = {"listen", "store", "log", "tracker", "employees",
-                                        "channels", "limits", "companies", "language", "timezone", "texts", NULL};
+                                        "channels", "limits", "companies", "language", "timezone", "texts",
+                                        "templates_dir", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", NULL};
     static const char *const known_log[] = {"level", NULL};
@@ -98,6 +99,7 @@ load(struct br_conf_loader *L, json_t *root)
     if (c->language && !br_texts_language_known(c->language))
         PROBLEM(L, "language", "\"%s\" is not supported (supported: en, ru)", json_string_value(br_conf_get(root, "language")));
     c->timezone = br_conf_zone(L, root, "", "timezone", "UTC");
+    br_conf_load_templates_dir(L, root);
 
     o = br_conf_obj(L, root, "", "tracker", true);
     {
