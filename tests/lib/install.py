@@ -119,3 +119,12 @@ def syscall_filter(settings):
             raise AssertionError("a SystemCallFilter= line after the first that is not a deny list: %r" % line)
         allowed -= expand(line[1:].split())
     return allowed
+
+
+def sanitized():
+    """Whether the binary under test was built with AddressSanitizer (BR_SANITIZE=ON)."""
+    try:
+        with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
+            return any(line.strip() == "BR_SANITIZE:BOOL=ON" for line in f)
+    except OSError:
+        return False
