@@ -18,27 +18,30 @@
 /* "[ffff:...:255.255.255.255]:65535" fits with room to spare. */
 #define NODE_MAX 64
 
+/* A ring of the last MAX_NODES hops: total counts them all. */
 struct nodes {
-    char text[MAX_NODES][NODE_MAX]; /* "" for a node that is not usable */
-    size_t n;                       /* kept, at most MAX_NODES (the right-most) */
+    char text[MAX_NODES][NODE_MAX]; /* "" for a hop that is not usable */
+    size_t total;
 };
 
 static void
 add_node(struct nodes *ns, const char *s, size_t len)
 {
-    char *slot;
+    char *slot = ns->text[ns->total++ % MAX_NODES];
 
-    if (ns->n == MAX_NODES) {
-        memmove(ns->text[0], ns->text[1], (MAX_NODES - 1) * NODE_MAX);
-        ns->n--;
-    }
-    slot = ns->text[ns->n++];
     if (s == NULL || len >= NODE_MAX) {
         slot[0] = '\0';
         return;
     }
     memcpy(slot, s, len);
     slot[len] = '\0';
+}
+
+/* The k-th hop from the right (k < kept). */
+static const char *
+from_right(const struct nodes *ns, size_t k)
+{
+    return ns->text[(ns->total - 1 - k) % MAX_NODES];
 }
 
 static int
@@ -215,13 +218,13 @@ br_forwarded_client(const char *xff, const char *forwarded, const struct br_cidr
     struct br_addr a;
     bool any = false;
 
-    ns.n = 0;
+    ns.total = 0;
     if (xff != NULL && xff[0] != '\0')
         split_xff(xff, &ns);
     else if (forwarded != NULL && forwarded[0] != '\0' && split_forwarded(forwarded, &ns) != 0)
         return BR_ENOTFOUND;
-    for (size_t i = ns.n; i-- > 0;) {
-        if (node_addr(ns.text[i], &a) != 0)
+    for (size_t k = 0; k < ns.total && k < MAX_NODES; k++) {
+        if (node_addr(from_right(&ns, k), &a) != 0)
             return BR_ENOTFOUND;
         *out = a;
         any = true;

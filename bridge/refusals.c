@@ -141,13 +141,25 @@ find(struct br_refusals *r, const char *addr, int status, const char *reason, ui
 static void
 set_detail(struct entry *e, const char *detail)
 {
+    struct br_buf b;
     char *esc;
 
     e->detail[0] = '\0';
     if (detail == NULL)
         return;
     esc = br_log_escape(detail, DETAIL_RAW_MAX);
-    snprintf(e->detail, sizeof(e->detail), " \"%s\"", esc);
+    br_buf_init(&b, 0);
+    /* Quoted in the line: a quote of its own would blur where it ends. */
+    br_buf_puts(&b, " \"");
+    for (const char *p = esc; *p != '\0'; p++) {
+        if (*p == '"')
+            br_buf_puts(&b, "\\x22");
+        else
+            br_buf_putc(&b, *p);
+    }
+    br_buf_putc(&b, '"');
+    snprintf(e->detail, sizeof(e->detail), "%s", b.data);
+    br_buf_dispose(&b);
     free(esc);
 }
 
