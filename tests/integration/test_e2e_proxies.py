@@ -11,7 +11,7 @@ import unittest
 # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
-from harness import wait_until  # noqa: E402
+from harness import chat_event, msg, wait_until  # noqa: E402
 from e2e import E2ECase  # noqa: E402
 
 # Two requests per address, then 429: nothing refills within a test (one token per 1000 s).
@@ -53,6 +53,22 @@ class TestTrustedProxy(ProxyCase):
         self.assertNotIn("198.51.100.1", [a for a, _ in self.refused()])
         # /healthz still answers, with or without the header.
         self.assertEqual(self.bridge.get("/healthz", {"X-Forwarded-For": "203.0.113.7"}).status, 200)
+
+    def test_wrong_secrets_are_counted_per_client(self):
+        self.start_bridge(listen={"trusted_proxies": ["127.0.0.1"]}, limits={"bad_secrets_per_minute": 2})
+
+        def wrong(client):
+            return self.bridge.post_chatra({}, secret="wrong-secret-0000000",
+                                           headers={"X-Forwarded-For": client}).status
+
+        self.assertEqual([wrong("203.0.113.7") for _ in range(3)], [401, 401, 429])
+        self.assertEqual(wrong("203.0.113.8"), 401)
+        self.wait_refused("203.0.113.7", 429)
+        self.wait_refused("203.0.113.8", 401)
+        # The right secret from a client over its limit still goes through.
+        self.post(chat_event("chatStarted", "client-1", [msg("m1", "Hello")]),
+                  headers={"X-Forwarded-For": "203.0.113.7"})
+        self.wait_task()
 
     def test_a_range_and_ipv6(self):
         self.start_bridge(listen={"trusted_proxies": ["10.0.0.0/8", "127.0.0.0/30", "::1"]}, limits=LIMITS)
