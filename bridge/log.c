@@ -225,7 +225,8 @@ br_log_at(enum br_log_level lvl, const char *module, const char *fmt, ...)
     br_buf_init(&msg, LINE_MAX_BYTES);
     br_buf_puts(&msg, "");
     va_start(ap, fmt);
-    br_buf_vprintf(&msg, fmt, ap);
+    if (br_buf_vprintf(&msg, fmt, ap) != 0)
+        br_buf_puts(&msg, "(a message over 64 KiB, left out)");
     va_end(ap);
     /* Masked before any encoding: an escaped secret would not be found in the line. */
     br_log_mask(msg.data);
