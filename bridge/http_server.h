@@ -21,6 +21,8 @@
 
 #include <uv.h>
 
+struct br_cidr;
+
 struct br_http_request {
     const char *method;       /* "GET", "POST", ... */
     /*
@@ -33,7 +35,12 @@ struct br_http_request {
     const char *path;
     const char *query;        /* query string without '?', "" when none */
     const char *content_type; /* "" when absent */
-    const char *remote_addr;  /* peer IP as text */
+    /*
+     * The client's IP as text: the TCP peer's, or behind a trusted proxy
+     * (opts.trusted_proxies) the one its X-Forwarded-For or Forwarded
+     * header names (forwarded.h).
+     */
+    const char *remote_addr;
     const char *body;         /* complete body, NUL-terminated for convenience */
     size_t body_len;
 };
@@ -67,6 +74,15 @@ struct br_http_server_opts {
      * queued is stored.  NULL: after_flush answers are written at once.
      */
     int (*flush)(void *ctx);
+    /*
+     * Optional: told of each request the server refused by itself (413
+     * body too large, 400 malformed chunked body), after the answer is
+     * made; req->body is empty.
+     */
+    void (*refused)(void *ctx, const struct br_http_request *req, int status);
+    /* Peers whose forwarding headers are believed (borrowed; must outlive the server). */
+    const struct br_cidr *trusted_proxies;
+    size_t n_trusted_proxies;
 };
 
 struct br_http_server;

@@ -14,6 +14,7 @@
 #include "bridge/http_server.h"
 #include "bridge/log.h"
 #include "bridge/ratelimit.h"
+#include "bridge/refusals.h"
 #include "bridge/store.h"
 #include "bridge/store_lock.h"
 #include "handlers/handlers.h"
@@ -120,6 +121,7 @@ shutdown_step(void *arg)
         br_http_client_close(d->http, shutdown_step, d);
         return;
     case 3:
+        br_refusals_close(d->hctx.refusals); /* the counts not yet written are written now */
         uv_close((uv_handle_t *)&d->sigint, on_signal_closed);
         uv_close((uv_handle_t *)&d->sigterm, on_signal_closed);
         return;
@@ -145,6 +147,7 @@ br_cmd_run(const struct br_cli_args *a)
     struct daemon d;
     struct br_http_server_opts opts = {0};
     enum br_log_level lvl;
+    enum br_log_format fmt;
     int rc;
 
     memset(&d, 0, sizeof(d));
@@ -152,6 +155,8 @@ br_cmd_run(const struct br_cli_args *a)
         return 2;
     if (br_log_parse_level(d.cfg->log_level, &lvl) == 0)
         br_log_set_level(lvl);
+    if (br_log_parse_format(d.cfg->log_format, &fmt) == 0)
+        br_log_set_format(fmt);
     for (size_t i = 0; i < d.cfg->notices.n; i++)
         br_info("config notice: %s", d.cfg->notices.items[i]);
     if (strcmp(d.cfg->store_path, ":memory:") != 0) {
@@ -183,12 +188,16 @@ br_cmd_run(const struct br_cli_args *a)
     d.hctx.bad_secret = d.cfg->bad_secrets_per_minute > 0
                             ? br_ratelimit_new(d.cfg->bad_secrets_per_minute / 60.0, d.cfg->bad_secrets_per_minute)
                             : NULL;
+    d.hctx.refusals = br_refusals_new(&d.loop);
     opts.host = d.cfg->listen_host;
     opts.port = d.cfg->listen_port;
     opts.max_body = d.cfg->max_body;
     opts.handler = br_handlers_dispatch;
     opts.ctx = &d.hctx;
     opts.flush = br_handlers_flush;
+    opts.refused = br_handlers_refused_by_server;
+    opts.trusted_proxies = d.cfg->trusted_proxies;
+    opts.n_trusted_proxies = d.cfg->n_trusted_proxies;
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sigterm);
     d.sigint.data = d.sigterm.data = &d;
@@ -216,6 +225,7 @@ br_cmd_run(const struct br_cli_args *a)
     br_http_server_free(d.server);
     br_ratelimit_free(d.hctx.per_address);
     br_ratelimit_free(d.hctx.bad_secret);
+    br_refusals_free(d.hctx.refusals);
     br_engine_free(d.engine);
     br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
     br_http_client_free(d.http);

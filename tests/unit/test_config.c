@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "bridge/cidr.h"
 #include "bridge/config.h"
 #include "bridge/log.h"
 #include "templates/tpl.h"
@@ -391,6 +392,8 @@ test_defaults(void **state)
     assert_string_equal(c->store_path, want);
     free(want);
     assert_string_equal(c->log_level, "info");
+    assert_string_equal(c->log_format, "text");
+    assert_int_equal(c->n_trusted_proxies, 0);
     assert_true(c->tracker_rps == 1.0);
     assert_int_equal(c->tracker_timeout_ms, 15000);
     assert_int_equal(c->poll_interval_s, 60); /* the safety-net poll is on by default */
@@ -606,6 +609,67 @@ test_missing_file_and_not_object(void **state)
     line = br_asprintf("%s: the top level must be a JSON object", f->cfg_path);
     assert_string_equal(f->diag.items[0], line);
     free(line);
+}
+
+/* ---- log.format and listen.trusted_proxies ------------------------------------ */
+
+#define MINIMAL_REST \
+    " 'tracker': {'kind': 'planfix', 'url': 'http://pf.example.com/rest',\n" \
+    "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n" \
+    " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n" \
+    "               'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY',\n" \
+    "                          'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n" \
+    "               'default_agent_id': 'A', 'task': {'closed_status_id': 7}}]}\n"
+
+static void
+test_log_format_and_trusted_proxies(void **state)
+{
+    struct fx *f = *state;
+    const struct br_config *c;
+
+    write_cfg(f, "cfg.json",
+              "{'log': {'format': 'json'},\n"
+              " 'listen': {'trusted_proxies': ['127.0.0.1', '10.0.0.0/8', '2001:db8::/32', '::1']},\n" MINIMAL_REST);
+    load_ok(f);
+    c = f->cfg;
+    assert_string_equal(c->log_format, "json");
+    assert_int_equal(c->n_trusted_proxies, 4);
+    assert_int_equal(c->trusted_proxies[1].prefix, 8);
+    assert_int_equal(c->trusted_proxies[2].prefix, 32);
+    assert_int_equal(c->trusted_proxies[3].prefix, 128);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json", "{'log': {'format': 'text'}, 'listen': {'trusted_proxies': []},\n" MINIMAL_REST);
+    load_ok(f);
+    assert_string_equal(f->cfg->log_format, "text");
+    assert_int_equal(f->cfg->n_trusted_proxies, 0);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json",
+              "{'log': {'format': 'JSON', 'colour': true},\n"
+              " 'listen': {'trusted_proxies': ['10.0.0.1/8', '300.1.1.1', '::/129', 7, 'proxy.example.com',\n"
+              "                                '10.0.0.0/8x', '127.0.0.1']},\n" MINIMAL_REST);
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "log.format: must be \"text\" or \"json\"");
+    expect_problem(f, "log.colour: unknown setting");
+    expect_problem(f, "listen.trusted_proxies[0]: \"10.0.0.1/8\" has bits set past its /8 prefix "
+                      "(the range starts lower)");
+    expect_problem(f, "listen.trusted_proxies[1]: \"300.1.1.1\" is not an IP address or a range such as "
+                      "10.0.0.0/8 or 2001:db8::/32");
+    expect_problem(f, "listen.trusted_proxies[2]: \"::/129\" has a bad prefix length after '/' (0 to 128)");
+    expect_problem(f, "listen.trusted_proxies[3]: must be a string: an address or a range such as \"10.0.0.0/8\"");
+    expect_problem(f, "listen.trusted_proxies[4]: \"proxy.example.com\" is not an IP address or a range such "
+                      "as 10.0.0.0/8 or 2001:db8::/32");
+    expect_problem(f, "listen.trusted_proxies[5]: \"10.0.0.0/8x\" has a bad prefix length after '/' (0 to 32)");
+    assert_int_equal(f->diag.n, 8);
+
+    br_diag_dispose(&f->diag);
+    write_cfg(f, "cfg.json", "{'listen': {'trusted_proxies': '127.0.0.1'},\n" MINIMAL_REST);
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "listen.trusted_proxies: must be a list of addresses or ranges such as "
+                      "[\"127.0.0.1\", \"10.0.0.0/8\"]");
 }
 
 /* ---- every problem at once ---------------------------------------------------- */
@@ -1485,6 +1549,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_format_and_trusted_proxies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_example_config_loads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_secret_missing, setup, teardown),
