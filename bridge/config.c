@@ -57,7 +57,10 @@ br_config_free(struct br_config *c)
     free(c->store_kind);
     free(c->store_path);
     free(c->log_level);
+    free(c->log_format);
+    free(c->trusted_proxies);
     free(c->language);
+    free(c->templates_dir);
     free(c->timezone);
     free(c->tracker_timezone);
     free(c->tracker_kind);

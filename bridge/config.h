@@ -21,6 +21,7 @@
 
 struct br_tpl;
 struct br_tracker_kind;
+struct br_cidr;
 
 /* A list of human-readable problems, each one line. */
 struct br_diag {
@@ -92,6 +93,9 @@ struct br_config {
     char *dir;                 /* directory of the config file, for relative paths */
     char *listen_host;
     int listen_port;
+    /* Peers whose X-Forwarded-For / Forwarded names the client (forwarded.h); none by default. */
+    struct br_cidr *trusted_proxies;
+    size_t n_trusted_proxies;
     size_t max_body;
     double per_address_rps;    /* webhook requests per second per source address, 0 = no limit */
     double per_address_burst;
@@ -100,7 +104,9 @@ struct br_config {
     char *store_path;          /* absolute or relative to the working directory */
     double retention_days;     /* message texts of chats closed longer ago are removed; 0 = keep */
     char *log_level;
+    char *log_format;          /* "text" (default) or "json" */
     char *language;            /* "en" or "ru": the bridge's own words and the default templates */
+    char *templates_dir;       /* the default templates (templates/<language>/); NULL when missing */
     char *timezone;            /* IANA name: how times are shown to people (default "UTC") */
     char *tracker_kind;        /* "planfix" or "redmine" */
     const struct br_tracker_kind *tracker; /* that kind (tracker.h); NULL when unknown (a problem) */

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include "cidr.h"
 #include "config_load.h"
 #include "tracker.h"
 #include "log.h"
@@ -46,14 +47,51 @@ load_store(struct br_conf_loader *L, json_t *root)
     c->retention_days = br_conf_num(L, o, "store", "retention_days", 0, 0, 36500);
 }
 
+/* listen.trusted_proxies: addresses and CIDR ranges, each checked here. */
+static void
+load_trusted_proxies(struct br_conf_loader *L, json_t *arr)
+{
+    struct br_config *c = L->cfg;
+    size_t i;
+    json_t *v;
+
+    if (arr == NULL)
+        return;
+    if (!json_is_array(arr)) {
+        PROBLEM(L, "listen.trusted_proxies", "must be a list of addresses or ranges such as [\"127.0.0.1\", \"10.0.0.0/8\"]");
+        return;
+    }
+    c->trusted_proxies = br_calloc(json_array_size(arr) + 1, sizeof(*c->trusted_proxies));
+    json_array_foreach(arr, i, v) {
+        char why[120];
+        char *p;
+
+        if (json_is_string(v) &&
+            br_cidr_parse(json_string_value(v), &c->trusted_proxies[c->n_trusted_proxies], why, sizeof(why)) == 0) {
+            c->n_trusted_proxies++;
+            continue;
+        }
+        p = br_asprintf("listen.trusted_proxies[%zu]", i);
+        if (json_is_string(v)) {
+            char *shown = br_log_escape(json_string_value(v), 60);
+            PROBLEM(L, p, "\"%s\" %s", shown, why);
+            free(shown);
+        } else {
+            PROBLEM(L, p, "must be a string: an address or a range such as \"10.0.0.0/8\"");
+        }
+        free(p);
+    }
+}
+
 static void
 load(struct br_conf_loader *L, json_t *root)
 {
     static const char *const known[] = {"listen", "store", "log", "tracker", "employees",
-                                        "channels", "limits", "companies", "language", "timezone", "texts", NULL};
+                                        "channels", "limits", "companies", "language", "timezone", "texts",
+                                        "templates_dir", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
-    static const char *const known_listen[] = {"host", "port", NULL};
-    static const char *const known_log[] = {"level", NULL};
+    static const char *const known_listen[] = {"host", "port", "trusted_proxies", NULL};
+    static const char *const known_log[] = {"level", "format", NULL};
     /* The tracker section's keys every kind shares; each kind adds its own (br_tracker_kind_keys). */
     static const char *const known_tracker[] = {"kind", "url", "requests_per_second", "timeout_ms",
                                                 "poll_interval_s", "closed_status_id", "coalesce_ms",
@@ -74,6 +112,7 @@ load(struct br_conf_loader *L, json_t *root)
     br_conf_keys(L, o, "listen", known_listen);
     c->listen_host = br_conf_str(L, o, "listen", "host", "127.0.0.1", false, false);
     c->listen_port = (int)br_conf_int(L, o, "listen", "port", 8080, 0, 65535, false);
+    load_trusted_proxies(L, br_conf_get(o, "trusted_proxies"));
 
     o = br_conf_obj(L, root, "", "limits", false);
     br_conf_keys(L, o, "limits", known_limits);
@@ -93,11 +132,18 @@ load(struct br_conf_loader *L, json_t *root)
         if (br_log_parse_level(c->log_level, &lvl) != 0)
             PROBLEM(L, "log.level", "must be one of debug, info, warn, error");
     }
+    c->log_format = br_conf_str(L, o, "log", "format", "text", false, false);
+    if (c->log_format) {
+        enum br_log_format fmt;
+        if (br_log_parse_format(c->log_format, &fmt) != 0)
+            PROBLEM(L, "log.format", "must be \"text\" or \"json\"");
+    }
 
     c->language = br_conf_str(L, root, "", "language", "en", false, false);
     if (c->language && !br_texts_language_known(c->language))
         PROBLEM(L, "language", "\"%s\" is not supported (supported: en, ru)", json_string_value(br_conf_get(root, "language")));
     c->timezone = br_conf_zone(L, root, "", "timezone", "UTC");
+    br_conf_load_templates_dir(L, root);
 
     o = br_conf_obj(L, root, "", "tracker", true);
     {

@@ -81,7 +81,14 @@ void br_conf_check_secret(struct br_conf_loader *L, const char *base, const char
  */
 struct br_tpl *br_conf_template(struct br_conf_loader *L, json_t *obj, const char *base, const char *key,
                                 const char *default_file, const char *schema_text);
-/* The shipped default of a template, in the config's language: templates/<language>/<name>. */
+/*
+ * Where the shipped defaults are: templates_dir (relative to the config),
+ * else BR_TEMPLATES_DIR or the install's (install_dir.h).  A problem when
+ * that is not a directory.
+ */
+void br_conf_load_templates_dir(struct br_conf_loader *L, json_t *root);
+/* The shipped default of a template, in the config's language: <templates_dir>/<language>/<name>; NULL
+ * when the directory is missing (reported once). */
 char *br_conf_default_template(const struct br_config *c, const char *name);
 /* Notices for a task description that leaves out the messages or the previous task. */
 void br_conf_note_description(struct br_conf_loader *L, const char *base, const struct br_tpl *t);

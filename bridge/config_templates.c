@@ -2,9 +2,10 @@
  * config_templates.c - the config's templates: the task title and
  * description (checked against the variables the README lists, with
  * notices for what a description leaves out) and the bridge's own words
- * (texts.h), from the config or templates/<language>/.
+ * (texts.h), from the config or the shipped defaults (templates_dir).
  */
 #include "config_load.h"
+#include "install_dir.h"
 #include "tracker.h"
 
 #include "log.h"
@@ -15,6 +16,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char template_schema[] =
     "{"
@@ -121,16 +123,54 @@ br_conf_template(struct br_conf_loader *L, json_t *obj, const char *base, const 
     return t;
 }
 
-/* The shipped default of a template, in the config's language: templates/<language>/<name>. */
+/*
+ * templates_dir: the directory of the shipped defaults.  Checked once here,
+ * so that a missing install is one problem rather than one per template.
+ */
+void
+br_conf_load_templates_dir(struct br_conf_loader *L, json_t *root)
+{
+    struct br_config *c = L->cfg;
+    char *dir = br_conf_str(L, root, "", "templates_dir", NULL, false, false);
+    struct stat st;
+    bool configured = dir != NULL;
+    int err = 0;
+
+    if (dir == NULL) {
+        dir = br_install_templates_dir();
+    } else if (*dir == '\0') {
+        PROBLEM(L, "templates_dir", "must not be empty");
+        free(dir);
+        return;
+    } else {
+        char *rel = br_conf_relative(L, dir);
+        free(dir);
+        dir = rel;
+    }
+    if (stat(dir, &st) != 0)
+        err = errno;
+    else if (!S_ISDIR(st.st_mode))
+        err = ENOTDIR;
+    if (err) {
+        if (configured)
+            PROBLEM(L, "templates_dir", "%s: %s", dir, strerror(err));
+        else
+            br_diag_add(L->diag, "%s: the default templates are not in %s (%s): set templates_dir, or "
+                        "BR_TEMPLATES_DIR in the environment", L->file, dir, strerror(err));
+        free(dir);
+        return;
+    }
+    c->templates_dir = dir;
+}
+
+/* The shipped default of a template, in the config's language: <templates_dir>/<language>/<name>. */
 char *
 br_conf_default_template(const struct br_config *c, const char *name)
 {
-    /* Installed next to the sources; BR_TEMPLATES_DIR is set by CMake. */
-    const char *dir = getenv("BR_TEMPLATES_DIR");
-    if (dir == NULL || *dir == '\0')
-        dir = BR_TEMPLATES_DIR;
-    return br_asprintf("%s/%s/%s", dir, c->language && br_texts_language_known(c->language) ? c->language : "en",
-                       name);
+    if (c->templates_dir == NULL)
+        return NULL;
+    return br_asprintf("%s/%s/%s", c->templates_dir,
+                       c->language && br_texts_language_known(c->language) ? c->language : "en", name);
 }
 
 /*

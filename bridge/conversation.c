@@ -284,6 +284,13 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
     }
     if ((rc = resolve_conv(env, ch, ev, &c, &res)))
         goto out;
+    {
+        /* What follows is about this conversation (br_conversation_apply puts the context back). */
+        struct br_log_ctx lc;
+
+        br_log_ctx_make(&lc, ch->name, c.id, 0);
+        br_log_ctx_set(&lc);
+    }
     /* The visitor introduced themselves (or changed their details) in a known conversation. */
     introduced = !res.created && c.gen > 0 &&
                  (changed(ev->name, c.name) || changed(email, c.email) || changed(ev->phone, c.phone));
@@ -427,9 +434,25 @@ apply_tracker(struct br_env *env, json_t *ev)
     return rc;
 }
 
-/* Applies one inbox row inside the caller's transaction. */
+static int apply_row(struct br_env *env, const struct br_inbox_row *row);
+
+/* Applies one inbox row inside the caller's transaction, its log lines naming its channel. */
 int
 br_conversation_apply(struct br_env *env, const struct br_inbox_row *row)
+{
+    struct br_log_ctx saved, lc;
+    int rc = 0;
+
+    br_log_ctx_get(&saved);
+    br_log_ctx_make(&lc, row->channel, 0, 0);
+    br_log_ctx_set(&lc);
+    rc = apply_row(env, row);
+    br_log_ctx_set(&saved);
+    return rc;
+}
+
+static int
+apply_row(struct br_env *env, const struct br_inbox_row *row)
 {
     struct br_chatra_event ev;
     json_error_t je;

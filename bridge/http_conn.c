@@ -137,6 +137,15 @@ br_http_respond(struct conn *c)
 {
     struct br_http_server *s = c->srv;
     struct br_http_response res;
+    struct br_http_request req = {
+        .method = c->method,
+        .path = c->path,
+        .query = c->query,
+        .content_type = c->content_type,
+        .remote_addr = c->remote,
+        .body = c->body.data != NULL ? c->body.data : "",
+        .body_len = c->body.len,
+    };
 
     c->responding = 1;
     res.status = 200;
@@ -144,23 +153,14 @@ br_http_respond(struct conn *c)
     res.after_flush = 0;
     br_buf_init(&res.body, 0);
 
-    if (c->ch_state == CH_BAD) {
-        res.status = 400;
-        br_buf_puts(&res.body, bad_chunked);
-    } else if (c->too_large) {
-        res.status = 413;
-        br_buf_puts(&res.body, body_too_large);
+    if (c->ch_state == CH_BAD || c->too_large) {
+        res.status = c->ch_state == CH_BAD ? 400 : 413;
+        br_buf_puts(&res.body, c->ch_state == CH_BAD ? bad_chunked : body_too_large);
+        req.body = "";
+        req.body_len = 0;
+        if (s->opts.refused != NULL)
+            s->opts.refused(s->opts.ctx, &req, res.status);
     } else {
-        struct br_http_request req = {
-            .method = c->method,
-            .path = c->path,
-            .query = c->query,
-            .content_type = c->content_type,
-            .remote_addr = c->remote,
-            .body = c->body.data != NULL ? c->body.data : "",
-            .body_len = c->body.len,
-        };
-
         s->opts.handler(s->opts.ctx, &req, &res);
     }
     /* The request body is not needed any more; free it before writing. */

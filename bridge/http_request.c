@@ -15,6 +15,9 @@
 #endif
 #include "http_conn.h"
 
+#include "cidr.h"
+#include "forwarded.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +118,36 @@ copy_header(struct lws *wsi, enum lws_token_indexes tok)
     return s;
 }
 
+/*
+ * The client's address: the peer's, unless the peer is a trusted proxy
+ * and its headers name another (forwarded.h).  The headers of any other
+ * peer are not even read.
+ */
+static void
+client_addr(struct br_http_server *s, struct conn *c, struct lws *wsi)
+{
+    static const char fwd_name[] = "forwarded:";
+    struct br_addr peer, client;
+    char *xff, *fwd = NULL;
+    int len;
+
+    if (lws_get_peer_simple(wsi, c->remote, sizeof(c->remote)) == NULL)
+        c->remote[0] = '\0';
+    if (s->opts.n_trusted_proxies == 0 || br_addr_parse(c->remote, &peer) != 0 ||
+        !br_cidr_list_contains(s->opts.trusted_proxies, s->opts.n_trusted_proxies, &peer))
+        return;
+    xff = copy_header(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+    if (xff[0] == '\0' && (len = lws_hdr_custom_length(wsi, fwd_name, (int)sizeof(fwd_name) - 1)) > 0) {
+        fwd = br_malloc((size_t)len + 1);
+        if (lws_hdr_custom_copy(wsi, fwd, len + 1, fwd_name, (int)sizeof(fwd_name) - 1) < 0)
+            fwd[0] = '\0';
+    }
+    if (br_forwarded_client(xff, fwd, s->opts.trusted_proxies, s->opts.n_trusted_proxies, &client) == 0)
+        br_addr_format(&client, c->remote);
+    free(xff);
+    free(fwd);
+}
+
 static const char *
 method_name(int m)
 {
@@ -145,8 +178,7 @@ br_http_begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi,
     c->path = encode_path(in != NULL ? in : "/", in != NULL ? len : 1);
     c->query = encode_query(wsi);
     c->content_type = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
-    if (lws_get_peer_simple(wsi, c->remote, sizeof(c->remote)) == NULL)
-        c->remote[0] = '\0';
+    client_addr(s, c, wsi);
     c->max_body = s->opts.max_body;
     br_buf_init(&c->body, c->max_body);
 

@@ -21,6 +21,8 @@
 
 #include <uv.h>
 
+struct br_cidr;
+
 struct br_http_request {
     const char *method;       /* "GET", "POST", ... */
     /*
@@ -33,7 +35,12 @@ struct br_http_request {
     const char *path;
     const char *query;        /* query string without '?', "" when none */
     const char *content_type; /* "" when absent */
-    const char *remote_addr;  /* peer IP as text */
+    /*
+     * The client's IP as text: the TCP peer's, or behind a trusted proxy
+     * (opts.trusted_proxies) the one its X-Forwarded-For or Forwarded
+     * header names (forwarded.h).
+     */
+    const char *remote_addr;
     const char *body;         /* complete body, NUL-terminated for convenience */
     size_t body_len;
 };
@@ -67,6 +74,18 @@ struct br_http_server_opts {
      * queued is stored.  NULL: after_flush answers are written at once.
      */
     int (*flush)(void *ctx);
+    /*
+     * Optional: told of each request the server refused by itself (413
+     * body too large, 400 malformed chunked body), after the answer is
+     * made; req->body is empty.
+     */
+    void (*refused)(void *ctx, const struct br_http_request *req, int status);
+    /*
+     * Peers whose forwarding headers are believed (borrowed: until the
+     * server is freed or br_http_server_set_trusted_proxies replaces them).
+     */
+    const struct br_cidr *trusted_proxies;
+    size_t n_trusted_proxies;
 };
 
 struct br_http_server;
@@ -76,6 +95,8 @@ int br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struc
 int br_http_server_port(const struct br_http_server *s);
 /* A new body limit (a reload; 0 = 1 MiB): requests that have started keep the one they started with. */
 void br_http_server_set_max_body(struct br_http_server *s, size_t max_body);
+/* New trusted proxies (a reload; borrowed as in the options): read as each request begins. */
+void br_http_server_set_trusted_proxies(struct br_http_server *s, const struct br_cidr *list, size_t n);
 /* Stops listening and closes connections; done(arg) is called from the loop once all lws handles are closed (never synchronously); then free with br_http_server_free. */
 void br_http_server_close(struct br_http_server *s, void (*done)(void *arg), void *arg);
 void br_http_server_free(struct br_http_server *s);

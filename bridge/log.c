@@ -2,16 +2,28 @@
 
 #include "br.h"
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES (64 * 1024)
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+/* sd-daemon(3): <3> err, <4> warning, <6> info, <7> debug. */
+static const int level_priorities[] = {7, 6, 4, 3};
 
 static enum br_log_level level = BR_LOG_INFO;
+static enum br_log_format format = BR_LOG_TEXT;
+static int journal = -1; /* not yet looked at */
 static char **secrets;
 static size_t nsecrets;
+static struct br_log_ctx current;
 
 void
 br_log_set_level(enum br_log_level lvl)
@@ -22,14 +34,57 @@ br_log_set_level(enum br_log_level lvl)
 int
 br_log_parse_level(const char *s, enum br_log_level *out)
 {
-    static const char *names[] = {"debug", "info", "warn", "error"};
-    for (size_t i = 0; i < BR_ARRAY_SIZE(names); i++) {
-        if (strcmp(s, names[i]) == 0) {
+    for (size_t i = 0; i < BR_ARRAY_SIZE(level_names); i++) {
+        if (strcmp(s, level_names[i]) == 0) {
             *out = (enum br_log_level)i;
             return 0;
         }
     }
     return BR_EINVAL;
+}
+
+void
+br_log_set_format(enum br_log_format fmt)
+{
+    format = fmt;
+}
+
+int
+br_log_parse_format(const char *s, enum br_log_format *out)
+{
+    if (strcmp(s, "text") == 0)
+        *out = BR_LOG_TEXT;
+    else if (strcmp(s, "json") == 0)
+        *out = BR_LOG_JSON;
+    else
+        return BR_EINVAL;
+    return 0;
+}
+
+void
+br_log_set_journal(int on)
+{
+    journal = on;
+}
+
+/*
+ * systemd sets JOURNAL_STREAM to "<device>:<inode>" of the stream it
+ * connects to the journal.  A child whose stderr went elsewhere inherits
+ * the variable, so it counts only when it names our stderr.
+ */
+static int
+stderr_is_journal(void)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    char end;
+
+    if (v == NULL || sscanf(v, "%llu:%llu%c", &dev, &ino, &end) != 2)
+        return 0;
+    if (fstat(STDERR_FILENO, &st) != 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 void
@@ -69,31 +124,132 @@ br_log_mask(char *line)
     }
 }
 
+/* ---- the context ------------------------------------------------------ */
+
 void
-br_log(enum br_log_level lvl, const char *fmt, ...)
+br_log_ctx_get(struct br_log_ctx *out)
 {
-    static const char *names[] = {"debug", "info", "warn", "error"};
-    struct br_buf b;
+    *out = current;
+}
+
+void
+br_log_ctx_set(const struct br_log_ctx *ctx)
+{
+    if (ctx != NULL)
+        current = *ctx;
+    else
+        memset(&current, 0, sizeof(current));
+}
+
+void
+br_log_ctx_make(struct br_log_ctx *ctx, const char *channel, int64_t conversation, int64_t job)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    if (channel != NULL)
+        snprintf(ctx->channel, sizeof(ctx->channel), "%s", channel);
+    ctx->conversation = conversation;
+    ctx->job = job;
+}
+
+/* ---- the line --------------------------------------------------------- */
+
+/* "/src/bridge/jobs/task.c" -> "task" (into buf). */
+static const char *
+module_name(const char *file, char *buf, size_t n)
+{
+    const char *base = strrchr(file, '/');
+    size_t len;
+
+    base = base != NULL ? base + 1 : file;
+    len = strlen(base);
+    if (len > 2 && strcmp(base + len - 2, ".c") == 0)
+        len -= 2;
+    snprintf(buf, n, "%.*s", (int)len, base);
+    return buf;
+}
+
+/* A JSON string of s; bytes that are not UTF-8 are written as \xNN first. */
+static json_t *
+json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    char *esc;
+
+    if (j != NULL)
+        return j;
+    esc = br_log_escape(s, strlen(s));
+    j = json_string(esc);
+    free(esc);
+    return j;
+}
+
+static void
+json_line(struct br_buf *out, const char *ts, enum br_log_level lvl, const char *module, const char *msg)
+{
+    json_t *o = json_object();
+    char *text;
+
+    json_object_set_new(o, "time", json_string(ts));
+    json_object_set_new(o, "level", json_string(level_names[lvl]));
+    json_object_set_new(o, "module", json_text(module));
+    json_object_set_new(o, "message", json_text(msg));
+    if (current.channel[0] != '\0')
+        json_object_set_new(o, "channel", json_text(current.channel));
+    if (current.conversation != 0)
+        json_object_set_new(o, "conversation", json_integer(current.conversation));
+    if (current.job != 0)
+        json_object_set_new(o, "job", json_integer(current.job));
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text == NULL)
+        abort(); /* only out of memory: every string above is valid UTF-8 */
+    br_buf_puts(out, text);
+    br_buf_putc(out, '\n');
+    free(text);
+}
+
+void
+br_log_at(enum br_log_level lvl, const char *module, const char *fmt, ...)
+{
+    struct br_buf msg, line;
     struct timeval tv;
     struct tm tm;
-    char ts[32];
+    char ts[40], mod[64];
     va_list ap;
 
     if (lvl < level)
         return;
+    if (journal < 0)
+        journal = stderr_is_journal();
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    br_buf_init(&b, 64 * 1024);
-    br_buf_printf(&b, "%s.%03dZ %s ", ts, (int)(tv.tv_usec / 1000), names[lvl]);
+    snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03dZ", (int)(tv.tv_usec / 1000));
+
+    br_buf_init(&msg, LINE_MAX_BYTES);
+    br_buf_puts(&msg, "");
     va_start(ap, fmt);
-    br_buf_vprintf(&b, fmt, ap);
+    if (br_buf_vprintf(&msg, fmt, ap) != 0)
+        br_buf_puts(&msg, "(a message over 64 KiB, left out)");
     va_end(ap);
-    br_buf_putc(&b, '\n');
-    br_log_mask(b.data);
-    fputs(b.data, stderr);
+    /* Masked before any encoding: an escaped secret would not be found in the line. */
+    br_log_mask(msg.data);
+
+    br_buf_init(&line, 0);
+    if (format == BR_LOG_JSON) {
+        json_line(&line, ts, lvl, module_name(module, mod, sizeof(mod)), msg.data);
+    } else {
+        if (journal)
+            br_buf_printf(&line, "<%d>%s ", level_priorities[lvl], level_names[lvl]);
+        else
+            br_buf_printf(&line, "%s %s ", ts, level_names[lvl]);
+        br_buf_puts(&line, msg.data);
+        br_buf_putc(&line, '\n');
+    }
+    fputs(line.data, stderr);
     fflush(stderr);
-    br_buf_dispose(&b);
+    br_buf_dispose(&line);
+    br_buf_dispose(&msg);
 }
 
 char *

@@ -352,12 +352,13 @@ br_run_recorded(struct br_run *r, struct br_result *res, int store_rc)
 
 /* ---- starting jobs ------------------------------------------------------- */
 
+static void begin(struct br_queue *q, struct br_run *r);
+
 static void
 start_job(struct br_queue *q, struct lane_up *lu, struct br_job *job)
 {
     struct br_run *r = br_calloc(1, sizeof(*r));
-    json_error_t je;
-    int rc = 0;
+    struct br_log_ctx saved, lc;
 
     r->q = q;
     r->env = q->env;
@@ -377,6 +378,21 @@ start_job(struct br_queue *q, struct lane_up *lu, struct br_job *job)
         run_free(r);
         return;
     }
+    /* The job's log lines name it, its conversation and channel (the REST layer keeps them for its answers). */
+    br_log_ctx_get(&saved);
+    br_log_ctx_make(&lc, NULL, r->job.conv_id, r->job.id);
+    br_log_ctx_set(&lc);
+    begin(q, r);
+    br_log_ctx_set(&saved);
+}
+
+/* Loads what the job works with and hands it to its kind. */
+static void
+begin(struct br_queue *q, struct br_run *r)
+{
+    json_error_t je;
+    int rc = 0;
+
     r->payload = json_loads(r->job.payload, 0, &je);
     /* Jobs of no conversation (conv_id 0, e.g. the poll) have no channel either. */
     if (r->payload != NULL && r->job.conv_id != 0)
@@ -390,6 +406,12 @@ start_job(struct br_queue *q, struct lane_up *lu, struct br_job *job)
         r->store_refused = true;
         br_run_fail(r, BR_ERETRY, "cannot read the conversation: %s", br_strerror(rc));
         return;
+    }
+    if (r->job.conv_id != 0) {
+        struct br_log_ctx lc;
+
+        br_log_ctx_make(&lc, r->conv.channel, r->job.conv_id, r->job.id);
+        br_log_ctx_set(&lc);
     }
     r->ch = r->job.conv_id ? br_config_channel(q->cfg, r->conv.channel) : NULL;
     if (r->job.conv_id != 0 && r->ch == NULL) {

@@ -28,6 +28,7 @@ br_rest_call_new(size_t size, const struct br_rest_api *api, const struct br_res
     c->server_date_s = -1;
     c->cb = cb;
     c->arg = arg;
+    br_log_ctx_get(&c->log_ctx);
     return c;
 }
 
@@ -62,7 +63,13 @@ finish(struct br_rest_call *c)
 static void
 on_later(uv_timer_t *t)
 {
-    finish(t->data);
+    struct br_rest_call *c = t->data;
+    struct br_log_ctx saved;
+
+    br_log_ctx_get(&saved);
+    br_log_ctx_set(&c->log_ctx);
+    finish(c);
+    br_log_ctx_set(&saved);
 }
 
 /*
@@ -168,10 +175,24 @@ by_status(struct br_rest_call *c, long status)
         c->res.error = br_asprintf("%s answered HTTP %ld", c->api->name, status);
 }
 
+static void read_answer(struct br_rest_call *c, const struct br_http_result *r);
+
+/* An answer (or a transport failure) is read in the log context of the call's maker. */
 static void
 on_http(void *arg, const struct br_http_result *r)
 {
     struct br_rest_call *c = arg;
+    struct br_log_ctx saved;
+
+    br_log_ctx_get(&saved);
+    br_log_ctx_set(&c->log_ctx);
+    read_answer(c, r);
+    br_log_ctx_set(&saved);
+}
+
+static void
+read_answer(struct br_rest_call *c, const struct br_http_result *r)
+{
     json_t *answer = NULL;
     json_error_t je;
     int verdict;

@@ -30,6 +30,7 @@
 #ifndef BR_REST_H
 #define BR_REST_H
 
+#include "log.h"
 #include "tracker.h"
 #include "upstream.h"
 
@@ -113,6 +114,8 @@ struct br_rest_call {
     bool in_flight;               /* a request was queued and its answer has not come */
     bool later_used;              /* later is initialised: free only in its close callback */
     uv_timer_t later;             /* ends the call from the loop (br_rest_start/br_rest_run) */
+    /* The log context when the call was made (a job's): its answers are read in it. */
+    struct br_log_ctx log_ctx;
 };
 
 /*

@@ -306,6 +306,29 @@ bool br_store_job_waiting(struct br_store *s, const char *lane, const char *kind
 /* Removes the texts of chats closed before before_ms (and old webhook bodies and jobs); *n texts. */
 int br_store_forget_before(struct br_store *s, int64_t before_ms, int64_t *n);
 
+/* ---- backup: a consistent copy of a store in use (store_backup.c) ---- */
+struct br_backup {
+    int step_pages;       /* pages copied per step, 0: 1024 */
+    /* Called after every step but the last with the pages copied so far and the total; may be NULL. */
+    void (*progress)(void *arg, int copied, int total);
+    void *arg;
+    /* Set when the copy is written: */
+    int pages;
+    int64_t bytes;
+};
+/*
+ * Writes a copy of the store to the new file to (never over an existing
+ * one: BR_EEXIST), while a daemon keeps writing: the copy is the store as
+ * it was when the backup began, but for its open jobs, marked to look in
+ * the tracker before they write (the daemon may have run them since),
+ * checked with PRAGMA integrity_check, a single file (no -wal beside it)
+ * that the bridge opens as its store.  It
+ * is made beside to under a temporary name and renamed when complete, so
+ * to is either absent or whole.  Failures are logged with their reason
+ * (BR_EIO; BR_EINVAL when the copy fails its check).  b may be NULL.
+ */
+int br_store_backup(struct br_store *s, const char *to, struct br_backup *b);
+
 /* ---- dead letters: jobs that failed for good ---- */
 /* JSON list: id, kind, conversation, upstream, attempts, at, error, request, response. */
 int br_store_dead_letters(struct br_store *s, char **json_out);

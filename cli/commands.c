@@ -32,13 +32,8 @@ br_cli_load_config(const char *path, struct br_config **cfg)
     return rc;
 }
 
-/*
- * Opens the store of a config for a store command: only the store section
- * is read (no secrets needed), and the daemon may be running (SQLite's WAL
- * lets both work).
- */
-static int
-open_admin(const char *config_path, struct br_config **cfg, struct br_store **store)
+int
+br_cli_open_store(const char *config_path, struct br_config **cfg, struct br_store **store)
 {
     struct br_diag diag = {0};
     int rc = br_config_load_store(config_path, cfg, &diag);
@@ -70,7 +65,7 @@ br_cmd_identities(const struct br_cli_args *a)
     char *json = NULL;
     /* Stored e-mails are in their normal form (trimmed, lower case): so is the one asked for. */
     char *low = email ? br_email_normalize(email, strlen(email)) : NULL;
-    int rc = open_admin(config_path, &cfg, &store);
+    int rc = br_cli_open_store(config_path, &cfg, &store);
 
     if (rc) {
         free(low);
@@ -104,7 +99,7 @@ br_cmd_unmerge(const struct br_cli_args *a)
         fprintf(stderr, "chatra-bridge: unmerge needs --merge N (a merge number from \"identities\")\n");
         return 2;
     }
-    if ((rc = open_admin(config_path, &cfg, &store)))
+    if ((rc = br_cli_open_store(config_path, &cfg, &store)))
         return rc;
     rc = br_store_begin(store);
     if (rc == 0)
@@ -135,7 +130,7 @@ br_cmd_dead_letters(const struct br_cli_args *a)
     struct br_config *cfg;
     struct br_store *store;
     char *json = NULL;
-    int rc = open_admin(config_path, &cfg, &store);
+    int rc = br_cli_open_store(config_path, &cfg, &store);
 
     if (rc)
         return rc;
@@ -165,7 +160,7 @@ br_cmd_retry(const struct br_cli_args *a)
         fprintf(stderr, "chatra-bridge: retry needs either --id N (from dead-letters) or --all\n");
         return 2;
     }
-    if ((rc = open_admin(config_path, &cfg, &store)))
+    if ((rc = br_cli_open_store(config_path, &cfg, &store)))
         return rc;
     rc = br_store_dead_retry(store, all ? 0 : id, &n);
     if (rc == 0 && n == 0 && !all) {

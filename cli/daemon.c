@@ -1,11 +1,11 @@
 /*
  * daemon.c - the daemon's lifecycle: "chatra-bridge run".
  *
- * Start-up order: config, store, HTTP client, engine, HTTP server,
- * signals.  Shutdown runs the other way round (see shutdown_step), and
- * ends with uv_loop_close returning 0: every handle closed.  SIGHUP
- * reloads the config (reload.h); it is ignored while the bridge starts
- * and once it shuts down.
+ * Start-up order: config, the store's lock (one daemon per store), store,
+ * HTTP client, engine, HTTP server, signals.  Shutdown runs the other way
+ * round (see shutdown_step), and ends with uv_loop_close returning 0: every
+ * handle closed.  SIGHUP reloads the config (reload.h); it is ignored while
+ * the bridge starts and once it shuts down.
  */
 #include "cli.h"
 
@@ -15,8 +15,10 @@
 #include "bridge/http_client.h"
 #include "bridge/http_server.h"
 #include "bridge/log.h"
+#include "bridge/refusals.h"
 #include "bridge/reload.h"
 #include "bridge/store.h"
+#include "bridge/store_lock.h"
 #include "handlers/handlers.h"
 
 #include <libgen.h>
@@ -33,6 +35,7 @@ struct daemon {
     uv_signal_t sigint, sigterm, sighup;
     struct br_config *cfg;     /* the newest config (one reference): the handlers read it */
     char loaded_at[16];        /* when it was loaded: HH:MM:SS in UTC, as the log writes times */
+    struct br_store_lock *lock;
     struct br_store *store;
     struct br_http_client *http;
     struct br_http_server *server;
@@ -59,6 +62,30 @@ make_parent_dir(const char *path)
         mkdir(dir, 0750);
     }
     free(copy);
+}
+
+/*
+ * One daemon per store: a second one would apply the same inbox and run the
+ * same jobs, twice the requests against the tracker's limit.  Taken before
+ * the store is opened (and its schema perhaps upgraded), held until exit.
+ */
+static int
+lock_store(struct daemon *d)
+{
+    pid_t holder;
+    int rc = br_store_lock_take(&d->lock, d->cfg->store_path, &holder);
+
+    if (rc == BR_EEXIST) {
+        char *path = br_store_lock_path_of(d->cfg->store_path);
+        if (holder > 0)
+            br_error("another chatra-bridge (pid %ld) is running on %s: one daemon per store; stop it first, "
+                     "or give this one another store.path (lock %s)", (long)holder, d->cfg->store_path, path);
+        else
+            br_error("another chatra-bridge is running on %s: one daemon per store; stop it first, "
+                     "or give this one another store.path (lock %s)", d->cfg->store_path, path);
+        free(path);
+    }
+    return rc;
 }
 
 /*
@@ -100,6 +127,7 @@ shutdown_step(void *arg)
         br_http_client_close(d->http, shutdown_step, d);
         return;
     case 3:
+        br_refusals_close(d->hctx.refusals); /* the counts not yet written are written now */
         uv_close((uv_handle_t *)&d->sigint, on_signal_closed);
         uv_close((uv_handle_t *)&d->sigterm, on_signal_closed);
         /*
@@ -138,6 +166,7 @@ reload(struct daemon *d)
     struct br_config *next = NULL;
     struct br_diag diag = {0};
     enum br_log_level lvl;
+    enum br_log_format fmt;
     int rc;
 
     br_info("received SIGHUP: reading %s again", d->cfg->path);
@@ -161,8 +190,12 @@ reload(struct daemon *d)
     br_diag_dispose(&diag);
     if (br_log_parse_level(next->log_level, &lvl) == 0)
         br_log_set_level(lvl);
+    if (br_log_parse_format(next->log_format, &fmt) == 0)
+        br_log_set_format(fmt);
     br_handlers_configure(&d->hctx, next);
+    /* The server borrows from the config: before the old one may go. */
     br_http_server_set_max_body(d->server, next->max_body);
+    br_http_server_set_trusted_proxies(d->server, next->trusted_proxies, next->n_trusted_proxies);
     for (size_t i = 0; i < next->notices.n; i++)
         br_info("config notice: %s", next->notices.items[i]);
     br_config_free(d->cfg);
@@ -205,6 +238,7 @@ br_cmd_run(const struct br_cli_args *a)
     struct daemon d;
     struct br_http_server_opts opts = {0};
     enum br_log_level lvl;
+    enum br_log_format fmt;
     int rc;
 
     memset(&d, 0, sizeof(d));
@@ -215,11 +249,19 @@ br_cmd_run(const struct br_cli_args *a)
     stamp(d.loaded_at);
     if (br_log_parse_level(d.cfg->log_level, &lvl) == 0)
         br_log_set_level(lvl);
+    if (br_log_parse_format(d.cfg->log_format, &fmt) == 0)
+        br_log_set_format(fmt);
     for (size_t i = 0; i < d.cfg->notices.n; i++)
         br_info("config notice: %s", d.cfg->notices.items[i]);
-    if (strcmp(d.cfg->store_path, ":memory:") != 0)
+    if (strcmp(d.cfg->store_path, ":memory:") != 0) {
         make_parent_dir(d.cfg->store_path);
+        if (lock_store(&d) != 0) {
+            br_config_free(d.cfg);
+            return 1;
+        }
+    }
     if (br_store_open(&d.store, d.cfg->store_path)) {
+        br_store_lock_free(d.lock);
         br_config_free(d.cfg);
         return 1;
     }
@@ -233,12 +275,16 @@ br_cmd_run(const struct br_cli_args *a)
     d.hctx.store = d.store;
     d.hctx.engine = d.engine;
     br_handlers_configure(&d.hctx, d.cfg);
+    d.hctx.refusals = br_refusals_new(&d.loop);
     opts.host = d.cfg->listen_host;
     opts.port = d.cfg->listen_port;
     opts.max_body = d.cfg->max_body;
     opts.handler = br_handlers_dispatch;
     opts.ctx = &d.hctx;
     opts.flush = br_handlers_flush;
+    opts.refused = br_handlers_refused_by_server;
+    opts.trusted_proxies = d.cfg->trusted_proxies;
+    opts.n_trusted_proxies = d.cfg->n_trusted_proxies;
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sighup);
@@ -267,10 +313,12 @@ br_cmd_run(const struct br_cli_args *a)
     }
     br_http_server_free(d.server);
     br_handlers_dispose(&d.hctx);
+    br_refusals_free(d.hctx.refusals);
     br_engine_free(d.engine);
     br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
     br_http_client_free(d.http);
     br_store_free(d.store);
+    br_store_lock_free(d.lock); /* after the store's last write: the next daemon may start */
     br_config_free(d.cfg);
     br_log_clear_secrets();
     if (rc == 0)

@@ -20,6 +20,7 @@ enum {
     OPT_MERGE = 1 << 1,
     OPT_ID = 1 << 2,
     OPT_ALL = 1 << 3,
+    OPT_TO = 1 << 4,
 };
 
 struct command {
@@ -35,6 +36,8 @@ static const struct command commands[] = {
     {"run", br_cmd_run, 0, "[--config FILE]", "run the bridge (the default command)",
      "Runs the daemon in the foreground: it answers Chatra's and the tracker's\n"
      "webhooks and works through its job queue until SIGTERM or SIGINT.\n"
+     "One daemon per store: a second one on the same store.path exits 1,\n"
+     "naming the running one's PID (the lock is <store.path>.lock).\n"
      "SIGHUP reads the config and its templates again (a config with problems\n"
      "is refused; the listening address and the store change at a restart).\n"},
     {"check-config", br_cmd_check_config, 0, "[--config FILE]", "check the config and its templates",
@@ -58,6 +61,15 @@ static const struct command commands[] = {
      "put dead jobs back in the queue",
      "Puts dead letter N (or all of them) back in the queue; a running bridge\n"
      "picks them up within a second.  Needs only store.path.\n"},
+    {"backup", br_cmd_backup, OPT_TO, "[--config FILE] --to PATH",
+     "write a consistent copy of the store, also while the bridge runs",
+     "Copies the store with SQLite's online backup API into the new file PATH\n"
+     "(never over an existing one): the store as it was when the backup began,\n"
+     "checked with PRAGMA integrity_check, one file that the bridge opens as its\n"
+     "store.  The running bridge goes on meanwhile.  Needs only store.path.\n"
+     "To restore: stop the bridge, move the store and its -wal and -shm files\n"
+     "away, copy PATH to store.path, start the bridge.\n"
+     "Exit status: 0 written, 1 failed (nothing written at PATH).\n"},
 };
 
 static const struct command *
@@ -137,6 +149,8 @@ main(int argc, char **argv)
             a.merge = argv[++i];
         } else if ((c->opts & OPT_ID) && strcmp(arg, "--id") == 0 && value) {
             a.job_id = argv[++i];
+        } else if ((c->opts & OPT_TO) && strcmp(arg, "--to") == 0 && value) {
+            a.to = argv[++i];
         } else if ((c->opts & OPT_ALL) && strcmp(arg, "--all") == 0) {
             a.all = 1;
         } else if (strcmp(arg, "--version") == 0) {

@@ -21,19 +21,26 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
     const struct br_channel *ch = br_config_channel(h->cfg, params[0]);
     struct br_chatra_event ev;
     char err[200];
+    struct br_log_ctx lc;
     char *record;
     int rc;
 
     if (ch == NULL) {
+        /* The name is the sender's: the log escapes it. */
         br_respond_error(res, 404, "unknown channel");
+        br_handler_refused(h, req, 404, "unknown channel", params[0]);
         return;
     }
+    br_log_ctx_make(&lc, ch->name, 0, 0);
+    br_log_ctx_set(&lc);
     if (!br_secret_equal(params[1], ch->webhook_secret)) {
-        br_warn("chatra webhook: wrong secret for channel %s from %s", ch->name, req->remote_addr);
-        if (!br_handler_secret_failed(h, req))
+        if (!br_handler_secret_failed(h, req)) {
             br_respond_error(res, 429, "too many wrong secrets from this address; wait a minute");
-        else
+            br_handler_refused(h, req, 429, "too many wrong secrets", ch->name);
+        } else {
             br_respond_error(res, 401, "wrong webhook secret");
+            br_handler_refused(h, req, 401, "wrong webhook secret", ch->name);
+        }
         return;
     }
     rc = br_chatra_event_parse(req->body, req->body_len, &ev, err, sizeof(err));

@@ -18,6 +18,7 @@ struct br_store;
 struct br_engine;
 
 struct br_ratelimit;
+struct br_refusals;
 
 struct br_handler_ctx {
     const struct br_config *cfg;     /* the newest (a reload changes it between requests) */
@@ -25,6 +26,7 @@ struct br_handler_ctx {
     struct br_engine *engine;        /* may be NULL in tests: nothing is kicked */
     struct br_ratelimit *per_address; /* webhook requests per source address (NULL: none) */
     struct br_ratelimit *bad_secret;  /* wrong secrets per source address (NULL: none) */
+    struct br_refusals *refusals;     /* where refused requests are logged (NULL: not logged) */
 };
 
 /*
@@ -40,6 +42,15 @@ void br_handlers_dispose(struct br_handler_ctx *h);
  * tried too many (the handler answers 429 instead of 401 then).
  */
 bool br_handler_secret_failed(struct br_handler_ctx *h, const struct br_http_request *req);
+
+/*
+ * Notes a refused request for the log (refusals.h): status and reason (a
+ * constant) with req's address are the key; detail is untrusted text or NULL.
+ */
+void br_handler_refused(struct br_handler_ctx *h, const struct br_http_request *req, int status, const char *reason,
+                        const char *detail);
+/* br_http_server_opts.refused: the server's own 413s and 400s, logged as the handlers' refusals are. */
+void br_handlers_refused_by_server(void *ctx, const struct br_http_request *req, int status);
 
 /* The br_http_handler_fn of the daemon: routes by method and path. */
 void br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_http_response *res);

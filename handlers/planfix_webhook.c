@@ -102,15 +102,18 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
     if (h->cfg->tracker_webhook_secret == NULL) {
         /* Redmine sends no webhooks: its replies are polled. */
         br_respond_error(res, 404, "this bridge's tracker sends no webhooks");
+        br_handler_refused(h, req, 404, "tracker webhook, but the tracker sends none", NULL);
         return;
     }
 
     if (!br_secret_equal(params[0], h->cfg->tracker_webhook_secret)) {
-        br_warn("tracker webhook: wrong secret from %s", req->remote_addr);
-        if (!br_handler_secret_failed(h, req))
+        if (!br_handler_secret_failed(h, req)) {
             br_respond_error(res, 429, "too many wrong secrets from this address; wait a minute");
-        else
+            br_handler_refused(h, req, 429, "too many wrong secrets", "tracker webhook");
+        } else {
             br_respond_error(res, 401, "wrong webhook secret");
+            br_handler_refused(h, req, 401, "wrong webhook secret", "tracker webhook");
+        }
         return;
     }
     if (req->body_len > 0 && (strstr(req->content_type, "json") || req->body[0] == '{')) {

@@ -4,6 +4,7 @@
 #include "bridge/engine.h"
 #include "bridge/log.h"
 #include "bridge/ratelimit.h"
+#include "bridge/refusals.h"
 #include "bridge/store.h"
 
 #include <jansson.h>
@@ -150,6 +151,57 @@ br_handlers_dispose(struct br_handler_ctx *h)
 }
 
 void
+br_handler_refused(struct br_handler_ctx *h, const struct br_http_request *req, int status, const char *reason,
+                   const char *detail)
+{
+    br_refusals_note(h->refusals, req->remote_addr, status, reason, detail, br_now_ms());
+}
+
+/* "POST /webhooks/chatra/shop/...": a webhook path's last segment (its secret) is left out of the log. */
+static char *
+shown_request(const struct br_http_request *req)
+{
+    const char *last = strrchr(req->path, '/');
+
+    if (strncmp(req->path, "/webhooks/", 10) == 0 && last != NULL && last > req->path + 9)
+        return br_asprintf("%s %.*s/...", req->method, (int)(last - req->path), req->path);
+    return br_asprintf("%s %s", req->method, req->path);
+}
+
+void
+br_handlers_refused_by_server(void *ctx, const struct br_http_request *req, int status)
+{
+    char *shown = shown_request(req);
+
+    br_handler_refused(ctx, req, status, status == 413 ? "body too large" : "malformed chunked body", shown);
+    free(shown);
+}
+
+static void
+refuse_request(struct br_handler_ctx *h, const struct br_http_request *req, struct br_http_response *res,
+               int status, const char *reason)
+{
+    char *shown = shown_request(req);
+
+    br_respond_error(res, status, reason);
+    br_handler_refused(h, req, status, reason, shown);
+    free(shown);
+}
+
+/* The route's handler, with a log context of its own (a webhook's handler adds its channel). */
+static void
+run_route(const struct route *rt, struct br_handler_ctx *h, const struct br_http_request *req,
+          struct br_http_response *res, char **params)
+{
+    struct br_log_ctx saved;
+
+    br_log_ctx_get(&saved);
+    br_log_ctx_set(NULL);
+    rt->fn(h, req, res, params);
+    br_log_ctx_set(&saved);
+}
+
+void
 br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_http_response *res)
 {
     struct br_handler_ctx *h = ctx;
@@ -158,7 +210,7 @@ br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_htt
     /* Webhook routes only: /healthz stays answerable for monitors. */
     if (h->per_address && strncmp(req->path, "/webhooks/", 10) == 0 &&
         !br_ratelimit_take(h->per_address, req->remote_addr, br_now_ms())) {
-        br_respond_error(res, 429, "too many requests from this address");
+        refuse_request(h, req, res, 429, "too many requests from this address");
         return;
     }
 
@@ -167,7 +219,7 @@ br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_htt
         size_t np = 0;
         int ok = match(routes[i].pattern, req->path, params, &np);
         if (ok && strcmp(routes[i].method, req->method) == 0)
-            routes[i].fn(ctx, req, res, params);
+            run_route(&routes[i], h, req, res, params);
         else if (ok)
             path_matched = 1;
         for (size_t k = 0; k < np; k++)
@@ -176,9 +228,9 @@ br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_htt
             return;
     }
     if (path_matched)
-        br_respond_error(res, 405, "method not allowed");
+        refuse_request(h, req, res, 405, "method not allowed");
     else
-        br_respond_error(res, 404, "no such endpoint");
+        refuse_request(h, req, res, 404, "no such endpoint");
 }
 
 int

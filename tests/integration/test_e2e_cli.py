@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from harness import TEST_ENV, chat_event, msg  # noqa: E402
 from e2e import E2ECase  # noqa: E402
 
-COMMANDS = ["run", "check-config", "identities", "unmerge", "dead-letters", "retry"]
+COMMANDS = ["run", "check-config", "identities", "unmerge", "dead-letters", "retry", "backup"]
 
 
 class TestCommandLine(E2ECase):
@@ -45,6 +45,7 @@ class TestCommandLine(E2ECase):
             self.assertEqual(a.stdout, b.stdout, name)
             self.assertTrue(a.stdout.startswith("usage: chatra-bridge %s " % name), a.stdout)
         self.assertIn("--merge N", self.bare("help", "unmerge").stdout)
+        self.assertIn("--to PATH", self.bare("help", "backup").stdout)
         # An option the command does not take is refused, with that command's usage.
         r = self.bare("identities", "--merge", "3")
         self.assertEqual(r.returncode, 2)

@@ -15,6 +15,7 @@ It shows that, with the daemon running:
   - with Redmine, a reload makes a new driver that creates issues and relays notes.
 """
 
+import json
 import os
 import re
 import signal
@@ -318,6 +319,30 @@ class TestReloadSettings(ReloadCase):
         self.assertEqual(self.bridge.post_chatra(chat_event("chatFragment", "lim-1", [msg("lim-1-m3", "more")]))[0],
                          429)
         self.assertEqual(self.bridge.get("/healthz").status, 200)
+
+    def test_trusted_proxies_and_the_log_format_apply(self):
+        refused = re.compile(r"request from (\S+) refused: 404 ")
+
+        def probe(client):
+            status = self.bridge.post("/webhooks/chatra/nochannel/x", {}, {"X-Forwarded-For": client}).status
+            self.assertEqual(status, 404)
+            wait_until(lambda: refused.findall(self.bridge.log()), WAIT, message="no refusal line")
+            return refused.findall(self.bridge.log())[-1]
+
+        self.start_bridge(listen={"trusted_proxies": ["127.0.0.1"]})
+        self.assertEqual(probe("203.0.113.7"), "203.0.113.7")
+        # The same list in a new config: the server reads it there once the old config is gone.
+        self.hup()
+        wait_until(lambda: RELEASED in self.bridge.log(), WAIT, message="the old config is never released")
+        self.assertEqual(probe("198.51.100.9"), "198.51.100.9")
+        # No proxy trusted any more: the header is ignored, and lines are JSON from now on.
+        self.rewrite(listen={"trusted_proxies": []}, log={"format": "json"})
+        self.hup()
+        self.assertEqual(self.bridge.post("/webhooks/chatra/nochannel/x", {},
+                                          {"X-Forwarded-For": "192.0.2.55"}).status, 404)
+        line = wait_until(lambda: [l for l in self.bridge.log().splitlines()
+                                   if l.startswith("{") and "refused: 404" in l], WAIT, message="no JSON refusal")[-1]
+        self.assertIn("request from 127.0.0.1 refused: 404 ", json.loads(line)["message"])
 
     def test_listen_port_and_store_path_need_a_restart(self):
         self.start_with_description()

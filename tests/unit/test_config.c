@@ -14,15 +14,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "bridge/cidr.h"
 #include "bridge/config.h"
 #include "bridge/log.h"
 #include "templates/tpl.h"
@@ -389,6 +392,8 @@ test_defaults(void **state)
     assert_string_equal(c->store_path, want);
     free(want);
     assert_string_equal(c->log_level, "info");
+    assert_string_equal(c->log_format, "text");
+    assert_int_equal(c->n_trusted_proxies, 0);
     assert_true(c->tracker_rps == 1.0);
     assert_int_equal(c->tracker_timeout_ms, 15000);
     assert_int_equal(c->poll_interval_s, 60); /* the safety-net poll is on by default */
@@ -604,6 +609,67 @@ test_missing_file_and_not_object(void **state)
     line = br_asprintf("%s: the top level must be a JSON object", f->cfg_path);
     assert_string_equal(f->diag.items[0], line);
     free(line);
+}
+
+/* ---- log.format and listen.trusted_proxies ------------------------------------ */
+
+#define MINIMAL_REST \
+    " 'tracker': {'kind': 'planfix', 'url': 'http://pf.example.com/rest',\n" \
+    "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n" \
+    " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n" \
+    "               'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY',\n" \
+    "                          'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n" \
+    "               'default_agent_id': 'A', 'task': {'closed_status_id': 7}}]}\n"
+
+static void
+test_log_format_and_trusted_proxies(void **state)
+{
+    struct fx *f = *state;
+    const struct br_config *c;
+
+    write_cfg(f, "cfg.json",
+              "{'log': {'format': 'json'},\n"
+              " 'listen': {'trusted_proxies': ['127.0.0.1', '10.0.0.0/8', '2001:db8::/32', '::1']},\n" MINIMAL_REST);
+    load_ok(f);
+    c = f->cfg;
+    assert_string_equal(c->log_format, "json");
+    assert_int_equal(c->n_trusted_proxies, 4);
+    assert_int_equal(c->trusted_proxies[1].prefix, 8);
+    assert_int_equal(c->trusted_proxies[2].prefix, 32);
+    assert_int_equal(c->trusted_proxies[3].prefix, 128);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json", "{'log': {'format': 'text'}, 'listen': {'trusted_proxies': []},\n" MINIMAL_REST);
+    load_ok(f);
+    assert_string_equal(f->cfg->log_format, "text");
+    assert_int_equal(f->cfg->n_trusted_proxies, 0);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json",
+              "{'log': {'format': 'JSON', 'colour': true},\n"
+              " 'listen': {'trusted_proxies': ['10.0.0.1/8', '300.1.1.1', '::/129', 7, 'proxy.example.com',\n"
+              "                                '10.0.0.0/8x', '127.0.0.1']},\n" MINIMAL_REST);
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "log.format: must be \"text\" or \"json\"");
+    expect_problem(f, "log.colour: unknown setting");
+    expect_problem(f, "listen.trusted_proxies[0]: \"10.0.0.1/8\" has bits set past its /8 prefix "
+                      "(the range starts lower)");
+    expect_problem(f, "listen.trusted_proxies[1]: \"300.1.1.1\" is not an IP address or a range such as "
+                      "10.0.0.0/8 or 2001:db8::/32");
+    expect_problem(f, "listen.trusted_proxies[2]: \"::/129\" has a bad prefix length after '/' (0 to 128)");
+    expect_problem(f, "listen.trusted_proxies[3]: must be a string: an address or a range such as \"10.0.0.0/8\"");
+    expect_problem(f, "listen.trusted_proxies[4]: \"proxy.example.com\" is not an IP address or a range such "
+                      "as 10.0.0.0/8 or 2001:db8::/32");
+    expect_problem(f, "listen.trusted_proxies[5]: \"10.0.0.0/8x\" has a bad prefix length after '/' (0 to 32)");
+    assert_int_equal(f->diag.n, 8);
+
+    br_diag_dispose(&f->diag);
+    write_cfg(f, "cfg.json", "{'listen': {'trusted_proxies': '127.0.0.1'},\n" MINIMAL_REST);
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "listen.trusted_proxies: must be a list of addresses or ranges such as "
+                      "[\"127.0.0.1\", \"10.0.0.0/8\"]");
 }
 
 /* ---- every problem at once ---------------------------------------------------- */
@@ -967,6 +1033,161 @@ test_employee_and_default_agent_problems(void **state)
     }
 }
 
+/* ---- where the default templates are ------------------------------------------ */
+
+static const char templates_dir_config[] =
+    "{%s'tracker': {'kind': 'planfix', 'url': 'https://pf.example.com/rest',\n"
+    "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n"
+    " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+    "               'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY',\n"
+    "                          'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+    "               'default_agent_id': 'A', 'close_on_leave': false}]}\n";
+
+static void
+write_templates_dir_cfg(struct fx *f, const char *top)
+{
+    char *text = br_asprintf(templates_dir_config, top);
+    write_cfg(f, "conf/cfg.json", text);
+    free(text);
+}
+
+/*
+ * A copy of the source tree's templates in dir/rel (links to its files),
+ * with en/task_title.txt replaced by title.
+ */
+static char *
+make_templates(struct fx *f, const char *rel, const char *title)
+{
+    const char *src = getenv("BR_SOURCE_DIR");
+    char *from = br_asprintf("%s/templates/en", src && *src ? src : BR_TEST_SOURCE_DIR);
+    char *title_rel = br_asprintf("%s/en/task_title.txt", rel);
+    char *dir = br_asprintf("%s/%s", f->dir, rel);
+    DIR *d = opendir(from);
+    struct dirent *e;
+
+    free(write_file(f, title_rel, title));
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char *target, *link;
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "task_title.txt") == 0)
+            continue;
+        target = br_asprintf("%s/%s", from, e->d_name);
+        link = br_asprintf("%s/en/%s", dir, e->d_name);
+        assert_int_equal(symlink(target, link), 0);
+        free(target);
+        free(link);
+    }
+    closedir(d);
+    free(from);
+    free(title_rel);
+    return dir;
+}
+
+static char *
+title_of(struct fx *f)
+{
+    return render(f->cfg->channels[0].task_title, "{\"visitor\":{\"name\":\"Ann\"},\"channel\":{\"name\":\"shop\"}}",
+                  BR_TPL_ESCAPE_NONE);
+}
+
+/* A binary in the build tree (this test) reads the source tree's templates; the environment
+ * overrides that, and the config's templates_dir (relative to the config) overrides both. */
+static void
+test_templates_dir(void **state)
+{
+    struct fx *f = *state;
+    const char *src = getenv("BR_SOURCE_DIR");
+    char *want = br_asprintf("%s/templates", src && *src ? src : BR_TEST_SOURCE_DIR);
+    char *env_dir = make_templates(f, "env-tpl", "From the environment: {{visitor.name}}");
+    char *cfg_dir = make_templates(f, "conf/my-tpl", "From the config: {{visitor.name}}");
+    char *text;
+
+    unsetenv("BR_TEMPLATES_DIR");
+    write_templates_dir_cfg(f, "");
+    load_ok(f);
+    assert_string_equal(f->cfg->templates_dir, want);
+    text = title_of(f);
+    assert_string_equal(text, "Chat with Ann (shop)");
+    free(text);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    assert_int_equal(setenv("BR_TEMPLATES_DIR", env_dir, 1), 0);
+    load_ok(f);
+    assert_string_equal(f->cfg->templates_dir, env_dir);
+    text = title_of(f);
+    assert_string_equal(text, "From the environment: Ann");
+    free(text);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_templates_dir_cfg(f, "'templates_dir': 'my-tpl', ");
+    load_ok(f);
+    assert_string_equal(f->cfg->templates_dir, cfg_dir);
+    text = title_of(f);
+    assert_string_equal(text, "From the config: Ann");
+    free(text);
+
+    unsetenv("BR_TEMPLATES_DIR");
+    free(want);
+    free(env_dir);
+    free(cfg_dir);
+}
+
+/* A templates directory that is not there is one problem, not one per template. */
+static void
+test_templates_dir_problems(void **state)
+{
+    struct fx *f = *state;
+    char *line;
+
+    unsetenv("BR_TEMPLATES_DIR");
+    write_templates_dir_cfg(f, "'templates_dir': 'nowhere', ");
+    assert_int_equal(load(f), BR_EINVAL);
+    line = br_asprintf("templates_dir: %s/conf/nowhere: No such file or directory", f->dir);
+    expect_problem(f, line);
+    free(line);
+    assert_int_equal(f->diag.n, 1);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+    br_diag_dispose(&f->diag);
+
+    free(write_file(f, "conf/a-file", "x"));
+    write_templates_dir_cfg(f, "'templates_dir': 'a-file', ");
+    assert_int_equal(load(f), BR_EINVAL);
+    line = br_asprintf("templates_dir: %s/conf/a-file: Not a directory", f->dir);
+    expect_problem(f, line);
+    free(line);
+    assert_int_equal(f->diag.n, 1);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+    br_diag_dispose(&f->diag);
+
+    write_templates_dir_cfg(f, "'templates_dir': '', ");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "templates_dir: must not be empty");
+    assert_int_equal(f->diag.n, 1);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+    br_diag_dispose(&f->diag);
+
+    write_templates_dir_cfg(f, "'templates_dir': 7, ");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "templates_dir: must be a string");
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+    br_diag_dispose(&f->diag);
+
+    /* From the environment: named as where the default templates should be. */
+    assert_int_equal(setenv("BR_TEMPLATES_DIR", "/nonexistent/br-templates", 1), 0);
+    write_templates_dir_cfg(f, "");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "the default templates are not in /nonexistent/br-templates (No such file or directory): "
+                      "set templates_dir, or BR_TEMPLATES_DIR in the environment");
+    assert_int_equal(f->diag.n, 1);
+    unsetenv("BR_TEMPLATES_DIR");
+}
+
 /* ---- templates ---------------------------------------------------------------- */
 
 static void
@@ -1328,6 +1549,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_format_and_trusted_proxies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_example_config_loads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_secret_missing, setup, teardown),
@@ -1356,6 +1578,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_description_notices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_employees_and_default_agent_by_email, setup, teardown),
         cmocka_unit_test_setup_teardown(test_employee_and_default_agent_problems, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_templates_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_templates_dir_problems, setup, teardown),
         cmocka_unit_test(test_diag_add_and_dispose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
