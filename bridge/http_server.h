@@ -33,6 +33,7 @@ struct br_http_request {
     const char *path;
     const char *query;        /* query string without '?', "" when none */
     const char *content_type; /* "" when absent */
+    const char *authorization; /* the Authorization header, "" when absent */
     const char *remote_addr;  /* peer IP as text */
     const char *body;         /* complete body, NUL-terminated for convenience */
     size_t body_len;

@@ -101,16 +101,20 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
 
     if (h->cfg->tracker_webhook_secret == NULL) {
         /* Redmine sends no webhooks: its replies are polled. */
+        br_handler_count(h, "planfix", "", BR_WEBHOOK_DISABLED);
         br_respond_error(res, 404, "this bridge's tracker sends no webhooks");
         return;
     }
 
     if (!br_secret_equal(params[0], h->cfg->tracker_webhook_secret)) {
         br_warn("tracker webhook: wrong secret from %s", req->remote_addr);
-        if (!br_handler_secret_failed(h, req))
+        if (!br_handler_secret_failed(h, req)) {
+            br_handler_count(h, "planfix", "", BR_WEBHOOK_THROTTLED);
             br_respond_error(res, 429, "too many wrong secrets from this address; wait a minute");
-        else
+        } else {
+            br_handler_count(h, "planfix", "", BR_WEBHOOK_BAD_SECRET);
             br_respond_error(res, 401, "wrong webhook secret");
+        }
         return;
     }
     if (req->body_len > 0 && (strstr(req->content_type, "json") || req->body[0] == '{')) {
@@ -119,6 +123,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
         json_t *v = json_object_get(o, "task");
         if (o == NULL) {
             json_decref(o);
+            br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
             br_respond_error(res, 400, "malformed JSON");
             return;
         }
@@ -133,12 +138,14 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
     if (raw == NULL)
         raw = form_value(req->query, strlen(req->query), "task");
     if (raw == NULL) {
+        br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, "the task number is missing (JSON {\"task\":N}, form field task or ?task=N)");
         return;
     }
     rc = task_number(raw, task);
     free(raw);
     if (rc) {
+        br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, "the task number must be a positive integer");
         return;
     }
@@ -146,6 +153,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
     /* Acknowledged after this loop turn's commit, like Chatra's webhooks. */
     br_store_inbox_queue(h->store, BR_INBOX_TRACKER, "", body, strlen(body));
     free(body);
+    br_handler_count(h, "planfix", "", BR_WEBHOOK_ACCEPTED);
     res->after_flush = 1;
     br_respond_ok(res);
 }

@@ -137,7 +137,7 @@ class TestFullDisk(E2ECase):
 
     def store_failing(self):
         status, body = self.health_raw()
-        if status == 503 and body.get("status") == "error" and body.get("store", {}).get("writable") is False:
+        if status == 503 and body.get("status") == "failing" and body.get("store", {}).get("writable") is False:
             return body
         return None
 

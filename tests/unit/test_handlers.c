@@ -107,6 +107,7 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
+    br_handlers_dispose(&f->ctx);
     br_buf_dispose(&f->res.body);
     br_store_free(f->store);
     br_config_free(f->cfg);
@@ -387,7 +388,7 @@ test_health_when_writes_fail(void **state)
     assert_string_equal(f->res.content_type, "application/json");
     got = json_loads(f->res.body.data, 0, NULL);
     assert_non_null(got);
-    assert_string_equal(json_string_value(json_object_get(got, "status")), "error");
+    assert_string_equal(json_string_value(json_object_get(got, "status")), "failing");
     store = json_object_get(got, "store");
     assert_true(json_is_false(json_object_get(store, "writable")));
     assert_string_equal(json_string_value(json_object_get(store, "error")), "disk I/O error");
