@@ -32,7 +32,7 @@
 struct depth {
     char *upstream;
     int64_t queued, in_flight, dead;
-    int64_t oldest_at; /* the oldest job not done or dead (ms), 0 when none */
+    int64_t oldest_at; /* when the oldest job waiting or under way was made (ms), 0 when none */
 };
 
 struct depths {
@@ -78,14 +78,21 @@ write_jobs(struct br_buf *out, struct br_handler_ctx *h, bool store_ok, int64_t 
     static const char *const by_upstream[] = {"upstream", NULL};
     struct depths d = {0};
 
-    /* Every upstream the engine has, also without jobs; then any other the store still names. */
-    for (size_t i = 0; h->engine != NULL && i < br_engine_upstream_count(h->engine); i++) {
+    /*
+     * Every upstream the engine has, also without jobs; then any other the
+     * store still names.  A store that does not answer says nothing: no
+     * sample rather than a wrong 0.
+     */
+    for (size_t i = 0; store_ok && h->engine != NULL && i < br_engine_upstream_count(h->engine); i++) {
         const char *name;
         br_engine_upstream(h->engine, i, &name);
         depth_of(&d, name);
     }
-    if (store_ok)
-        br_store_job_depths(h->store, on_depth, &d);
+    if (store_ok && br_store_job_depths(h->store, on_depth, &d) != 0) {
+        for (size_t i = 0; i < d.n; i++)
+            free(d.items[i].upstream);
+        d.n = 0;
+    }
 
     br_metrics_write_family(out, "chatra_bridge_jobs_queued", "gauge", "Jobs waiting to run, by upstream.");
     for (size_t i = 0; i < d.n; i++)
@@ -96,7 +103,7 @@ write_jobs(struct br_buf *out, struct br_handler_ctx *h, bool store_ok, int64_t 
         br_metrics_write_sample(out, "chatra_bridge_jobs_in_flight", by_upstream, BR_LABELS(d.items[i].upstream),
                                 (double)d.items[i].in_flight);
     br_metrics_write_family(out, "chatra_bridge_jobs_oldest_age_seconds", "gauge",
-                            "Age of the oldest job not done yet (0 when none waits), by upstream.");
+                            "Age of the oldest job waiting or under way (0 when none), by upstream.");
     for (size_t i = 0; i < d.n; i++)
         br_metrics_write_sample(out, "chatra_bridge_jobs_oldest_age_seconds", by_upstream,
                                 BR_LABELS(d.items[i].upstream), age_s(d.items[i].oldest_at, now));
@@ -172,7 +179,7 @@ void
 br_handle_metrics(struct br_handler_ctx *h, const struct br_http_request *req, struct br_http_response *res,
                   char **params)
 {
-    struct br_store_health sh;
+    struct br_store_health sh = {0};
     bool store_ok;
     int64_t now = br_now_ms();
 
