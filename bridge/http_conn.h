@@ -30,7 +30,7 @@ struct conn {
 
     /* The request being read. */
     const char *method;
-    char *path, *query, *content_type;
+    char *path, *query, *content_type, *authorization;
     char remote[64];
     struct br_buf body;
     unsigned long long body_seen;

@@ -13,6 +13,7 @@
 #include "bridge/http_client.h"
 #include "bridge/http_server.h"
 #include "bridge/log.h"
+#include "bridge/metrics.h"
 #include "bridge/ratelimit.h"
 #include "bridge/refusals.h"
 #include "bridge/store.h"
@@ -226,12 +227,14 @@ br_cmd_run(const struct br_cli_args *a)
     br_ratelimit_free(d.hctx.per_address);
     br_ratelimit_free(d.hctx.bad_secret);
     br_refusals_free(d.hctx.refusals);
+    br_handlers_dispose(&d.hctx);
     br_engine_free(d.engine);
     br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
     br_http_client_free(d.http);
     br_store_free(d.store);
     br_store_lock_free(d.lock); /* after the store's last write: the next daemon may start */
     br_config_free(d.cfg);
+    br_metrics_reset();
     br_log_clear_secrets();
     if (rc == 0)
         br_info("stopped cleanly");
