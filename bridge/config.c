@@ -54,6 +54,7 @@ br_config_free(struct br_config *c)
     free(c->path);
     free(c->dir);
     free(c->listen_host);
+    free(c->metrics_token);
     free(c->store_kind);
     free(c->store_path);
     free(c->log_level);

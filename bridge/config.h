@@ -100,6 +100,7 @@ struct br_config {
     double per_address_rps;    /* webhook requests per second per source address, 0 = no limit */
     double per_address_burst;
     double bad_secrets_per_minute; /* wrong secrets per source address before 429 */
+    char *metrics_token;       /* GET /metrics wants "Authorization: Bearer <it>"; NULL: open */
     char *store_kind;
     char *store_path;          /* absolute or relative to the working directory */
     double retention_days;     /* message texts of chats closed longer ago are removed; 0 = keep */

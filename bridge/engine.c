@@ -466,6 +466,31 @@ br_engine_reload(struct br_engine *e, struct br_config *cfg)
     return 0;
 }
 
+size_t
+br_engine_upstream_count(const struct br_engine *e)
+{
+    return e->n_ups;
+}
+
+struct br_upstream *
+br_engine_upstream(const struct br_engine *e, size_t i, const char **name)
+{
+    if (i >= e->n_ups)
+        return NULL;
+    if (name)
+        *name = e->ups[i].name;
+    return e->ups[i].up;
+}
+
+const char *
+br_engine_upstream_state(const struct br_upstream *u)
+{
+    struct br_upstream_health h;
+
+    br_upstream_health(u, &h);
+    return br_upstream_paused_until(u) ? "paused" : h.failures > 0 ? "failing" : "ok";
+}
+
 void
 br_engine_status(struct br_engine *e, struct br_buf *out)
 {
@@ -476,11 +501,30 @@ br_engine_status(struct br_engine *e, struct br_buf *out)
                   br_queue_running(e->queue), (long long)br_store_job_count(st, BR_JOB_DEAD));
     for (size_t i = 0; i < e->n_ups; i++) {
         struct engine_up *u = &e->ups[i];
-        br_buf_printf(out, "%s{\"name\":\"%s\",\"queued\":%zu,\"in_flight\":%zu,\"sent\":%llu,\"paused_until\":%lld,"
-                           "\"quota_left\":%ld}",
-                      i ? "," : "", u->name, br_upstream_queued(u->up), br_upstream_inflight(u->up),
-                      (unsigned long long)br_upstream_sent(u->up), (long long)br_upstream_paused_until(u->up),
-                      br_upstream_quota_left(u->up));
+        struct br_upstream_health h;
+
+        br_upstream_health(u->up, &h);
+        br_buf_printf(out, "%s{\"name\":\"%s\",\"state\":\"%s\",\"queued\":%zu,\"in_flight\":%zu,\"sent\":%llu,"
+                           "\"paused_until\":%lld,\"quota_left\":%ld",
+                      i ? "," : "", u->name, br_engine_upstream_state(u->up), br_upstream_queued(u->up),
+                      br_upstream_inflight(u->up), (unsigned long long)br_upstream_sent(u->up),
+                      (long long)br_upstream_paused_until(u->up), br_upstream_quota_left(u->up));
+        if (h.failures > 0) {
+            json_t *err = json_string(h.last_error ? h.last_error : "");
+            char *text;
+            if (err == NULL) {
+                /* Not UTF-8 (a proxy's page, say): shown escaped, as the log would. */
+                char *safe = br_log_escape(h.last_error, 500);
+                err = json_string(safe);
+                free(safe);
+            }
+            text = err ? json_dumps(err, JSON_ENCODE_ANY) : NULL;
+            br_buf_printf(out, ",\"last_error\":%s,\"failing_since\":%lld,\"failures\":%u", text ? text : "\"\"",
+                          (long long)h.failing_since, h.failures);
+            free(text);
+            json_decref(err);
+        }
+        br_buf_puts(out, "}");
     }
     br_buf_puts(out, "]}");
 }

@@ -26,6 +26,7 @@
 struct br_config;
 struct br_store;
 struct br_http_client;
+struct br_upstream;
 struct br_engine;
 
 int br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg,
@@ -42,6 +43,14 @@ int br_engine_reload(struct br_engine *e, struct br_config *cfg);
 void br_engine_kick(struct br_engine *e, size_t events);
 /* Appends a JSON object describing queues and upstreams (for /healthz). */
 void br_engine_status(struct br_engine *e, struct br_buf *out);
+/*
+ * The engine's upstreams, "tracker" first, then "chatra:<channel>" in the
+ * config's order (for /healthz and /metrics): the i-th, with its name.
+ */
+size_t br_engine_upstream_count(const struct br_engine *e);
+struct br_upstream *br_engine_upstream(const struct br_engine *e, size_t i, const char **name);
+/* The state /healthz gives an upstream: "paused", "failing" (its last answer failed) or "ok". */
+const char *br_engine_upstream_state(const struct br_upstream *u);
 /* Stops timers and upstreams; in-flight jobs stay in the store for the next start. */
 void br_engine_close(struct br_engine *e, void (*done)(void *arg), void *arg);
 void br_engine_free(struct br_engine *e);

@@ -44,7 +44,8 @@ br_http_conn_reset(struct conn *c)
     free(c->path);
     free(c->query);
     free(c->content_type);
-    c->path = c->query = c->content_type = NULL;
+    free(c->authorization);
+    c->path = c->query = c->content_type = c->authorization = NULL;
     br_buf_dispose(&c->body);
     free(c->out);
     c->out = NULL;
@@ -142,6 +143,7 @@ br_http_respond(struct conn *c)
         .path = c->path,
         .query = c->query,
         .content_type = c->content_type,
+        .authorization = c->authorization,
         .remote_addr = c->remote,
         .body = c->body.data != NULL ? c->body.data : "",
         .body_len = c->body.len,

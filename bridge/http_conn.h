@@ -30,7 +30,7 @@ struct conn {
 
     /* The request being read. */
     const char *method;
-    char *path, *query, *content_type;
+    char *path, *query, *content_type, *authorization;
     char remote[64];
     struct br_buf body;
     size_t max_body; /* the server's limit when the request began (a reload changes the server's) */

@@ -178,6 +178,7 @@ br_http_begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi,
     c->path = encode_path(in != NULL ? in : "/", in != NULL ? len : 1);
     c->query = encode_query(wsi);
     c->content_type = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    c->authorization = copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     client_addr(s, c, wsi);
     c->max_body = s->opts.max_body;
     br_buf_init(&c->body, c->max_body);

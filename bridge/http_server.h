@@ -35,6 +35,7 @@ struct br_http_request {
     const char *path;
     const char *query;        /* query string without '?', "" when none */
     const char *content_type; /* "" when absent */
+    const char *authorization; /* the Authorization header, "" when absent */
     /*
      * The client's IP as text: the TCP peer's, or behind a trusted proxy
      * (opts.trusted_proxies) the one its X-Forwarded-For or Forwarded

@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "tracker.h"
 #include "unrecorded.h"
 #include "upstream.h"
@@ -289,6 +290,8 @@ br_run_finish(struct br_run *r, struct br_result *res)
      */
     recover = state == BR_JOB_QUEUED &&
               (r->job.recover || !(res && (res->quota_exhausted || res->status == 429)));
+    br_metrics_add(BR_METRIC_JOBS,
+                   BR_LABELS(r->job.kind, state == BR_JOB_DONE ? "done" : state == BR_JOB_DEAD ? "dead" : "retry"), 1);
     record_outcome(q, r->job.id, state, attempts, next_at, recover,
                    state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
                    res ? res->request : NULL, res ? res->response : NULL);
@@ -301,6 +304,7 @@ br_run_later(struct br_run *r, int64_t delay_ms)
 {
     struct br_queue *q = r->q;
 
+    br_metrics_add(BR_METRIC_JOBS, BR_LABELS(r->job.kind, "later"), 1);
     record_outcome(q, r->job.id, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover, NULL, NULL,
                    NULL);
     run_free(r);

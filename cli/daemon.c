@@ -15,6 +15,7 @@
 #include "bridge/http_client.h"
 #include "bridge/http_server.h"
 #include "bridge/log.h"
+#include "bridge/metrics.h"
 #include "bridge/refusals.h"
 #include "bridge/reload.h"
 #include "bridge/store.h"
@@ -312,14 +313,16 @@ br_cmd_run(const struct br_cli_args *a)
         rc = 1;
     }
     br_http_server_free(d.server);
-    br_handlers_dispose(&d.hctx);
+    br_handlers_unconfigure(&d.hctx);
     br_refusals_free(d.hctx.refusals);
+    br_handlers_dispose(&d.hctx);
     br_engine_free(d.engine);
     br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
     br_http_client_free(d.http);
     br_store_free(d.store);
     br_store_lock_free(d.lock); /* after the store's last write: the next daemon may start */
     br_config_free(d.cfg);
+    br_metrics_reset();
     br_log_clear_secrets();
     if (rc == 0)
         br_info("stopped cleanly");
