@@ -307,7 +307,102 @@ br_chatra_event_dispose(struct br_chatra_event *ev)
     free(ev->phone);
     json_decref(ev->visitor);
     json_decref(ev->raw_client);
+    free(ev->raw_client_text);
     memset(ev, 0, sizeof(*ev));
+}
+
+/* ---- the client object's own bytes ------------------------------------------ */
+
+/*
+ * The record keeps Chatra's client object for templates (chatra.client).
+ * Writing it out again costs as much as parsing the body did; its bytes
+ * are in the body already.  These helpers find them in a body that
+ * jansson has just parsed (so it is valid JSON, without duplicate keys),
+ * and say nothing (NULL) when in doubt, e.g. a key written with escapes.
+ */
+
+static size_t
+skip_ws(const char *b, size_t len, size_t i)
+{
+    while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* b[i] is '"': the index after the closing quote; *plain when there was no escape. */
+static size_t
+skip_string(const char *b, size_t len, size_t i, bool *plain)
+{
+    *plain = true;
+    for (i++; i < len; i++) {
+        if (b[i] == '\\') {
+            *plain = false;
+            i++;
+        } else if (b[i] == '"') {
+            return i + 1;
+        }
+    }
+    return len;
+}
+
+/* The index after the value that starts at b[i]. */
+static size_t
+skip_value(const char *b, size_t len, size_t i)
+{
+    int depth = 0;
+    bool plain;
+
+    while (i < len) {
+        char c = b[i];
+        if (c == '"') {
+            i = skip_string(b, len, i, &plain);
+        } else if (c == '{' || c == '[') {
+            depth++;
+            i++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i;
+            depth--;
+            i++;
+        } else if (c == ',' && depth == 0) {
+            return i;
+        } else {
+            i++;
+        }
+        if (depth == 0 && (c == '"' || c == '}' || c == ']'))
+            return i;
+    }
+    return len;
+}
+
+/* A copy of the top-level "client" object's text in body, or NULL. */
+static char *
+client_text(const char *body, size_t len)
+{
+    size_t i = skip_ws(body, len, 0);
+    bool plain;
+
+    if (i >= len || body[i] != '{')
+        return NULL;
+    for (i++;;) {
+        size_t key, key_end, value;
+        i = skip_ws(body, len, i);
+        if (i >= len || body[i] != '"')
+            return NULL;
+        key = i + 1;
+        i = key_end = skip_string(body, len, i, &plain);
+        i = skip_ws(body, len, i);
+        if (i >= len || body[i] != ':')
+            return NULL;
+        value = i = skip_ws(body, len, i + 1);
+        i = skip_value(body, len, i);
+        if (plain && key_end - key == 7 && memcmp(body + key, "client\"", 7) == 0)
+            return value < len && body[value] == '{' && i <= len ? br_strndup(body + value, i - value) : NULL;
+        i = skip_ws(body, len, i);
+        if (i >= len || body[i] != ',')
+            return NULL;
+        i++;
+    }
 }
 
 int
@@ -393,6 +488,7 @@ br_chatra_event_parse(const char *body, size_t len, struct br_chatra_event *ev, 
     json_decref(v);
     ev->visitor = br_chatra_visitor(client, false);
     ev->raw_client = json_incref(client);
+    ev->raw_client_text = client_text(body, len);
     ev->msgs = br_calloc(json_array_size(msgs) + 1, sizeof(*ev->msgs));
     json_array_foreach(msgs, i, v) {
         if ((rc = map_message(v, i, json_object_get(root, "agents"), ev, err, errlen)) != 0)
@@ -430,8 +526,9 @@ br_chatra_event_dump(const struct br_chatra_event *ev)
         json_object_set_new(c, "email_verified", json_true());
     put(c, "phone", ev->phone);
     json_object_set_new(o, "client", c);
-    json_object_set(o, "visitor", ev->visitor);
-    json_object_set(o, "raw_client", ev->raw_client);
+    /* The visitor's record is not kept: it is made from the raw client again when the record is read. */
+    if (ev->raw_client_text == NULL)
+        json_object_set(o, "raw_client", ev->raw_client);
     for (size_t i = 0; i < ev->n_msgs; i++) {
         const struct br_chatra_message *m = &ev->msgs[i];
         json_t *n = json_object();
@@ -448,6 +545,13 @@ br_chatra_event_dump(const struct br_chatra_event *ev)
     json_object_set_new(o, "messages", msgs);
     out = json_dumps(o, JSON_COMPACT);
     json_decref(o);
+    if (out != NULL && ev->raw_client_text != NULL) {
+        /* {...} + ,"raw_client":<the webhook's bytes>} */
+        size_t n = strlen(out);
+        char *all = br_asprintf("%.*s,\"raw_client\":%s}", (int)(n - 1), out, ev->raw_client_text);
+        free(out);
+        out = all;
+    }
     return out;
 }
 

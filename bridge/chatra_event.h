@@ -11,12 +11,16 @@
  * The record (JSON):
  *   {"event": "started" | "fragment" | "transcript",
  *    "client": {"id", "chat_id", "name", "email", "email_verified", "phone"},
- *    "visitor": {"displayed_name", "notes", "city", "country", "source",
- *                "device", "browser", "os", "ip", "pages": [{"url", "title"}],
- *                "info"},
- *    "raw_client": { ...Chatra's client object, for templates' chatra.client... },
+ *    "raw_client": { ...Chatra's client object, for templates' chatra.client,
+ *                    the webhook's own bytes when they can be told apart... },
  *    "messages": [{"key", "id", "type": "client" | "agent", "text",
  *                  "agent_id", "agent_name", "agent_email", "created_at"}]}
+ *
+ * The event's visitor record (ev->visitor: "displayed_name", "notes",
+ * "city", "country", "source", "device", "browser", "os", "ip", "pages":
+ * [{"url", "title"}], "info") is made from the raw client, at the door and
+ * again when a record is read; records of an earlier version that carry a
+ * "visitor" are read as they are.
  *
  * System messages and messages without text are dropped.  A message
  * without an id gets a key derived from its type, time and text, so a
@@ -56,6 +60,12 @@ struct br_chatra_event {
     char *phone;
     json_t *visitor;    /* the visitor's record (see above), never NULL */
     json_t *raw_client; /* Chatra's client object, never NULL */
+    /*
+     * The client object's text as the webhook had it (parse only, NULL
+     * when it could not be told apart): the record takes these bytes as
+     * they are instead of writing the object out again.
+     */
+    char *raw_client_text;
     struct br_chatra_message *msgs;
     size_t n_msgs;
 };
