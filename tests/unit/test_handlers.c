@@ -270,6 +270,8 @@ test_chatra_samples_are_stored(void **state)
         expect_answer(f, 200, "{\"ok\":true}");
         assert_int_equal(br_store_inbox_pending(f->store), 1);
         got = take_inbox(f, BR_INBOX_CHATRA, "shop");
+        /* The stored record leaves the visitor's record out: it is made from raw_client when read. */
+        json_object_del(want, "visitor");
         if (!json_equal(got, want)) {
             char *g = json_dumps(got, JSON_SORT_KEYS);
             fail_msg("%s: stored %s", samples[i], g);
