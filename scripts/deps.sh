@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages chatra-bridge needs to build, run and test.
 #   scripts/deps.sh           build and run
-#   scripts/deps.sh --test    also the test tools (valgrind, Redmine, systemd-analyze, strace)
+#   scripts/deps.sh --test    also the test tools (valgrind, Redmine, systemd-analyze, strace,
+#                             headless Chromium for the admin page)
 #   scripts/deps.sh --bench   also the benchmark tools (wrk, nginx-light)
 # Idempotent: packages already present are not touched, and apt-get runs
 # only when something is missing.  Needs root (or sudo) for the install.
@@ -23,7 +24,9 @@ case "${1:-}" in
     # The install tests (test_install, test_package): systemd-analyze checks the unit,
     # strace the calls its filter must allow, shellcheck the maintainer scripts,
     # dpkg-shlibdeps (dpkg-dev) the package's dependencies.
-    packages+=(valgrind systemd strace shellcheck dpkg-dev)
+    # The admin page's browser tests (test_e2e_admin_page): headless Chromium driven by
+    # Debian's python3 with selenium (/usr/bin/python3).
+    packages+=(valgrind systemd strace shellcheck dpkg-dev chromium chromium-driver python3-selenium)
     optional+=(redmine redmine-sqlite puma)
     ;;
   --bench)
