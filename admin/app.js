@@ -890,7 +890,7 @@
     const details = el('details', {class: 'exchange', open: open.has(key) || undefined},
       el('summary', {}, 'Request and answer'), exchange(d.request, d.response));
     details.addEventListener('toggle', () => (details.open ? open.add(key) : open.delete(key)));
-    return el('article', {class: 'card dead', 'data-job': d.id},
+    return el('article', {class: 'card dead', 'data-job': d.id, 'data-conversation': d.conversation},
       el('h3', {}, 'Job ' + d.id, ' ', el('span', {class: 'muted small'}, '· ' + (d.kind || '?') + ' on ' +
         (d.upstream || '?'))),
       facts([

@@ -1,0 +1,110 @@
+"""The admin page in a browser: the base class of tests/integration/test_browser_admin*.py.
+
+AdminCase is an E2ECase whose bridge has `admin.token` set, with a headless Chromium
+(browser.py) that opens /admin/, logs in, goes to a view and waits for it, and shoots each
+view at desktop and phone width into the build tree's artifacts/admin/.
+"""
+
+import base64
+import os
+import socket
+
+import browser
+from browser import BrowserMixin, DESKTOP, PHONE
+from e2e import E2ECase
+from harness import apply_overrides
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+
+
+def ws_handshake(port, headers=None, timeout=5):
+    """Ask for the WebSocket /admin/ws on 127.0.0.1:port; returns the answer's status code
+    (101: upgraded).  headers: extra request headers (Cookie, Authorization, Origin)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = ["GET /admin/ws HTTP/1.1", "Host: 127.0.0.1:%d" % port, "Upgrade: websocket",
+             "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13",
+             "Sec-WebSocket-Protocol: br-admin"]
+    lines += ["%s: %s" % kv for kv in (headers or {}).items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split()
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+class AdminCase(BrowserMixin, E2ECase):
+    """E2ECase with `admin.token` in the config and a browser on the admin page."""
+
+    maxDiff = None
+
+    def setUp(self):
+        browser.require()
+        super().setUp()
+        self.bridge.env["BR_ADMIN_TOKEN"] = ADMIN_TOKEN
+        self.bridge.config = self.config = apply_overrides(self.config, {"admin": {"token": "env:BR_ADMIN_TOKEN"}})
+
+    # --- the page ----------------------------------------------------------------
+
+    def open_page(self):
+        """A new browser on /admin/ (not logged in)."""
+        b = self.browser()
+        b.get(self.bridge.url + "/admin/")
+        return b
+
+    def log_in(self, b, token=ADMIN_TOKEN):
+        """Type token into the login form and send it (the outcome is the caller's to wait for)."""
+        b.wait(lambda d: b.find("#token") and b.find("#token")[0].is_displayed(), "no login form")
+        field = b.find("#token")[0]
+        field.clear()
+        field.send_keys(token)
+        b.click("#login-form button[type=submit]")
+
+    def logged_in(self, route="#/", view="overview"):
+        """A new browser, logged in, on route (its view loaded), with the WebSocket live."""
+        b = self.open_page()
+        self.log_in(b)
+        self.wait_view(b, "overview")
+        if route != "#/":
+            self.go(b, route, view)
+        self.wait_live(b)
+        return b
+
+    def go(self, b, route, view):
+        """Follow a link of the page's own (a hash route) and wait for its view."""
+        b.js("location.hash = arguments[0]", route)
+        return self.wait_view(b, view)
+
+    def wait_view(self, b, name):
+        """Wait until the view name is in front and has loaded; returns its element."""
+        css = "section.view[data-view='%s'][data-loaded]" % name
+        return b.wait(lambda d: (lambda found: found[0] if found and found[0].is_displayed() else None)(b.find(css)),
+                      "the %s view did not load" % name)
+
+    def wait_live(self, b):
+        b.wait(lambda d: b.find("#live")[0].get_attribute("data-state") == "live" or None,
+               "the live indicator does not say live (WebSocket /admin/ws)")
+        self.assertEqual(b.text("#live"), "● live")
+
+    def shoot(self, b, name):
+        """Screenshots of what is shown, at desktop and phone width (artifacts/admin/<name>-*.png);
+        on the phone the page must not scroll sideways."""
+        b.screenshot(name + "-desktop")
+        b.size(*PHONE, mobile=True)
+        try:
+            self.assertEqual(b.horizontal_overflow(), 0, "the %s page scrolls sideways at %d px" % (name, PHONE[0]))
+            b.screenshot(name + "-phone")
+        finally:
+            b.size(*DESKTOP)
+
+    def assert_no_dialog(self, b):
+        self.assertTrue(b.no_alert(), "a dialog opened (an injected script ran?)")
+
+    def assert_no_csp_violations(self, b):
+        """Nothing the page does needs more than its CSP allows (no inline script or style)."""
+        self.assertEqual(b.csp_violations(), [])
