@@ -253,6 +253,8 @@
       if (r.ok) {
         const data = await r.json().catch(() => ({}));
         $('token').value = '';
+        /* The page may have been served as /admin/login: the app's address is /admin/. */
+        if (location.pathname !== '/admin/') history.replaceState(null, '', '/admin/' + location.hash);
         await startApp(data.csrf);
         return;
       }
@@ -664,7 +666,8 @@
       ['Phone', c.phone ? c.phone : undefined],
       ['Devices', [String(c.devices ?? (c.client_ids || []).length),
         (c.client_ids || []).length ? [': ', joined(c.client_ids.map((i) => el('code', {}, i)))] : null]],
-      ['Person', c.person_id ? el('a', {href: '#/identities'}, 'person ' + Number(c.person_id)) : undefined],
+      ['Person', c.person_id ? el('a', {href: '#/identities' + ((c.emails || []).length
+        ? '?' + new URLSearchParams({q: c.emails[0]}).toString() : '')}, 'person ' + Number(c.person_id)) : undefined],
       ['Started', isTime(c.created_at) ? when(c.created_at) : undefined],
       ['Last activity', when(c.last_activity)],
     ], 'conversation-facts');
