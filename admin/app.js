@@ -1,0 +1,1 @@
+// The admin page (a placeholder: the page is written on its own branch).
