@@ -103,6 +103,13 @@ int
 br_queue_add(struct br_queue *q, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
              json_t *payload, int64_t delay_ms)
 {
+    return br_queue_add_id(q, lane_kind, upstream, kind, conv_id, payload, delay_ms, NULL);
+}
+
+int
+br_queue_add_id(struct br_queue *q, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
+                json_t *payload, int64_t delay_ms, int64_t *job_id)
+{
     char *lane = br_queue_lane(lane_kind, conv_id);
     char *text = json_dumps(payload, JSON_COMPACT);
     int64_t id = 0;
@@ -115,6 +122,8 @@ br_queue_add(struct br_queue *q, char lane_kind, const char *upstream, const cha
             if (strcmp(q->ups[i].name, upstream) == 0)
                 q->ups[i].dry = false;
     }
+    if (job_id != NULL)
+        *job_id = id;
     free(text);
     free(lane);
     json_decref(payload);
