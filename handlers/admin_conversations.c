@@ -48,6 +48,7 @@ query_int(const struct br_http_request *req, const char *name, int64_t def, int6
 {
     char *v = br_form_value(req->query, strlen(req->query), name), *end;
     long long n;
+    bool ok;
 
     *out = def;
     if (v == NULL || *v == '\0') {
@@ -55,11 +56,11 @@ query_int(const struct br_http_request *req, const char *name, int64_t def, int6
         return true;
     }
     n = strtoll(v, &end, 10);
+    ok = *end == '\0' && n >= min && n <= max;
     free(v);
-    if (*end != '\0' || n < min || n > max)
-        return false;
-    *out = n;
-    return true;
+    if (ok)
+        *out = n;
+    return ok;
 }
 
 void
