@@ -95,6 +95,13 @@
       closing: ['…', 'being completed', 'warn'],
       closed: ['○', 'completed', 'muted'],
     },
+    reply: {
+      queued: ['…', 'waiting to be sent to the chat', 'warn'],
+      running: ['↻', 'being sent to the chat', 'warn'],
+      done: ['✓', 'delivered to the chat', 'good'],
+      dead: ['✗', 'not delivered (dead letter)', 'bad'],
+      discarded: ['⊘', 'not delivered (discarded)', 'muted'],
+    },
     job: {
       queued: ['…', 'queued', 'warn'],
       running: ['↻', 'running', 'warn'],
@@ -230,20 +237,33 @@
     $('nav').hidden = true;
     $('session').hidden = true;
     $('login').hidden = false;
-    const err = $('login-error');
-    err.hidden = !message;
-    err.textContent = message || '';
+    if (message !== undefined) loginError(message);
     document.title = 'Log in · chatra-bridge';
     $('token').focus();
+  }
+
+  /*
+   * The login's error line. Without JavaScript the form posts itself and the bridge
+   * answers this page with the line filled in (id login-error, where index.html says
+   * BR_LOGIN_ERROR); with it, this function writes the same line.
+   */
+  function loginError(text) {
+    let err = $('login-error');
+    if (!err) {
+      err = el('p', {id: 'login-error', class: 'login-error', role: 'alert'});
+      $('login-form').prepend(err);
+    }
+    err.textContent = text || '';
+    err.hidden = !text;
   }
 
   async function login(ev) {
     ev.preventDefault();
     const token = $('token').value;
-    const err = $('login-error');
     const button = ev.target.querySelector('button');
+    let error;
     button.disabled = true;
-    err.hidden = true;
+    loginError('');
     try {
       const r = await fetch('/admin/login', {
         method: 'POST', credentials: 'same-origin', cache: 'no-store',
@@ -258,15 +278,15 @@
         await startApp(data.csrf);
         return;
       }
-      err.textContent = r.status === 401 ? 'Wrong token.'
-        : r.status === 429 ? 'Too many wrong tokens from your address: wait a minute, then try again.'
+      error = r.status === 401 ? 'Wrong token.'
+        : r.status === 429 ? 'Too many wrong tokens from this address; wait a minute.'
           : 'Login failed (HTTP ' + r.status + ').';
     } catch (e) {
-      err.textContent = 'The bridge does not answer.';
+      error = 'The bridge does not answer.';
     } finally {
       button.disabled = false;
     }
-    err.hidden = false;
+    loginError(error);
     $('token').select();
   }
 
@@ -276,7 +296,7 @@
     } catch (e) {
       if (e instanceof LoginRequired) return;
     }
-    showLogin('Logged out.');
+    showLogin('');
   }
 
   /* After a login, or at start with a session cookie: the app itself. */
@@ -511,16 +531,11 @@
 
   function upstreamCard(u) {
     const q = u.quota || {};
-    let quota;
-    if (typeof q.used_today === 'number' || typeof q.left === 'number') {
-      quota = [
-        typeof q.used_today === 'number' ? plural(q.used_today, 'request', 'requests') + ' today' : null,
-        typeof q.daily === 'number' ? ' of ' + q.daily : null,
-        typeof q.left === 'number' ? '; ' + q.left + ' left' : null,
-      ];
-    } else {
-      quota = el('span', {class: 'muted'}, 'not known');
-    }
+    const sent = typeof q.used_today === 'number'
+      ? plural(q.used_today, 'request', 'requests') + (typeof q.daily === 'number' ? ' of ' + q.daily : '')
+      : el('span', {class: 'muted'}, 'not counted');
+    const left = typeof q.left === 'number' ? plural(q.left, 'request', 'requests')
+      : el('span', {class: 'muted'}, 'not told by the upstream');
     const rate = typeof u.requests_per_second === 'number'
       ? (u.requests_per_second === 1 ? '1 request' : u.requests_per_second + ' requests') + ' a second' : '—';
     return el('article', {class: 'card upstream', 'data-upstream': u.name},
@@ -533,7 +548,8 @@
         ['Paused until', isTime(u.paused_until) ? when(u.paused_until) : el('span', {class: 'muted'}, 'not paused')],
         ['Failing since', isTime(u.failing_since) ? when(u.failing_since) : undefined],
         ['Last error', u.last_error ? el('span', {class: 'text'}, u.last_error) : undefined],
-        ['Daily quota', quota],
+        ['Sent today (since 00:00 UTC)', sent],
+        ['Quota left', left],
       ]));
   }
 
@@ -648,6 +664,8 @@
           conversationFacts(c),
           el('h2', {}, 'Timeline ', el('span', {class: 'muted small'}, '(oldest first, ' +
             plural(timeline.length, 'event', 'events') + ')')),
+          data.truncated ? el('p', {class: 'muted'}, 'Only the latest ' + timeline.length +
+            ' events are shown; older ones are left out.') : null,
           timeline.length ? el('ol', {class: 'timeline'}, timeline.map((ev) => timelineItem(ev, open)))
             : el('p', {class: 'empty'}, 'Nothing happened yet.'));
       };
@@ -660,7 +678,8 @@
       ['State', [badge('conversation', c.state),
         c.merged_into ? [' into ', convLink(c.merged_into)] : null]],
       ['Channel', c.channel || '—'],
-      ['Task', taskRef(c.task)],
+      ['Task', [taskRef(c.task), c.tasks > 1 ? el('span', {class: 'muted small'}, ' (task ' + c.tasks +
+        ' of this conversation)') : null]],
       ['E-mails', (c.emails || []).length ? joined(c.emails.map((e) => el('span', {class: 'email'}, e)))
         : el('span', {class: 'muted'}, 'none')],
       ['Phone', c.phone ? c.phone : undefined],
@@ -709,13 +728,23 @@
       case 'in_comment': return ['✓', 'in comment ' + (ev.comment_id || '?') + task, 'good'];
       case 'pending': return ['…', 'waiting to be sent to the tracker', 'warn'];
       case 'skipped': return ['⊘', 'not sent to the tracker', 'muted'];
+      case 'unknown': return ['?', 'not known (the message is no longer stored)', 'muted'];
       default: return ['?', String(ev.state), 'muted'];
     }
   }
 
+  function emailWhy(ev) {
+    if (!ev.email) return ev.reason ? ' (' + ev.reason + ')' : null;
+    return [' by the e-mail ', el('span', {class: 'email'}, ev.email),
+      ev.verified === undefined ? null : ev.verified ? ' (set by the site)' : ' (typed in the chat)'];
+  }
+
   const TIMELINE = {
-    webhook: (ev) => el('p', {}, 'Chatra sent ', el('code', {}, ev.event || 'a webhook'),
-      typeof ev.messages === 'number' ? ' with ' + plural(ev.messages, 'message', 'messages') : null, '.'),
+    webhook: (ev) => ev.event === 'tracker'
+      ? el('p', {}, 'The tracker said task #' + (ev.task || '?') + ' changed.')
+      : el('p', {}, 'Chatra sent ', el('code', {}, ev.event || 'a webhook'),
+        typeof ev.messages === 'number' ? ' with ' + plural(ev.messages, 'message', 'messages') : null,
+        ev.device ? [' from device ', el('code', {}, ev.device)] : null, '.'),
     message: (ev) => {
       const p = messagePath(ev);
       const co = ev.coalesced_with || [];
@@ -731,7 +760,7 @@
     },
     task: (ev) => {
       const verbs = {created: 'created', joined: 'joined (an active task of this contact)',
-        closed: 'completed', reopened: 'opened again'};
+        closed: 'completed', reopened: 'was completed in the tracker: the chat goes on in a new task'};
       return el('p', {}, 'Task #' + (ev.task || '?') + ' ' + (verbs[ev.action] || ev.action || ''),
         ev.gen ? el('span', {class: 'muted small'}, ' · generation ' + ev.gen) : null, '.');
     },
@@ -739,20 +768,24 @@
       el('p', {class: 'who'}, 'From ', ev.agent || 'an employee', ' to device ', el('code', {}, ev.device || '?'),
         ev.comment_id ? el('span', {class: 'muted small'}, ' · tracker comment ' + ev.comment_id) : null),
       el('blockquote', {class: 'text'}, ev.text || ''),
+      ev.job_state ? el('p', {}, badge('reply', ev.job_state),
+        ev.job_id ? el('span', {class: 'muted small'}, ' · job ' + ev.job_id) : null) : null,
     ],
     merge: (ev) => el('p', {},
-      'Merged with ', ev.other_conversation ? convLink(ev.other_conversation) : 'another conversation',
-      ev.reason === 'email' || ev.email ? [' by the e-mail ', el('span', {class: 'email'}, ev.email || '?')]
-        : ev.reason ? ' (' + ev.reason + ')' : null,
+      ev.other_conversation ? ['Merged with ', convLink(ev.other_conversation)]
+        : ['Device ', el('code', {}, ev.device || '?'), ' joined this person'],
+      emailWhy(ev),
       el('span', {class: 'muted small'}, ' · merge ' + ev.merge_id), '. ',
-      isTime(ev.undone_at) ? el('span', {class: 'badge muted'}, el('span', {class: 'icon', 'aria-hidden': 'true'},
-        '↶'), ' undone ', when(ev.undone_at, {short: true})) : null),
+      isTime(ev.undone_at) ? el('span', {class: 'badge muted', 'data-state': 'undone'},
+        el('span', {class: 'icon', 'aria-hidden': 'true'}, '↶'), ' undone ', when(ev.undone_at, {short: true}))
+        : null),
     visit: (ev) => el('p', {}, ev.note === 'device_joined' ? 'A new device joined: ' : 'A new visit from device ',
       el('code', {}, ev.device || '?'), '.'),
     job: (ev, open) => {
-      const key = String(ev.job_id);
+      /* A job has a row for each end (dead, retried, done): each keeps its own box open. */
+      const key = ev.job_id + ':' + ev.at + ':' + ev.state;
       const parts = [
-        el('p', {}, el('code', {}, ev.kind || '?'), ' on ', ev.upstream || 'the tracker', ' ',
+        el('p', {}, el('code', {}, ev.kind || 'job'), ' on ', ev.upstream || 'the tracker', ' ',
           badge('job', ev.state), ' · ' + plural(ev.attempts || 0, 'attempt', 'attempts'),
           el('span', {class: 'muted small'}, ' · job ' + ev.job_id),
           ev.state === 'dead' ? [' · ', el('a', {href: '#/dead-letters'}, 'dead letters')] : null),

@@ -330,6 +330,35 @@ br_engine_status(struct br_engine *e, struct br_buf *out)
     br_buf_puts(out, "]}");
 }
 
+size_t
+br_engine_upstream_count(const struct br_engine *e)
+{
+    return e->n_ups;
+}
+
+const struct br_upstream *
+br_engine_upstream(const struct br_engine *e, size_t i, const char **name)
+{
+    if (i >= e->n_ups)
+        return NULL;
+    if (name != NULL)
+        *name = e->ups[i].name;
+    return e->ups[i].up;
+}
+
+unsigned
+br_engine_running(const struct br_engine *e)
+{
+    return br_queue_running(e->env.queue);
+}
+
+void
+br_engine_wake(struct br_engine *e)
+{
+    br_queue_undry(e->env.queue);
+    schedule_work(e);
+}
+
 static void
 closed_one(void *arg)
 {

@@ -32,6 +32,17 @@ int br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_confi
 void br_engine_kick(struct br_engine *e, size_t events);
 /* Appends a JSON object describing queues and upstreams (for /healthz). */
 void br_engine_status(struct br_engine *e, struct br_buf *out);
+/*
+ * What the admin page's overview reads: the upstreams the engine made
+ * (the tracker first, then each channel's Chatra account), by index below
+ * br_engine_upstream_count, with their names; and the jobs running now.
+ */
+struct br_upstream;
+size_t br_engine_upstream_count(const struct br_engine *e);
+const struct br_upstream *br_engine_upstream(const struct br_engine *e, size_t i, const char **name);
+unsigned br_engine_running(const struct br_engine *e);
+/* Jobs were put back or changed outside the engine's own work (the admin page): look for ready ones soon. */
+void br_engine_wake(struct br_engine *e);
 /* Stops timers and upstreams; in-flight jobs stay in the store for the next start. */
 void br_engine_close(struct br_engine *e, void (*done)(void *arg), void *arg);
 void br_engine_free(struct br_engine *e);

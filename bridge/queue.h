@@ -81,6 +81,9 @@ void br_queue_add_upstream(struct br_queue *q, const char *name, struct br_upstr
  */
 int br_queue_add(struct br_queue *q, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
                  json_t *payload, int64_t delay_ms);
+/* The same, telling the new job's id. */
+int br_queue_add_id(struct br_queue *q, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
+                    json_t *payload, int64_t delay_ms, int64_t *job_id);
 /* Whether a job of this kind still waits in lane lane_kind:conv_id. */
 bool br_queue_waiting(struct br_queue *q, char lane_kind, int64_t conv_id, const char *kind);
 

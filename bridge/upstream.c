@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "upstream_stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ struct br_upstream {
     int64_t paused_until;    /* ms, wall clock */
     uint64_t sent;
     long quota_left;
+    double rps;
+    struct br_upstream_stats stats; /* for the admin page */
     int closing;
     void (*close_done)(void *);
     void *close_arg;
@@ -70,6 +73,7 @@ br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client
      * measures it, after network jitter between two requests.
      */
     u->spacing_ms = 1000.0 / rps * 1.03 + 2.0;
+    u->rps = rps;
     u->max_inflight = max_inflight ? max_inflight : 1;
     u->quota_left = -1;
     /* One request at a time, spaced from answer to request (see on_done). */
@@ -99,6 +103,7 @@ on_done(void *arg, const struct br_http_result *res)
     struct br_upstream *u = p->u;
 
     u->inflight--;
+    br_upstream_stats_answer(&u->stats, res, br_now_ms());
     if (res->ratelimit_remaining >= 0)
         u->quota_left = res->ratelimit_remaining;
     /* Planfix refreshes the counter about every 10 minutes: wait for that rather than burn error 22s. */
@@ -148,6 +153,7 @@ pump(struct br_upstream *u)
         u->next_allowed = now + u->spacing_ms;
         u->inflight++;
         u->sent++;
+        br_upstream_stats_sent(&u->stats, wall);
         if (br_http_client_send(u->http, p->method, p->url, (const char *const *)p->headers, p->body,
                                 p->body ? strlen(p->body) : 0, p->timeout_ms, on_done, p) != 0) {
             struct br_http_result r = {.err = BR_EIO, .body = "", .retry_after_s = -1,
@@ -230,6 +236,18 @@ long
 br_upstream_quota_left(const struct br_upstream *u)
 {
     return u->quota_left;
+}
+
+double
+br_upstream_rps(const struct br_upstream *u)
+{
+    return u->rps;
+}
+
+const struct br_upstream_stats *
+br_upstream_stats(const struct br_upstream *u)
+{
+    return &u->stats;
 }
 
 uv_loop_t *

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 struct br_upstream;
+struct br_upstream_stats;
 
 int br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client *http,
                     const char *name, double rps, unsigned max_inflight);
@@ -35,6 +36,9 @@ size_t br_upstream_queued(const struct br_upstream *u);
 size_t br_upstream_inflight(const struct br_upstream *u);
 uint64_t br_upstream_sent(const struct br_upstream *u);
 long br_upstream_quota_left(const struct br_upstream *u);
+/* Its budget (requests per second), and its recent traffic and failures (upstream_stats.h). */
+double br_upstream_rps(const struct br_upstream *u);
+const struct br_upstream_stats *br_upstream_stats(const struct br_upstream *u);
 /* The loop the upstream runs on (still valid while it closes). */
 uv_loop_t *br_upstream_loop(const struct br_upstream *u);
 /* Fails queued requests with BR_ECANCELED and closes the timer; done fires from the loop. */

@@ -12,15 +12,21 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
 from harness import chat_event, msg, wait_until  # noqa: E402
-from admin_page import ADMIN_TOKEN, AdminCase, ws_handshake  # noqa: E402
+from admin import ADMIN_TOKEN  # noqa: E402
+from admin_page import AdminPageCase  # noqa: E402
+from ws_client import Refused, WebSocket  # noqa: E402
 
 MARIA = {"name": "Maria Lopez", "email": "maria@example.org", "phone": "+34 600 123 456"}
 XSS = "<img src=x onerror=alert(1)>"
 
 
-class TestAccess(AdminCase):
+class TestAccess(AdminPageCase):
+    def assert_ws_refused(self, headers=None):
+        with self.assertRaises(Refused):
+            WebSocket(self.bridge.port, "/admin/ws", headers=headers).close()
+
     def test_without_the_token_nothing_but_the_login(self):
-        self.start_bridge()
+        self.start_admin()
         # The API and the WebSocket answer nobody without the token.
         for path in ("/admin/api/session", "/admin/api/overview", "/admin/api/conversations",
                      "/admin/api/dead-letters", "/admin/api/identities"):
@@ -28,8 +34,8 @@ class TestAccess(AdminCase):
             self.assertEqual((r.status, r.json()), (401, {"error": "login required"}), path)
         r = self.bridge.post("/admin/api/dead-letters/1/retry", b"")
         self.assertEqual(r.status, 401, r.body)
-        self.assertNotEqual(ws_handshake(self.bridge.port), 101)
-        self.assertNotEqual(ws_handshake(self.bridge.port, {"Cookie": "br_admin=" + "0" * 64}), 101)
+        self.assert_ws_refused()
+        self.assert_ws_refused({"Cookie": "br_admin=" + "0" * 64})
 
         b = self.open_page()
         b.wait(lambda d: b.find("#login")[0].is_displayed(), "no login form")
@@ -67,7 +73,7 @@ class TestAccess(AdminCase):
         self.assertFalse(b.find("#view")[0].is_displayed())
         r = self.bridge.get("/admin/api/overview", {"Cookie": "br_admin=" + cookie["value"]})
         self.assertEqual(r.status, 401, r.body)
-        self.assertNotEqual(ws_handshake(self.bridge.port, {"Cookie": "br_admin=" + cookie["value"]}), 101)
+        self.assert_ws_refused({"Cookie": "br_admin=" + cookie["value"]})
         # A link into the app asks for the login first, then shows what it points at.
         b.get(self.bridge.url + "/admin/#/identities")
         b.wait(lambda d: b.find("#login")[0].is_displayed(), "no login form for a link into the app")
@@ -76,7 +82,7 @@ class TestAccess(AdminCase):
         self.assert_no_csp_violations(b)
 
     def test_a_post_without_the_csrf_token_is_refused(self):
-        self.start_bridge()
+        self.start_admin()
         b = self.logged_in()
         csrf = json.loads(b.fetch("GET", "/admin/api/session")["body"])["csrf"]
         self.assertGreaterEqual(len(csrf), 16)
@@ -107,9 +113,9 @@ class TestAccess(AdminCase):
         self.assertEqual(self.bridge.get("/admin/api/overview", cookie).status, 200)
 
 
-class TestLive(AdminCase):
+class TestLive(AdminPageCase):
     def test_a_new_conversation_appears_without_a_reload_and_shows_each_message_path(self):
-        self.start_bridge()
+        self.start_admin()
         b = self.logged_in("#/conversations", "conversations")
         b.wait_text("section[data-view='conversations']", "No conversation yet.")
         b.js("window.brSameDocument = 'yes'")
@@ -185,7 +191,7 @@ class TestLive(AdminCase):
         self.assert_no_csp_violations(b)
 
     def test_a_visitor_named_like_html_is_shown_as_text(self):
-        self.start_bridge()
+        self.start_admin()
         b = self.logged_in("#/conversations", "conversations")
         self.post(chat_event("chatStarted", "hostileVisitor001", [msg("x1", "Hi " + XSS)], name=XSS,
                              email="x@example.org"))

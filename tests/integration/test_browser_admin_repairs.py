@@ -12,7 +12,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
 from harness import chat_event, msg, wait_until  # noqa: E402
-from admin_page import AdminCase  # noqa: E402
+from admin_page import AdminPageCase  # noqa: E402
 
 # Client ids as long as Chatra's (17 characters).
 LAPTOP = "laptopQm7TzR2pLx9"
@@ -21,7 +21,7 @@ EMAIL = "maria@example.org"
 PHONE_DEVICE = {"browser": "Safari", "os": "iOS", "ip": "10.0.0.1", "city": "Madrid"}
 
 
-class TestDeadLetters(AdminCase):
+class TestDeadLetters(AdminPageCase):
     def refuse_next_comment(self, task):
         """Planfix answers the next comment on task with a validation error: a dead letter at once."""
         self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/" % task, "action": "fail_in_2xx",
@@ -32,7 +32,7 @@ class TestDeadLetters(AdminCase):
         return b.wait_text("article.dead", text)
 
     def test_retry_delivers_and_discard_asks_first(self):
-        self.start_bridge()
+        self.start_admin()
         task, _ = self.open_chat("client-1", name="Maria Lopez", email=EMAIL)
         self.wait_idle()
         b = self.logged_in("#/dead-letters", "dead-letters")
@@ -97,9 +97,9 @@ class TestDeadLetters(AdminCase):
         return json.loads(r.stdout)
 
 
-class TestUnmerge(AdminCase):
+class TestUnmerge(AdminPageCase):
     def test_unmerge_asks_first_and_undoes_the_merge(self):
-        self.start_bridge()
+        self.start_admin()
         # Maria's laptop gives her e-mail; her phone, first without it, gives it later: a merge.
         t1, _ = self.open_chat(LAPTOP, [msg("l1", "Hello from my laptop")], name="Maria Lopez", email=EMAIL)
         self.wait_idle()

@@ -1,53 +1,22 @@
 """The admin page in a browser: the base class of tests/integration/test_browser_admin*.py.
 
-AdminCase is an E2ECase whose bridge has `admin.token` set, with a headless Chromium
-(browser.py) that opens /admin/, logs in, goes to a view and waits for it, and shoots each
-view at desktop and phone width into the build tree's artifacts/admin/.
+AdminPageCase is admin.py's AdminCase (a bridge with `admin.token` set, the API with a cookie or
+Bearer) with a headless Chromium (browser.py) that opens /admin/, logs in, goes to a view and
+waits for it, and shoots each view at desktop and phone width into the build tree's
+artifacts/admin/.
 """
 
-import base64
-import os
-import socket
-
 import browser
+from admin import ADMIN_TOKEN, AdminCase
 from browser import BrowserMixin, DESKTOP, PHONE
-from e2e import E2ECase
-from harness import apply_overrides
-
-ADMIN_TOKEN = "admin-token-0123456789abcdef"
 
 
-def ws_handshake(port, headers=None, timeout=5):
-    """Ask for the WebSocket /admin/ws on 127.0.0.1:port; returns the answer's status code
-    (101: upgraded).  headers: extra request headers (Cookie, Authorization, Origin)."""
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = ["GET /admin/ws HTTP/1.1", "Host: 127.0.0.1:%d" % port, "Upgrade: websocket",
-             "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13",
-             "Sec-WebSocket-Protocol: br-admin"]
-    lines += ["%s: %s" % kv for kv in (headers or {}).items()]
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        answer = b""
-        while b"\r\n" not in answer:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split()
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-
-
-class AdminCase(BrowserMixin, E2ECase):
-    """E2ECase with `admin.token` in the config and a browser on the admin page."""
-
-    maxDiff = None
+class AdminPageCase(BrowserMixin, AdminCase):
+    """AdminCase with a browser on the admin page (skipped without one, outside CI)."""
 
     def setUp(self):
         browser.require()
         super().setUp()
-        self.bridge.env["BR_ADMIN_TOKEN"] = ADMIN_TOKEN
-        self.bridge.config = self.config = apply_overrides(self.config, {"admin": {"token": "env:BR_ADMIN_TOKEN"}})
 
     # --- the page ----------------------------------------------------------------
 
