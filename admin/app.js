@@ -162,6 +162,9 @@
     if (opts && opts.short) {
       return el('time', {datetime: new Date(ms).toISOString(), title: localTime(ms)}, rel);
     }
+    if (opts && opts.clock) {
+      return el('time', {datetime: new Date(ms).toISOString(), title: localTime(ms)}, clock(ms), ' (', rel, ')');
+    }
     return el('time', {datetime: new Date(ms).toISOString()}, localTime(ms), ' (', rel, ')');
   }
 
@@ -369,7 +372,6 @@
       else a.removeAttribute('aria-current');
     }
     current.view = view;
-    current.again = false;
     document.title = view.title + ' · chatra-bridge';
     const container = $('view');
     replace(container, view.root);
@@ -394,7 +396,8 @@
     } finally {
       current.loading = false;
     }
-    if (current.again && current.view === view) {
+    /* Asked again meanwhile, for this view or for the one that took its place. */
+    if (current.again) {
       current.again = false;
       refresh();
     }
@@ -535,7 +538,7 @@
       ? plural(q.used_today, 'request', 'requests') + (typeof q.daily === 'number' ? ' of ' + q.daily : '')
       : el('span', {class: 'muted'}, 'not counted');
     const left = typeof q.left === 'number' ? plural(q.left, 'request', 'requests')
-      : el('span', {class: 'muted'}, 'not told by the upstream');
+      : el('span', {class: 'muted'}, 'not known');
     const rate = typeof u.requests_per_second === 'number'
       ? (u.requests_per_second === 1 ? '1 request' : u.requests_per_second + ' requests') + ' a second' : '—';
     return el('article', {class: 'card upstream', 'data-upstream': u.name},
@@ -548,7 +551,7 @@
         ['Paused until', isTime(u.paused_until) ? when(u.paused_until) : el('span', {class: 'muted'}, 'not paused')],
         ['Failing since', isTime(u.failing_since) ? when(u.failing_since) : undefined],
         ['Last error', u.last_error ? el('span', {class: 'text'}, u.last_error) : undefined],
-        ['Sent today (since 00:00 UTC)', sent],
+        ['Sent today (UTC)', sent],
         ['Quota left', left],
       ]));
   }
@@ -687,8 +690,8 @@
         (c.client_ids || []).length ? [': ', joined(c.client_ids.map((i) => el('code', {}, i)))] : null]],
       ['Person', c.person_id ? el('a', {href: '#/identities' + ((c.emails || []).length
         ? '?' + new URLSearchParams({q: c.emails[0]}).toString() : '')}, 'person ' + Number(c.person_id)) : undefined],
-      ['Started', isTime(c.created_at) ? when(c.created_at) : undefined],
-      ['Last activity', when(c.last_activity)],
+      ['Started', isTime(c.created_at) ? when(c.created_at, {clock: true}) : undefined],
+      ['Last activity', when(c.last_activity, {clock: true})],
     ], 'conversation-facts');
   }
 
@@ -699,7 +702,7 @@
     reply: ['↩', 'Reply'],
     merge: ['⇄', 'Merge'],
     visit: ['⌂', 'Visit'],
-    job: ['⇡', 'Tracker request'],
+    job: ['⇡', 'Request'],
   };
 
   function timelineItem(ev, open) {
@@ -708,15 +711,31 @@
     const li = el('li', {class: 'event event-' + ev.type, 'data-type': ev.type},
       el('div', {class: 'event-head'},
         el('span', {class: 'event-kind'}, el('span', {class: 'icon', 'aria-hidden': 'true'}, kind[0]), ' ', kind[1]),
-        ' ', when(ev.at, {short: true, none: ''}), el('span', {class: 'muted small'}, ' · ' + localTimeOr(ev.at))),
+        ' ', isTime(ev.at) ? el('time', {class: 'event-time', datetime: new Date(ev.at).toISOString(),
+          title: localTime(ev.at)}, clock(ev.at)) : null),
       el('div', {class: 'event-body'}, render(ev, open)));
     if (ev.type === 'message' && ev.message_id !== undefined) li.setAttribute('data-message', ev.message_id);
     if (ev.type === 'job' && ev.job_id !== undefined) li.setAttribute('data-job', ev.job_id);
     return li;
   }
 
-  function localTimeOr(ms) {
-    return isTime(ms) ? localTime(ms) : '';
+  /* The time of day, with the date when it is not today. */
+  function clock(ms) {
+    const d = new Date(ms);
+    const time = d.toLocaleTimeString(undefined, {hour: '2-digit', minute: '2-digit', second: '2-digit'});
+    if (d.toDateString() === new Date().toDateString()) return time;
+    return d.toLocaleDateString(undefined, {month: 'short', day: 'numeric', year: 'numeric'}) + ', ' + time;
+  }
+
+  /* What the attempts of a job say, by how it ended. */
+  function attemptsText(state, n) {
+    n = n || 0;
+    switch (state) {
+      case 'done': return n === 0 ? 'at the first try' : 'after ' + plural(n, 'failed attempt', 'failed attempts');
+      case 'dead': return n === 0 ? 'not retried: the answer was final'
+        : 'given up after ' + plural(n, 'failed attempt', 'failed attempts');
+      default: return n === 0 ? null : plural(n, 'failed attempt', 'failed attempts') + ' so far';
+    }
   }
 
   const AUTHORS = {visitor: 'the visitor', agent: 'an agent'};
@@ -749,13 +768,13 @@
       const p = messagePath(ev);
       const co = ev.coalesced_with || [];
       return [
-        el('p', {class: 'who'}, 'From ', AUTHORS[ev.author] || ev.author || 'someone',
-          el('span', {class: 'muted small'}, ' · message ' + ev.message_id)),
         el('blockquote', {class: 'text'}, ev.text || ''),
-        el('p', {class: 'path'}, el('span', {class: 'badge ' + p[2], 'data-state': ev.state},
-          el('span', {class: 'icon', 'aria-hidden': 'true'}, p[0]), ' ', p[1]),
-        co.length ? el('span', {class: 'coalesced'}, ' · coalesced with ' +
-          (co.length === 1 ? 'message ' : 'messages ') + co.join(', ')) : null),
+        el('p', {class: 'path'}, 'From ', AUTHORS[ev.author] || ev.author || 'someone',
+          el('span', {class: 'muted'}, ' (message ' + ev.message_id + ')'), ': ',
+          el('span', {class: 'badge ' + p[2], 'data-state': ev.state},
+            el('span', {class: 'icon', 'aria-hidden': 'true'}, p[0]), ' ', p[1]),
+          co.length ? el('span', {class: 'coalesced'}, ', coalesced with ' +
+            (co.length === 1 ? 'message ' : 'messages ') + co.join(', ')) : null),
       ];
     },
     task: (ev) => {
@@ -765,11 +784,12 @@
         ev.gen ? el('span', {class: 'muted small'}, ' · generation ' + ev.gen) : null, '.');
     },
     reply: (ev) => [
-      el('p', {class: 'who'}, 'From ', ev.agent || 'an employee', ' to device ', el('code', {}, ev.device || '?'),
-        ev.comment_id ? el('span', {class: 'muted small'}, ' · tracker comment ' + ev.comment_id) : null),
       el('blockquote', {class: 'text'}, ev.text || ''),
-      ev.job_state ? el('p', {}, badge('reply', ev.job_state),
-        ev.job_id ? el('span', {class: 'muted small'}, ' · job ' + ev.job_id) : null) : null,
+      el('p', {class: 'who'}, 'From ', ev.agent || 'an employee',
+        ev.comment_id ? el('span', {class: 'muted'}, ' (tracker comment ' + ev.comment_id + ')') : null,
+        ' to device ', el('code', {}, ev.device || '?'),
+        ev.job_state ? [': ', badge('reply', ev.job_state)] : null,
+        ev.job_id ? el('span', {class: 'muted small'}, ' · job ' + ev.job_id) : null),
     ],
     merge: (ev) => el('p', {},
       ev.other_conversation ? ['Merged with ', convLink(ev.other_conversation)]
@@ -786,7 +806,7 @@
       const key = ev.job_id + ':' + ev.at + ':' + ev.state;
       const parts = [
         el('p', {}, el('code', {}, ev.kind || 'job'), ' on ', ev.upstream || 'the tracker', ' ',
-          badge('job', ev.state), ' · ' + plural(ev.attempts || 0, 'attempt', 'attempts'),
+          badge('job', ev.state), attemptsText(ev.state, ev.attempts) ? ' ' + attemptsText(ev.state, ev.attempts) : null,
           el('span', {class: 'muted small'}, ' · job ' + ev.job_id),
           ev.state === 'dead' ? [' · ', el('a', {href: '#/dead-letters'}, 'dead letters')] : null),
         ev.error ? el('p', {class: 'job-error'}, 'Error: ', el('span', {class: 'text'}, ev.error)) : null,
@@ -819,7 +839,7 @@
         el('p', {class: 'muted'}, 'Each person with their devices and e-mails, and the merges that joined ' +
           'their conversations. Unmerge undoes a wrong merge: the devices and e-mails go back, and the next ' +
           'message from that device opens a task of its own.'),
-        searchForm('Search', 'e-mail', state.q, (q) => {
+        searchForm('Search', 'e-mail, contact, task or conversation number', state.q, (q) => {
           state.q = q;
           setRoute('#/identities' + (q ? '?' + new URLSearchParams({q}).toString() : ''));
           refresh();
@@ -932,7 +952,7 @@
       facts([
         ['Conversation', d.conversation ? convLink(d.conversation) : '—'],
         ['Failed', d.at ? when(toMs(d.at)) : '—'],
-        ['Attempts', String(d.attempts ?? '—')],
+        ['Attempts', attemptsText('dead', d.attempts)],
         ['Error', d.error ? el('span', {class: 'text'}, d.error) : '—'],
       ]),
       details,

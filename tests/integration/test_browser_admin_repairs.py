@@ -28,8 +28,8 @@ class TestDeadLetters(AdminPageCase):
                                        "code": 41}])
 
     def card(self, b, text):
-        """The dead letter whose card shows text."""
-        return b.wait_text("article.dead", text)
+        """The dead letter whose card shows text: (its text, job id, conversation id)."""
+        return b.wait_attrs("article.dead", text, "data-job", "data-conversation")
 
     def test_retry_delivers_and_discard_asks_first(self):
         self.start_admin()
@@ -41,9 +41,8 @@ class TestDeadLetters(AdminPageCase):
         # The tracker refuses a comment: the dead letter appears by itself, with its request and answer.
         self.refuse_next_comment(task)
         self.post(chat_event("chatFragment", "client-1", [msg("m2", "lost for now")], email=EMAIL))
-        card = self.card(b, "comment")
-        job, conv = card.get_attribute("data-job"), card.get_attribute("data-conversation")
-        self.assertIn("code 41", card.text)
+        card, job, conv = self.card(b, "comment")
+        self.assertIn("code 41", card)
         b.wait_text("#dead-count", "(1)")
         b.click("article.dead[data-job='%s'] details.exchange summary" % job)
         b.wait(lambda d: "lost for now" in b.text("article.dead[data-job='%s'] details[open] pre.raw" % job),
@@ -68,7 +67,7 @@ class TestDeadLetters(AdminPageCase):
         self.refuse_next_comment(task)
         self.post(chat_event("chatFragment", "client-1", [msg("m3", "discard me")], email=EMAIL))
         self.go(b, "#/dead-letters", "dead-letters")
-        second = self.card(b, "comment").get_attribute("data-job")
+        _, second, _ = self.card(b, "comment")
         self.assertNotEqual(second, job)
         b.click("article.dead[data-job='%s'] button.discard" % second)
         dialog = b.alert()
@@ -114,8 +113,8 @@ class TestUnmerge(AdminPageCase):
 
         b = self.logged_in("#/identities", "identities")
         item = b.wait_text("li.merge[data-merge='%d']" % n, "in force")
-        self.assertIn(EMAIL, item.text)
-        self.assertIn("typed in the chat", item.text)
+        self.assertIn(EMAIL, item)
+        self.assertIn("typed in the chat", item)
         self.shoot(b, "identities")
 
         # "Cancel" changes nothing.

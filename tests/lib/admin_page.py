@@ -61,13 +61,16 @@ class AdminPageCase(BrowserMixin, AdminCase):
         self.assertEqual(b.text("#live"), "● live")
 
     def shoot(self, b, name):
-        """Screenshots of what is shown, at desktop and phone width (artifacts/admin/<name>-*.png);
-        on the phone the page must not scroll sideways."""
+        """Screenshots of what is shown at desktop and phone size, the screen and the whole page
+        (artifacts/admin/<name>-{desktop,phone}[-full].png); on the phone the page must not
+        scroll sideways."""
         b.screenshot(name + "-desktop")
+        b.screenshot(name + "-desktop-full", full=True)
         b.size(*PHONE, mobile=True)
         try:
             self.assertEqual(b.horizontal_overflow(), 0, "the %s page scrolls sideways at %d px" % (name, PHONE[0]))
             b.screenshot(name + "-phone")
+            b.screenshot(name + "-phone-full", full=True)
         finally:
             b.size(*DESKTOP)
 

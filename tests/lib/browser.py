@@ -102,7 +102,7 @@ class Browser:
         options.binary_location = CHROMIUM
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                     "--user-data-dir=" + os.path.join(self.profile, "profile"),
-                    "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+                    "--hide-scrollbars", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-default-apps", "--disable-features=Translate,MediaRouter",
                     "--window-size=%d,%d" % DESKTOP, "--lang=en-US"):
@@ -195,11 +195,17 @@ class Browser:
             return ""
 
     def wait_text(self, css, text, timeout=None):
-        """Wait until an element matching css shows text (visible text); returns that element."""
+        """Wait until an element matching css shows text; returns all the text it shows.  (Read
+        inside the wait: a view re-drawn in between is looked up again.)"""
+        return self.wait_attrs(css, text, timeout=timeout)[0]
+
+    def wait_attrs(self, css, text, *names, timeout=None):
+        """Wait until an element matching css shows text; returns (its text, attribute values)."""
         def shown(d):
             for e in d.find_elements(By.CSS_SELECTOR, css):
-                if text in e.text:
-                    return e
+                t = e.text
+                if text in t:
+                    return (t,) + tuple(e.get_attribute(n) for n in names)
             return None
         return self.wait(shown, "no %s showing %r" % (css, text), timeout)
 
@@ -246,11 +252,13 @@ class Browser:
         """How many CSS pixels the page is wider than the viewport (0: no horizontal scroll)."""
         return self.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
-    def screenshot(self, name):
-        """The viewport as ARTIFACTS/<name>.png; returns the path."""
+    def screenshot(self, name, full=False):
+        """ARTIFACTS/<name>.png: the viewport, or with full=True the whole page at the viewport's
+        width; returns the path."""
         os.makedirs(ARTIFACTS, exist_ok=True)
         path = os.path.join(ARTIFACTS, name + ".png")
-        data = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})["data"]
+        data = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": full})["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
         return path
