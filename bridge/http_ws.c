@@ -85,13 +85,13 @@ accepted(struct br_http_server *s, struct lws *wsi)
         req.path = path;
         req.query = "";
         req.content_type = "";
-        req.authorization = x.authorization;
+        req.authorization = br_http_or_empty(x.authorization);
         req.remote_addr = remote;
         req.body = "";
-        req.cookie = x.cookie;
-        req.origin = x.origin;
-        req.host = x.host;
-        req.csrf_token = x.csrf_token;
+        req.cookie = br_http_or_empty(x.cookie);
+        req.origin = br_http_or_empty(x.origin);
+        req.host = br_http_or_empty(x.host);
+        req.csrf_token = br_http_or_empty(x.csrf_token);
         req.forwarded_proto = x.forwarded_proto;
         ok = s->opts.ws_accept(s->opts.ctx, &req);
         br_http_extra_dispose(&x);
