@@ -27,12 +27,14 @@ struct br_admin_session {
     char id[BR_ADMIN_SECRET_HEX + 1];   /* the cookie's value */
     char csrf[BR_ADMIN_SECRET_HEX + 1];
     int64_t expires;                    /* ms; 0: a free slot */
+    uint64_t serial;                    /* tells the session's WebSockets (never 0) */
 };
 
 struct br_admin {
     const char *version;                /* the bridge's (a string constant), for the overview */
     int64_t started_at;                 /* when the daemon started (ms) */
     struct br_admin_session sessions[BR_ADMIN_MAX_SESSIONS];
+    uint64_t serials;                   /* sessions made so far */
 };
 
 /* ---- admin_sessions.c ---- */

@@ -3,7 +3,7 @@
  * passes (off, login, Bearer token, CSRF), and its own routes:
  *
  *   POST /admin/login        token=... (a form) or {"token": ...} (JSON): a session cookie
- *   POST /admin/logout       ends the session (CSRF)
+ *   POST /admin/logout       ends the session and its WebSockets (CSRF)
  *   GET  /admin/api/session  {"csrf": ...}: what the page sends back with each POST
  *
  * and the check of a WebSocket upgrade (br_handlers_ws_accept).  A wrong
@@ -239,6 +239,7 @@ br_handle_admin_logout(struct br_handler_ctx *h, const struct br_http_request *r
     if (!br_admin_enter(h, req, res, BR_ADMIN_WRITE, &who))
         return;
     if (who.session != NULL) {
+        br_http_server_ws_drop(h->server, who.session->serial);
         br_admin_session_end(h->admin, who.session->id);
         br_http_response_header(res, "Set-Cookie",
                                 BR_ADMIN_COOKIE "=; Path=/admin/; Max-Age=0; HttpOnly; SameSite=Strict");
@@ -288,7 +289,7 @@ same_origin(const struct br_http_request *req)
 }
 
 bool
-br_handlers_ws_accept(void *ctx, const struct br_http_request *req)
+br_handlers_ws_accept(void *ctx, const struct br_http_request *req, uint64_t *tag)
 {
     struct br_handler_ctx *h = ctx;
     struct br_http_response res = {0};
@@ -305,6 +306,8 @@ br_handlers_ws_accept(void *ctx, const struct br_http_request *req)
     br_buf_init(&res.headers, 0);
     /* A wrong Bearer token counts and is logged there, as at the API. */
     ok = br_admin_enter(h, req, &res, BR_ADMIN_READ, &who);
+    /* A session's WebSockets end with it (a logout); a Bearer token's have nothing to end them by. */
+    *tag = ok && who.session != NULL ? who.session->serial : 0;
     br_buf_dispose(&res.body);
     br_buf_dispose(&res.headers);
     return ok;
