@@ -102,6 +102,17 @@ br_http_conn_free(struct conn *c)
     free(c);
 }
 
+void
+br_http_extra_dispose(struct br_http_extra *x)
+{
+    free(x->authorization);
+    free(x->cookie);
+    free(x->origin);
+    free(x->host);
+    free(x->csrf_token);
+    memset(x, 0, sizeof(*x));
+}
+
 /* ---- answering ------------------------------------------------------ */
 
 /*

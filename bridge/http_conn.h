@@ -100,6 +100,8 @@ struct br_http_server {
 
 /* ---- http_conn.c: a connection's state and its answer ---- */
 
+/* Frees what br_http_read_headers copied (http_request.c). */
+void br_http_extra_dispose(struct br_http_extra *x);
 /* A connection lws has just handed over, on the server's list. */
 struct conn *br_http_conn_new(struct br_http_server *s, struct lws *wsi);
 /* Off the server's lists and freed. */
@@ -127,7 +129,6 @@ int br_http_drained_enough(const struct conn *c);
 int br_http_dechunk(struct conn *c, const char *p, size_t n);
 /* The client's address into remote (see http_server.h) and the other headers into x (br_http_extra_dispose). */
 void br_http_read_headers(struct br_http_server *s, struct lws *wsi, char remote[64], struct br_http_extra *x);
-void br_http_extra_dispose(struct br_http_extra *x);
 /* A header of br_http_extra as handlers get it: "" when absent. */
 static inline const char *
 br_http_or_empty(const char *s)

@@ -190,17 +190,6 @@ br_http_read_headers(struct br_http_server *s, struct lws *wsi, char remote[64],
     }
 }
 
-void
-br_http_extra_dispose(struct br_http_extra *x)
-{
-    free(x->authorization);
-    free(x->cookie);
-    free(x->origin);
-    free(x->host);
-    free(x->csrf_token);
-    memset(x, 0, sizeof(*x));
-}
-
 static const char *
 method_name(int m)
 {

@@ -24,18 +24,6 @@
 #include <string.h>
 #include <strings.h>
 
-static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                          "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-void
-br_admin_headers(struct br_http_response *res)
-{
-    br_http_response_header(res, "Content-Security-Policy", csp);
-    br_http_response_header(res, "X-Content-Type-Options", "nosniff");
-    br_http_response_header(res, "Referrer-Policy", "no-referrer");
-    br_http_response_header(res, "Cache-Control", "no-store");
-}
-
 void
 br_admin_json(struct br_http_response *res, int status, json_t *o)
 {
@@ -134,7 +122,9 @@ br_admin_enter(struct br_handler_ctx *h, const struct br_http_request *req, stru
 
     memset(who, 0, sizeof(*who));
     if (!admin_on(h)) {
+        /* As the route table answers a path it does not know. */
         br_respond_error(res, 404, "no such endpoint");
+        br_handler_refused(h, req, 404, "no such endpoint", req->path);
         return false;
     }
     br_admin_headers(res);
