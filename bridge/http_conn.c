@@ -102,6 +102,17 @@ br_http_conn_free(struct conn *c)
     free(c);
 }
 
+void
+br_http_extra_dispose(struct br_http_extra *x)
+{
+    free(x->authorization);
+    free(x->cookie);
+    free(x->origin);
+    free(x->host);
+    free(x->csrf_token);
+    memset(x, 0, sizeof(*x));
+}
+
 /* ---- answering ------------------------------------------------------ */
 
 /*
@@ -153,14 +164,14 @@ br_http_respond(struct conn *c)
         .path = c->path,
         .query = c->query,
         .content_type = c->content_type,
-        .authorization = c->extra.authorization,
+        .authorization = br_http_or_empty(c->extra.authorization),
         .remote_addr = c->remote,
         .body = c->body.data != NULL ? c->body.data : "",
         .body_len = c->body.len,
-        .cookie = c->extra.cookie,
-        .origin = c->extra.origin,
-        .host = c->extra.host,
-        .csrf_token = c->extra.csrf_token,
+        .cookie = br_http_or_empty(c->extra.cookie),
+        .origin = br_http_or_empty(c->extra.origin),
+        .host = br_http_or_empty(c->extra.host),
+        .csrf_token = br_http_or_empty(c->extra.csrf_token),
         .forwarded_proto = c->extra.forwarded_proto,
     };
 

@@ -15,7 +15,7 @@
 /* Where the chunked-body decoder is within the stream. */
 enum chunk_state { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_DONE, CH_BAD };
 
-/* The request headers beyond the path and the body (owned; "" when absent). */
+/* The request headers beyond the path and the body (owned; NULL when absent). */
 struct br_http_extra {
     char *authorization, *cookie, *origin, *host, *csrf_token;
     char forwarded_proto[8]; /* "http" or "https" from a trusted proxy, else "" */
@@ -100,6 +100,8 @@ struct br_http_server {
 
 /* ---- http_conn.c: a connection's state and its answer ---- */
 
+/* Frees what br_http_read_headers copied (http_request.c). */
+void br_http_extra_dispose(struct br_http_extra *x);
 /* A connection lws has just handed over, on the server's list. */
 struct conn *br_http_conn_new(struct br_http_server *s, struct lws *wsi);
 /* Off the server's lists and freed. */
@@ -125,9 +127,14 @@ void br_http_take_body(struct conn *c, const char *p, size_t n);
 int br_http_drained_enough(const struct conn *c);
 /* Decodes part of a chunked body into the request's; 1 once it has ended (or is malformed). */
 int br_http_dechunk(struct conn *c, const char *p, size_t n);
-/* The client's address into remote (see http_server.h) and the other headers into x. */
+/* The client's address into remote (see http_server.h) and the other headers into x (br_http_extra_dispose). */
 void br_http_read_headers(struct br_http_server *s, struct lws *wsi, char remote[64], struct br_http_extra *x);
-void br_http_extra_dispose(struct br_http_extra *x);
+/* A header of br_http_extra as handlers get it: "" when absent. */
+static inline const char *
+br_http_or_empty(const char *s)
+{
+    return s != NULL ? s : "";
+}
 /* Writes the handler's header lines (see br_http_response_header) into an answer's headers; -1 when no room. */
 int br_http_add_headers(struct lws *wsi, const char *lines, unsigned char **p, unsigned char *end);
 

@@ -121,7 +121,7 @@ copy_header(struct lws *wsi, enum lws_token_indexes tok)
     return s;
 }
 
-/* A header lws does not know by name ("x-csrf-token:"), "" when absent. */
+/* A header lws does not know by name ("x-csrf-token:"), NULL when absent. */
 static char *
 copy_custom(struct lws *wsi, const char *name)
 {
@@ -129,11 +129,18 @@ copy_custom(struct lws *wsi, const char *name)
     char *s;
 
     if (len <= 0)
-        return br_strdup("");
+        return NULL;
     s = br_malloc((size_t)len + 1);
     if (lws_hdr_custom_copy(wsi, s, len + 1, name, (int)strlen(name)) < 0)
         s[0] = '\0';
     return s;
+}
+
+/* A header the request may well not have: NULL then, so that a webhook costs no copy of it. */
+static char *
+copy_optional(struct lws *wsi, enum lws_token_indexes tok)
+{
+    return lws_hdr_total_length(wsi, tok) > 0 ? copy_header(wsi, tok) : NULL;
 }
 
 /*
@@ -167,30 +174,20 @@ br_http_read_headers(struct br_http_server *s, struct lws *wsi, char remote[64],
 {
     bool proxied = client_addr(s, wsi, remote);
 
-    x->authorization = copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    x->cookie = copy_header(wsi, WSI_TOKEN_HTTP_COOKIE);
-    x->origin = copy_header(wsi, WSI_TOKEN_ORIGIN);
-    x->host = copy_header(wsi, WSI_TOKEN_HOST);
+    x->authorization = copy_optional(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    x->cookie = copy_optional(wsi, WSI_TOKEN_HTTP_COOKIE);
+    x->origin = copy_optional(wsi, WSI_TOKEN_ORIGIN);
+    /* The Host matters only to check an Origin against. */
+    x->host = x->origin != NULL ? copy_optional(wsi, WSI_TOKEN_HOST) : NULL;
     x->csrf_token = copy_custom(wsi, "x-csrf-token:");
     x->forwarded_proto[0] = '\0';
     /* Only a trusted proxy tells how the client reached it. */
     if (proxied) {
         char *proto = copy_custom(wsi, "x-forwarded-proto:");
-        if (strcasecmp(proto, "https") == 0 || strcasecmp(proto, "http") == 0)
+        if (proto != NULL && (strcasecmp(proto, "https") == 0 || strcasecmp(proto, "http") == 0))
             snprintf(x->forwarded_proto, sizeof(x->forwarded_proto), "%s", proto[4] ? "https" : "http");
         free(proto);
     }
-}
-
-void
-br_http_extra_dispose(struct br_http_extra *x)
-{
-    free(x->authorization);
-    free(x->cookie);
-    free(x->origin);
-    free(x->host);
-    free(x->csrf_token);
-    memset(x, 0, sizeof(*x));
 }
 
 static const char *

@@ -103,13 +103,15 @@ struct br_http_server_opts {
     /*
      * Optional WebSockets (http_ws.c): an upgrade of a GET of ws_path with
      * the subprotocol ws_protocol is asked to ws_accept (with the
-     * request's headers, no body) before it completes; true lets it in.
-     * Anything else asking for an upgrade is refused.  The server only
-     * sends (br_http_server_ws_send); what clients send is dropped.
+     * request's headers, no body) before it completes; true lets it in,
+     * with a tag (0: none) by which br_http_server_ws_drop can end it
+     * later (a logout).  Anything else asking for an upgrade is refused.
+     * The server only sends (br_http_server_ws_send); what clients send
+     * is dropped.
      */
     const char *ws_path;
     const char *ws_protocol;
-    bool (*ws_accept)(void *ctx, const struct br_http_request *req);
+    bool (*ws_accept)(void *ctx, const struct br_http_request *req, uint64_t *tag);
 };
 
 struct br_http_server;
@@ -129,5 +131,7 @@ void br_http_server_free(struct br_http_server *s);
 void br_http_server_ws_send(struct br_http_server *s, const char *text, size_t len);
 /* WebSockets open now. */
 size_t br_http_server_ws_clients(const struct br_http_server *s);
+/* Ends the WebSockets let in with tag (not 0), soon (from the loop). */
+void br_http_server_ws_drop(struct br_http_server *s, uint64_t tag);
 
 #endif

@@ -35,6 +35,7 @@ struct ws_msg {
 struct ws_client {
     struct br_http_server *srv;
     struct lws *wsi;
+    uint64_t tag;      /* what ws_accept let it in as */
     struct ws_client *prev, *next;
     struct ws_msg *head, *tail;
     size_t queued;
@@ -44,6 +45,7 @@ struct ws_client {
 /* What lws allocates per WebSocket: only a pointer, as for HTTP connections. */
 struct ws_pss {
     struct ws_client *c;
+    uint64_t tag;      /* from the upgrade's check to the client it becomes */
 };
 
 static void
@@ -68,7 +70,7 @@ client_free(struct ws_client *c)
 
 /* The upgrade request as handlers see requests: path, headers, the client's address; no body. */
 static bool
-accepted(struct br_http_server *s, struct lws *wsi)
+accepted(struct br_http_server *s, struct lws *wsi, uint64_t *tag)
 {
     struct br_http_extra x = {0};
     struct br_http_request req = {0};
@@ -85,15 +87,15 @@ accepted(struct br_http_server *s, struct lws *wsi)
         req.path = path;
         req.query = "";
         req.content_type = "";
-        req.authorization = x.authorization;
+        req.authorization = br_http_or_empty(x.authorization);
         req.remote_addr = remote;
         req.body = "";
-        req.cookie = x.cookie;
-        req.origin = x.origin;
-        req.host = x.host;
-        req.csrf_token = x.csrf_token;
+        req.cookie = br_http_or_empty(x.cookie);
+        req.origin = br_http_or_empty(x.origin);
+        req.host = br_http_or_empty(x.host);
+        req.csrf_token = br_http_or_empty(x.csrf_token);
         req.forwarded_proto = x.forwarded_proto;
-        ok = s->opts.ws_accept(s->opts.ctx, &req);
+        ok = s->opts.ws_accept(s->opts.ctx, &req, tag);
         br_http_extra_dispose(&x);
     }
     free(path);
@@ -111,7 +113,10 @@ ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
     (void)len;
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return s->state == ST_RUNNING && accepted(s, wsi) ? 0 : -1;
+        if (pss == NULL)
+            return -1;
+        pss->tag = 0;
+        return s->state == ST_RUNNING && accepted(s, wsi, &pss->tag) ? 0 : -1;
 
     case LWS_CALLBACK_ESTABLISHED:
         if (pss == NULL || s->state != ST_RUNNING)
@@ -119,6 +124,7 @@ ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
         c = pss->c = br_calloc(1, sizeof(*c));
         c->srv = s;
         c->wsi = wsi;
+        c->tag = pss->tag;
         c->next = s->ws_clients;
         if (s->ws_clients != NULL)
             s->ws_clients->prev = c;
@@ -211,6 +217,17 @@ br_http_server_ws_send(struct br_http_server *s, const char *text, size_t len)
         c->tail = m;
         c->queued++;
         lws_callback_on_writable(c->wsi);
+    }
+}
+
+void
+br_http_server_ws_drop(struct br_http_server *s, uint64_t tag)
+{
+    for (struct ws_client *c = s != NULL && tag != 0 ? s->ws_clients : NULL; c != NULL; c = c->next) {
+        if (c->tag != tag || c->dropped)
+            continue;
+        c->dropped = true;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
 }
 

@@ -223,6 +223,7 @@ br_cmd_run(const struct br_cli_args *a)
         d.stopping = 1;
         rc = 1;
     }
+    d.hctx.server = d.server;
     if (!d.stopping && br_live_updates_new(&d.live, &d.loop, d.server) != 0)
         d.stopping = 1;
     if (d.stopping) {

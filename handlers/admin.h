@@ -3,7 +3,8 @@
  * admin_sessions.c (logins kept in memory, each with its CSRF token),
  * admin_auth.c (the gate every admin route passes: off, login, Bearer,
  * CSRF; login, logout, the session; the WebSocket's check), admin_static.c
- * (the page's embedded files), and one file per API family
+ * (the routes of the page's files, admin_embedded.c finds them in the
+ * binary), and one file per API family
  * (admin_overview.c, admin_conversations.c, admin_identities.c,
  * admin_dead_letters.c).  The page is off, and every /admin/ path answers
  * 404, while the config has no admin.token.  Loop thread only.
@@ -27,12 +28,14 @@ struct br_admin_session {
     char id[BR_ADMIN_SECRET_HEX + 1];   /* the cookie's value */
     char csrf[BR_ADMIN_SECRET_HEX + 1];
     int64_t expires;                    /* ms; 0: a free slot */
+    uint64_t serial;                    /* tells the session's WebSockets (never 0) */
 };
 
 struct br_admin {
     const char *version;                /* the bridge's (a string constant), for the overview */
     int64_t started_at;                 /* when the daemon started (ms) */
     struct br_admin_session sessions[BR_ADMIN_MAX_SESSIONS];
+    uint64_t serials;                   /* sessions made so far */
 };
 
 /* ---- admin_sessions.c ---- */
@@ -67,8 +70,21 @@ struct br_admin_who {
  */
 bool br_admin_enter(struct br_handler_ctx *h, const struct br_http_request *req, struct br_http_response *res,
                     enum br_admin_need need, struct br_admin_who *who);
-/* The headers every /admin/ answer carries (Content-Security-Policy, no caching, ...). */
-void br_admin_headers(struct br_http_response *res);
+/*
+ * The headers every /admin/ answer carries: the page runs only its own
+ * script and style, is never framed, sends no referrer, is never cached.
+ * (Inline: the route table adds them to its own 404s under /admin/ too.)
+ */
+static inline void
+br_admin_headers(struct br_http_response *res)
+{
+    br_http_response_header(res, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+    br_http_response_header(res, "X-Content-Type-Options", "nosniff");
+    br_http_response_header(res, "Referrer-Policy", "no-referrer");
+    br_http_response_header(res, "Cache-Control", "no-store");
+}
 /* o (taken) as the JSON answer, with status. */
 void br_admin_json(struct br_http_response *res, int status, json_t *o);
 /* A path segment as a positive id; 0 when it is not one. */
@@ -80,7 +96,7 @@ br_admin_hdr(const char *v)
     return v != NULL ? v : "";
 }
 
-/* ---- admin_static.c ---- */
+/* ---- admin_embedded.c ---- */
 
 /* The embedded file name (admin_files.h) as the answer, with status; false when there is none. */
 bool br_admin_file(struct br_http_response *res, const char *name, int status);

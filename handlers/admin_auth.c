@@ -3,7 +3,7 @@
  * passes (off, login, Bearer token, CSRF), and its own routes:
  *
  *   POST /admin/login        token=... (a form) or {"token": ...} (JSON): a session cookie
- *   POST /admin/logout       ends the session (CSRF)
+ *   POST /admin/logout       ends the session and its WebSockets (CSRF)
  *   GET  /admin/api/session  {"csrf": ...}: what the page sends back with each POST
  *
  * and the check of a WebSocket upgrade (br_handlers_ws_accept).  A wrong
@@ -23,18 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                          "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-void
-br_admin_headers(struct br_http_response *res)
-{
-    br_http_response_header(res, "Content-Security-Policy", csp);
-    br_http_response_header(res, "X-Content-Type-Options", "nosniff");
-    br_http_response_header(res, "Referrer-Policy", "no-referrer");
-    br_http_response_header(res, "Cache-Control", "no-store");
-}
 
 void
 br_admin_json(struct br_http_response *res, int status, json_t *o)
@@ -134,7 +122,9 @@ br_admin_enter(struct br_handler_ctx *h, const struct br_http_request *req, stru
 
     memset(who, 0, sizeof(*who));
     if (!admin_on(h)) {
+        /* As the route table answers a path it does not know. */
         br_respond_error(res, 404, "no such endpoint");
+        br_handler_refused(h, req, 404, "no such endpoint", req->path);
         return false;
     }
     br_admin_headers(res);
@@ -239,6 +229,7 @@ br_handle_admin_logout(struct br_handler_ctx *h, const struct br_http_request *r
     if (!br_admin_enter(h, req, res, BR_ADMIN_WRITE, &who))
         return;
     if (who.session != NULL) {
+        br_http_server_ws_drop(h->server, who.session->serial);
         br_admin_session_end(h->admin, who.session->id);
         br_http_response_header(res, "Set-Cookie",
                                 BR_ADMIN_COOKIE "=; Path=/admin/; Max-Age=0; HttpOnly; SameSite=Strict");
@@ -288,7 +279,7 @@ same_origin(const struct br_http_request *req)
 }
 
 bool
-br_handlers_ws_accept(void *ctx, const struct br_http_request *req)
+br_handlers_ws_accept(void *ctx, const struct br_http_request *req, uint64_t *tag)
 {
     struct br_handler_ctx *h = ctx;
     struct br_http_response res = {0};
@@ -305,6 +296,8 @@ br_handlers_ws_accept(void *ctx, const struct br_http_request *req)
     br_buf_init(&res.headers, 0);
     /* A wrong Bearer token counts and is logged there, as at the API. */
     ok = br_admin_enter(h, req, &res, BR_ADMIN_READ, &who);
+    /* A session's WebSockets end with it (a logout); a Bearer token's have nothing to end them by. */
+    *tag = ok && who.session != NULL ? who.session->serial : 0;
     br_buf_dispose(&res.body);
     br_buf_dispose(&res.headers);
     return ok;

@@ -79,6 +79,7 @@ br_admin_session_new(struct br_admin *a, int64_t now, int64_t ttl_ms)
         return NULL;
     }
     slot->expires = now + ttl_ms;
+    slot->serial = ++a->serials;
     return slot;
 }
 

@@ -29,6 +29,7 @@ struct br_handler_ctx {
     struct br_ratelimit *bad_secret;  /* wrong secrets per source address (NULL: none) */
     struct br_refusals *refusals;     /* where refused requests are logged (NULL: not logged) */
     struct br_admin *admin;           /* the admin page's logins (admin.h); NULL: the page is off */
+    struct br_http_server *server;    /* to end a logged-out session's WebSockets (NULL: none) */
 };
 
 /*
@@ -38,7 +39,7 @@ struct br_handler_ctx {
 struct br_admin *br_admin_new(const char *version, int64_t started_at);
 void br_admin_free(struct br_admin *a);
 /* br_http_server_opts.ws_accept: a WebSocket to /admin/ws with the page's login and from its own origin. */
-bool br_handlers_ws_accept(void *ctx, const struct br_http_request *req);
+bool br_handlers_ws_accept(void *ctx, const struct br_http_request *req, uint64_t *tag);
 
 /*
  * Called by a handler that refused a secret; false when the address has

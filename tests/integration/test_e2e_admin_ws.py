@@ -65,14 +65,22 @@ class TestAccess(WsCase):
         with self.assertRaises(Refused):
             self.ws(BEARER)
 
-    def test_a_logged_out_session_cannot_open_one(self):
+    def test_a_logout_ends_the_sessions_websockets(self):
         self.start_admin()
         session, csrf = self.login()
-        self.ws(session)
+        other, _ = self.login()
+        mine, theirs, script = self.ws(session), self.ws(other), self.ws(BEARER)
         r = self.bridge.post("/admin/logout", b"", dict(session, **{"X-CSRF-Token": csrf}))
         self.assertEqual(r.status, 200)
+        with self.assertRaises((Closed, ConnectionError)):
+            while True:
+                mine.recv(timeout=10)
         with self.assertRaises(Refused):
             self.ws(session)
+        # The other session's and the script's go on.
+        self.post(chat_event("chatStarted", "client-1", [msg("m1", "Hello")]))
+        self.wait_for(theirs, {"type": "conversation", "id": 1})
+        self.wait_for(script, {"type": "conversation", "id": 1})
 
 
 class TestUpdates(WsCase):

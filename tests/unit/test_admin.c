@@ -190,6 +190,8 @@ test_sessions(void **state)
     t = br_admin_session_new(a, 1000, 500);
     assert_non_null(t);
     assert_string_not_equal(t->id, id);
+    /* Each has its own serial, which tells its WebSockets. */
+    assert_true(s->serial != 0 && t->serial != 0 && s->serial != t->serial);
     br_admin_session_end(a, id);
     assert_null(br_admin_session_find(a, id, 1000));
     assert_ptr_equal(br_admin_session_find(a, t->id, 1000), t);
