@@ -191,6 +191,23 @@ class TestLive(AdminPageCase):
         self.assertEqual(b.js("return window.brSameDocument"), "yes", "the page was reloaded")
         self.assert_no_csp_violations(b)
 
+    def test_when_the_bridge_restarts_the_page_reconnects_and_asks_for_a_new_login(self):
+        self.start_admin()
+        b = self.logged_in("#/conversations", "conversations")
+        self.assertEqual(self.bridge.stop(), 0)
+        b.wait(lambda d: b.find("#live")[0].get_attribute("data-state") == "reconnecting" or None,
+               "the live indicator does not say the page is reconnecting")
+        self.assertEqual(b.text("#live"), "○ reconnecting…")
+        # Sessions live in memory: after the restart the page's next try is refused, and it asks
+        # for the token again (the backoff waits at most a few seconds this early).
+        self.bridge.start()
+        b.wait(lambda d: b.find("#login")[0].is_displayed(), "no login form after the restart", timeout=30)
+        self.log_in(b)
+        self.wait_view(b, "conversations")
+        self.wait_live(b)
+        self.post(chat_event("chatStarted", "client-after-restart", [msg("r1", "Still there?")], name="Ana Ruiz"))
+        b.wait_text("table.conversations tbody tr", "Ana Ruiz")
+
     def test_a_visitor_named_like_html_is_shown_as_text(self):
         self.start_admin()
         b = self.logged_in("#/conversations", "conversations")

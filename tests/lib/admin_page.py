@@ -10,6 +10,8 @@ import browser
 from admin import ADMIN_TOKEN, AdminCase
 from browser import BrowserMixin, DESKTOP, PHONE
 
+NARROW = (360, 740)
+
 
 class AdminPageCase(BrowserMixin, AdminCase):
     """AdminCase with a browser on the admin page (skipped without one, outside CI)."""
@@ -62,8 +64,8 @@ class AdminPageCase(BrowserMixin, AdminCase):
 
     def shoot(self, b, name):
         """Screenshots of what is shown at desktop and phone size, the screen and the whole page
-        (artifacts/admin/<name>-{desktop,phone}[-full].png); on the phone the page must not
-        scroll sideways."""
+        (artifacts/admin/<name>-{desktop,phone}[-full].png); on a phone, 390 or 360 px wide, the
+        page must not scroll sideways."""
         b.screenshot(name + "-desktop")
         b.screenshot(name + "-desktop-full", full=True)
         b.size(*PHONE, mobile=True)
@@ -71,6 +73,9 @@ class AdminPageCase(BrowserMixin, AdminCase):
             self.assertEqual(b.horizontal_overflow(), 0, "the %s page scrolls sideways at %d px" % (name, PHONE[0]))
             b.screenshot(name + "-phone")
             b.screenshot(name + "-phone-full", full=True)
+            # The narrowest phone the page is made for.
+            b.size(NARROW[0], PHONE[1], mobile=True)
+            self.assertEqual(b.horizontal_overflow(), 0, "the %s page scrolls sideways at %d px" % (name, NARROW[0]))
         finally:
             b.size(*DESKTOP)
 
