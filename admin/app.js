@@ -319,7 +319,8 @@
     $('view').hidden = false;
     live.start();
     route();
-    refreshDeadCount();
+    /* The overview and the dead letters count them as they load; elsewhere the menu asks. */
+    if (!['overview', 'dead-letters'].includes(current.view && current.view.name)) refreshDeadCount();
   }
 
   // ---- the dead-letter count in the menu ------------------------------------
