@@ -35,14 +35,26 @@ free_channel(struct br_channel *ch)
     free(ch->contact_fields);
 }
 
+struct br_config *
+br_config_ref(struct br_config *c)
+{
+    c->refs++;
+    return c;
+}
+
 void
 br_config_free(struct br_config *c)
 {
     if (c == NULL)
         return;
+    if (c->refs > 0) {
+        c->refs--;
+        return;
+    }
     free(c->path);
     free(c->dir);
     free(c->listen_host);
+    free(c->metrics_token);
     free(c->store_kind);
     free(c->store_path);
     free(c->log_level);

@@ -5,8 +5,11 @@
  * br_config_load reports every problem it finds through a br_diag list
  * (file:line:col for syntax, the key path for meaning) instead of
  * stopping at the first.  The loaded config owns every string and
- * compiled template in it; br_config_free releases them.  Secrets are
- * registered with the logger so that they can never be printed.
+ * compiled template in it.  It is counted: br_config_load gives one
+ * reference, br_config_ref takes another (a reload keeps the old config
+ * for the jobs that started with it, see reload.h), and br_config_free
+ * drops one, releasing everything with the last.  Secrets are registered
+ * with the logger so that they can never be printed.
  */
 #ifndef BR_CONFIG_H
 #define BR_CONFIG_H
@@ -97,6 +100,7 @@ struct br_config {
     double per_address_rps;    /* webhook requests per second per source address, 0 = no limit */
     double per_address_burst;
     double bad_secrets_per_minute; /* wrong secrets per source address before 429 */
+    char *metrics_token;       /* GET /metrics wants "Authorization: Bearer <it>"; NULL: open */
     char *store_kind;
     char *store_path;          /* absolute or relative to the working directory */
     double retention_days;     /* message texts of chats closed longer ago are removed; 0 = keep */
@@ -134,6 +138,7 @@ struct br_config {
      * prints them, the daemon logs them at start.
      */
     struct br_diag notices;
+    unsigned refs;             /* references beyond the first (br_config_ref) */
 };
 
 /* Returns 0 with *out set, or BR_EINVAL with every problem in diag. */
@@ -144,6 +149,9 @@ int br_config_load(const char *path, struct br_config **out, struct br_diag *dia
  * field is NULL or 0.
  */
 int br_config_load_store(const char *path, struct br_config **out, struct br_diag *diag);
+/* One more reference to c; returns c. */
+struct br_config *br_config_ref(struct br_config *c);
+/* Drops one reference; the last one frees c.  NULL: nothing. */
 void br_config_free(struct br_config *c);
 
 /* The company domain of an e-mail (lower-case, after '@'), or NULL for public providers / when off. */

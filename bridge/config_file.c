@@ -83,6 +83,27 @@ load_trusted_proxies(struct br_conf_loader *L, json_t *arr)
     }
 }
 
+/* The metrics section: who may read GET /metrics. */
+static void
+load_metrics(struct br_conf_loader *L, json_t *root)
+{
+    static const char *const known_metrics[] = {"token", NULL};
+    struct br_config *c = L->cfg;
+    const char *t;
+    json_t *o;
+
+    o = br_conf_obj(L, root, "", "metrics", false);
+    br_conf_keys(L, o, "metrics", known_metrics);
+    t = c->metrics_token = br_conf_str(L, o, "metrics", "token", NULL, false, true);
+    if (t == NULL)
+        return;
+    /* A bearer token, as Prometheus's authorization setting sends it (RFC 6750's characters). */
+    if (strlen(t) < 16)
+        PROBLEM(L, "metrics.token", "must be at least 16 characters long");
+    if (strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") != strlen(t))
+        PROBLEM(L, "metrics.token", "may contain only letters, digits and - . _ ~ + / =");
+}
+
 /* The admin page (handlers/admin_*.c): off unless a token is set. */
 static void
 load_admin(struct br_conf_loader *L, json_t *root)
@@ -101,9 +122,9 @@ load_admin(struct br_conf_loader *L, json_t *root)
 static void
 load(struct br_conf_loader *L, json_t *root)
 {
-    static const char *const known[] = {"listen", "store", "log", "tracker", "employees",
-                                        "channels", "limits", "companies", "language", "timezone", "texts",
-                                        "templates_dir", "admin", NULL};
+    static const char *const known[] = {"listen", "store", "log", "tracker", "employees", "channels", "limits",
+                                        "companies", "language", "timezone", "texts", "templates_dir", "metrics",
+                                        "admin", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", "trusted_proxies", NULL};
     static const char *const known_log[] = {"level", "format", NULL};
@@ -138,6 +159,7 @@ load(struct br_conf_loader *L, json_t *root)
     c->bad_secrets_per_minute = br_conf_num(L, o, "limits", "bad_secrets_per_minute", 20, 0, 1e6);
 
     load_store(L, root);
+    load_metrics(L, root);
     load_admin(L, root);
 
     o = br_conf_obj(L, root, "", "log", false);

@@ -45,18 +45,41 @@
  */
 #define NEXT_ITERATION_MS 1
 
-/* An upstream the engine made: the tracker's or a channel's Chatra account. */
+/*
+ * An upstream the engine made: the tracker's or a channel's Chatra
+ * account.  They outlive generations: a reload keeps their pauses and
+ * spacing and only changes their rates; a channel a reload adds gets its
+ * own, and one it removes keeps its own until the next start.
+ */
 struct engine_up {
     char *name;                /* "tracker" or "chatra:<channel>" */
     struct br_upstream *up;
 };
 
+/*
+ * A config generation (see reload.h): the config, one reference held, and
+ * the env made from it (env.h).  New work takes e->gen; the older ones
+ * wait in e->retired until no running job holds them (the tick frees them).
+ */
+struct generation {
+    struct br_env env;
+    struct br_config *cfg;
+    struct generation *next;   /* in e->retired */
+};
+
 struct br_engine {
     uv_loop_t *loop;
+    struct br_http_client *http;
     uv_timer_t work;
     uv_timer_t tick;
     uv_timer_t poll;           /* the tracker poll, when configured */
-    struct br_env env;         /* config, store, tracker, queue, employees */
+    long poll_s;               /* its interval (0: stopped) */
+    struct br_store *store;
+    struct br_queue *queue;
+    struct generation *gen;    /* the config and what is made from it, for new work */
+    struct generation *retired; /* older generations that running jobs still hold */
+    struct br_upstream *tracker_up;
+    char *company_busy[BR_ENV_COMPANY_SLOTS]; /* env.h: shared by every generation */
     struct engine_up *ups;
     size_t n_ups;
     int closing;
@@ -90,17 +113,17 @@ process_inbox(struct br_engine *e, uint64_t budget_ms)
 
         if (total > 0 && uv_hrtime() >= until)
             return 1;
-        if (br_store_begin(e->env.store))
+        if (br_store_begin(e->store))
             return 0;
         while (n < batch) {
             struct br_inbox_row row;
-            rc = br_store_inbox_next(e->env.store, &row);
+            rc = br_store_inbox_next(e->store, &row);
             if (rc) {
                 empty = rc == BR_ENOTFOUND;
                 rc = empty ? 0 : rc;
                 break;
             }
-            rc = br_conversation_apply(&e->env, &row);
+            rc = br_conversation_apply(&e->gen->env, &row);
             failed = row.id;
             br_inbox_row_dispose(&row);
             if (rc)
@@ -110,19 +133,19 @@ process_inbox(struct br_engine *e, uint64_t budget_ms)
                 break;
         }
         if (rc == 0 && n > 0)
-            rc = br_store_commit(e->env.store);
+            rc = br_store_commit(e->store);
         else if (rc == 0) {
-            br_store_rollback(e->env.store);
+            br_store_rollback(e->store);
             return 0; /* the inbox is empty */
         }
         if (rc) {
-            br_store_rollback(e->env.store);
+            br_store_rollback(e->store);
             if (batch > 1) {
                 e->inbox_solo = n + 1; /* up to the failing row, one by one */
                 continue;
             }
             /* A store that refuses writes said so once; the tick takes it up again. */
-            br_log(br_store_failing(e->env.store) ? BR_LOG_DEBUG : BR_LOG_ERROR,
+            br_log(br_store_failing(e->store) ? BR_LOG_DEBUG : BR_LOG_ERROR,
                    "inbox %lld: cannot apply event: %s; will retry", (long long)failed, br_strerror(rc));
             return 0;
         }
@@ -164,12 +187,12 @@ work(struct br_engine *e)
      * While the store refuses writes, applying events and starting jobs
      * would only fail: the tick tries the store and takes up from there.
      */
-    if (e->closing || br_store_failing(e->env.store))
+    if (e->closing || br_store_failing(e->store))
         return;
     busy = intake_busy(e);
     if (process_inbox(e, busy ? SLICE_BUSY_MS : SLICE_IDLE_MS))
         uv_timer_start(&e->work, on_work, busy ? BUSY_DELAY_MS : NEXT_ITERATION_MS, 0);
-    br_queue_dispatch(e->env.queue);
+    br_queue_dispatch(e->queue);
 }
 
 static void
@@ -208,8 +231,86 @@ br_engine_kick(struct br_engine *e, size_t events)
     schedule_work(e);
 }
 
+/* ---- generations (reload.h) ------------------------------------------------ */
+
+/* A generation for cfg: its tracker driver is made first, as nothing else of it can fail. */
+static int
+gen_new(struct br_engine *e, struct br_config *cfg, struct generation **out)
+{
+    struct generation *g = br_calloc(1, sizeof(*g));
+    int rc = br_tracker_new(&g->env.tracker, cfg, e->tracker_up);
+
+    if (rc) {
+        free(g);
+        return rc;
+    }
+    g->cfg = br_config_ref(cfg);
+    g->env.cfg = cfg;
+    g->env.store = e->store;
+    g->env.company_busy = e->company_busy;
+    *out = g;
+    return 0;
+}
+
+static void
+gen_free(struct generation *g)
+{
+    br_tracker_free(g->env.tracker);
+    br_employees_free(g->env.employees);
+    br_config_free(g->cfg);
+    free(g);
+}
+
+/*
+ * Makes g the generation of new work.  What the tracker driver learned of
+ * the tracker's clock goes on from the generation before (at start: from
+ * the store); the employees' users are read from the store's cache, and
+ * those without one are looked up again.  The generation before is
+ * retired: the jobs running with it finish with it.
+ */
+static void
+gen_start(struct br_engine *e, struct generation *g)
+{
+    struct generation *prev = e->gen;
+
+    g->env.queue = e->queue;
+    g->env.tracker->up = e->tracker_up;
+    if (prev)
+        g->env.tracker->clock = prev->env.tracker->clock;
+    else
+        br_jobs_load_tracker_clock(&g->env);
+    br_queue_set_env(e->queue, &g->env, g->cfg);
+    if (prev) {
+        prev->next = e->retired;
+        e->retired = prev;
+    }
+    e->gen = g;
+    br_employees_new(&g->env);
+}
+
+/* Frees the retired generations that no running job holds any more. */
+static void
+sweep(struct br_engine *e)
+{
+    struct generation **pp = &e->retired;
+
+    while (*pp) {
+        struct generation *g = *pp;
+        if (br_queue_holds(e->queue, &g->env)) {
+            pp = &g->next;
+            continue;
+        }
+        *pp = g->next;
+        br_debug("engine: an older config is released: no job runs with it any more");
+        gen_free(g);
+    }
+}
+
 /*
  * Housekeeping, every TICK_MS:
+ *  - frees the configs of earlier generations once no job holds them
+ *    (here, not when their last job ends: the driver that called the job
+ *    back may still be on the stack then);
  *  - after the store refused a write, tries it until it takes writes
  *    again, then takes up what it could not record (br_queue_settle);
  *    until then nothing else is done;
@@ -222,14 +323,15 @@ static void
 on_tick(uv_timer_t *t)
 {
     struct br_engine *e = t->data;
-    const struct br_config *cfg = e->env.cfg;
+    const struct br_config *cfg = e->gen->cfg;
 
-    if (br_queue_settle(e->env.queue) != 0)
+    sweep(e);
+    if (br_queue_settle(e->queue) != 0)
         return;
-    br_queue_undry(e->env.queue); /* backoffs may have run out */
+    br_queue_undry(e->queue); /* backoffs may have run out */
     work(e);
     if (!e->closing)
-        br_employees_refresh(&e->env);
+        br_employees_refresh(&e->gen->env);
     if (cfg->retention_days > 0 && !e->closing) {
         int64_t keep = (int64_t)(cfg->retention_days * 86400.0 * 1000.0);
         int64_t every = keep / 10 < 60000 ? keep / 10 : 60000;
@@ -237,7 +339,7 @@ on_tick(uv_timer_t *t)
         if (now - e->last_retention >= every) {
             int64_t n = 0;
             e->last_retention = now;
-            if (br_store_forget_before(e->env.store, now - keep, &n) == 0 && n > 0)
+            if (br_store_forget_before(e->store, now - keep, &n) == 0 && n > 0)
                 br_info("retention: removed the texts of %lld message(s) of chats closed over %g days ago",
                         (long long)n, cfg->retention_days);
         }
@@ -250,48 +352,83 @@ on_poll(uv_timer_t *t)
 {
     struct br_engine *e = t->data;
 
-    if (e->closing || br_queue_waiting(e->env.queue, 'p', 0, "poll"))
+    if (e->closing || br_queue_waiting(e->queue, 'p', 0, "poll"))
         return;
-    if (BR_STORE_TX(e->env.store, br_env_add_job(&e->env, 'p', "tracker", "poll", 0, json_object())) == 0)
+    if (BR_STORE_TX(e->store, br_env_add_job(&e->gen->env, 'p', "tracker", "poll", 0, json_object())) == 0)
         schedule_work(e);
 }
 
-static struct br_upstream *
-add_upstream(struct br_engine *e, struct br_http_client *http, const char *name, double rps, int depth)
+/* The poll every interval_s seconds (0: none); an unchanged interval keeps its timer's phase. */
+static void
+set_poll(struct br_engine *e, long interval_s)
 {
-    struct engine_up *u = &e->ups[e->n_ups++];
+    if (interval_s == e->poll_s)
+        return;
+    e->poll_s = interval_s;
+    uv_timer_stop(&e->poll);
+    if (interval_s > 0)
+        uv_timer_start(&e->poll, on_poll, (uint64_t)interval_s * 1000, (uint64_t)interval_s * 1000);
+}
 
+static struct br_upstream *
+find_upstream(struct br_engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->n_ups; i++)
+        if (strcmp(e->ups[i].name, name) == 0)
+            return e->ups[i].up;
+    return NULL;
+}
+
+/* The upstream name at rps: made when new, else its rate changed (its pauses and spacing go on). */
+static struct br_upstream *
+set_upstream(struct br_engine *e, const char *name, double rps, int depth)
+{
+    struct br_upstream *up = find_upstream(e, name);
+    struct engine_up *u;
+
+    if (up) {
+        br_upstream_set_rate(up, rps);
+        return up;
+    }
+    e->ups = br_realloc(e->ups, (e->n_ups + 1) * sizeof(*e->ups));
+    u = &e->ups[e->n_ups++];
     u->name = br_strdup(name);
-    br_upstream_new(&u->up, e->loop, http, name, rps, depth);
-    br_queue_add_upstream(e->env.queue, name, u->up);
+    br_upstream_new(&u->up, e->loop, e->http, name, rps, depth);
+    br_queue_add_upstream(e->queue, name, u->up);
     return u->up;
 }
 
+/* The tracker's upstream and each channel's Chatra upstream, as cfg says. */
+static void
+set_upstreams(struct br_engine *e, const struct br_config *cfg)
+{
+    e->tracker_up = set_upstream(e, "tracker", cfg->tracker_rps, 1);
+    for (size_t i = 0; i < cfg->n_channels; i++) {
+        char *name = br_asprintf("chatra:%s", cfg->channels[i].name);
+        set_upstream(e, name, cfg->channels[i].chatra_rps, 2);
+        free(name);
+    }
+}
+
 int
-br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *cfg, struct br_store *store,
+br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg, struct br_store *store,
               struct br_http_client *http)
 {
     struct br_engine *e = br_calloc(1, sizeof(*e));
+    struct generation *g;
     int64_t recovered = 0;
     int rc;
 
     e->loop = loop;
-    e->env.cfg = cfg;
-    e->env.store = store;
+    e->http = http;
+    e->store = store;
     /* The driver first: nothing is registered with the loop yet if it cannot be made. */
-    if ((rc = br_tracker_new(&e->env.tracker, cfg, NULL)) != 0) {
+    if ((rc = gen_new(e, cfg, &g)) != 0) {
         free(e);
         return rc;
     }
-    e->env.queue = br_queue_new(cfg, store, &e->env, br_jobs_start, on_queue_wake, e);
-    e->ups = br_calloc(1 + cfg->n_channels, sizeof(*e->ups));
-    e->env.tracker->up = add_upstream(e, http, "tracker", cfg->tracker_rps, 1);
-    br_jobs_load_tracker_clock(&e->env);
-    for (size_t i = 0; i < cfg->n_channels; i++) {
-        char *name = br_asprintf("chatra:%s", cfg->channels[i].name);
-        add_upstream(e, http, name, cfg->channels[i].chatra_rps, 2);
-        free(name);
-    }
+    e->queue = br_queue_new(cfg, store, NULL, br_jobs_start, on_queue_wake, e);
+    set_upstreams(e, cfg);
     uv_timer_init(loop, &e->work);
     uv_timer_init(loop, &e->tick);
     e->work.data = e;
@@ -300,34 +437,33 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, const struct br_config *c
     if (recovered)
         br_info("engine: %lld job(s) were in flight when the bridge stopped; they check before writing again",
                 (long long)recovered);
-    br_employees_new(&e->env);
+    gen_start(e, g);
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_init(loop, &e->poll);
     e->poll.data = e;
-    if (cfg->poll_interval_s > 0)
-        uv_timer_start(&e->poll, on_poll, (uint64_t)cfg->poll_interval_s * 1000, (uint64_t)cfg->poll_interval_s * 1000);
+    set_poll(e, cfg->poll_interval_s);
     uv_timer_start(&e->work, on_work, 0, 0);
     *out = e;
     return 0;
 }
 
-void
-br_engine_status(struct br_engine *e, struct br_buf *out)
+int
+br_engine_reload(struct br_engine *e, struct br_config *cfg)
 {
-    struct br_store *st = e->env.store;
+    struct generation *g;
+    int rc;
 
-    br_buf_printf(out, "{\"inbox_pending\":%lld,\"jobs\":{\"queued\":%lld,\"in_flight\":%u,\"dead\":%lld},\"upstreams\":[",
-                  (long long)br_store_inbox_pending(st), (long long)br_store_job_count(st, BR_JOB_QUEUED),
-                  br_queue_running(e->env.queue), (long long)br_store_job_count(st, BR_JOB_DEAD));
-    for (size_t i = 0; i < e->n_ups; i++) {
-        struct engine_up *u = &e->ups[i];
-        br_buf_printf(out, "%s{\"name\":\"%s\",\"queued\":%zu,\"in_flight\":%zu,\"sent\":%llu,\"paused_until\":%lld,"
-                           "\"quota_left\":%ld}",
-                      i ? "," : "", u->name, br_upstream_queued(u->up), br_upstream_inflight(u->up),
-                      (unsigned long long)br_upstream_sent(u->up), (long long)br_upstream_paused_until(u->up),
-                      br_upstream_quota_left(u->up));
-    }
-    br_buf_puts(out, "]}");
+    if (e->closing)
+        return BR_ECANCELED;
+    if ((rc = gen_new(e, cfg, &g)) != 0)
+        return rc;
+    set_upstreams(e, cfg);
+    gen_start(e, g);
+    set_poll(e, cfg->poll_interval_s);
+    /* A new channel's jobs, or a faster rate: look at every upstream again. */
+    br_queue_undry(e->queue);
+    schedule_work(e);
+    return 0;
 }
 
 size_t
@@ -336,26 +472,73 @@ br_engine_upstream_count(const struct br_engine *e)
     return e->n_ups;
 }
 
-const struct br_upstream *
+struct br_upstream *
 br_engine_upstream(const struct br_engine *e, size_t i, const char **name)
 {
     if (i >= e->n_ups)
         return NULL;
-    if (name != NULL)
+    if (name)
         *name = e->ups[i].name;
     return e->ups[i].up;
+}
+
+const char *
+br_engine_upstream_state(const struct br_upstream *u)
+{
+    struct br_upstream_health h;
+
+    br_upstream_health(u, &h);
+    return br_upstream_paused_until(u) ? "paused" : h.failures > 0 ? "failing" : "ok";
+}
+
+void
+br_engine_status(struct br_engine *e, struct br_buf *out)
+{
+    struct br_store *st = e->store;
+
+    br_buf_printf(out, "{\"inbox_pending\":%lld,\"jobs\":{\"queued\":%lld,\"in_flight\":%u,\"dead\":%lld},\"upstreams\":[",
+                  (long long)br_store_inbox_pending(st), (long long)br_store_job_count(st, BR_JOB_QUEUED),
+                  br_queue_running(e->queue), (long long)br_store_job_count(st, BR_JOB_DEAD));
+    for (size_t i = 0; i < e->n_ups; i++) {
+        struct engine_up *u = &e->ups[i];
+        struct br_upstream_health h;
+
+        br_upstream_health(u->up, &h);
+        br_buf_printf(out, "%s{\"name\":\"%s\",\"state\":\"%s\",\"queued\":%zu,\"in_flight\":%zu,\"sent\":%llu,"
+                           "\"paused_until\":%lld,\"quota_left\":%ld",
+                      i ? "," : "", u->name, br_engine_upstream_state(u->up), br_upstream_queued(u->up),
+                      br_upstream_inflight(u->up), (unsigned long long)br_upstream_sent(u->up),
+                      (long long)br_upstream_paused_until(u->up), br_upstream_quota_left(u->up));
+        if (h.failures > 0) {
+            json_t *err = json_string(h.last_error ? h.last_error : "");
+            char *text;
+            if (err == NULL) {
+                /* Not UTF-8 (a proxy's page, say): shown escaped, as the log would. */
+                char *safe = br_log_escape(h.last_error, 500);
+                err = json_string(safe);
+                free(safe);
+            }
+            text = err ? json_dumps(err, JSON_ENCODE_ANY) : NULL;
+            br_buf_printf(out, ",\"last_error\":%s,\"failing_since\":%lld,\"failures\":%u", text ? text : "\"\"",
+                          (long long)h.failing_since, h.failures);
+            free(text);
+            json_decref(err);
+        }
+        br_buf_puts(out, "}");
+    }
+    br_buf_puts(out, "]}");
 }
 
 unsigned
 br_engine_running(const struct br_engine *e)
 {
-    return br_queue_running(e->env.queue);
+    return br_queue_running(e->queue);
 }
 
 void
 br_engine_wake(struct br_engine *e)
 {
-    br_queue_undry(e->env.queue);
+    br_queue_undry(e->queue);
     schedule_work(e);
 }
 
@@ -377,11 +560,11 @@ void
 br_engine_close(struct br_engine *e, void (*done)(void *arg), void *arg)
 {
     /* Outcomes still kept go to the store now if it takes them; else the next start recovers those jobs. */
-    if (br_queue_settle(e->env.queue) != 0 && br_queue_unrecorded(e->env.queue) > 0)
+    if (br_queue_settle(e->queue) != 0 && br_queue_unrecorded(e->queue) > 0)
         br_warn("engine: the store still refuses writes: %zu job outcome(s) are lost; those jobs look in the tracker "
-                "before writing again at the next start", br_queue_unrecorded(e->env.queue));
+                "before writing again at the next start", br_queue_unrecorded(e->queue));
     e->closing = 1;
-    br_queue_close(e->env.queue);
+    br_queue_close(e->queue);
     e->close_done = done;
     e->close_arg = arg;
     e->pending_closes = 3 + (int)e->n_ups;
@@ -397,11 +580,17 @@ br_engine_free(struct br_engine *e)
 {
     if (e == NULL)
         return;
-    br_tracker_free(e->env.tracker);
-    br_queue_free(e->env.queue);
-    br_employees_free(e->env.employees);
-    for (size_t i = 0; i < BR_ARRAY_SIZE(e->env.company_busy); i++)
-        free(e->env.company_busy[i]);
+    /* The loop has ended: no job runs, every generation goes. */
+    while (e->retired) {
+        struct generation *g = e->retired;
+        e->retired = g->next;
+        gen_free(g);
+    }
+    if (e->gen)
+        gen_free(e->gen);
+    br_queue_free(e->queue);
+    for (size_t i = 0; i < BR_ARRAY_SIZE(e->company_busy); i++)
+        free(e->company_busy[i]);
     for (size_t i = 0; i < e->n_ups; i++) {
         br_upstream_free(e->ups[i].up);
         free(e->ups[i].name);

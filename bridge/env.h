@@ -1,8 +1,14 @@
 /*
  * env.h - what the conversation model (conversation.c) and the job kinds
  * (jobs/) work with: the config, the store, the tracker driver, the job
- * queue and the employees' tracker users.  The engine owns it and
- * everything in it but the borrowed config and store.  Loop thread only.
+ * queue and the employees' tracker users.  Loop thread only.
+ *
+ * An env is one config generation (see reload.h): the config and what is
+ * made from it (the tracker driver, the employees' users) are its own;
+ * the store, the queue and the company slots are shared by every
+ * generation.  The engine makes one at start and one per reload; new work
+ * takes the newest, a running job keeps the one it started with
+ * (br_run.env) until it ends.
  */
 #ifndef BR_ENV_H
 #define BR_ENV_H
@@ -22,8 +28,11 @@ struct br_env {
     struct br_tracker *tracker;
     struct br_queue *queue;
     struct br_employees *employees;  /* employees.h */
-    char *company_busy[8];           /* domains whose company contact is being looked up or made */
+    /* BR_ENV_COMPANY_SLOTS domains whose company contact is being looked up or made (shared) */
+    char **company_busy;
 };
+
+#define BR_ENV_COMPANY_SLOTS 8
 
 /* A job in the conversation's lane of the tracker ('t') or of the channel's Chatra ('c'), now. */
 static inline int

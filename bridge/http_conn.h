@@ -40,6 +40,7 @@ struct conn {
     char remote[64];
     struct br_http_extra extra;
     struct br_buf body;
+    size_t max_body; /* the server's limit when the request began (a reload changes the server's) */
     unsigned long long body_seen;
     int too_large;
     int responding;

@@ -221,7 +221,8 @@ br_http_begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi,
     c->query = encode_query(wsi);
     c->content_type = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
     br_http_read_headers(s, wsi, c->remote, &c->extra);
-    br_buf_init(&c->body, s->opts.max_body);
+    c->max_body = s->opts.max_body;
+    br_buf_init(&c->body, c->max_body);
 
     has_length = lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
     if (has_length)
@@ -232,7 +233,7 @@ br_http_begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi,
         c->close_after = 1;
     }
     /* A declared length over the limit is refused without reading it into memory. */
-    if (declared > s->opts.max_body)
+    if (declared > c->max_body)
         c->too_large = 1;
 
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)s->opts.request_timeout_s);
@@ -248,7 +249,7 @@ void
 br_http_take_body(struct conn *c, const char *p, size_t n)
 {
     c->body_seen += n;
-    if (!c->too_large && c->body_seen > c->srv->opts.max_body) {
+    if (!c->too_large && c->body_seen > c->max_body) {
         /* Keep reading so the client can see the 413, but store nothing more. */
         c->too_large = 1;
         br_buf_dispose(&c->body);
@@ -261,7 +262,7 @@ br_http_take_body(struct conn *c, const char *p, size_t n)
 int
 br_http_drained_enough(const struct conn *c)
 {
-    return c->too_large && c->body_seen > c->srv->opts.max_body + DRAIN_MAX;
+    return c->too_large && c->body_seen > c->max_body + DRAIN_MAX;
 }
 
 static int

@@ -360,6 +360,19 @@ br_http_server_port(const struct br_http_server *s)
     return s->port;
 }
 
+void
+br_http_server_set_max_body(struct br_http_server *s, size_t max_body)
+{
+    s->opts.max_body = max_body ? max_body : DEFAULT_MAX_BODY;
+}
+
+void
+br_http_server_set_trusted_proxies(struct br_http_server *s, const struct br_cidr *list, size_t n)
+{
+    s->opts.trusted_proxies = list;
+    s->opts.n_trusted_proxies = n;
+}
+
 struct walk {
     uv_handle_t *self;
     int closing;

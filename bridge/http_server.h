@@ -97,7 +97,10 @@ struct br_http_server_opts {
      * made; req->body is empty.
      */
     void (*refused)(void *ctx, const struct br_http_request *req, int status);
-    /* Peers whose forwarding headers are believed (borrowed; must outlive the server). */
+    /*
+     * Peers whose forwarding headers are believed (borrowed: until the
+     * server is freed or br_http_server_set_trusted_proxies replaces them).
+     */
     const struct br_cidr *trusted_proxies;
     size_t n_trusted_proxies;
     /*
@@ -119,6 +122,10 @@ struct br_http_server;
 /* BR_EINVAL for bad options, BR_EIO when the address cannot be bound. */
 int br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br_http_server_opts *opts);
 int br_http_server_port(const struct br_http_server *s);
+/* A new body limit (a reload; 0 = 1 MiB): requests that have started keep the one they started with. */
+void br_http_server_set_max_body(struct br_http_server *s, size_t max_body);
+/* New trusted proxies (a reload; borrowed as in the options): read as each request begins. */
+void br_http_server_set_trusted_proxies(struct br_http_server *s, const struct br_cidr *list, size_t n);
 /* Stops listening and closes connections; done(arg) is called from the loop once all lws handles are closed (never synchronously); then free with br_http_server_free. */
 void br_http_server_close(struct br_http_server *s, void (*done)(void *arg), void *arg);
 void br_http_server_free(struct br_http_server *s);

@@ -93,6 +93,10 @@ br_log_add_secret(const char *secret)
     /* Very short strings would mask ordinary words; config refuses them anyway. */
     if (secret == NULL || strlen(secret) < 4)
         return;
+    /* Each reload registers the config's secrets again: keep one copy. */
+    for (size_t i = 0; i < nsecrets; i++)
+        if (strcmp(secrets[i], secret) == 0)
+            return;
     secrets = br_realloc(secrets, (nsecrets + 1) * sizeof(*secrets));
     secrets[nsecrets++] = br_strdup(secret);
 }

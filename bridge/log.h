@@ -38,7 +38,7 @@ int br_log_parse_format(const char *s, enum br_log_format *out);
  */
 void br_log_set_journal(int on);
 
-/* Registers a string that must never appear in a log line (copied). */
+/* Registers a string that must never appear in a log line (copied; once however often it comes). */
 void br_log_add_secret(const char *secret);
 void br_log_clear_secrets(void);
 /* Overwrites every registered secret in line with '*' (for text printed outside the log). */

@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "tracker.h"
 #include "unrecorded.h"
@@ -33,13 +34,13 @@ struct lane_up {
 };
 
 struct br_queue {
-    const struct br_config *cfg;
+    const struct br_config *cfg; /* the config of env: a job's channel is looked up there */
     struct br_store *store;
-    struct br_env *env;
+    struct br_env *env;        /* what new runs get (the newest generation, env.h) */
     br_queue_start_cb start;
     br_queue_wake_cb wake;
     void *wake_arg;
-    struct lane_up *ups;
+    struct lane_up **ups;      /* each on its own: a run holds its lane_up while upstreams are added */
     size_t n_ups;
     unsigned running;          /* jobs in flight over all upstreams */
     struct br_run *runs;       /* the jobs running now (their rows say "in flight", rightly) */
@@ -77,8 +78,10 @@ br_queue_free(struct br_queue *q)
     if (q == NULL)
         return;
     br_unrecorded_free(q->unrecorded);
-    for (size_t i = 0; i < q->n_ups; i++)
-        free(q->ups[i].name);
+    for (size_t i = 0; i < q->n_ups; i++) {
+        free(q->ups[i]->name);
+        free(q->ups[i]);
+    }
     free(q->ups);
     free(q);
 }
@@ -86,11 +89,28 @@ br_queue_free(struct br_queue *q)
 void
 br_queue_add_upstream(struct br_queue *q, const char *name, struct br_upstream *up)
 {
+    struct lane_up *lu = br_calloc(1, sizeof(*lu));
+
+    lu->name = br_strdup(name);
+    lu->up = up;
     q->ups = br_realloc(q->ups, (q->n_ups + 1) * sizeof(*q->ups));
-    memset(&q->ups[q->n_ups], 0, sizeof(q->ups[0]));
-    q->ups[q->n_ups].name = br_strdup(name);
-    q->ups[q->n_ups].up = up;
-    q->n_ups++;
+    q->ups[q->n_ups++] = lu;
+}
+
+void
+br_queue_set_env(struct br_queue *q, struct br_env *env, const struct br_config *cfg)
+{
+    q->env = env;
+    q->cfg = cfg;
+}
+
+bool
+br_queue_holds(const struct br_queue *q, const struct br_env *env)
+{
+    for (const struct br_run *r = q->runs; r; r = r->next)
+        if (r->env == env)
+            return true;
+    return false;
 }
 
 char *
@@ -119,8 +139,8 @@ br_queue_add_id(struct br_queue *q, char lane_kind, const char *upstream, const 
     if (rc == 0 && !br_store_job_blocked(q->store, lane, id)) {
         /* First in its lane: its upstream has something to send. */
         for (size_t i = 0; i < q->n_ups; i++)
-            if (strcmp(q->ups[i].name, upstream) == 0)
-                q->ups[i].dry = false;
+            if (strcmp(q->ups[i]->name, upstream) == 0)
+                q->ups[i]->dry = false;
     }
     if (job_id != NULL)
         *job_id = id;
@@ -143,7 +163,7 @@ void
 br_queue_undry(struct br_queue *q)
 {
     for (size_t i = 0; i < q->n_ups; i++)
-        q->ups[i].dry = false;
+        q->ups[i]->dry = false;
 }
 
 unsigned
@@ -288,6 +308,8 @@ br_run_finish(struct br_run *r, struct br_result *res)
      */
     recover = state == BR_JOB_QUEUED &&
               (r->job.recover || !(res && (res->quota_exhausted || res->status == 429)));
+    br_metrics_add(BR_METRIC_JOBS,
+                   BR_LABELS(r->job.kind, state == BR_JOB_DONE ? "done" : state == BR_JOB_DEAD ? "dead" : "retry"), 1);
     record_outcome(q, &r->job, state, attempts, next_at, recover,
                    state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
                    res ? res->request : NULL, res ? res->response : NULL);
@@ -300,6 +322,7 @@ br_run_later(struct br_run *r, int64_t delay_ms)
 {
     struct br_queue *q = r->q;
 
+    br_metrics_add(BR_METRIC_JOBS, BR_LABELS(r->job.kind, "later"), 1);
     record_outcome(q, &r->job, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover, NULL, NULL,
                    NULL);
     run_free(r);
@@ -427,7 +450,7 @@ br_queue_dispatch(struct br_queue *q)
     int64_t now = br_now_ms();
 
     for (size_t u = 0; u < q->n_ups && !q->closing; u++) {
-        struct lane_up *lu = &q->ups[u];
+        struct lane_up *lu = q->ups[u];
         struct br_job jobs[DISPATCH_BATCH];
         size_t n = 0;
         size_t room;

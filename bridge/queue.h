@@ -16,6 +16,10 @@
  * may be something to dispatch through the wake callback; it never reaches
  * back into the engine.  Loop thread only; the config, the store and the
  * upstreams are borrowed.
+ *
+ * A run keeps the env (and so the config) it started with until it ends,
+ * also when a reload gives new runs another one (br_queue_set_env):
+ * br_queue_holds tells the engine when an old one is no longer used.
  */
 #ifndef BR_QUEUE_H
 #define BR_QUEUE_H
@@ -74,6 +78,10 @@ struct br_queue *br_queue_new(const struct br_config *cfg, struct br_store *stor
 void br_queue_free(struct br_queue *q);
 /* Jobs whose upstream is name ("tracker", "chatra:<channel>") go to up (borrowed). */
 void br_queue_add_upstream(struct br_queue *q, const char *name, struct br_upstream *up);
+/* Runs started from now on get env, whose config is cfg (a reload; both borrowed). */
+void br_queue_set_env(struct br_queue *q, struct br_env *env, const struct br_config *cfg);
+/* Whether a running job still holds env (the one it started with). */
+bool br_queue_holds(const struct br_queue *q, const struct br_env *env);
 
 /*
  * Adds a job to lane lane_kind:conv_id of upstream, not to run before

@@ -209,6 +209,8 @@ read_answer(struct br_rest_call *c, const struct br_http_result *r)
     if (r->err) {
         c->res.err = r->err == BR_ECANCELED ? BR_ECANCELED : BR_ERETRY;
         c->res.error = br_asprintf("%s: %s", br_strerror(r->err), r->error ? r->error : "");
+        if (r->err != BR_ECANCELED)
+            br_upstream_note(c->up, c->res.error);
         finish(c);
         return;
     }
@@ -221,14 +223,23 @@ read_answer(struct br_rest_call *c, const struct br_http_result *r)
     else
         verdict = r->status >= 200 && r->status < 300 ? 0 : BR_REST_BY_STATUS;
     if (verdict == 0) {
+        br_upstream_note(c->up, NULL);
         if (c->step)
             c->step(c, answer);
-    } else if (verdict == BR_REST_BY_STATUS) {
-        by_status(c, r->status);
     } else {
-        c->res.err = verdict;
-        if (c->res.error == NULL)
-            c->res.error = br_asprintf("%s answered HTTP %ld", c->api->name, r->status);
+        if (verdict == BR_REST_BY_STATUS) {
+            by_status(c, r->status);
+        } else {
+            c->res.err = verdict;
+            if (c->res.error == NULL)
+                c->res.error = br_asprintf("%s answered HTTP %ld", c->api->name, r->status);
+        }
+        /*
+         * The upstream's health (/healthz): what is retried (no answer, 5xx,
+         * 429, the API's passing faults) and a refused key say the account
+         * does not work; a refusal of one request's data says it does.
+         */
+        br_upstream_note(c->up, c->res.err == BR_ERETRY || r->status == 401 || r->status == 403 ? c->res.error : NULL);
     }
     json_decref(answer);
     if (!c->in_flight)

@@ -95,6 +95,8 @@ int br_store_inbox_flush(struct br_store *s, size_t *n);
 int br_store_inbox_next(struct br_store *s, struct br_inbox_row *row);
 int br_store_inbox_done(struct br_store *s, int64_t id);
 int64_t br_store_inbox_pending(struct br_store *s);
+/* When the oldest row still to apply was received (ms), 0 when none waits. */
+int64_t br_store_inbox_oldest(struct br_store *s);
 void br_inbox_row_dispose(struct br_inbox_row *row);
 
 /* ---- conversations: one visitor person in one channel ---- */
@@ -165,6 +167,12 @@ int br_store_merge(struct br_store *s, int64_t survivor_conv, int64_t merged_con
 /* Records that a new device joined conv on its first webhook (undone by br_store_unmerge). */
 int br_store_record_join(struct br_store *s, int64_t conv_id, const char *channel, const char *client_id,
                          const char *email, bool verified, int64_t *merge_id);
+/*
+ * Every merge recorded, undone ones too, by channel: devices that joined a
+ * known person (joins) and conversations joined into another (merges).
+ */
+typedef void (*br_merge_count_cb)(void *arg, const char *channel, int64_t joins, int64_t merges);
+int br_store_merge_counts(struct br_store *s, br_merge_count_cb cb, void *arg);
 /* Undoes one merge: devices and e-mails go back; BR_ENOTFOUND / BR_EEXIST (already undone). */
 int br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv);
 /* The two conversations of a merge (merged is 0 for a device that joined and was never undone); BR_ENOTFOUND. */
@@ -306,6 +314,13 @@ int br_store_job_recover_inflight(struct br_store *s, int64_t *n);
  */
 int br_store_job_recover_lost(struct br_store *s, const int64_t *running, size_t n_running, int64_t *n);
 int64_t br_store_job_count(struct br_store *s, int state);
+/*
+ * The jobs not done, by upstream and state (queued, in flight, dead): how
+ * many, and when the oldest of them was made (ms).  One call of cb per
+ * pair that has jobs, ordered by upstream.
+ */
+typedef void (*br_job_depth_cb)(void *arg, const char *upstream, int state, int64_t count, int64_t oldest_at);
+int br_store_job_depths(struct br_store *s, br_job_depth_cb cb, void *arg);
 /* true when a job of this lane and kind is still waiting to run */
 bool br_store_job_waiting(struct br_store *s, const char *lane, const char *kind);
 

@@ -118,6 +118,18 @@ br_store_inbox_pending(struct br_store *s)
     return n;
 }
 
+int64_t
+br_store_inbox_oldest(struct br_store *s)
+{
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT received_at FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT 1", "");
+    int64_t at = 0;
+    if (br_sql_row(s, st) == 0) {
+        at = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return at;
+}
+
 void
 br_inbox_row_dispose(struct br_inbox_row *r)
 {

@@ -192,6 +192,22 @@ br_store_job_count(struct br_store *s, int state)
     return v;
 }
 
+int
+br_store_job_depths(struct br_store *s, br_job_depth_cb cb, void *arg)
+{
+    /* Counted over the partial index of jobs not done; the oldest is the lowest id of each group. */
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT g.upstream, g.state, g.n, j.created_at FROM "
+                                      "(SELECT upstream, state, count(*) AS n, min(id) AS first FROM jobs "
+                                      "WHERE state<>2 GROUP BY upstream, state) AS g "
+                                      "JOIN jobs AS j ON j.id=g.first ORDER BY g.upstream, g.state", "");
+    int rc;
+
+    while ((rc = br_sql_row(s, st)) == 0)
+        cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2),
+           sqlite3_column_int64(st, 3));
+    return rc == BR_ENOTFOUND ? 0 : rc;
+}
+
 bool
 br_store_job_waiting(struct br_store *s, const char *lane, const char *kind)
 {

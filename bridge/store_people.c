@@ -434,6 +434,19 @@ masked(const char *id)
 }
 
 int
+br_store_merge_counts(struct br_store *s, br_merge_count_cb cb, void *arg)
+{
+    /* A join records no merged conversation (br_store_record_join). */
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT channel, sum(merged_conv=0), sum(merged_conv<>0) FROM merges "
+                                      "GROUP BY channel ORDER BY channel", "");
+    int rc;
+
+    while ((rc = br_sql_row(s, st)) == 0)
+        cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
+    return rc == BR_ENOTFOUND ? 0 : rc;
+}
+
+int
 br_store_identities(struct br_store *s, const char *email, char **json_out)
 {
     json_t *out = json_array();

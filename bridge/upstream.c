@@ -1,10 +1,13 @@
 #include "upstream.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "upstream_stats.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +23,9 @@ struct pending {
     long timeout_ms;
     br_http_client_cb cb;
     void *arg;
+    uint64_t queued_ns;      /* uv_hrtime when it was queued, and when it was sent */
+    uint64_t sent_ns;
+    bool held;               /* the rate or a pause kept it waiting (metrics) */
 };
 
 struct br_upstream {
@@ -36,8 +42,12 @@ struct br_upstream {
     int64_t paused_until;    /* ms, wall clock */
     uint64_t sent;
     long quota_left;
+    /* The run of failed answers (br_upstream_note). */
+    unsigned failures;
+    int64_t failing_since;
+    char *last_error;
     double rps;
-    struct br_upstream_stats stats; /* for the admin page */
+    struct br_upstream_stats stats; /* requests over the last minute and hour, for the admin page */
     int closing;
     void (*close_done)(void *);
     void *close_arg;
@@ -52,10 +62,38 @@ mono_ms(uv_loop_t *loop)
 
 static void pump(struct br_upstream *u);
 
+/* Every request that ended, by its status ("timeout", "error": no answer), and how long it took. */
+static void
+count_answer(struct br_upstream *u, const struct pending *p, const struct br_http_result *res)
+{
+    char status[16];
+
+    if (res->err == BR_ECANCELED)
+        return; /* shutting down: nothing was asked of the upstream that counts */
+    if (res->err == 0)
+        snprintf(status, sizeof(status), "%ld", res->status);
+    else
+        snprintf(status, sizeof(status), "%s", res->err == BR_ETIMEDOUT ? "timeout" : "error");
+    br_metrics_add(BR_METRIC_UPSTREAM_REQUESTS, BR_LABELS(u->name, status), 1);
+    if (p->sent_ns != 0)
+        br_metrics_observe(BR_METRIC_UPSTREAM_SECONDS, BR_LABELS(u->name), (double)(uv_hrtime() - p->sent_ns) / 1e9);
+}
+
 static void
 on_timer(uv_timer_t *t)
 {
     pump(t->data);
+}
+
+/*
+ * The gap between two requests.  A small margin keeps it above the limit
+ * as the remote end measures it, after network jitter between two
+ * requests.
+ */
+static double
+spacing_of(double rps)
+{
+    return 1000.0 / rps * 1.03 + 2.0;
 }
 
 int
@@ -68,11 +106,7 @@ br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client
     u->timer.data = u;
     u->http = http;
     u->name = br_strdup(name);
-    /*
-     * A small margin keeps the gap above the limit as the remote end
-     * measures it, after network jitter between two requests.
-     */
-    u->spacing_ms = 1000.0 / rps * 1.03 + 2.0;
+    u->spacing_ms = spacing_of(rps);
     u->rps = rps;
     u->max_inflight = max_inflight ? max_inflight : 1;
     u->quota_left = -1;
@@ -103,7 +137,7 @@ on_done(void *arg, const struct br_http_result *res)
     struct br_upstream *u = p->u;
 
     u->inflight--;
-    br_upstream_stats_answer(&u->stats, res, br_now_ms());
+    count_answer(u, p, res);
     if (res->ratelimit_remaining >= 0)
         u->quota_left = res->ratelimit_remaining;
     /* Planfix refreshes the counter about every 10 minutes: wait for that rather than burn error 22s. */
@@ -138,10 +172,12 @@ pump(struct br_upstream *u)
         struct pending *p;
 
         if (u->paused_until > wall) {
+            u->head->held = true;
             uv_timer_start(&u->timer, on_timer, (uint64_t)(u->paused_until - wall), 0);
             return;
         }
         if (now < u->next_allowed) {
+            u->head->held = true;
             uv_timer_start(&u->timer, on_timer, (uint64_t)ceil(u->next_allowed - now), 0);
             return;
         }
@@ -154,11 +190,20 @@ pump(struct br_upstream *u)
         u->inflight++;
         u->sent++;
         br_upstream_stats_sent(&u->stats, wall);
+        p->sent_ns = uv_hrtime();
+        if (p->held) {
+            /* Its whole wait in the queue: behind the others, it waited for the same budget. */
+            br_metrics_add(BR_METRIC_RATELIMIT_WAITS, BR_LABELS(u->name), 1);
+            br_metrics_add(BR_METRIC_RATELIMIT_WAIT_SECONDS, BR_LABELS(u->name),
+                           (double)(p->sent_ns - p->queued_ns) / 1e9);
+        }
         if (br_http_client_send(u->http, p->method, p->url, (const char *const *)p->headers, p->body,
                                 p->body ? strlen(p->body) : 0, p->timeout_ms, on_done, p) != 0) {
             struct br_http_result r = {.err = BR_EIO, .body = "", .retry_after_s = -1,
                                        .ratelimit_remaining = -1, .error = "cannot start request"};
             u->inflight--;
+            p->sent_ns = 0;
+            count_answer(u, p, &r);
             p->cb(p->arg, &r);
             free_pending(p);
         }
@@ -187,6 +232,7 @@ br_upstream_send(struct br_upstream *u, const char *method, const char *url, con
     p->timeout_ms = timeout_ms;
     p->cb = cb;
     p->arg = arg;
+    p->queued_ns = uv_hrtime();
     if (u->tail)
         u->tail->next = p;
     else
@@ -197,6 +243,22 @@ br_upstream_send(struct br_upstream *u, const char *method, const char *url, con
     if (!uv_is_active((uv_handle_t *)&u->timer))
         uv_timer_start(&u->timer, on_timer, 0, 0);
     return 0;
+}
+
+void
+br_upstream_set_rate(struct br_upstream *u, double rps)
+{
+    double spacing = spacing_of(rps);
+
+    u->rps = rps;
+    if (spacing == u->spacing_ms)
+        return;
+    if (spacing > u->spacing_ms)
+        u->next_allowed += spacing - u->spacing_ms;
+    u->spacing_ms = spacing;
+    /* A faster rate: the timer may be set for the old, later time. */
+    if (u->head && !u->closing)
+        uv_timer_start(&u->timer, on_timer, 0, 0);
 }
 
 void
@@ -236,6 +298,33 @@ long
 br_upstream_quota_left(const struct br_upstream *u)
 {
     return u->quota_left;
+}
+
+void
+br_upstream_note(struct br_upstream *u, const char *error)
+{
+    if (error == NULL) {
+        if (u->failures > 0)
+            br_info("upstream %s: answers again, after %u failed answer(s) over %lld s", u->name, u->failures,
+                    (long long)((br_now_ms() - u->failing_since) / 1000));
+        u->failures = 0;
+        u->failing_since = 0;
+        free(u->last_error);
+        u->last_error = NULL;
+        return;
+    }
+    if (u->failures++ == 0)
+        u->failing_since = br_now_ms();
+    free(u->last_error);
+    u->last_error = br_strdup(error);
+}
+
+void
+br_upstream_health(const struct br_upstream *u, struct br_upstream_health *out)
+{
+    out->failures = u->failures;
+    out->failing_since = u->failing_since;
+    out->last_error = u->last_error;
 }
 
 double
@@ -290,5 +379,6 @@ br_upstream_free(struct br_upstream *u)
     if (u == NULL)
         return;
     free(u->name);
+    free(u->last_error);
     free(u);
 }

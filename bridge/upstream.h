@@ -8,6 +8,12 @@
  * at most max_inflight at once.  pause_until stops the queue, e.g. when
  * the daily quota is gone.  The upstream owns one uv_timer_t; it never
  * calls back synchronously.
+ *
+ * It also keeps how the account is doing, for /healthz: the REST layer
+ * notes each answer (br_upstream_note), and a run of failures is kept with
+ * its last error and its start until an answer is good again.  Every
+ * request is counted for /metrics (metrics.h) by status, with its latency
+ * and, when the rate or a pause held it back, how long it waited.
  */
 #ifndef BR_UPSTREAM_H
 #define BR_UPSTREAM_H
@@ -30,13 +36,33 @@ int br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_cl
 int br_upstream_send(struct br_upstream *u, const char *method, const char *url,
                      const char *const *headers, const char *body, long timeout_ms,
                      br_http_client_cb cb, void *arg);
+/*
+ * A new request rate (a reload): from the next request on.  A slower rate
+ * also lengthens the wait for the next request, so that the old rate's
+ * shorter gap is never used once more.
+ */
+void br_upstream_set_rate(struct br_upstream *u, double rps);
 void br_upstream_pause_until(struct br_upstream *u, int64_t until_ms);
 int64_t br_upstream_paused_until(const struct br_upstream *u);
 size_t br_upstream_queued(const struct br_upstream *u);
 size_t br_upstream_inflight(const struct br_upstream *u);
 uint64_t br_upstream_sent(const struct br_upstream *u);
 long br_upstream_quota_left(const struct br_upstream *u);
-/* Its budget (requests per second), and its recent traffic and failures (upstream_stats.h). */
+
+/* How the upstream's answers went lately. */
+struct br_upstream_health {
+    unsigned failures;       /* failed answers in a row; 0 when the last one was good */
+    int64_t failing_since;   /* wall clock (ms) of the first of them, 0 when none */
+    const char *last_error;  /* the last failure's text (owned by the upstream), NULL when none */
+};
+/*
+ * An answer's verdict: error NULL when the account answered as it should
+ * (an answer that refuses one request's data is such an answer), else
+ * why it failed (no answer, a 5xx, a 429, a refused key...).
+ */
+void br_upstream_note(struct br_upstream *u, const char *error);
+void br_upstream_health(const struct br_upstream *u, struct br_upstream_health *out);
+/* Its budget (requests per second), and its requests over the last minute and hour (upstream_stats.h). */
 double br_upstream_rps(const struct br_upstream *u);
 const struct br_upstream_stats *br_upstream_stats(const struct br_upstream *u);
 /* The loop the upstream runs on (still valid while it closes). */

@@ -1,6 +1,6 @@
 /*
- * upstream_stats.c - requests over the last minute and hour and the run
- * of failed answers of one upstream (see upstream_stats.h).
+ * upstream_stats.c - an upstream's requests over the last minute and hour
+ * (see upstream_stats.h).
  *
  * Two rings: 60 per-second slots give the last minute exactly, 60
  * per-minute slots the last hour (to the minute).  A slot is cleared when
@@ -8,7 +8,6 @@
  */
 #include "upstream_stats.h"
 
-#include <stdio.h>
 #include <string.h>
 
 /* Clears the slots between the newest one counted (last) and now in a ring of n. */
@@ -46,26 +45,6 @@ br_upstream_stats_sent(struct br_upstream_stats *st, int64_t now_ms)
     st->per_second[(now_ms / 1000) % BR_STATS_SECONDS]++;
     st->per_minute[(now_ms / 60000) % BR_STATS_MINUTES]++;
     st->today++;
-}
-
-void
-br_upstream_stats_answer(struct br_upstream_stats *st, const struct br_http_result *res, int64_t now_ms)
-{
-    if (res->err == BR_ECANCELED)
-        return;
-    if (res->err == 0 && res->status < 500 && res->status != 401 && res->status != 403) {
-        st->failures = 0;
-        st->failing_since = 0;
-        st->last_error[0] = '\0';
-        return;
-    }
-    if (st->failures++ == 0)
-        st->failing_since = now_ms;
-    if (res->err != 0)
-        snprintf(st->last_error, sizeof(st->last_error), "%s",
-                 res->error != NULL && res->error[0] != '\0' ? res->error : br_strerror(res->err));
-    else
-        snprintf(st->last_error, sizeof(st->last_error), "HTTP %ld", res->status);
 }
 
 void

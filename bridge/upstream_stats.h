@@ -1,14 +1,12 @@
 /*
  * upstream_stats.h - what the admin page shows of one upstream's traffic:
  * requests sent in the last minute and hour (a ring of per-second counts
- * and one of per-minute counts), today's (UTC), and the run of failed
- * answers with the last one's reason.  Embedded in the upstream
+ * and one of per-minute counts) and today's (UTC).  How its answers went
+ * is the upstream's own (br_upstream_health).  Embedded in the upstream
  * (upstream.c); plain counting, no I/O.  Loop thread only.
  */
 #ifndef BR_UPSTREAM_STATS_H
 #define BR_UPSTREAM_STATS_H
-
-#include "http_client.h"
 
 #include <stdint.h>
 
@@ -21,20 +19,10 @@ struct br_upstream_stats {
     int64_t second, minute;   /* the second and the minute (since the epoch) the newest slots count */
     int64_t day;              /* the UTC day today counts */
     uint64_t today;
-    unsigned failures;        /* failed answers in a row, 0 when the last one was good */
-    int64_t failing_since;    /* wall clock (ms) of the first of them, 0 when none */
-    char last_error[200];     /* the last failure, "" when none */
 };
 
 /* A request left for the upstream at now_ms (wall clock). */
 void br_upstream_stats_sent(struct br_upstream_stats *st, int64_t now_ms);
-/*
- * Its answer: no answer at all, a 5xx, or a refused key (401, 403) is a
- * failure of the account; any other answer (a 4xx about one request's
- * data too) is the account answering.  A cancelled request counts for
- * nothing.
- */
-void br_upstream_stats_answer(struct br_upstream_stats *st, const struct br_http_result *res, int64_t now_ms);
 /* Requests in the 60 s and the 3600 s before now_ms, and since 00:00 UTC. */
 void br_upstream_stats_counts(const struct br_upstream_stats *st, int64_t now_ms, uint64_t *last_minute,
                               uint64_t *last_hour, uint64_t *today);

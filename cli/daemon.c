@@ -4,7 +4,9 @@
  * Start-up order: config, the store's lock (one daemon per store), store,
  * HTTP client, engine, HTTP server, the admin page's live updates, signals.
  * Shutdown runs the other way round (see shutdown_step), and ends with
- * uv_loop_close returning 0: every handle closed.
+ * uv_loop_close returning 0: every handle closed.  SIGHUP reloads the
+ * config (reload.h); it is ignored while the bridge starts and once it
+ * shuts down.
  */
 #include "cli.h"
 
@@ -15,23 +17,27 @@
 #include "bridge/http_server.h"
 #include "bridge/live_updates.h"
 #include "bridge/log.h"
-#include "bridge/ratelimit.h"
+#include "bridge/metrics.h"
 #include "bridge/refusals.h"
+#include "bridge/reload.h"
 #include "bridge/store.h"
 #include "bridge/store_lock.h"
 #include "handlers/handlers.h"
 
 #include <libgen.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <uv.h>
 
 struct daemon {
     uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
-    struct br_config *cfg;
+    uv_signal_t sigint, sigterm, sighup;
+    struct br_config *cfg;     /* the newest config (one reference): the handlers read it */
+    char loaded_at[16];        /* when it was loaded: HH:MM:SS in UTC, as the log writes times */
     struct br_store_lock *lock;
     struct br_store *store;
     struct br_http_client *http;
@@ -105,6 +111,7 @@ static void
 shutdown_step(void *arg)
 {
     struct daemon *d = arg;
+    sigset_t hup, was;
 
     switch (d->stage++) {
     case 0:
@@ -135,8 +142,92 @@ shutdown_step(void *arg)
         br_refusals_close(d->hctx.refusals); /* the counts not yet written are written now */
         uv_close((uv_handle_t *)&d->sigint, on_signal_closed);
         uv_close((uv_handle_t *)&d->sigterm, on_signal_closed);
+        /*
+         * Closing the handle puts SIGHUP's default action (exit) back:
+         * from here to the exit it is ignored, and blocked meanwhile so
+         * that one coming in between is dropped too.
+         */
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &hup, &was);
+        uv_close((uv_handle_t *)&d->sighup, on_signal_closed);
+        signal(SIGHUP, SIG_IGN);
+        pthread_sigmask(SIG_SETMASK, &was, NULL);
         return;
     }
+}
+
+static void
+stamp(char out[16])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(out, 16, "%H:%M:%S", &tm);
+}
+
+/*
+ * SIGHUP: the config file again (reload.h).  A config with problems, or
+ * one naming another tracker, is refused as a whole and logged as
+ * check-config prints it; a good one is what new work uses from now on.
+ */
+static void
+reload(struct daemon *d)
+{
+    struct br_config *next = NULL;
+    struct br_diag diag = {0};
+    enum br_log_level lvl;
+    enum br_log_format fmt;
+    int rc;
+
+    br_info("received SIGHUP: reading %s again", d->cfg->path);
+    rc = br_config_load(d->cfg->path, &next, &diag);
+    if (rc == 0)
+        rc = br_reload_compare(d->cfg, next, &diag);
+    if (rc == 0 && (rc = br_engine_reload(d->engine, next)) != 0)
+        br_diag_add(&diag, "tracker: the driver cannot be made: %s", br_strerror(rc));
+    if (rc) {
+        /* A secret's value can reach a problem line through any setting (as check-config masks it). */
+        for (size_t i = 0; i < diag.n; i++) {
+            br_log_mask(diag.items[i]);
+            br_error("%s", diag.items[i]);
+        }
+        br_error("%zu problem%s in %s", diag.n, diag.n == 1 ? "" : "s", d->cfg->path);
+        br_error("reload refused: the bridge keeps running on the config loaded at %s", d->loaded_at);
+        br_diag_dispose(&diag);
+        br_config_free(next);
+        return;
+    }
+    br_diag_dispose(&diag);
+    if (br_log_parse_level(next->log_level, &lvl) == 0)
+        br_log_set_level(lvl);
+    if (br_log_parse_format(next->log_format, &fmt) == 0)
+        br_log_set_format(fmt);
+    br_handlers_configure(&d->hctx, next);
+    /* The server borrows from the config: before the old one may go. */
+    br_http_server_set_max_body(d->server, next->max_body);
+    br_http_server_set_trusted_proxies(d->server, next->trusted_proxies, next->n_trusted_proxies);
+    for (size_t i = 0; i < next->notices.n; i++)
+        br_info("config notice: %s", next->notices.items[i]);
+    br_config_free(d->cfg);
+    d->cfg = next;
+    stamp(d->loaded_at);
+    br_info("reload: config %s loaded (%zu channel%s)", next->path, next->n_channels,
+            next->n_channels == 1 ? "" : "s");
+}
+
+static void
+on_sighup(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+
+    (void)signum;
+    if (d->stopping) {
+        br_info("received SIGHUP while shutting down: ignored");
+        return;
+    }
+    reload(d);
 }
 
 static void
@@ -149,6 +240,7 @@ on_signal(uv_signal_t *s, int signum)
     br_info("received %s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     uv_signal_stop(&d->sigint);
     uv_signal_stop(&d->sigterm);
+    /* SIGHUP stays caught (and is ignored) until the signals are closed: its default would end the process. */
     shutdown_step(d);
 }
 
@@ -162,8 +254,11 @@ br_cmd_run(const struct br_cli_args *a)
     int rc;
 
     memset(&d, 0, sizeof(d));
+    /* Until the loop watches for it (a reload needs the running bridge), a SIGHUP is ignored. */
+    signal(SIGHUP, SIG_IGN);
     if (br_cli_load_config(a->config, &d.cfg))
         return 2;
+    stamp(d.loaded_at);
     if (br_log_parse_level(d.cfg->log_level, &lvl) == 0)
         br_log_set_level(lvl);
     if (br_log_parse_format(d.cfg->log_format, &fmt) == 0)
@@ -189,16 +284,9 @@ br_cmd_run(const struct br_cli_args *a)
         br_error("cannot start the engine: %s", br_strerror(rc));
         d.stopping = 1;
     }
-    d.hctx.cfg = d.cfg;
     d.hctx.store = d.store;
     d.hctx.engine = d.engine;
-    d.hctx.per_address = d.cfg->per_address_rps > 0
-                             ? br_ratelimit_new(d.cfg->per_address_rps, d.cfg->per_address_burst)
-                             : NULL;
-    /* A burst of bad_secrets_per_minute, refilled over a minute: guessing secrets takes forever. */
-    d.hctx.bad_secret = d.cfg->bad_secrets_per_minute > 0
-                            ? br_ratelimit_new(d.cfg->bad_secrets_per_minute / 60.0, d.cfg->bad_secrets_per_minute)
-                            : NULL;
+    br_handlers_configure(&d.hctx, d.cfg);
     d.hctx.refusals = br_refusals_new(&d.loop);
     /* The admin page is on while admin.token is set; its logins live as long as the daemon. */
     d.hctx.admin = br_admin_new(BR_VERSION, br_now_ms());
@@ -216,7 +304,8 @@ br_cmd_run(const struct br_cli_args *a)
     opts.ws_accept = br_handlers_ws_accept;
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sigterm);
-    d.sigint.data = d.sigterm.data = &d;
+    uv_signal_init(&d.loop, &d.sighup);
+    d.sigint.data = d.sigterm.data = d.sighup.data = &d;
     rc = 0;
     if (!d.stopping && br_http_server_new(&d.server, &d.loop, &opts) != 0) {
         d.server = NULL;
@@ -232,6 +321,7 @@ br_cmd_run(const struct br_cli_args *a)
     } else {
         uv_signal_start(&d.sigint, on_signal, SIGINT);
         uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+        uv_signal_start(&d.sighup, on_sighup, SIGHUP);
         br_info("chatra-bridge %s listening on http://%s:%d (%zu channel%s, tracker %s)", BR_VERSION,
                 d.cfg->listen_host, br_http_server_port(d.server), d.cfg->n_channels,
                 d.cfg->n_channels == 1 ? "" : "s", d.cfg->tracker_kind);
@@ -243,9 +333,9 @@ br_cmd_run(const struct br_cli_args *a)
     }
     br_live_updates_free(d.live);
     br_http_server_free(d.server);
-    br_ratelimit_free(d.hctx.per_address);
-    br_ratelimit_free(d.hctx.bad_secret);
+    br_handlers_unconfigure(&d.hctx);
     br_refusals_free(d.hctx.refusals);
+    br_handlers_dispose(&d.hctx);
     br_admin_free(d.hctx.admin);
     br_engine_free(d.engine);
     br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
@@ -253,6 +343,7 @@ br_cmd_run(const struct br_cli_args *a)
     br_store_free(d.store);
     br_store_lock_free(d.lock); /* after the store's last write: the next daemon may start */
     br_config_free(d.cfg);
+    br_metrics_reset();
     br_log_clear_secrets();
     if (rc == 0)
         br_info("stopped cleanly");

@@ -37,7 +37,9 @@ static const struct command commands[] = {
      "Runs the daemon in the foreground: it answers Chatra's and the tracker's\n"
      "webhooks and works through its job queue until SIGTERM or SIGINT.\n"
      "One daemon per store: a second one on the same store.path exits 1,\n"
-     "naming the running one's PID (the lock is <store.path>.lock).\n"},
+     "naming the running one's PID (the lock is <store.path>.lock).\n"
+     "SIGHUP reads the config and its templates again (a config with problems\n"
+     "is refused; the listening address and the store change at a restart).\n"},
     {"check-config", br_cmd_check_config, 0, "[--config FILE]", "check the config and its templates",
      "Loads the config as the daemon would (secrets included) and prints every\n"
      "problem with its place, then \"FILE: OK\" or the number of problems.\n"

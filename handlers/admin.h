@@ -36,6 +36,7 @@ struct br_admin {
     int64_t started_at;                 /* when the daemon started (ms) */
     struct br_admin_session sessions[BR_ADMIN_MAX_SESSIONS];
     uint64_t serials;                   /* sessions made so far */
+    char *token;                        /* the admin.token the sessions were made with (a copy) */
 };
 
 /* ---- admin_sessions.c ---- */
@@ -47,6 +48,12 @@ const struct br_admin_session *br_admin_session_new(struct br_admin *a, int64_t 
 /* The live session whose id is id (compared in constant time), or NULL. */
 const struct br_admin_session *br_admin_session_find(struct br_admin *a, const char *id, int64_t now);
 void br_admin_session_end(struct br_admin *a, const char *id);
+/*
+ * Sessions belong to the token they were made with: when admin.token is
+ * another (a reload), every session ends, and its WebSockets with it
+ * (server may be NULL).
+ */
+void br_admin_sessions_follow(struct br_admin *a, const char *token, struct br_http_server *server);
 /* The value of cookie name in a Cookie header, from the start'th byte on: a new string, NULL when none. */
 char *br_admin_cookie(const char *header, const char *name, size_t *start);
 

@@ -128,6 +128,8 @@ br_admin_enter(struct br_handler_ctx *h, const struct br_http_request *req, stru
         return false;
     }
     br_admin_headers(res);
+    /* A new admin.token (a reload) has ended the sessions of the old one. */
+    br_admin_sessions_follow(h->admin, h->cfg->admin_token, h->server);
     if (need == BR_ADMIN_PAGE)
         return true;
     if ((token = bearer(req)) != NULL) {

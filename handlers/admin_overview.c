@@ -24,22 +24,23 @@ static json_t *
 upstream_json(const struct br_config *cfg, const char *name, const struct br_upstream *u, int64_t now)
 {
     const struct br_upstream_stats *st = br_upstream_stats(u);
-    int64_t paused = br_upstream_paused_until(u);
+    struct br_upstream_health health;
     long left = br_upstream_quota_left(u);
     uint64_t minute, hour, today;
-    const char *state = paused > 0 ? "paused" : st->failures > 0 ? "failing" : "ok";
 
+    br_upstream_health(u, &health);
     br_upstream_stats_counts(st, now, &minute, &hour, &today);
+    /* The same state as /healthz's. */
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:I, s:{s:n, s:I, s:o}}",
                      "name", name,
                      "kind", strcmp(name, "tracker") == 0 ? cfg->tracker_kind : "chatra",
-                     "state", state,
+                     "state", br_engine_upstream_state(u),
                      "requests_last_minute", (json_int_t)minute,
                      "requests_last_hour", (json_int_t)hour,
                      "requests_per_second", br_upstream_rps(u),
-                     "paused_until", (json_int_t)paused,
-                     "last_error", st->failures > 0 ? json_string(st->last_error) : json_null(),
-                     "failing_since", (json_int_t)st->failing_since,
+                     "paused_until", (json_int_t)br_upstream_paused_until(u),
+                     "last_error", health.last_error != NULL ? json_string(health.last_error) : json_null(),
+                     "failing_since", (json_int_t)health.failing_since,
                      "quota", "daily", "used_today", (json_int_t)today, "left",
                      left >= 0 ? json_integer(left) : json_null());
 }

@@ -28,6 +28,10 @@ br_admin_free(struct br_admin *a)
     if (a == NULL)
         return;
     /* The table holds secrets: gone with the process, but not left in freed memory either. */
+    if (a->token != NULL) {
+        memset(a->token, 0, strlen(a->token));
+        free(a->token);
+    }
     memset(a, 0, sizeof(*a));
     free(a);
 }
@@ -105,6 +109,24 @@ br_admin_session_end(struct br_admin *a, const char *id)
     for (size_t i = 0; id != NULL && i < BR_ADMIN_MAX_SESSIONS; i++)
         if (a->sessions[i].expires != 0 && br_secret_equal(id, a->sessions[i].id))
             memset(&a->sessions[i], 0, sizeof(a->sessions[i]));
+}
+
+void
+br_admin_sessions_follow(struct br_admin *a, const char *token, struct br_http_server *server)
+{
+    if (a->token != NULL && strcmp(a->token, token) == 0)
+        return;
+    for (size_t i = 0; a->token != NULL && i < BR_ADMIN_MAX_SESSIONS; i++) {
+        if (a->sessions[i].expires == 0)
+            continue;
+        br_http_server_ws_drop(server, a->sessions[i].serial);
+        memset(&a->sessions[i], 0, sizeof(a->sessions[i]));
+    }
+    if (a->token != NULL) {
+        memset(a->token, 0, strlen(a->token));
+        free(a->token);
+    }
+    a->token = br_strdup(token);
 }
 
 char *

@@ -27,6 +27,7 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
 
     if (ch == NULL) {
         /* The name is the sender's: the log escapes it. */
+        br_handler_count(h, "chatra", "", BR_WEBHOOK_UNKNOWN_CHANNEL);
         br_respond_error(res, 404, "unknown channel");
         br_handler_refused(h, req, 404, "unknown channel", params[0]);
         return;
@@ -35,9 +36,11 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
     br_log_ctx_set(&lc);
     if (!br_secret_equal(params[1], ch->webhook_secret)) {
         if (!br_handler_secret_failed(h, req)) {
+            br_handler_count(h, "chatra", ch->name, BR_WEBHOOK_THROTTLED);
             br_respond_error(res, 429, "too many wrong secrets from this address; wait a minute");
             br_handler_refused(h, req, 429, "too many wrong secrets", ch->name);
         } else {
+            br_handler_count(h, "chatra", ch->name, BR_WEBHOOK_BAD_SECRET);
             br_respond_error(res, 401, "wrong webhook secret");
             br_handler_refused(h, req, 401, "wrong webhook secret", ch->name);
         }
@@ -46,6 +49,7 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
     rc = br_chatra_event_parse(req->body, req->body_len, &ev, err, sizeof(err));
     if (rc == BR_ENOTFOUND) {
         br_info("chatra webhook (%s): %s; ignored", ch->name, err);
+        br_handler_count(h, "chatra", ch->name, BR_WEBHOOK_IGNORED);
         br_respond_ok(res);
         return;
     }
@@ -53,6 +57,7 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
         char *safe = br_log_escape(err, 200);
         br_warn("chatra webhook (%s): rejected: %s", ch->name, safe);
         free(safe);
+        br_handler_count(h, "chatra", ch->name, BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, err);
         return;
     }
@@ -65,6 +70,7 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
     br_chatra_event_dispose(&ev);
     br_store_inbox_queue(h->store, BR_INBOX_CHATRA, ch->name, record, strlen(record));
     free(record);
+    br_handler_count(h, "chatra", ch->name, BR_WEBHOOK_ACCEPTED);
     res->after_flush = 1;
     br_respond_ok(res);
 }

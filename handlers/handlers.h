@@ -19,18 +19,48 @@ struct br_engine;
 
 struct br_ratelimit;
 struct br_refusals;
+struct br_held_webhooks;
 struct br_admin;
 
 struct br_handler_ctx {
-    const struct br_config *cfg;
+    const struct br_config *cfg;     /* the newest (a reload changes it between requests) */
     struct br_store *store;
     struct br_engine *engine;        /* may be NULL in tests: nothing is kicked */
     struct br_ratelimit *per_address; /* webhook requests per source address (NULL: none) */
     struct br_ratelimit *bad_secret;  /* wrong secrets per source address (NULL: none) */
     struct br_refusals *refusals;     /* where refused requests are logged (NULL: not logged) */
+    /* routes.c's own: this loop turn's accepted webhooks, counted once the flush decides them. */
+    struct br_held_webhooks *held;
     struct br_admin *admin;           /* the admin page's logins (admin.h); NULL: the page is off */
     struct br_http_server *server;    /* to end a logged-out session's WebSockets (NULL: none) */
 };
+
+/* What became of a webhook (the result label of chatra_bridge_webhooks_total, see metrics.h). */
+#define BR_WEBHOOK_ACCEPTED "accepted"               /* stored, 200 (or 503 "unstored" when the commit fails) */
+#define BR_WEBHOOK_IGNORED "ignored"                 /* 200: an event the bridge has no use for */
+#define BR_WEBHOOK_INVALID "invalid"                 /* 400 */
+#define BR_WEBHOOK_BAD_SECRET "bad_secret"           /* 401 */
+#define BR_WEBHOOK_THROTTLED "throttled"             /* 429: too many requests or wrong secrets */
+#define BR_WEBHOOK_UNKNOWN_CHANNEL "unknown_channel" /* 404 */
+#define BR_WEBHOOK_DISABLED "disabled"               /* 404: the tracker sends no webhooks (Redmine) */
+#define BR_WEBHOOK_UNSTORED "unstored"               /* 503: the store refused the turn's commit */
+
+/*
+ * Counts one webhook's answer by route ("chatra", "planfix"), channel (a
+ * configured name, "" for none) and result.  An accepted one is held
+ * until br_handlers_flush knows whether its commit went through.
+ */
+void br_handler_count(struct br_handler_ctx *h, const char *source, const char *channel, const char *result);
+/* Frees what the context holds of its own (counts no flush took): at shutdown. */
+void br_handlers_dispose(struct br_handler_ctx *h);
+
+/*
+ * Sets the config the handlers read (borrowed) and makes the limiters it
+ * asks for: at start, and at a reload, when only limits whose settings
+ * changed are made again.  br_handlers_unconfigure frees the limiters.
+ */
+void br_handlers_configure(struct br_handler_ctx *h, const struct br_config *cfg);
+void br_handlers_unconfigure(struct br_handler_ctx *h);
 
 /*
  * The admin page's state (its logins, kept in memory), made by the daemon
@@ -73,6 +103,8 @@ void br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_re
                                struct br_http_response *res, char **params);
 void br_handle_health(struct br_handler_ctx *h, const struct br_http_request *req,
                       struct br_http_response *res, char **params);
+void br_handle_metrics(struct br_handler_ctx *h, const struct br_http_request *req,
+                       struct br_http_response *res, char **params);
 /* The admin page (admin.h): its files, access, and API under /admin/api/. */
 void br_handle_admin_page(struct br_handler_ctx *h, const struct br_http_request *req,
                           struct br_http_response *res, char **params);

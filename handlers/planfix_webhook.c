@@ -52,6 +52,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
 
     if (h->cfg->tracker_webhook_secret == NULL) {
         /* Redmine sends no webhooks: its replies are polled. */
+        br_handler_count(h, "planfix", "", BR_WEBHOOK_DISABLED);
         br_respond_error(res, 404, "this bridge's tracker sends no webhooks");
         br_handler_refused(h, req, 404, "tracker webhook, but the tracker sends none", NULL);
         return;
@@ -59,9 +60,11 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
 
     if (!br_secret_equal(params[0], h->cfg->tracker_webhook_secret)) {
         if (!br_handler_secret_failed(h, req)) {
+            br_handler_count(h, "planfix", "", BR_WEBHOOK_THROTTLED);
             br_respond_error(res, 429, "too many wrong secrets from this address; wait a minute");
             br_handler_refused(h, req, 429, "too many wrong secrets", "tracker webhook");
         } else {
+            br_handler_count(h, "planfix", "", BR_WEBHOOK_BAD_SECRET);
             br_respond_error(res, 401, "wrong webhook secret");
             br_handler_refused(h, req, 401, "wrong webhook secret", "tracker webhook");
         }
@@ -73,6 +76,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
         json_t *v = json_object_get(o, "task");
         if (o == NULL) {
             json_decref(o);
+            br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
             br_respond_error(res, 400, "malformed JSON");
             return;
         }
@@ -87,12 +91,14 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
     if (raw == NULL)
         raw = br_form_value(req->query, strlen(req->query), "task");
     if (raw == NULL) {
+        br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, "the task number is missing (JSON {\"task\":N}, form field task or ?task=N)");
         return;
     }
     rc = task_number(raw, task);
     free(raw);
     if (rc) {
+        br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, "the task number must be a positive integer");
         return;
     }
@@ -100,6 +106,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
     /* Acknowledged after this loop turn's commit, like Chatra's webhooks. */
     br_store_inbox_queue(h->store, BR_INBOX_TRACKER, "", body, strlen(body));
     free(body);
+    br_handler_count(h, "planfix", "", BR_WEBHOOK_ACCEPTED);
     res->after_flush = 1;
     br_respond_ok(res);
 }

@@ -2,9 +2,9 @@
 
 #include "admin.h"
 #include "bridge/config.h"
-
 #include "bridge/engine.h"
 #include "bridge/log.h"
+#include "bridge/metrics.h"
 #include "bridge/notify.h"
 #include "bridge/ratelimit.h"
 #include "bridge/refusals.h"
@@ -28,6 +28,7 @@ static const struct route {
     {"POST", "/webhooks/chatra/:channel/:secret", br_handle_chatra_webhook},
     {"POST", "/webhooks/planfix/:secret", br_handle_planfix_webhook},
     {"GET", "/healthz", br_handle_health},
+    {"GET", "/metrics", br_handle_metrics},
     /* The admin page (admin.h): off, every /admin/ path is a 404. */
     {"GET", "/admin", br_handle_admin_page},
     {"GET", "/admin/login", br_handle_admin_page},
@@ -44,6 +45,93 @@ static const struct route {
     {"POST", "/admin/api/dead-letters/:id/discard", br_handle_admin_discard},
     {"GET", "/admin/:file", br_handle_admin_static},
 };
+
+/*
+ * Webhooks accepted in this loop turn, by route and channel: their answer
+ * is 200 or 503 as the turn's commit goes, so they are counted only then
+ * (br_handlers_flush).  A handful of entries (one per channel at most).
+ */
+struct br_held_webhooks {
+    struct held {
+        const char *source;
+        char *channel;
+        unsigned n;
+    } *items;
+    size_t n;
+};
+
+void
+br_handler_count(struct br_handler_ctx *h, const char *source, const char *channel, const char *result)
+{
+    struct br_held_webhooks *hw;
+    size_t i;
+
+    if (strcmp(result, BR_WEBHOOK_ACCEPTED) != 0) {
+        br_metrics_add(BR_METRIC_WEBHOOKS, BR_LABELS(source, channel, result), 1);
+        return;
+    }
+    if (h->held == NULL)
+        h->held = br_calloc(1, sizeof(*h->held));
+    hw = h->held;
+    for (i = 0; i < hw->n; i++)
+        if (strcmp(hw->items[i].source, source) == 0 && strcmp(hw->items[i].channel, channel) == 0)
+            break;
+    if (i == hw->n) {
+        hw->items = br_realloc(hw->items, (hw->n + 1) * sizeof(*hw->items));
+        hw->items[hw->n++] = (struct held){source, br_strdup(channel), 0};
+    }
+    hw->items[i].n++;
+}
+
+void
+br_handlers_dispose(struct br_handler_ctx *h)
+{
+    struct br_held_webhooks *hw = h->held;
+
+    if (hw == NULL)
+        return;
+    for (size_t i = 0; i < hw->n; i++)
+        free(hw->items[i].channel);
+    free(hw->items);
+    free(hw);
+    h->held = NULL;
+}
+
+/* Counts the held webhooks as accepted (stored) or unstored, and forgets them. */
+static void
+settle_held(struct br_handler_ctx *h, bool stored)
+{
+    struct br_held_webhooks *hw = h->held;
+
+    for (size_t i = 0; hw != NULL && i < hw->n; i++)
+        br_metrics_add(BR_METRIC_WEBHOOKS,
+                       BR_LABELS(hw->items[i].source, hw->items[i].channel,
+                                 stored ? BR_WEBHOOK_ACCEPTED : BR_WEBHOOK_UNSTORED),
+                       hw->items[i].n);
+    br_handlers_dispose(h);
+}
+
+/* The route and channel of a webhook refused before its handler ran; NULL for other paths. */
+static const char *
+webhook_source(struct br_handler_ctx *h, const char *path, const char **channel)
+{
+    static const char chatra[] = "/webhooks/chatra/";
+    const struct br_channel *ch = NULL;
+
+    *channel = "";
+    if (strncmp(path, chatra, sizeof(chatra) - 1) == 0) {
+        /* Only a configured name becomes a label: never the request's own bytes. */
+        char *name = br_strndup(path + sizeof(chatra) - 1, strcspn(path + sizeof(chatra) - 1, "/"));
+        ch = br_config_channel(h->cfg, name);
+        free(name);
+        if (ch != NULL)
+            *channel = ch->name;
+        return "chatra";
+    }
+    if (strncmp(path, "/webhooks/planfix/", 18) == 0 || strcmp(path, "/webhooks/planfix") == 0)
+        return "planfix";
+    return NULL;
+}
 
 void
 br_respond_error(struct br_http_response *res, int status, const char *msg)
@@ -135,6 +223,39 @@ br_handler_secret_failed(struct br_handler_ctx *h, const struct br_http_request 
     return h->bad_secret == NULL || br_ratelimit_take(h->bad_secret, req->remote_addr, br_now_ms());
 }
 
+/*
+ * The limiters are made from the config: at start, and again when a
+ * reload changes their settings (one kept keeps what each address used).
+ */
+void
+br_handlers_configure(struct br_handler_ctx *h, const struct br_config *cfg)
+{
+    const struct br_config *old = h->cfg;
+
+    if (old == NULL || old->per_address_rps != cfg->per_address_rps ||
+        old->per_address_burst != cfg->per_address_burst) {
+        br_ratelimit_free(h->per_address);
+        h->per_address =
+            cfg->per_address_rps > 0 ? br_ratelimit_new(cfg->per_address_rps, cfg->per_address_burst) : NULL;
+    }
+    if (old == NULL || old->bad_secrets_per_minute != cfg->bad_secrets_per_minute) {
+        br_ratelimit_free(h->bad_secret);
+        /* A burst of bad_secrets_per_minute, refilled over a minute: guessing secrets takes forever. */
+        h->bad_secret = cfg->bad_secrets_per_minute > 0
+                            ? br_ratelimit_new(cfg->bad_secrets_per_minute / 60.0, cfg->bad_secrets_per_minute)
+                            : NULL;
+    }
+    h->cfg = cfg;
+}
+
+void
+br_handlers_unconfigure(struct br_handler_ctx *h)
+{
+    br_ratelimit_free(h->per_address);
+    br_ratelimit_free(h->bad_secret);
+    h->per_address = h->bad_secret = NULL;
+}
+
 void
 br_handler_refused(struct br_handler_ctx *h, const struct br_http_request *req, int status, const char *reason,
                    const char *detail)
@@ -195,6 +316,10 @@ br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_htt
     /* Webhook routes only: /healthz stays answerable for monitors. */
     if (h->per_address && strncmp(req->path, "/webhooks/", 10) == 0 &&
         !br_ratelimit_take(h->per_address, req->remote_addr, br_now_ms())) {
+        const char *channel;
+        const char *source = webhook_source(h, req->path, &channel);
+        if (source != NULL)
+            br_handler_count(h, source, channel, BR_WEBHOOK_THROTTLED);
         refuse_request(h, req, res, 429, "too many requests from this address");
         return;
     }
@@ -228,6 +353,7 @@ br_handlers_flush(void *ctx)
     size_t n = 0;
     int rc = br_store_inbox_flush(h->store, &n);
 
+    settle_held(h, rc == 0);
     if (rc) {
         /* A store that refuses writes (disk full) said so once: not a line per refused turn. */
         br_log(br_store_failing(h->store) ? BR_LOG_DEBUG : BR_LOG_ERROR,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages chatra-bridge needs to build, run and test.
 #   scripts/deps.sh           build and run
-#   scripts/deps.sh --test    also the test tools (valgrind, Redmine, systemd-analyze, strace,
-#                             headless Chromium for the admin page)
+#   scripts/deps.sh --test    also the test tools (valgrind, the Prometheus parser, Redmine,
+#                             systemd-analyze, strace, headless Chromium for the admin page)
 #   scripts/deps.sh --bench   also the benchmark tools (wrk, nginx-light)
 # Idempotent: packages already present are not touched, and apt-get runs
 # only when something is missing.  Needs root (or sudo) for the install.
@@ -20,13 +20,15 @@ packages=(
 optional=()
 case "${1:-}" in
   --test)
-    # valgrind for the leak pass; a real Redmine (issue 5) for the tracker tests.
+    # valgrind for the leak pass; Prometheus's own text-format parser reads /metrics
+    # (run with Debian's /usr/bin/python3); a real Redmine (issue 5) for the tracker tests.
     # The install tests (test_install, test_package): systemd-analyze checks the unit,
     # strace the calls its filter must allow, shellcheck the maintainer scripts,
     # dpkg-shlibdeps (dpkg-dev) the package's dependencies.
-    # The admin page's browser tests (test_e2e_admin_page): headless Chromium driven by
-    # Debian's python3 with selenium (/usr/bin/python3).
-    packages+=(valgrind systemd strace shellcheck dpkg-dev chromium chromium-driver python3-selenium)
+    # The admin page's browser tests (test_browser_*): headless Chromium driven by Debian's
+    # python3 with selenium (/usr/bin/python3).
+    packages+=(valgrind python3-prometheus-client systemd strace shellcheck dpkg-dev
+               chromium chromium-driver python3-selenium)
     optional+=(redmine redmine-sqlite puma)
     ;;
   --bench)

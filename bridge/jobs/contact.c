@@ -212,7 +212,7 @@ br_job_company(struct br_run *r)
         br_run_ok(r);
         return;
     }
-    for (size_t i = 0; i < BR_ARRAY_SIZE(r->env->company_busy); i++) {
+    for (size_t i = 0; i < BR_ENV_COMPANY_SLOTS; i++) {
         if (r->env->company_busy[i] && strcmp(r->env->company_busy[i], domain) == 0) {
             /* A colleague's job is finding or making this company: use its answer. */
             br_run_later(r, 200);
@@ -228,7 +228,7 @@ br_job_company(struct br_run *r)
             br_run_ok(r);
         return;
     }
-    for (size_t i = 0; i < BR_ARRAY_SIZE(r->env->company_busy); i++) {
+    for (size_t i = 0; i < BR_ENV_COMPANY_SLOTS; i++) {
         if (r->env->company_busy[i] == NULL) {
             r->env->company_busy[i] = br_strdup(domain);
             r->slot = (int)i + 1;

@@ -6,8 +6,8 @@ Every API request is recorded (control requests are not).  Before an API
 request takes effect it passes, in this order: recording, the rate limit
 check, authorization, and the fault queue.
 
-Faults are queued by tests with POST /_control/faults and each is consumed by
-the first matching request:
+Faults are queued by tests with POST /_control/faults (DELETE drops those still
+pending) and each is consumed by the first matching request:
   {"match": "POST /rest/task/", "action": "status", "status": 500, "body": {...}}
   {"action": "delay", "seconds": 2}          effect is performed after the delay
   {"action": "fail_in_2xx", "code": 5001}    HTTP 200 with {"result":"fail",...}
@@ -323,6 +323,10 @@ class FakeApp:
             if path == "/_control/faults" and req.method == "POST":
                 self.add_faults(req.body if req.raw else [])
                 return Reply(200, {"result": "success", "pending": len(self.faults)})
+            if path == "/_control/faults" and req.method == "DELETE":
+                with self.lock:
+                    self.faults = []
+                return Reply(200, {"result": "success", "pending": 0})
             if path == "/_control/faults" and req.method == "GET":
                 with self.lock:
                     return Reply(200, [{k: v for k, v in f.items() if k != "_left"} | {"left": f["_left"]}

@@ -16,7 +16,7 @@
  * done after each input, and the in-memory store is reopened every 1024
  * inputs so that it does not grow.  Oracles beyond the sanitizers:
  * a parsed event has the documented shape, and every answer has a known
- * status and a JSON body.  BR_FUZZ_VERBOSE in the environment prints
+ * status and a JSON body (GET /metrics: the Prometheus text format).  BR_FUZZ_VERBOSE in the environment prints
  * every answer.
  *
  * Built with -fsanitize=fuzzer as fuzz_webhook, and with
@@ -64,6 +64,7 @@ die(const char *what)
 static void
 teardown(void)
 {
+    br_handlers_dispose(&hctx);
     br_store_free(store);
     br_config_free(cfg);
     br_log_clear_secrets();
@@ -180,10 +181,16 @@ dispatch(const char *method, const char *path, const char *query, const char *co
     default:
         die("unexpected HTTP status");
     }
-    o = json_loadb(res.body.data ? res.body.data : "", res.body.len, 0, &je);
-    if (o == NULL)
-        die("the answer is not JSON");
-    json_decref(o);
+    if (strncmp(res.content_type, "text/plain", 10) == 0) {
+        /* /metrics: lines of "# HELP", "# TYPE" and samples, each ending in a line break. */
+        if (strncmp(path, "/metrics", 8) != 0 || res.body.len == 0 || res.body.data[res.body.len - 1] != '\n')
+            die("a text answer that is not /metrics");
+    } else {
+        o = json_loadb(res.body.data ? res.body.data : "", res.body.len, 0, &je);
+        if (o == NULL)
+            die("the answer is not JSON");
+        json_decref(o);
+    }
     br_buf_dispose(&res.body);
     br_buf_dispose(&res.headers);
     drain_inbox();

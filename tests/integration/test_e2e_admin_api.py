@@ -5,7 +5,7 @@ letter retried and one discarded, an unmerge)."""
 
 import json
 import os
-import re
+import signal
 import sys
 import unittest
 import urllib.parse
@@ -105,6 +105,25 @@ class TestAccess(AdminCase):
         self.assertRegex(r.headers["Set-Cookie"], r"^br_admin=; Path=/admin/; Max-Age=0;")
         self.api("session", session, 401)
         self.api("session", form_session)
+
+    def test_a_new_token_by_a_reload_ends_every_session(self):
+        token_file = os.path.join(self.bridge.tmpdir, "admin.token")
+        with open(token_file, "w") as f:
+            f.write(ADMIN_TOKEN)
+        self.start_admin(admin={"token": "file:" + token_file})
+        session, _ = self.login()
+        self.api("session", session)
+        new = "another-admin-token-9876543210"
+        with open(token_file, "w") as f:
+            f.write(new)
+        n = self.bridge.log().count("reload: config ")
+        self.bridge.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.bridge.log().count("reload: config ") > n)
+        self.api("session", session, 401)
+        self.api("overview", {"Authorization": "Bearer " + ADMIN_TOKEN}, 401)
+        self.api("overview", {"Authorization": "Bearer " + new})
+        r = self.bridge.post("/admin/login", {"token": new})
+        self.assertEqual(r.status, 200, r.body)
 
     def test_the_secure_flag_behind_a_trusted_https_proxy(self):
         self.start_admin(listen={"trusted_proxies": ["127.0.0.1"]})

@@ -553,6 +553,10 @@ class Fakes:
         """Queue faults on fake which ("planfix" or "chatra"); see fakecommon.py."""
         return self.control(which, "POST", "faults", faults)
 
+    def clear_faults(self, which):
+        """Drop the faults still pending on fake which: it answers as it should again."""
+        return self.control(which, "DELETE", "faults")
+
     def pending_faults(self, which):
         return self.control(which, "GET", "faults")
 

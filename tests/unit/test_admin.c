@@ -333,6 +333,32 @@ test_login_cookie_and_csrf(void **state)
     free(csrf);
 }
 
+/* Another admin.token (a reload) ends the sessions made with the old one. */
+static void
+test_a_new_token_ends_the_sessions(void **state)
+{
+    struct fx *f = *state;
+    char *token = f->cfg->admin_token, *cookie;
+    const char *sc;
+
+    call(f, "POST", "/admin/login", NULL, NULL, NULL, "{\"token\":\"" TOKEN "\"}");
+    assert_int_equal(f->res.status, 200);
+    sc = strstr(f->res.headers.data, "Set-Cookie\tbr_admin=");
+    assert_non_null(sc);
+    cookie = br_strndup(sc + strlen("Set-Cookie\t"), 9 + 64);
+    call(f, "GET", "/admin/api/session", NULL, cookie, NULL, NULL);
+    assert_int_equal(f->res.status, 200);
+    f->cfg->admin_token = "another-token-0123456789";
+    call(f, "GET", "/admin/api/session", NULL, cookie, NULL, NULL);
+    assert_int_equal(f->res.status, 401);
+    call(f, "GET", "/admin/api/session", "Bearer another-token-0123456789", NULL, NULL, NULL);
+    assert_int_equal(f->res.status, 200);
+    f->cfg->admin_token = token;
+    call(f, "GET", "/admin/api/session", NULL, cookie, NULL, NULL);
+    assert_int_equal(f->res.status, 401);
+    free(cookie);
+}
+
 int
 main(void)
 {
@@ -344,6 +370,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_off_without_a_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bearer_and_wrong_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_cookie_and_csrf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_new_token_ends_the_sessions, setup, teardown),
     };
 
     br_log_set_level(BR_LOG_ERROR);

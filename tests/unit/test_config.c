@@ -910,6 +910,66 @@ test_unknown_top_level_key(void **state)
     assert_int_equal(f->diag.n, 4);
 }
 
+/* metrics.token: off by default; a bearer token from the file, env: or file:, checked. */
+static void
+test_metrics_token(void **state)
+{
+    struct fx *f = *state;
+    static const char base[] =
+        "{'tracker': {'kind': 'planfix', 'url': 'https://pf.example.com/rest',\n"
+        "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n"
+        " %s\n"
+        " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+        "               'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY',\n"
+        "                          'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+        "               'default_agent_id': 'A', 'close_on_leave': false}]}\n";
+    static const struct {
+        const char *section;
+        const char *problem; /* NULL: loads */
+        const char *token;
+    } cases[] = {
+        {"", NULL, NULL},
+        {"'metrics': {},", NULL, NULL},
+        {"'metrics': {'token': 'Abc-def_ghi.jkl~mno+pq/r='},", NULL, "Abc-def_ghi.jkl~mno+pq/r="},
+        {"'metrics': {'token': 'env:METRICS_TOKEN_TEST'},", NULL, "metricsTokenFromEnv-0123"},
+        {"'metrics': {'token': 'file:metrics.token'},", NULL, "metricsTokenFromFile-456"},
+        {"'metrics': {'token': 'shortToken12345'},", "metrics.token: must be at least 16 characters long", NULL},
+        {"'metrics': {'token': 'has a space in it 0123'},",
+         "metrics.token: may contain only letters, digits and - . _ ~ + / =", NULL},
+        {"'metrics': {'token': 12345678901234567},", "metrics.token: must be a string", NULL},
+        {"'metrics': {'token': 'env:METRICS_TOKEN_UNSET'},",
+         "metrics.token: environment variable METRICS_TOKEN_UNSET is not set", NULL},
+        {"'metrics': {'tokn': 'metricsTokenTypo-0123'},", "metrics.tokn: unknown setting", NULL},
+        {"'metrics': 'metricsToken-0123456',", "metrics: must be an object", NULL},
+    };
+
+    setenv("METRICS_TOKEN_TEST", "metricsTokenFromEnv-0123", 1);
+    unsetenv("METRICS_TOKEN_UNSET");
+    free(write_file(f, "metrics.token", "metricsTokenFromFile-456\n"));
+    for (size_t i = 0; i < BR_ARRAY_SIZE(cases); i++) {
+        char *text = br_asprintf(base, cases[i].section);
+        write_cfg(f, "cfg.json", text);
+        free(text);
+        if (cases[i].problem == NULL) {
+            load_ok(f);
+            if (cases[i].token == NULL)
+                assert_null(f->cfg->metrics_token);
+            else
+                assert_string_equal(f->cfg->metrics_token, cases[i].token);
+            br_config_free(f->cfg);
+            f->cfg = NULL;
+        } else {
+            assert_int_equal(load(f), BR_EINVAL);
+            expect_problem(f, cases[i].problem);
+            assert_int_equal(f->diag.n, 1);
+            expect_no_secret_in_diag(f, (const char *const[]){"shortToken12345", "has a space in it 0123",
+                                                              "metricsToken-0123456", NULL});
+            br_diag_dispose(&f->diag);
+        }
+    }
+    unsetenv("METRICS_TOKEN_TEST");
+}
+
 static void
 test_short_webhook_secret(void **state)
 {
@@ -1605,6 +1665,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_redmine_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_top_level_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_webhook_secret, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_employee_and_duplicate_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_template_unknown_variable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_template_syntax_error, setup, teardown),

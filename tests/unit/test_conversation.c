@@ -68,6 +68,7 @@ struct fx {
     struct br_config *cfg;
     struct br_store *store;
     struct br_env env;
+    char *company_busy[BR_ENV_COMPANY_SLOTS]; /* the env's company slots (the engine's, in the daemon) */
     int64_t batch_from;   /* the first job of the last new_jobs() batch */
     int64_t jobs_seen;    /* the last job new_jobs() looked at */
 };
@@ -162,6 +163,7 @@ setup_kind(void **state, const char *kind, bool companies)
     assert_int_equal(br_store_open(&f->store, f->db_path), 0);
     f->env.cfg = f->cfg;
     f->env.store = f->store;
+    f->env.company_busy = f->company_busy;
     /* The real driver: it needs nothing but the config (no upstream: nothing is sent). */
     assert_int_equal(br_tracker_new(&f->env.tracker, f->cfg, NULL), 0);
     assert_ptr_equal(f->env.tracker->ops->kind, planfix ? &br_planfix_kind : &br_redmine_kind);
@@ -199,8 +201,8 @@ teardown(void **state)
 
     br_queue_free(f->env.queue);
     br_tracker_free(f->env.tracker);
-    for (size_t i = 0; i < BR_ARRAY_SIZE(f->env.company_busy); i++)
-        free(f->env.company_busy[i]);
+    for (size_t i = 0; i < BR_ENV_COMPANY_SLOTS; i++)
+        free(f->company_busy[i]);
     br_store_free(f->store);
     br_config_free(f->cfg);
     br_log_clear_secrets();

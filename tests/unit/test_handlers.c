@@ -25,6 +25,7 @@
 #include "bridge/chatra_event.h"
 #include "bridge/config.h"
 #include "bridge/log.h"
+#include "bridge/metrics.h"
 #include "bridge/store.h"
 #include "handlers/handlers.h"
 #include "support/limit_files.h"
@@ -107,6 +108,8 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
+    br_handlers_dispose(&f->ctx);
+    br_metrics_reset();
     br_buf_dispose(&f->res.body);
     br_store_free(f->store);
     br_config_free(f->cfg);
@@ -142,6 +145,32 @@ call(struct fx *f, const char *method, const char *path, const char *query, cons
         f->res.status = 503;
         br_buf_reset(&f->res.body);
     }
+}
+
+/* GET path with an Authorization header (NULL: none). */
+static void
+get_auth(struct fx *f, const char *path, const char *authorization)
+{
+    struct br_http_request req = {
+        .method = "GET", .path = path, .query = "", .content_type = "",
+        .authorization = authorization ? authorization : "", .remote_addr = "127.0.0.1", .body = "",
+    };
+
+    br_buf_dispose(&f->res.body);
+    br_buf_init(&f->res.body, 0);
+    f->res.status = 200;
+    f->res.content_type = "application/json";
+    f->res.after_flush = 0;
+    br_handlers_dispatch(&f->ctx, &req, &f->res);
+}
+
+/* Whether GET /metrics (without a token) shows this line. */
+static bool
+metrics_show(struct fx *f, const char *line)
+{
+    get_auth(f, "/metrics", NULL);
+    assert_int_equal(f->res.status, 200);
+    return strstr(f->res.body.data, line) != NULL;
 }
 
 static void
@@ -382,12 +411,14 @@ test_health_when_writes_fail(void **state)
     limit_files(f->cfg->store_path, true);
     post(f, "/webhooks/chatra/shop/" SHOP_SECRET, "application/json", body);
     assert_int_equal(f->res.status, 503);
+    assert_true(metrics_show(f, "chatra_bridge_webhooks_total{source=\"chatra\",channel=\"shop\",result=\"unstored\"} 1\n"));
+    assert_false(metrics_show(f, "result=\"accepted\""));
     call(f, "GET", "/healthz", "", "", NULL, 0);
     assert_int_equal(f->res.status, 503);
     assert_string_equal(f->res.content_type, "application/json");
     got = json_loads(f->res.body.data, 0, NULL);
     assert_non_null(got);
-    assert_string_equal(json_string_value(json_object_get(got, "status")), "error");
+    assert_string_equal(json_string_value(json_object_get(got, "status")), "failing");
     store = json_object_get(got, "store");
     assert_true(json_is_false(json_object_get(store, "writable")));
     assert_string_equal(json_string_value(json_object_get(store, "error")), "disk I/O error");
@@ -403,6 +434,66 @@ test_health_when_writes_fail(void **state)
     nanosleep(&(struct timespec){1, 100 * 1000 * 1000}, NULL);
     call(f, "GET", "/healthz", "", "", NULL, 0);
     expect_answer(f, 200, "{\"status\":\"ok\",\"store\":{\"writable\":true}}");
+    assert_true(metrics_show(f, "chatra_bridge_webhooks_total{source=\"chatra\",channel=\"shop\",result=\"accepted\"} 1\n"));
+    assert_true(metrics_show(f, "result=\"unstored\"} 1\n"));
+}
+
+/*
+ * GET /metrics: the Prometheus text, every webhook counted by channel and
+ * result; open without metrics.token, and with it only for its bearer.
+ */
+static void
+test_metrics_route(void **state)
+{
+    struct fx *f = *state;
+    const char *body = "{\"eventName\":\"chatFragment\",\"client\":{\"id\":\"c1\"},"
+                       "\"messages\":[{\"id\":\"m1\",\"type\":\"client\",\"text\":\"hi\"}]}";
+    static const char *const refused[] = {NULL, "", "Bearer", "Bearer ", "Bearer metricsToken-012345678",
+                                          "Bearer metricsToken-01234567890", "Basic metricsToken-0123456789",
+                                          "metricsToken-0123456789"};
+
+    post(f, "/webhooks/chatra/shop/" SHOP_SECRET, "application/json", body);
+    expect_answer(f, 200, "{\"ok\":true}");
+    post(f, "/webhooks/chatra/support/" SUPPORT_SECRET, "application/json", body);
+    post(f, "/webhooks/chatra/shop/wrong-secret-0123456789", "application/json", body);
+    post(f, "/webhooks/chatra/nope/" SHOP_SECRET, "application/json", body);
+    post(f, "/webhooks/chatra/shop/" SHOP_SECRET, "application/json", "{");
+    post(f, "/webhooks/planfix/" PLANFIX_SECRET, "application/json", "{\"task\": 12}");
+    post(f, "/webhooks/planfix/" PLANFIX_SECRET, "application/json", "{\"task\": 0}");
+
+    get_auth(f, "/metrics", NULL);
+    assert_int_equal(f->res.status, 200);
+    assert_string_equal(f->res.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    for (const char *const *l = (const char *const[]){
+             "chatra_bridge_webhooks_total{source=\"chatra\",channel=\"shop\",result=\"accepted\"} 1\n",
+             "chatra_bridge_webhooks_total{source=\"chatra\",channel=\"support\",result=\"accepted\"} 1\n",
+             "chatra_bridge_webhooks_total{source=\"chatra\",channel=\"shop\",result=\"bad_secret\"} 1\n",
+             "chatra_bridge_webhooks_total{source=\"chatra\",channel=\"\",result=\"unknown_channel\"} 1\n",
+             "chatra_bridge_webhooks_total{source=\"chatra\",channel=\"shop\",result=\"invalid\"} 1\n",
+             "chatra_bridge_webhooks_total{source=\"planfix\",channel=\"\",result=\"accepted\"} 1\n",
+             "chatra_bridge_webhooks_total{source=\"planfix\",channel=\"\",result=\"invalid\"} 1\n",
+             "chatra_bridge_store_writable 1\n", "chatra_bridge_inbox_pending 3\n", NULL};
+         *l; l++)
+        if (strstr(f->res.body.data, *l) == NULL)
+            fail_msg("/metrics lacks %s in:\n%s", *l, f->res.body.data);
+    /* The request's own bytes never become a label. */
+    assert_null(strstr(f->res.body.data, "nope"));
+
+    f->cfg->metrics_token = br_strdup("metricsToken-0123456789");
+    for (size_t i = 0; i < BR_ARRAY_SIZE(refused); i++) {
+        get_auth(f, "/metrics", refused[i]);
+        assert_int_equal(f->res.status, 401);
+        assert_string_equal(f->res.body.data,
+                            "{\"error\":\"GET /metrics needs the header Authorization: Bearer <metrics.token>\"}");
+    }
+    get_auth(f, "/metrics", "Bearer metricsToken-0123456789");
+    assert_int_equal(f->res.status, 200);
+    assert_non_null(strstr(f->res.body.data, "chatra_bridge_inbox_pending 3\n"));
+    get_auth(f, "/metrics", "BEARER   metricsToken-0123456789");
+    assert_int_equal(f->res.status, 200);
+    /* /healthz stays open to monitors. */
+    call(f, "GET", "/healthz", "", "", NULL, 0);
+    assert_int_equal(f->res.status, 200);
 }
 
 /*
@@ -672,6 +763,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_when_writes_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_secret_is_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planfix_task_number_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planfix_bad_requests, setup, teardown),
