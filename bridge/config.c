@@ -69,6 +69,7 @@ br_config_free(struct br_config *c)
     free(c->tracker_token);
     free(c->tracker_webhook_secret);
     free(c->tracker_project);
+    free(c->admin_token);
     for (size_t i = 0; i < c->n_employees; i++) {
         free(c->employees[i].name);
         free(c->employees[i].email);

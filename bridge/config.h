@@ -130,6 +130,8 @@ struct br_config {
     struct br_channel *channels;
     size_t n_channels;
     struct br_tpl *texts[BR_TEXT_COUNT]; /* the bridge's own words (texts.h) */
+    char *admin_token;         /* the admin page's token (a secret); NULL: the page is off */
+    long admin_session_ttl_s;  /* how long an admin page login lasts */
     /*
      * Remarks that are not problems (the bridge runs), e.g. a task
      * description that does not show the chat messages: check-config

@@ -104,12 +104,27 @@ load_metrics(struct br_conf_loader *L, json_t *root)
         PROBLEM(L, "metrics.token", "may contain only letters, digits and - . _ ~ + / =");
 }
 
+/* The admin page (handlers/admin_*.c): off unless a token is set. */
+static void
+load_admin(struct br_conf_loader *L, json_t *root)
+{
+    static const char *const known_admin[] = {"token", "session_ttl_s", NULL};
+    struct br_config *c = L->cfg;
+    json_t *o = br_conf_obj(L, root, "", "admin", false);
+
+    br_conf_keys(L, o, "admin", known_admin);
+    c->admin_token = br_conf_str(L, o, "admin", "token", NULL, false, true);
+    if (c->admin_token && strlen(c->admin_token) < 16)
+        PROBLEM(L, "admin.token", "must be at least 16 characters long (it is the admin page's only password)");
+    c->admin_session_ttl_s = br_conf_int(L, o, "admin", "session_ttl_s", 43200, 60, 30L * 86400, false);
+}
+
 static void
 load(struct br_conf_loader *L, json_t *root)
 {
     static const char *const known[] = {"listen", "store", "log", "tracker", "employees", "channels", "limits",
                                         "companies", "language", "timezone", "texts", "templates_dir", "metrics",
-                                        NULL};
+                                        "admin", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", "trusted_proxies", NULL};
     static const char *const known_log[] = {"level", "format", NULL};
@@ -145,6 +160,7 @@ load(struct br_conf_loader *L, json_t *root)
 
     load_store(L, root);
     load_metrics(L, root);
+    load_admin(L, root);
 
     o = br_conf_obj(L, root, "", "log", false);
     br_conf_keys(L, o, "log", known_log);

@@ -1,5 +1,6 @@
 #include "conversation.h"
 
+#include "activity.h"
 #include "chatra_event.h"
 #include "config.h"
 #include "context.h"
@@ -92,6 +93,69 @@ struct resolution {
     int64_t merged_conv;   /* a thread joined into this one (late e-mail), or 0 */
     int64_t merge_id;
 };
+
+/* ---- the timeline (activity.h): what happened, in the transaction that made it happen ---- */
+
+static const char *
+event_name(enum br_chatra_kind kind)
+{
+    switch (kind) {
+    case BR_CHATRA_STARTED: return "chatStarted";
+    case BR_CHATRA_TRANSCRIPT: return "chatTranscript";
+    default: return "chatFragment";
+    }
+}
+
+/* A row with the device shown (a bound client id is a secret) under "device"; takes data. */
+static int
+activity_device(struct br_env *env, int64_t conv_id, const char *type, const char *client_id, json_t *data)
+{
+    char *shown = br_store_client_shown(client_id);
+
+    json_object_set_new(data, "device", json_string(shown));
+    free(shown);
+    return br_activity_add(env->store, conv_id, type, data);
+}
+
+/* A task's change: action on generation gen's task (its tracker id, when it has one). */
+static int
+activity_task(struct br_env *env, int64_t conv_id, int gen, const char *action)
+{
+    struct br_task t = {0};
+    int rc = br_store_task_get(env->store, conv_id, gen, &t);
+
+    if (rc == 0)
+        rc = br_activity_add(env->store, conv_id, "task",
+                             json_pack("{s:s, s:s?, s:i}", "action", action, "task", t.task_id, "gen", gen));
+    br_task_dispose(&t);
+    return rc;
+}
+
+/* A merge (or a device that joined) on the timelines of both sides. */
+static int
+activity_merge(struct br_env *env, const struct resolution *res, int64_t conv_id, const struct br_chatra_event *ev)
+{
+    int rc;
+
+    if (res->joined) {
+        rc = activity_device(env, conv_id, "merge", ev->client_id,
+                             json_pack("{s:I, s:s, s:s?, s:b, s:n}", "merge_id", (json_int_t)res->merge_id, "reason",
+                                       "email", "email", ev->email, "verified", ev->email_verified,
+                                       "other_conversation"));
+        return rc ? rc : activity_device(env, conv_id, "visit", ev->client_id,
+                                         json_pack("{s:s}", "note", "device_joined"));
+    }
+    rc = br_activity_add(env->store, conv_id, "merge",
+                         json_pack("{s:I, s:s, s:s?, s:b, s:I}", "merge_id", (json_int_t)res->merge_id, "reason",
+                                   "email", "email", ev->email, "verified", ev->email_verified, "other_conversation",
+                                   (json_int_t)res->merged_conv));
+    if (rc == 0)
+        rc = br_activity_add(env->store, res->merged_conv, "merge",
+                             json_pack("{s:I, s:s, s:s?, s:b, s:I}", "merge_id", (json_int_t)res->merge_id, "reason",
+                                       "email", "email", ev->email, "verified", ev->email_verified,
+                                       "other_conversation", (json_int_t)conv_id));
+    return rc;
+}
 
 
 /*
@@ -291,6 +355,11 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         br_log_ctx_make(&lc, ch->name, c.id, 0);
         br_log_ctx_set(&lc);
     }
+    if ((rc = activity_device(env, c.id, "webhook", client_id,
+                              json_pack("{s:s, s:i}", "event", event_name(ev->kind), "messages", (int)ev->n_msgs))))
+        goto out;
+    if ((res.joined || res.merged_conv) && (rc = activity_merge(env, &res, c.id, ev)))
+        goto out;
     /* The visitor introduced themselves (or changed their details) in a known conversation. */
     introduced = !res.created && c.gen > 0 &&
                  (changed(ev->name, c.name) || changed(email, c.email) || changed(ev->phone, c.phone));
@@ -307,6 +376,8 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
                    strcmp(chat_id, prev) != 0;
         free(prev);
     }
+    if (new_chat && (rc = activity_device(env, c.id, "visit", client_id, json_pack("{s:s}", "note", "new_visit"))))
+        goto out;
     record = br_context_record(ev->visitor, ev->raw_client);
     if ((rc = br_store_conv_update_visitor(env->store, c.id, client_id, chat_id, ev->name, email, ev->phone,
                                            record)))
@@ -341,6 +412,10 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         }
         if ((rc = br_store_msg_insert(env->store, c.id, c.gen, m->key, type, agent, text, at, state, &is_new,
                                       &mid)))
+            goto out;
+        /* Its fate (the description, a comment, skipped) is read from the message itself. */
+        if (is_new &&
+            (rc = br_activity_add(env->store, c.id, "message", json_pack("{s:I}", "message_id", (json_int_t)mid))))
             goto out;
         if (!is_new || state != BR_MSG_PENDING)
             continue;
@@ -427,8 +502,9 @@ apply_tracker(struct br_env *env, json_t *ev)
     }
     if (rc)
         return rc;
+    rc = br_activity_add(env->store, t.conv_id, "webhook", json_pack("{s:s, s:s}", "event", "tracker", "task", task_id));
     /* One waiting fetch per conversation is enough: it reads every new comment. */
-    if (!br_queue_waiting(env->queue, 't', t.conv_id, "fetch"))
+    if (rc == 0 && !br_queue_waiting(env->queue, 't', t.conv_id, "fetch"))
         rc = br_env_add_job(env, 't', "tracker", "fetch", t.conv_id, json_pack("{s:s}", "task", task_id));
     br_task_dispose(&t);
     return rc;
@@ -495,7 +571,8 @@ br_conversation_reopen(struct br_env *env, struct br_conv *c, int old_gen)
         return rc;
     if ((rc = br_store_task_set(st, c->id, old_gen, NULL, BR_TASK_CLOSED)) ||
         (rc = br_store_task_create(st, c->id, gen)) || (rc = br_store_conv_set_gen(st, c->id, gen)) ||
-        (rc = br_store_msg_move_pending(st, c->id, old_gen, gen)) || (rc = br_store_commit(st))) {
+        (rc = br_store_msg_move_pending(st, c->id, old_gen, gen)) ||
+        (rc = activity_task(env, c->id, old_gen, "reopened")) || (rc = br_store_commit(st))) {
         br_store_rollback(st);
         return rc;
     }
@@ -531,6 +608,8 @@ br_conversation_task_made(struct br_env *env, int64_t conv_id, int gen, const ch
         if (rc == 0)
             rc = br_store_msg_set_state(st, json_integer_value(v), BR_MSG_MIRRORED, NULL);
     }
+    if (rc == 0)
+        rc = activity_task(env, conv_id, gen, "created");
     /* The description does not link the previous task: a comment does, in the same commit. */
     if (rc == 0 && prev_task)
         rc = br_conversation_note(env, conv_id, gen, BR_TEXT_PREVIOUS_TASK,
@@ -541,13 +620,25 @@ br_conversation_task_made(struct br_env *env, int64_t conv_id, int gen, const ch
 int
 br_conversation_task_joined(struct br_env *env, int64_t conv_id, int gen, const char *task_id)
 {
-    return BR_STORE_TX(env->store, br_store_task_set(env->store, conv_id, gen, task_id, BR_TASK_OPEN));
+    int rc = br_store_begin(env->store);
+
+    if (rc == 0)
+        rc = br_store_task_set(env->store, conv_id, gen, task_id, BR_TASK_OPEN);
+    if (rc == 0)
+        rc = activity_task(env, conv_id, gen, "joined");
+    return br_store_end(env->store, rc);
 }
 
 int
 br_conversation_task_closed(struct br_env *env, int64_t conv_id, int gen)
 {
-    return BR_STORE_TX(env->store, br_store_task_set(env->store, conv_id, gen, NULL, BR_TASK_CLOSED));
+    int rc = br_store_begin(env->store);
+
+    if (rc == 0)
+        rc = br_store_task_set(env->store, conv_id, gen, NULL, BR_TASK_CLOSED);
+    if (rc == 0)
+        rc = activity_task(env, conv_id, gen, "closed");
+    return br_store_end(env->store, rc);
 }
 
 int

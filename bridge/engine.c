@@ -529,6 +529,19 @@ br_engine_status(struct br_engine *e, struct br_buf *out)
     br_buf_puts(out, "]}");
 }
 
+unsigned
+br_engine_running(const struct br_engine *e)
+{
+    return br_queue_running(e->queue);
+}
+
+void
+br_engine_wake(struct br_engine *e)
+{
+    br_queue_undry(e->queue);
+    schedule_work(e);
+}
+
 static void
 closed_one(void *arg)
 {

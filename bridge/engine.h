@@ -51,6 +51,10 @@ size_t br_engine_upstream_count(const struct br_engine *e);
 struct br_upstream *br_engine_upstream(const struct br_engine *e, size_t i, const char **name);
 /* The state /healthz gives an upstream: "paused", "failing" (its last answer failed) or "ok". */
 const char *br_engine_upstream_state(const struct br_upstream *u);
+/* Jobs running now (the admin page's overview). */
+unsigned br_engine_running(const struct br_engine *e);
+/* Jobs were put back or changed outside the engine's own work (the admin page): look for ready ones soon. */
+void br_engine_wake(struct br_engine *e);
 /* Stops timers and upstreams; in-flight jobs stay in the store for the next start. */
 void br_engine_close(struct br_engine *e, void (*done)(void *arg), void *arg);
 void br_engine_free(struct br_engine *e);

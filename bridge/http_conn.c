@@ -6,6 +6,10 @@
  */
 #include "http_conn.h"
 
+#include "log.h"
+
+#include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,8 @@
 #define WRITE_CHUNK (64 * 1024)
 /* Answers up to this size go out in one write with their headers. */
 #define SMALL_RESPONSE 8192
+/* Room for the server's own headers; the handler's come on top. */
+#define HEADER_ROOM 1024
 
 static const char body_too_large[] = "{\"error\":\"body too large\"}";
 static const char bad_chunked[] = "{\"error\":\"malformed chunked body\"}";
@@ -44,8 +50,10 @@ br_http_conn_reset(struct conn *c)
     free(c->path);
     free(c->query);
     free(c->content_type);
-    free(c->authorization);
-    c->path = c->query = c->content_type = c->authorization = NULL;
+    c->path = c->query = c->content_type = NULL;
+    br_http_extra_dispose(&c->extra);
+    free(c->out_headers);
+    c->out_headers = NULL;
     br_buf_dispose(&c->body);
     free(c->out);
     c->out = NULL;
@@ -94,6 +102,17 @@ br_http_conn_free(struct conn *c)
     free(c);
 }
 
+void
+br_http_extra_dispose(struct br_http_extra *x)
+{
+    free(x->authorization);
+    free(x->cookie);
+    free(x->origin);
+    free(x->host);
+    free(x->csrf_token);
+    memset(x, 0, sizeof(*x));
+}
+
 /* ---- answering ------------------------------------------------------ */
 
 /*
@@ -107,9 +126,10 @@ br_http_conn_free(struct conn *c)
 static int
 respond_at_once(struct conn *c, unsigned status, const char *ctype)
 {
-    size_t room = LWS_PRE + 1024 + c->out_len;
+    size_t hroom = HEADER_ROOM + (c->out_headers ? strlen(c->out_headers) : 0);
+    size_t room = LWS_PRE + hroom + c->out_len;
     unsigned char *buf = br_malloc(room);
-    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + LWS_PRE + 1024;
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + LWS_PRE + hroom;
     char len[24];
     int n, rc = -1;
 
@@ -119,6 +139,7 @@ respond_at_once(struct conn *c, unsigned status, const char *ctype)
                                      (int)strlen(ctype), &p, end) == 0 &&
         lws_add_http_header_by_name(c->wsi, (const unsigned char *)"content-length:", (const unsigned char *)len,
                                     (int)strlen(len), &p, end) == 0 &&
+        br_http_add_headers(c->wsi, c->out_headers, &p, end) == 0 &&
         lws_finalize_http_header(c->wsi, &p, end) == 0) {
         memcpy(p, c->out + LWS_PRE, c->out_len);
         p += c->out_len;
@@ -143,10 +164,15 @@ br_http_respond(struct conn *c)
         .path = c->path,
         .query = c->query,
         .content_type = c->content_type,
-        .authorization = c->authorization,
+        .authorization = br_http_or_empty(c->extra.authorization),
         .remote_addr = c->remote,
         .body = c->body.data != NULL ? c->body.data : "",
         .body_len = c->body.len,
+        .cookie = br_http_or_empty(c->extra.cookie),
+        .origin = br_http_or_empty(c->extra.origin),
+        .host = br_http_or_empty(c->extra.host),
+        .csrf_token = br_http_or_empty(c->extra.csrf_token),
+        .forwarded_proto = c->extra.forwarded_proto,
     };
 
     c->responding = 1;
@@ -154,6 +180,7 @@ br_http_respond(struct conn *c)
     res.content_type = "application/json";
     res.after_flush = 0;
     br_buf_init(&res.body, 0);
+    br_buf_init(&res.headers, 16 * 1024);
 
     if (c->ch_state == CH_BAD || c->too_large) {
         res.status = c->ch_state == CH_BAD ? 400 : 413;
@@ -178,6 +205,8 @@ br_http_respond(struct conn *c)
     if (c->out_len > 0)
         memcpy(c->out + LWS_PRE, res.body.data, c->out_len);
     br_buf_dispose(&res.body);
+    c->out_headers = res.headers.len > 0 ? br_buf_steal(&res.headers) : NULL;
+    br_buf_dispose(&res.headers);
 
     if (res.after_flush && s->opts.flush != NULL) {
         /* Answered after this loop turn's flush (br_http_flush_waiting). */
@@ -197,20 +226,72 @@ br_http_respond(struct conn *c)
 int
 br_http_send_response(struct conn *c)
 {
-    unsigned char hdr[LWS_PRE + 1024];
-    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+    size_t room = LWS_PRE + HEADER_ROOM + (c->out_headers ? strlen(c->out_headers) : 0);
+    unsigned char *hdr, *start, *p, *end;
+    int rc = -1;
 
     if (!c->head && !c->close_after && c->out_len <= SMALL_RESPONSE)
         return respond_at_once(c, c->status, c->ctype);
-    if (lws_add_http_common_headers(c->wsi, c->status, c->ctype, (lws_filepos_t)c->out_len, &p, end))
-        return -1;
-    if (c->close_after &&
-        lws_add_http_header_by_token(c->wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
-                                     5, &p, end))
-        return -1;
-    if (lws_finalize_write_http_header(c->wsi, start, &p, end))
-        return -1;
-    lws_callback_on_writable(c->wsi);
+    hdr = br_malloc(room);
+    start = p = hdr + LWS_PRE;
+    end = hdr + room - 1;
+    if (lws_add_http_common_headers(c->wsi, c->status, c->ctype, (lws_filepos_t)c->out_len, &p, end) == 0 &&
+        (!c->close_after || lws_add_http_header_by_token(c->wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+                                                         5, &p, end) == 0) &&
+        br_http_add_headers(c->wsi, c->out_headers, &p, end) == 0 &&
+        lws_finalize_write_http_header(c->wsi, start, &p, end) == 0) {
+        lws_callback_on_writable(c->wsi);
+        rc = 0;
+    }
+    free(hdr);
+    return rc;
+}
+
+/* ---- the handler's headers ------------------------------------------- */
+
+static bool
+header_name_ok(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-'))
+            return false;
+    return true;
+}
+
+void
+br_http_response_header(struct br_http_response *res, const char *name, const char *value)
+{
+    /* The lines are "name\tvalue\n": neither may hold a byte that ends or splits a header. */
+    if (!header_name_ok(name) || strpbrk(value, "\r\n\t") != NULL) {
+        br_error("http server: header %s left out: it would break the answer", header_name_ok(name) ? name : "?");
+        return;
+    }
+    if (br_buf_printf(&res->headers, "%s\t%s\n", name, value) != 0)
+        br_error("http server: header %s left out: too many headers", name);
+}
+
+int
+br_http_add_headers(struct lws *wsi, const char *lines, unsigned char **p, unsigned char *end)
+{
+    while (lines != NULL && *lines != '\0') {
+        const char *tab = strchr(lines, '\t'), *nl = strchr(lines, '\n');
+        char name[64];
+        size_t n;
+
+        if (tab == NULL || nl == NULL || tab > nl || (size_t)(tab - lines) + 2 > sizeof(name))
+            return -1;
+        /* lws wants the name in lower case, with its colon. */
+        for (n = 0; lines + n < tab; n++)
+            name[n] = (char)tolower((unsigned char)lines[n]);
+        name[n++] = ':';
+        name[n] = '\0';
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)tab + 1,
+                                        (int)(nl - tab - 1), p, end))
+            return -1;
+        lines = nl + 1;
+    }
     return 0;
 }
 

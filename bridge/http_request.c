@@ -18,8 +18,11 @@
 #include "cidr.h"
 #include "forwarded.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* An oversized body is read and dropped so the client sees the 413, but not forever. */
 #define DRAIN_MAX (1024 * 1024)
@@ -118,34 +121,73 @@ copy_header(struct lws *wsi, enum lws_token_indexes tok)
     return s;
 }
 
+/* A header lws does not know by name ("x-csrf-token:"), NULL when absent. */
+static char *
+copy_custom(struct lws *wsi, const char *name)
+{
+    int len = lws_hdr_custom_length(wsi, name, (int)strlen(name));
+    char *s;
+
+    if (len <= 0)
+        return NULL;
+    s = br_malloc((size_t)len + 1);
+    if (lws_hdr_custom_copy(wsi, s, len + 1, name, (int)strlen(name)) < 0)
+        s[0] = '\0';
+    return s;
+}
+
+/* A header the request may well not have: NULL then, so that a webhook costs no copy of it. */
+static char *
+copy_optional(struct lws *wsi, enum lws_token_indexes tok)
+{
+    return lws_hdr_total_length(wsi, tok) > 0 ? copy_header(wsi, tok) : NULL;
+}
+
 /*
  * The client's address: the peer's, unless the peer is a trusted proxy
  * and its headers name another (forwarded.h).  The headers of any other
- * peer are not even read.
+ * peer are not even read.  True when the peer is a trusted proxy.
  */
-static void
-client_addr(struct br_http_server *s, struct conn *c, struct lws *wsi)
+static bool
+client_addr(struct br_http_server *s, struct lws *wsi, char remote[64])
 {
-    static const char fwd_name[] = "forwarded:";
     struct br_addr peer, client;
     char *xff, *fwd = NULL;
-    int len;
 
-    if (lws_get_peer_simple(wsi, c->remote, sizeof(c->remote)) == NULL)
-        c->remote[0] = '\0';
-    if (s->opts.n_trusted_proxies == 0 || br_addr_parse(c->remote, &peer) != 0 ||
+    if (lws_get_peer_simple(wsi, remote, 64) == NULL)
+        remote[0] = '\0';
+    if (s->opts.n_trusted_proxies == 0 || br_addr_parse(remote, &peer) != 0 ||
         !br_cidr_list_contains(s->opts.trusted_proxies, s->opts.n_trusted_proxies, &peer))
-        return;
+        return false;
     xff = copy_header(wsi, WSI_TOKEN_X_FORWARDED_FOR);
-    if (xff[0] == '\0' && (len = lws_hdr_custom_length(wsi, fwd_name, (int)sizeof(fwd_name) - 1)) > 0) {
-        fwd = br_malloc((size_t)len + 1);
-        if (lws_hdr_custom_copy(wsi, fwd, len + 1, fwd_name, (int)sizeof(fwd_name) - 1) < 0)
-            fwd[0] = '\0';
-    }
+    if (xff[0] == '\0')
+        fwd = copy_custom(wsi, "forwarded:");
     if (br_forwarded_client(xff, fwd, s->opts.trusted_proxies, s->opts.n_trusted_proxies, &client) == 0)
-        br_addr_format(&client, c->remote);
+        br_addr_format(&client, remote);
     free(xff);
     free(fwd);
+    return true;
+}
+
+void
+br_http_read_headers(struct br_http_server *s, struct lws *wsi, char remote[64], struct br_http_extra *x)
+{
+    bool proxied = client_addr(s, wsi, remote);
+
+    x->authorization = copy_optional(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    x->cookie = copy_optional(wsi, WSI_TOKEN_HTTP_COOKIE);
+    x->origin = copy_optional(wsi, WSI_TOKEN_ORIGIN);
+    /* The Host matters only to check an Origin against. */
+    x->host = x->origin != NULL ? copy_optional(wsi, WSI_TOKEN_HOST) : NULL;
+    x->csrf_token = copy_custom(wsi, "x-csrf-token:");
+    x->forwarded_proto[0] = '\0';
+    /* Only a trusted proxy tells how the client reached it. */
+    if (proxied) {
+        char *proto = copy_custom(wsi, "x-forwarded-proto:");
+        if (proto != NULL && (strcasecmp(proto, "https") == 0 || strcasecmp(proto, "http") == 0))
+            snprintf(x->forwarded_proto, sizeof(x->forwarded_proto), "%s", proto[4] ? "https" : "http");
+        free(proto);
+    }
 }
 
 static const char *
@@ -178,8 +220,7 @@ br_http_begin_request(struct br_http_server *s, struct conn *c, struct lws *wsi,
     c->path = encode_path(in != NULL ? in : "/", in != NULL ? len : 1);
     c->query = encode_query(wsi);
     c->content_type = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
-    c->authorization = copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    client_addr(s, c, wsi);
+    br_http_read_headers(s, wsi, c->remote, &c->extra);
     c->max_body = s->opts.max_body;
     br_buf_init(&c->body, c->max_body);
 

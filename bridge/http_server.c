@@ -19,7 +19,7 @@
  *
  * Here: the lws callback, listening and accepting, start and shutdown.
  * Reading a request is http_request.c's, a connection's answer
- * http_conn.c's; http_conn.h is what the three share.
+ * http_conn.c's, WebSockets http_ws.c's; http_conn.h is what they share.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* accept4 */
@@ -134,6 +134,13 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         s = lws_context_user(lws_get_context(wsi));
         s->live_wsi--;
         break;
+
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return br_http_ws_confirm(lws_context_user(lws_get_context(wsi)), wsi, in);
+
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* A WebSocket that named no subprotocol (or HTTP's): not one the server has. */
+        return -1;
 
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -289,6 +296,10 @@ br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br
     s->protocols[0].name = "http";
     s->protocols[0].callback = http_cb;
     s->protocols[0].per_session_data_size = sizeof(struct pss);
+    if (s->opts.ws_accept != NULL && s->opts.ws_path != NULL && s->opts.ws_protocol != NULL)
+        br_http_ws_protocol(s, &s->protocols[1]);
+    else
+        s->opts.ws_accept = NULL;
 
     memset(&info, 0, sizeof(info));
     loops[0] = loop;
@@ -398,6 +409,7 @@ finish_shutdown(struct br_http_server *s)
     /* Whatever lws never reported closed is ours to free now. */
     while (s->conns != NULL)
         br_http_conn_free(s->conns);
+    br_http_ws_free_all(s);
     uv_timer_stop(&s->shutdown_timer);
     uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
     uv_check_stop(&s->flush_check);

@@ -19,6 +19,7 @@
 
 #include "br.h"
 
+#include <stdbool.h>
 #include <uv.h>
 
 struct br_cidr;
@@ -44,6 +45,12 @@ struct br_http_request {
     const char *remote_addr;
     const char *body;         /* complete body, NUL-terminated for convenience */
     size_t body_len;
+    /* More headers, for the admin page; "" when absent (NULL from callers that build a request by hand). */
+    const char *cookie;
+    const char *origin;
+    const char *host;
+    const char *csrf_token;      /* X-CSRF-Token */
+    const char *forwarded_proto; /* X-Forwarded-Proto, read only from a trusted proxy */
 };
 
 struct br_http_response {
@@ -57,7 +64,16 @@ struct br_http_response {
      * replaced by a 503 when the flush fails.
      */
     int after_flush;
+    /*
+     * Header lines of the handler's, written after the server's own
+     * (br_http_response_header adds one).  The owner initialises it as
+     * it does body.
+     */
+    struct br_buf headers;
 };
+
+/* Adds "name: value" to res; a name or value that would break the header block is dropped (and logged). */
+void br_http_response_header(struct br_http_response *res, const char *name, const char *value);
 
 /* Called once per complete request, synchronously on the loop thread; must fill res before returning. */
 typedef void (*br_http_handler_fn)(void *ctx, const struct br_http_request *req, struct br_http_response *res);
@@ -87,6 +103,18 @@ struct br_http_server_opts {
      */
     const struct br_cidr *trusted_proxies;
     size_t n_trusted_proxies;
+    /*
+     * Optional WebSockets (http_ws.c): an upgrade of a GET of ws_path with
+     * the subprotocol ws_protocol is asked to ws_accept (with the
+     * request's headers, no body) before it completes; true lets it in,
+     * with a tag (0: none) by which br_http_server_ws_drop can end it
+     * later (a logout).  Anything else asking for an upgrade is refused.
+     * The server only sends (br_http_server_ws_send); what clients send
+     * is dropped.
+     */
+    const char *ws_path;
+    const char *ws_protocol;
+    bool (*ws_accept)(void *ctx, const struct br_http_request *req, uint64_t *tag);
 };
 
 struct br_http_server;
@@ -101,5 +129,16 @@ void br_http_server_set_trusted_proxies(struct br_http_server *s, const struct b
 /* Stops listening and closes connections; done(arg) is called from the loop once all lws handles are closed (never synchronously); then free with br_http_server_free. */
 void br_http_server_close(struct br_http_server *s, void (*done)(void *arg), void *arg);
 void br_http_server_free(struct br_http_server *s);
+
+/*
+ * A text message to every open WebSocket.  Each client keeps at most a
+ * few unsent messages: one that cannot keep up is disconnected (it
+ * reconnects and fetches afresh).
+ */
+void br_http_server_ws_send(struct br_http_server *s, const char *text, size_t len);
+/* WebSockets open now. */
+size_t br_http_server_ws_clients(const struct br_http_server *s);
+/* Ends the WebSockets let in with tag (not 0), soon (from the loop). */
+void br_http_server_ws_drop(struct br_http_server *s, uint64_t tag);
 
 #endif

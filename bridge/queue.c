@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "tracker.h"
 #include "unrecorded.h"
 #include "upstream.h"
@@ -122,6 +123,13 @@ int
 br_queue_add(struct br_queue *q, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
              json_t *payload, int64_t delay_ms)
 {
+    return br_queue_add_id(q, lane_kind, upstream, kind, conv_id, payload, delay_ms, NULL);
+}
+
+int
+br_queue_add_id(struct br_queue *q, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
+                json_t *payload, int64_t delay_ms, int64_t *job_id)
+{
     char *lane = br_queue_lane(lane_kind, conv_id);
     char *text = json_dumps(payload, JSON_COMPACT);
     int64_t id = 0;
@@ -134,6 +142,8 @@ br_queue_add(struct br_queue *q, char lane_kind, const char *upstream, const cha
             if (strcmp(q->ups[i]->name, upstream) == 0)
                 q->ups[i]->dry = false;
     }
+    if (job_id != NULL)
+        *job_id = id;
     free(text);
     free(lane);
     json_decref(payload);
@@ -189,9 +199,17 @@ br_queue_close(struct br_queue *q)
  * store takes writes again (br_queue_settle), never only forgotten.
  */
 static void
-record_outcome(struct br_queue *q, int64_t id, int state, int attempts, int64_t next_at, bool recover,
+record_outcome(struct br_queue *q, const struct br_job *job, int state, int attempts, int64_t next_at, bool recover,
                const char *error, const char *request, const char *response)
 {
+    int64_t id = job->id;
+
+    /* The admin page hears of it (the store's trigger wrote an end into the conversation's timeline). */
+    br_notify_overview();
+    if (state == BR_JOB_DEAD)
+        br_notify_dead_letters();
+    if (state == BR_JOB_DONE || state == BR_JOB_DEAD)
+        br_notify_conversation(job->conv_id);
     if (br_store_job_finish(q->store, id, state, attempts, next_at, recover, error, request, response) == 0)
         return;
     br_debug("job %lld: its outcome is kept until the store takes writes again", (long long)id);
@@ -292,7 +310,7 @@ br_run_finish(struct br_run *r, struct br_result *res)
               (r->job.recover || !(res && (res->quota_exhausted || res->status == 429)));
     br_metrics_add(BR_METRIC_JOBS,
                    BR_LABELS(r->job.kind, state == BR_JOB_DONE ? "done" : state == BR_JOB_DEAD ? "dead" : "retry"), 1);
-    record_outcome(q, r->job.id, state, attempts, next_at, recover,
+    record_outcome(q, &r->job, state, attempts, next_at, recover,
                    state == BR_JOB_DONE ? NULL : (res && res->error ? res->error : br_strerror(err)),
                    res ? res->request : NULL, res ? res->response : NULL);
     run_free(r);
@@ -305,7 +323,7 @@ br_run_later(struct br_run *r, int64_t delay_ms)
     struct br_queue *q = r->q;
 
     br_metrics_add(BR_METRIC_JOBS, BR_LABELS(r->job.kind, "later"), 1);
-    record_outcome(q, r->job.id, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover, NULL, NULL,
+    record_outcome(q, &r->job, BR_JOB_QUEUED, r->job.attempts, br_now_ms() + delay_ms, r->job.recover, NULL, NULL,
                    NULL);
     run_free(r);
     ended(q, delay_ms == 0);
@@ -376,6 +394,7 @@ start_job(struct br_queue *q, struct lane_up *lu, struct br_job *job)
     if (q->runs)
         q->runs->prev = r;
     q->runs = r;
+    br_notify_overview();
     /* In flight from here on: after a crash this job first checks what it already did. */
     if (br_store_job_start(q->store, r->job.id) != 0) {
         /* Still queued in the store, as if it had not been picked: it starts once the store takes writes. */

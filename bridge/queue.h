@@ -89,6 +89,9 @@ bool br_queue_holds(const struct br_queue *q, const struct br_env *env);
  */
 int br_queue_add(struct br_queue *q, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
                  json_t *payload, int64_t delay_ms);
+/* The same, telling the new job's id. */
+int br_queue_add_id(struct br_queue *q, char lane_kind, const char *upstream, const char *kind, int64_t conv_id,
+                    json_t *payload, int64_t delay_ms, int64_t *job_id);
 /* Whether a job of this kind still waits in lane lane_kind:conv_id. */
 bool br_queue_waiting(struct br_queue *q, char lane_kind, int64_t conv_id, const char *kind);
 

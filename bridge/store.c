@@ -315,7 +315,7 @@ make_instance_id(char out[40])
  * in a transaction) and raises SCHEMA_VERSION; a database is never
  * silently used with a shape the code does not expect.
  */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 /* migrations[i] takes a store from version i + 1 to i + 2. */
 static const char *const migrations[SCHEMA_VERSION - 1] = {
@@ -334,6 +334,27 @@ static const char *const migrations[SCHEMA_VERSION - 1] = {
     "CREATE TABLE chatra_agents("
     "  channel TEXT NOT NULL, agent_id TEXT NOT NULL, email TEXT NOT NULL, seen_at INTEGER NOT NULL,"
     "  PRIMARY KEY(channel, agent_id));",
+    /*
+     * 5: the conversations' timelines (activity.h, store_activity.c): one
+     * row per thing that happened, written with the change it describes.
+     * Two triggers keep that promise where the change is one statement:
+     * a job's end (done, dead), its retry and its discard write a row in
+     * the same statement; and every row makes its conversation the latest
+     * active (updated_at orders the admin page's list).
+     */
+    "CREATE TABLE activity("
+    "  id INTEGER PRIMARY KEY, conv_id INTEGER NOT NULL, at INTEGER NOT NULL, type TEXT NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE INDEX activity_conv ON activity(conv_id, id);"
+    "CREATE INDEX activity_at ON activity(at);"
+    "CREATE TRIGGER activity_touch AFTER INSERT ON activity BEGIN"
+    "  UPDATE conversations SET updated_at=new.at WHERE id=new.conv_id AND updated_at<new.at;"
+    "END;"
+    "CREATE TRIGGER jobs_activity AFTER UPDATE OF state ON jobs"
+    "  WHEN new.conv_id<>0 AND new.state<>old.state AND (new.state IN (2,3,4) OR old.state IN (3,4)) BEGIN"
+    "  INSERT INTO activity(conv_id, at, type, data) VALUES(new.conv_id, new.updated_at, 'job',"
+    "    json_object('job_id', new.id, 'state', new.state, 'attempts', new.attempts, 'error', new.last_error));"
+    "END;",
 };
 
 static int

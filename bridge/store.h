@@ -175,6 +175,8 @@ typedef void (*br_merge_count_cb)(void *arg, const char *channel, int64_t joins,
 int br_store_merge_counts(struct br_store *s, br_merge_count_cb cb, void *arg);
 /* Undoes one merge: devices and e-mails go back; BR_ENOTFOUND / BR_EEXIST (already undone). */
 int br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv);
+/* The two conversations of a merge (merged is 0 for a device that joined and was never undone); BR_ENOTFOUND. */
+int br_store_merge_sides(struct br_store *s, int64_t merge_id, int64_t *survivor, int64_t *merged);
 /* The identity map as JSON (persons with e-mails, devices, contact, merges); email filters. */
 int br_store_identities(struct br_store *s, const char *email, char **json_out);
 
@@ -263,7 +265,11 @@ int br_store_agent_set(struct br_store *s, const char *channel, const char *agen
 int br_store_agent_email(struct br_store *s, const char *channel, const char *agent_id, char **email);
 
 /* ---- jobs: the outbox ---- */
-enum br_job_state { BR_JOB_QUEUED = 0, BR_JOB_SENDING = 1, BR_JOB_DONE = 2, BR_JOB_DEAD = 3 };
+/*
+ * A discarded job is a dead letter an admin gave up on: never run again,
+ * not counted as dead, kept with its request and answer.
+ */
+enum br_job_state { BR_JOB_QUEUED = 0, BR_JOB_SENDING = 1, BR_JOB_DONE = 2, BR_JOB_DEAD = 3, BR_JOB_DISCARDED = 4 };
 struct br_job {
     int64_t id;
     char *lane;           /* jobs of one lane run strictly in id order */
@@ -349,5 +355,28 @@ int br_store_backup(struct br_store *s, const char *to, struct br_backup *b);
 int br_store_dead_letters(struct br_store *s, char **json_out);
 /* Puts dead job id (or all when id <= 0) back in the queue; *n how many. */
 int br_store_dead_retry(struct br_store *s, int64_t id, int64_t *n);
+/* Marks dead job id discarded; BR_ENOTFOUND when it is not a dead letter.  *conv_id: its conversation. */
+int br_store_dead_discard(struct br_store *s, int64_t id, int64_t *conv_id);
+
+/* A client id as the bridge shows it: a bound client id is a secret ("abcd...(36 chars)"); a new string. */
+char *br_store_client_shown(const char *client_id);
+
+/* ---- the admin page (store_admin.c; the timeline is store_activity.c's, activity.h) ---- */
+struct br_store_overview {
+    int64_t inbox_pending, inbox_oldest;  /* webhooks not applied yet, and when the oldest came (ms, 0: none) */
+    int64_t jobs_queued, jobs_oldest;     /* jobs waiting; when the oldest waiting or running was made (ms, 0: none) */
+    int64_t dead;
+};
+int br_store_overview(struct br_store *s, struct br_store_overview *out);
+/*
+ * Conversations, the latest activity first, as the admin page lists them
+ * (a JSON array, new): q (NULL or "" for all) matches a name, an e-mail, a
+ * client id or a task number anywhere, in any case; before > 0 starts
+ * after that conversation in the order; at most limit.  *more says whether
+ * there are more after those.
+ */
+int br_store_conversations(struct br_store *s, const char *q, int64_t before, size_t limit, json_t **out, bool *more);
+/* One conversation as the list shows it, with person_id, phone and created_at; BR_ENOTFOUND. */
+int br_store_conversation(struct br_store *s, int64_t id, json_t **out);
 
 #endif

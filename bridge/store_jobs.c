@@ -1,8 +1,10 @@
 /*
  * store_jobs.c - the outbox: jobs, their lanes and states, the dead
  * letters (jobs that failed for good) and retention (forgetting the words
- * of old chats).
+ * of old chats).  Discarding a dead letter is the admin page's
+ * (store_admin.c).
  */
+#include "activity.h"
 #include "store.h"
 #include "store_sql.h"
 
@@ -267,10 +269,12 @@ int
 br_store_dead_retry(struct br_store *s, int64_t id, int64_t *n)
 {
     /* Back in the queue as if new, but checking first: its request may have been done after all. */
-    if (br_sql_done(s, id > 0 ? br_sql_bind(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1 "
-                                               "WHERE state=3 AND id=?", "ii", br_now_ms(), id)
-                              : br_sql_bind(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1 "
-                                               "WHERE state=3 AND state<>2", "i", br_now_ms())))
+    int64_t now = br_now_ms();
+
+    if (br_sql_done(s, id > 0 ? br_sql_bind(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1, "
+                                               "updated_at=? WHERE state=3 AND id=?", "iii", now, now, id)
+                              : br_sql_bind(s, "UPDATE jobs SET state=0, attempts=0, next_at=?, recover=1, "
+                                               "updated_at=? WHERE state=3 AND state<>2", "ii", now, now)))
         return BR_EIO;
     *n = sqlite3_changes(s->db);
     return 0;
@@ -299,6 +303,9 @@ br_store_forget_before(struct br_store *s, int64_t before_ms, int64_t *n)
         rc = br_sql_done(s, br_sql_bind(s, "DELETE FROM jobs WHERE state=2 AND updated_at<?", "i", before_ms));
     if (rc == 0)
         rc = br_sql_done(s, br_sql_bind(s, "DELETE FROM relays WHERE created_at<?", "i", before_ms));
+    /* The timelines quote the same words (activity.h). */
+    if (rc == 0)
+        rc = br_store_activity_forget(s, before_ms);
     if (rc == 0)
         rc = br_store_commit(s);
     if (rc)

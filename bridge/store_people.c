@@ -416,11 +416,18 @@ br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv)
 }
 
 /* Bound client ids are secrets: show only enough to tell devices apart. */
+char *
+br_store_client_shown(const char *id)
+{
+    size_t n = id != NULL ? strlen(id) : 0;
+
+    return n > 6 ? br_asprintf("%.4s...(%zu chars)", id, n) : br_strdup("...");
+}
+
 static json_t *
 masked(const char *id)
 {
-    size_t n = strlen(id);
-    char *m = n > 6 ? br_asprintf("%.4s...(%zu chars)", id, n) : br_strdup("...");
+    char *m = br_store_client_shown(id);
     json_t *v = json_string(m);
     free(m);
     return v;
@@ -518,6 +525,11 @@ br_store_identities(struct br_store *s, const char *email, char **json_out)
                                   "survivor_conversation", (json_int_t)sqlite3_column_int64(st, 4),
                                   "merged_conversation", (json_int_t)sqlite3_column_int64(st, 5), "undone",
                                   sqlite3_column_type(st, 6) != SQLITE_NULL);
+            /* Every merge is by e-mail so far; the reason is named for the day another kind comes. */
+            json_object_set_new(m, "reason", json_string("email"));
+            json_object_set_new(m, "undone_at", sqlite3_column_type(st, 6) != SQLITE_NULL
+                                                    ? json_integer(sqlite3_column_int64(st, 6))
+                                                    : json_null());
             json_array_append_new(arr, m);
         }
         sqlite3_reset(st);

@@ -1,6 +1,7 @@
 /*
  * store_sql.h - what the store's files (store.c, store_inbox.c,
- * store_people.c, store_tasks.c, store_jobs.c) share: the store itself
+ * store_people.c, store_tasks.c, store_jobs.c, store_activity.c,
+ * store_admin.c) share: the store itself
  * and the statement helpers, defined once in store.c.  Internal to the
  * store: everything else uses store.h.  Loop thread only, like the store.
  */
@@ -50,6 +51,7 @@ struct br_store {
     uint64_t failures;
     char error[160];
     int64_t changes_at_begin;  /* sqlite3_total_changes64 when the transaction began */
+    bool fold_registered;      /* the SQL function br_fold (store_admin.c) */
 };
 
 /* The cached statement for sql, reset and with no bindings. */

@@ -286,6 +286,8 @@ struct br_tracker_kind {
     /* Its operations; their caps say what it keeps (contacts and companies: caps.contacts). */
     const struct br_tracker_ops *ops;
     int (*create)(struct br_tracker **out, const struct br_config *cfg, struct br_upstream *up);
+    /* The address of a task in the tracker's web interface, for the admin page's link (a new string). */
+    char *(*task_url)(const struct br_config *cfg, const char *task_id);
 };
 
 /* The kind named name, or NULL; and the names of them all ("planfix, redmine"). */

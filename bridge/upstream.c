@@ -3,6 +3,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "upstream_stats.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -45,6 +46,8 @@ struct br_upstream {
     unsigned failures;
     int64_t failing_since;
     char *last_error;
+    double rps;
+    struct br_upstream_stats stats; /* requests over the last minute and hour, for the admin page */
     int closing;
     void (*close_done)(void *);
     void *close_arg;
@@ -104,6 +107,7 @@ br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client
     u->http = http;
     u->name = br_strdup(name);
     u->spacing_ms = spacing_of(rps);
+    u->rps = rps;
     u->max_inflight = max_inflight ? max_inflight : 1;
     u->quota_left = -1;
     /* One request at a time, spaced from answer to request (see on_done). */
@@ -185,6 +189,7 @@ pump(struct br_upstream *u)
         u->next_allowed = now + u->spacing_ms;
         u->inflight++;
         u->sent++;
+        br_upstream_stats_sent(&u->stats, wall);
         p->sent_ns = uv_hrtime();
         if (p->held) {
             /* Its whole wait in the queue: behind the others, it waited for the same budget. */
@@ -245,6 +250,7 @@ br_upstream_set_rate(struct br_upstream *u, double rps)
 {
     double spacing = spacing_of(rps);
 
+    u->rps = rps;
     if (spacing == u->spacing_ms)
         return;
     if (spacing > u->spacing_ms)
@@ -319,6 +325,18 @@ br_upstream_health(const struct br_upstream *u, struct br_upstream_health *out)
     out->failures = u->failures;
     out->failing_since = u->failing_since;
     out->last_error = u->last_error;
+}
+
+double
+br_upstream_rps(const struct br_upstream *u)
+{
+    return u->rps;
+}
+
+const struct br_upstream_stats *
+br_upstream_stats(const struct br_upstream *u)
+{
+    return &u->stats;
 }
 
 uv_loop_t *

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 struct br_upstream;
+struct br_upstream_stats;
 
 int br_upstream_new(struct br_upstream **out, uv_loop_t *loop, struct br_http_client *http,
                     const char *name, double rps, unsigned max_inflight);
@@ -61,6 +62,9 @@ struct br_upstream_health {
  */
 void br_upstream_note(struct br_upstream *u, const char *error);
 void br_upstream_health(const struct br_upstream *u, struct br_upstream_health *out);
+/* Its budget (requests per second), and its requests over the last minute and hour (upstream_stats.h). */
+double br_upstream_rps(const struct br_upstream *u);
+const struct br_upstream_stats *br_upstream_stats(const struct br_upstream *u);
 /* The loop the upstream runs on (still valid while it closes). */
 uv_loop_t *br_upstream_loop(const struct br_upstream *u);
 /* Fails queued requests with BR_ECANCELED and closes the timer; done fires from the loop. */

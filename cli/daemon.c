@@ -2,10 +2,11 @@
  * daemon.c - the daemon's lifecycle: "chatra-bridge run".
  *
  * Start-up order: config, the store's lock (one daemon per store), store,
- * HTTP client, engine, HTTP server, signals.  Shutdown runs the other way
- * round (see shutdown_step), and ends with uv_loop_close returning 0: every
- * handle closed.  SIGHUP reloads the config (reload.h); it is ignored while
- * the bridge starts and once it shuts down.
+ * HTTP client, engine, HTTP server, the admin page's live updates, signals.
+ * Shutdown runs the other way round (see shutdown_step), and ends with
+ * uv_loop_close returning 0: every handle closed.  SIGHUP reloads the
+ * config (reload.h); it is ignored while the bridge starts and once it
+ * shuts down.
  */
 #include "cli.h"
 
@@ -14,6 +15,7 @@
 #include "bridge/html_text.h"
 #include "bridge/http_client.h"
 #include "bridge/http_server.h"
+#include "bridge/live_updates.h"
 #include "bridge/log.h"
 #include "bridge/metrics.h"
 #include "bridge/refusals.h"
@@ -41,6 +43,7 @@ struct daemon {
     struct br_http_client *http;
     struct br_http_server *server;
     struct br_engine *engine;
+    struct br_live_updates *live;
     struct br_handler_ctx hctx;
     int stage;
     int stopping;
@@ -90,10 +93,11 @@ lock_store(struct daemon *d)
 }
 
 /*
- * Shutdown, one step per completed close: stop accepting (HTTP server),
- * stop the engine (timers, upstreams), cancel outgoing requests (HTTP
- * client), then the signal handles.  In-flight jobs stay marked in the
- * store and are checked at the next start.
+ * Shutdown, one step per completed close: stop the live updates, stop
+ * accepting (HTTP server: its connections and WebSockets close), stop the
+ * engine (timers, upstreams), cancel outgoing requests (HTTP client), then
+ * the signal handles.  In-flight jobs stay marked in the store and are
+ * checked at the next start.
  */
 static void shutdown_step(void *arg);
 
@@ -111,23 +115,30 @@ shutdown_step(void *arg)
 
     switch (d->stage++) {
     case 0:
-        if (d->server) {
-            br_http_server_close(d->server, shutdown_step, d);
+        if (d->live) {
+            br_live_updates_close(d->live, shutdown_step, d);
             return;
         }
         /* fall through */
     case 1:
-        if (d->engine) {
+        if (d->server) {
             d->stage = 2;
-            br_engine_close(d->engine, shutdown_step, d);
+            br_http_server_close(d->server, shutdown_step, d);
             return;
         }
         /* fall through */
     case 2:
-        d->stage = 3;
+        if (d->engine) {
+            d->stage = 3;
+            br_engine_close(d->engine, shutdown_step, d);
+            return;
+        }
+        /* fall through */
+    case 3:
+        d->stage = 4;
         br_http_client_close(d->http, shutdown_step, d);
         return;
-    case 3:
+    case 4:
         br_refusals_close(d->hctx.refusals); /* the counts not yet written are written now */
         uv_close((uv_handle_t *)&d->sigint, on_signal_closed);
         uv_close((uv_handle_t *)&d->sigterm, on_signal_closed);
@@ -277,6 +288,8 @@ br_cmd_run(const struct br_cli_args *a)
     d.hctx.engine = d.engine;
     br_handlers_configure(&d.hctx, d.cfg);
     d.hctx.refusals = br_refusals_new(&d.loop);
+    /* The admin page is on while admin.token is set; its logins live as long as the daemon. */
+    d.hctx.admin = br_admin_new(BR_VERSION, br_now_ms());
     opts.host = d.cfg->listen_host;
     opts.port = d.cfg->listen_port;
     opts.max_body = d.cfg->max_body;
@@ -286,6 +299,9 @@ br_cmd_run(const struct br_cli_args *a)
     opts.refused = br_handlers_refused_by_server;
     opts.trusted_proxies = d.cfg->trusted_proxies;
     opts.n_trusted_proxies = d.cfg->n_trusted_proxies;
+    opts.ws_path = "/admin/ws";
+    opts.ws_protocol = "br-admin";
+    opts.ws_accept = br_handlers_ws_accept;
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sighup);
@@ -296,6 +312,9 @@ br_cmd_run(const struct br_cli_args *a)
         d.stopping = 1;
         rc = 1;
     }
+    d.hctx.server = d.server;
+    if (!d.stopping && br_live_updates_new(&d.live, &d.loop, d.server) != 0)
+        d.stopping = 1;
     if (d.stopping) {
         rc = 1;
         shutdown_step(&d);
@@ -312,10 +331,12 @@ br_cmd_run(const struct br_cli_args *a)
         br_error("shutdown: the event loop still had open handles");
         rc = 1;
     }
+    br_live_updates_free(d.live);
     br_http_server_free(d.server);
     br_handlers_unconfigure(&d.hctx);
     br_refusals_free(d.hctx.refusals);
     br_handlers_dispose(&d.hctx);
+    br_admin_free(d.hctx.admin);
     br_engine_free(d.engine);
     br_html_text_global_cleanup(); /* after the engine, the last to convert a reply */
     br_http_client_free(d.http);

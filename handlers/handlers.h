@@ -20,6 +20,7 @@ struct br_engine;
 struct br_ratelimit;
 struct br_refusals;
 struct br_held_webhooks;
+struct br_admin;
 
 struct br_handler_ctx {
     const struct br_config *cfg;     /* the newest (a reload changes it between requests) */
@@ -30,6 +31,8 @@ struct br_handler_ctx {
     struct br_refusals *refusals;     /* where refused requests are logged (NULL: not logged) */
     /* routes.c's own: this loop turn's accepted webhooks, counted once the flush decides them. */
     struct br_held_webhooks *held;
+    struct br_admin *admin;           /* the admin page's logins (admin.h); NULL: the page is off */
+    struct br_http_server *server;    /* to end a logged-out session's WebSockets (NULL: none) */
 };
 
 /* What became of a webhook (the result label of chatra_bridge_webhooks_total, see metrics.h). */
@@ -58,6 +61,15 @@ void br_handlers_dispose(struct br_handler_ctx *h);
  */
 void br_handlers_configure(struct br_handler_ctx *h, const struct br_config *cfg);
 void br_handlers_unconfigure(struct br_handler_ctx *h);
+
+/*
+ * The admin page's state (its logins, kept in memory), made by the daemon
+ * whether admin.token is set or not: the page is on while it is.
+ */
+struct br_admin *br_admin_new(const char *version, int64_t started_at);
+void br_admin_free(struct br_admin *a);
+/* br_http_server_opts.ws_accept: a WebSocket to /admin/ws with the page's login and from its own origin. */
+bool br_handlers_ws_accept(void *ctx, const struct br_http_request *req, uint64_t *tag);
 
 /*
  * Called by a handler that refused a secret; false when the address has
@@ -93,11 +105,44 @@ void br_handle_health(struct br_handler_ctx *h, const struct br_http_request *re
                       struct br_http_response *res, char **params);
 void br_handle_metrics(struct br_handler_ctx *h, const struct br_http_request *req,
                        struct br_http_response *res, char **params);
+/* The admin page (admin.h): its files, access, and API under /admin/api/. */
+void br_handle_admin_page(struct br_handler_ctx *h, const struct br_http_request *req,
+                          struct br_http_response *res, char **params);
+void br_handle_admin_static(struct br_handler_ctx *h, const struct br_http_request *req,
+                            struct br_http_response *res, char **params);
+void br_handle_admin_login(struct br_handler_ctx *h, const struct br_http_request *req,
+                           struct br_http_response *res, char **params);
+void br_handle_admin_logout(struct br_handler_ctx *h, const struct br_http_request *req,
+                            struct br_http_response *res, char **params);
+void br_handle_admin_session(struct br_handler_ctx *h, const struct br_http_request *req,
+                             struct br_http_response *res, char **params);
+void br_handle_admin_overview(struct br_handler_ctx *h, const struct br_http_request *req,
+                              struct br_http_response *res, char **params);
+void br_handle_admin_conversations(struct br_handler_ctx *h, const struct br_http_request *req,
+                                   struct br_http_response *res, char **params);
+void br_handle_admin_conversation(struct br_handler_ctx *h, const struct br_http_request *req,
+                                  struct br_http_response *res, char **params);
+void br_handle_admin_identities(struct br_handler_ctx *h, const struct br_http_request *req,
+                                struct br_http_response *res, char **params);
+void br_handle_admin_unmerge(struct br_handler_ctx *h, const struct br_http_request *req,
+                             struct br_http_response *res, char **params);
+void br_handle_admin_dead_letters(struct br_handler_ctx *h, const struct br_http_request *req,
+                                  struct br_http_response *res, char **params);
+void br_handle_admin_retry(struct br_handler_ctx *h, const struct br_http_request *req,
+                           struct br_http_response *res, char **params);
+void br_handle_admin_discard(struct br_handler_ctx *h, const struct br_http_request *req,
+                             struct br_http_response *res, char **params);
 
 /* Helpers shared by the handlers. */
 void br_respond_error(struct br_http_response *res, int status, const char *msg);
 void br_respond_ok(struct br_http_response *res);
 /* Compares a secret in time that depends only on the expected length. */
 int br_secret_equal(const char *given, const char *expected);
+/*
+ * The value of name in an application/x-www-form-urlencoded body or a
+ * query string (len bytes at s), decoded (%XX, '+'); NULL when absent
+ * (form.c).
+ */
+char *br_form_value(const char *s, size_t len, const char *name);
 
 #endif

@@ -62,7 +62,9 @@ on_depth(void *arg, const char *upstream, int state, int64_t count, int64_t olde
         d->in_flight = count;
     else if (state == BR_JOB_DEAD)
         d->dead = count;
-    if (state != BR_JOB_DEAD && oldest_at > 0 && (d->oldest_at == 0 || oldest_at < d->oldest_at))
+    /* Only jobs that wait or run have an age that matters (dead and discarded ones keep theirs). */
+    if ((state == BR_JOB_QUEUED || state == BR_JOB_SENDING) && oldest_at > 0 &&
+        (d->oldest_at == 0 || oldest_at < d->oldest_at))
         d->oldest_at = oldest_at;
 }
 

@@ -19,55 +19,6 @@
 
 #define MAX_TASK_DIGITS 19
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX and '+' (a space in forms); a malformed escape is kept as it is. */
-static char *
-url_decode(const char *s, size_t len)
-{
-    char *out = br_malloc(len + 1);
-    size_t o = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Finds name=value in an application/x-www-form-urlencoded string or a query, decoded. */
-static char *
-form_value(const char *s, size_t len, const char *name)
-{
-    size_t nl = strlen(name);
-    size_t i = 0;
-
-    while (i < len) {
-        size_t end = i;
-        while (end < len && s[end] != '&')
-            end++;
-        if (end - i > nl && strncmp(s + i, name, nl) == 0 && s[i + nl] == '=')
-            return url_decode(s + i + nl + 1, end - i - nl - 1);
-        i = end + 1;
-    }
-    return NULL;
-}
-
 /* Accepts "123", " 123 " and "#123" (as Planfix shows numbers); 0 is no task. */
 static int
 task_number(const char *in, char out[MAX_TASK_DIGITS + 1])
@@ -135,10 +86,10 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
             raw = br_strdup(json_string_value(v));
         json_decref(o);
     } else if (req->body_len > 0) {
-        raw = form_value(req->body, req->body_len, "task");
+        raw = br_form_value(req->body, req->body_len, "task");
     }
     if (raw == NULL)
-        raw = form_value(req->query, strlen(req->query), "task");
+        raw = br_form_value(req->query, strlen(req->query), "task");
     if (raw == NULL) {
         br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, "the task number is missing (JSON {\"task\":N}, form field task or ?task=N)");

@@ -1,9 +1,11 @@
 #include "handlers.h"
 
+#include "admin.h"
 #include "bridge/config.h"
 #include "bridge/engine.h"
 #include "bridge/log.h"
 #include "bridge/metrics.h"
+#include "bridge/notify.h"
 #include "bridge/ratelimit.h"
 #include "bridge/refusals.h"
 #include "bridge/store.h"
@@ -27,6 +29,21 @@ static const struct route {
     {"POST", "/webhooks/planfix/:secret", br_handle_planfix_webhook},
     {"GET", "/healthz", br_handle_health},
     {"GET", "/metrics", br_handle_metrics},
+    /* The admin page (admin.h): off, every /admin/ path is a 404. */
+    {"GET", "/admin", br_handle_admin_page},
+    {"GET", "/admin/login", br_handle_admin_page},
+    {"POST", "/admin/login", br_handle_admin_login},
+    {"POST", "/admin/logout", br_handle_admin_logout},
+    {"GET", "/admin/api/session", br_handle_admin_session},
+    {"GET", "/admin/api/overview", br_handle_admin_overview},
+    {"GET", "/admin/api/conversations", br_handle_admin_conversations},
+    {"GET", "/admin/api/conversations/:id", br_handle_admin_conversation},
+    {"GET", "/admin/api/identities", br_handle_admin_identities},
+    {"POST", "/admin/api/merges/:id/unmerge", br_handle_admin_unmerge},
+    {"GET", "/admin/api/dead-letters", br_handle_admin_dead_letters},
+    {"POST", "/admin/api/dead-letters/:id/retry", br_handle_admin_retry},
+    {"POST", "/admin/api/dead-letters/:id/discard", br_handle_admin_discard},
+    {"GET", "/admin/:file", br_handle_admin_static},
 };
 
 /*
@@ -324,6 +341,9 @@ br_handlers_dispatch(void *ctx, const struct br_http_request *req, struct br_htt
         refuse_request(h, req, res, 405, "method not allowed");
     else
         refuse_request(h, req, res, 404, "no such endpoint");
+    /* Every answer under /admin/ carries the page's headers while it is on. */
+    if (h->admin != NULL && h->cfg->admin_token != NULL && strncmp(req->path, "/admin/", 7) == 0)
+        br_admin_headers(res);
 }
 
 int
@@ -342,5 +362,7 @@ br_handlers_flush(void *ctx)
     }
     if (n > 0 && h->engine)
         br_engine_kick(h->engine, n);
+    if (n > 0)
+        br_notify_overview(); /* the admin page's inbox count */
     return 0;
 }

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages chatra-bridge needs to build, run and test.
 #   scripts/deps.sh           build and run
 #   scripts/deps.sh --test    also the test tools (valgrind, the Prometheus parser, Redmine,
-#                             systemd-analyze, strace)
+#                             systemd-analyze, strace, headless Chromium for the admin page)
 #   scripts/deps.sh --bench   also the benchmark tools (wrk, nginx-light)
 # Idempotent: packages already present are not touched, and apt-get runs
 # only when something is missing.  Needs root (or sudo) for the install.
@@ -25,7 +25,10 @@ case "${1:-}" in
     # The install tests (test_install, test_package): systemd-analyze checks the unit,
     # strace the calls its filter must allow, shellcheck the maintainer scripts,
     # dpkg-shlibdeps (dpkg-dev) the package's dependencies.
-    packages+=(valgrind python3-prometheus-client systemd strace shellcheck dpkg-dev)
+    # The admin page's browser tests (test_browser_*): headless Chromium driven by Debian's
+    # python3 with selenium (/usr/bin/python3).
+    packages+=(valgrind python3-prometheus-client systemd strace shellcheck dpkg-dev
+               chromium chromium-driver python3-selenium)
     optional+=(redmine redmine-sqlite puma)
     ;;
   --bench)

@@ -5,6 +5,7 @@
  */
 #include "jobs/jobs.h"
 
+#include "activity.h"
 #include "context.h"
 #include "employees.h"
 #include "html_text.h"
@@ -42,6 +43,19 @@ reply_agent(const struct br_channel *ch, const struct br_employee *emp, json_t *
     json_object_set_new(p, "agent_email", json_string(email));
     json_object_set_new(p, "agent_name", json_string(name ? name : email));
     return br_asprintf("email:%s", email);
+}
+
+/* The reply on the conversation's timeline (activity.h): to the device it goes to, as the employee. */
+static int
+reply_activity(struct br_run *r, const struct br_employee *emp, const char *comment_id, const char *text, int64_t job)
+{
+    char *device = br_store_client_shown(r->conv.client_id);
+    int rc = br_activity_add(r->env->store, r->conv.id, "reply",
+                             json_pack("{s:s, s:s?, s:s, s:s, s:I}", "text", text, "agent", emp->name, "device", device,
+                                       "comment_id", comment_id, "job_id", (json_int_t)job));
+
+    free(device);
+    return rc;
 }
 
 /*
@@ -87,13 +101,16 @@ br_jobs_take_comments(struct br_run *r, const struct br_comment_list *comments)
         if (rc == 0 && is_new && relay) {
             json_t *p = json_pack("{s:s, s:s, s:s}", "comment", id, "task", r->task_id, "text", text);
             char *agent = reply_agent(r->ch, emp, p);
+            int64_t job = 0;
             /* Remember what goes into the chat so its copy in the next fragment is not mirrored back. */
             rc = br_store_relay_add(env->store, r->conv.id, agent, text);
             free(agent);
             if (rc == 0)
-                rc = br_env_add_job(env, 'c', upname, "reply", r->conv.id, p);
+                rc = br_queue_add_id(env->queue, 'c', upname, "reply", r->conv.id, p, 0, &job);
             else
                 json_decref(p);
+            if (rc == 0)
+                rc = reply_activity(r, emp, id, text, job);
             if (rc == 0)
                 br_info("conversation %lld: reply from %s queued for the chat", (long long)r->conv.id, emp->name);
         }

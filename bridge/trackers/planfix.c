@@ -814,6 +814,18 @@ pf_load(struct br_conf_loader *L, json_t *o)
 
 static const char *const pf_keys[] = {"token", "webhook_secret", NULL};
 
+/* tracker.url is the REST API's, https://ACCOUNT.planfix.com/rest: tasks are shown at /task/N beside it. */
+static char *
+pf_task_url(const struct br_config *cfg, const char *task_id)
+{
+    const char *url = cfg->tracker_url;
+    size_t n = strlen(url);
+
+    if (n >= 5 && strcmp(url + n - 5, "/rest") == 0)
+        n -= 5;
+    return br_asprintf("%.*s/task/%s", (int)n, url, task_id);
+}
+
 const struct br_tracker_kind br_planfix_kind = {
     .name = "planfix",
     .label = "Planfix",
@@ -827,4 +839,5 @@ const struct br_tracker_kind br_planfix_kind = {
     .keys = pf_keys,
     .load = pf_load,
     .create = pf_new,
+    .task_url = pf_task_url,
 };

@@ -628,6 +628,12 @@ rm_load(struct br_conf_loader *L, json_t *o)
 
 static const char *const rm_keys[] = {"api_key", "project", NULL};
 
+static char *
+rm_task_url(const struct br_config *cfg, const char *task_id)
+{
+    return br_asprintf("%s/issues/%s", cfg->tracker_url, task_id);
+}
+
 const struct br_tracker_kind br_redmine_kind = {
     .name = "redmine",
     .label = "Redmine",
@@ -642,4 +648,5 @@ const struct br_tracker_kind br_redmine_kind = {
     .keys = rm_keys,
     .load = rm_load,
     .create = rm_new,
+    .task_url = rm_task_url,
 };

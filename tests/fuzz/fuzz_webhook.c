@@ -169,7 +169,9 @@ dispatch(const char *method, const char *path, const char *query, const char *co
 
     res.status = 200;
     res.content_type = "application/json";
+    res.after_flush = 0;
     br_buf_init(&res.body, 0);
+    br_buf_init(&res.headers, 0);
     br_handlers_dispatch(&hctx, &req, &res);
     if (getenv("BR_FUZZ_VERBOSE"))
         fprintf(stderr, "  %s %s?%s -> %d %s\n", method, path, query, res.status, res.body.data ? res.body.data : "");
@@ -190,6 +192,7 @@ dispatch(const char *method, const char *path, const char *query, const char *co
         json_decref(o);
     }
     br_buf_dispose(&res.body);
+    br_buf_dispose(&res.headers);
     drain_inbox();
 }
 

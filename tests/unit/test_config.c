@@ -672,6 +672,47 @@ test_log_format_and_trusted_proxies(void **state)
                       "[\"127.0.0.1\", \"10.0.0.0/8\"]");
 }
 
+/* ---- the admin page (admin.token) ---------------------------------------------- */
+
+static void
+test_admin(void **state)
+{
+    struct fx *f = *state;
+
+    /* Off by default. */
+    write_cfg(f, "cfg.json", "{" MINIMAL_REST);
+    load_ok(f);
+    assert_null(f->cfg->admin_token);
+    assert_int_equal(f->cfg->admin_session_ttl_s, 43200);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* On, from a file, with a shorter login. */
+    free(write_file(f, "admin.token", "a-long-enough-admin-token"));
+    write_cfg(f, "cfg.json", "{'admin': {'token': 'file:admin.token', 'session_ttl_s': 3600},\n" MINIMAL_REST);
+    load_ok(f);
+    assert_string_equal(f->cfg->admin_token, "a-long-enough-admin-token");
+    assert_int_equal(f->cfg->admin_session_ttl_s, 3600);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json", "{'admin': {'token': 'short-token', 'session_ttl_s': 5, 'user': 'me'},\n" MINIMAL_REST);
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "admin.token: must be at least 16 characters long (it is the admin page's only password)");
+    expect_problem(f, "admin.session_ttl_s: must be between 60 and 2592000");
+    expect_problem(f, "admin.user: unknown setting");
+    assert_int_equal(f->diag.n, 3);
+    {
+        const char *const extra[] = {"short-token", NULL};
+        expect_no_secret_in_diag(f, extra);
+    }
+
+    br_diag_dispose(&f->diag);
+    write_cfg(f, "cfg.json", "{'admin': {'token': 'env:BRT_NOT_SET_ANYWHERE'},\n" MINIMAL_REST);
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "admin.token: environment variable BRT_NOT_SET_ANYWHERE is not set");
+}
+
 /* ---- every problem at once ---------------------------------------------------- */
 
 static void
@@ -1641,6 +1682,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_employee_and_default_agent_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_templates_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_templates_dir_problems, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
         cmocka_unit_test(test_diag_add_and_dispose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
