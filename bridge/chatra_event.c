@@ -486,7 +486,6 @@ br_chatra_event_parse(const char *body, size_t len, struct br_chatra_event *ev, 
     }
     ev->email = v ? br_strdup(json_string_value(v)) : NULL;
     json_decref(v);
-    ev->visitor = br_chatra_visitor(client, false);
     ev->raw_client = json_incref(client);
     ev->raw_client_text = client_text(body, len);
     ev->msgs = br_calloc(json_array_size(msgs) + 1, sizeof(*ev->msgs));
@@ -509,6 +508,14 @@ put(json_t *o, const char *key, const char *v)
 {
     if (v)
         json_object_set_new(o, key, json_string(v));
+}
+
+json_t *
+br_chatra_event_visitor(struct br_chatra_event *ev)
+{
+    if (ev->visitor == NULL)
+        ev->visitor = br_chatra_visitor(ev->raw_client, false);
+    return ev->visitor;
 }
 
 char *
@@ -547,8 +554,13 @@ br_chatra_event_dump(const struct br_chatra_event *ev)
     json_decref(o);
     if (out != NULL && ev->raw_client_text != NULL) {
         /* {...} + ,"raw_client":<the webhook's bytes>} */
-        size_t n = strlen(out);
-        char *all = br_asprintf("%.*s,\"raw_client\":%s}", (int)(n - 1), out, ev->raw_client_text);
+        static const char key[] = ",\"raw_client\":";
+        size_t n = strlen(out) - 1, k = sizeof(key) - 1, t = strlen(ev->raw_client_text);
+        char *all = br_malloc(n + k + t + 2);
+        memcpy(all, out, n);
+        memcpy(all + n, key, k);
+        memcpy(all + n + k, ev->raw_client_text, t);
+        memcpy(all + n + k + t, "}", 2);
         free(out);
         out = all;
     }
@@ -588,8 +600,8 @@ br_chatra_event_load(const char *record, struct br_chatra_event *ev)
     ev->raw_client = json_is_object(json_object_get(o, "raw_client")) ? json_incref(json_object_get(o, "raw_client"))
                                                                        : json_object();
     /* A record of a version before the visitor's record: made from the raw client now. */
-    ev->visitor = json_is_object(json_object_get(o, "visitor")) ? json_incref(json_object_get(o, "visitor"))
-                                                                 : br_chatra_visitor(ev->raw_client, false);
+    if (json_is_object(json_object_get(o, "visitor")))
+        ev->visitor = json_incref(json_object_get(o, "visitor"));
     ev->msgs = br_calloc(json_array_size(msgs) + 1, sizeof(*ev->msgs));
     json_array_foreach(msgs, i, m) {
         struct br_chatra_message *n = &ev->msgs[ev->n_msgs];

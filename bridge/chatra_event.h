@@ -18,9 +18,9 @@
  *
  * The event's visitor record (ev->visitor: "displayed_name", "notes",
  * "city", "country", "source", "device", "browser", "os", "ip", "pages":
- * [{"url", "title"}], "info") is made from the raw client, at the door and
- * again when a record is read; records of an earlier version that carry a
- * "visitor" are read as they are.
+ * [{"url", "title"}], "info") is made from the raw client when it is first
+ * asked for (br_chatra_event_visitor), so the door does not make it;
+ * records of an earlier version that carry a "visitor" are read as they are.
  *
  * System messages and messages without text are dropped.  A message
  * without an id gets a key derived from its type, time and text, so a
@@ -58,7 +58,7 @@ struct br_chatra_event {
     char *email;
     bool email_verified;
     char *phone;
-    json_t *visitor;    /* the visitor's record (see above), never NULL */
+    json_t *visitor;    /* the visitor's record (see above): br_chatra_event_visitor */
     json_t *raw_client; /* Chatra's client object, never NULL */
     /*
      * The client object's text as the webhook had it (parse only, NULL
@@ -77,6 +77,12 @@ struct br_chatra_event {
  */
 int br_chatra_event_parse(const char *body, size_t len, struct br_chatra_event *ev, char *err, size_t errlen);
 void br_chatra_event_dispose(struct br_chatra_event *ev);
+
+/*
+ * The visitor's record, made from the raw client when first asked (the
+ * door has no use for it), owned by the event; never NULL.
+ */
+json_t *br_chatra_event_visitor(struct br_chatra_event *ev);
 
 /* The event as the bridge's record (a new string), and a record read back (BR_EPARSE when it is not one). */
 char *br_chatra_event_dump(const struct br_chatra_event *ev);

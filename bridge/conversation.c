@@ -545,6 +545,7 @@ apply_row(struct br_env *env, const struct br_inbox_row *row)
             br_error("inbox %lld: the stored event no longer reads as one; skipped", (long long)row->id);
             return br_store_inbox_done(env->store, row->id);
         }
+        br_chatra_event_visitor(&ev); /* made now: apply_chatra reads ev->visitor */
         rc = apply_chatra(env, row->channel, &ev);
         br_chatra_event_dispose(&ev);
     } else if ((tev = json_loads(row->body, 0, &je)) == NULL) {

@@ -237,7 +237,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 die("the event's record does not load as the same event");
             json_decref(rec2);
         }
-        if (!json_equal(ev.visitor, again.visitor) || !json_equal(ev.raw_client, again.raw_client))
+        if (!json_equal(br_chatra_event_visitor(&ev), br_chatra_event_visitor(&again)) || !json_equal(ev.raw_client, again.raw_client))
             die("the event's visitor does not read back the same");
         free(text);
         free(text2);
