@@ -47,9 +47,16 @@ class TestAccess(AdminCase):
             self.assert_admin_headers(r)
             with open(os.path.join(os.path.dirname(__file__), "..", "..", "admin", "index.html")) as f:
                 self.assertEqual(r.body, f.read())
-        r = self.bridge.get("/admin/app.js")
-        self.assertEqual((r.status, r.headers["Content-Type"]), (200, "text/javascript; charset=utf-8"))
-        self.assert_admin_headers(r)
+        # The script is app.js and the ES modules it imports, each one file of admin/.
+        admin_dir = os.path.join(os.path.dirname(__file__), "..", "..", "admin")
+        scripts = sorted(n for n in os.listdir(admin_dir) if n.endswith(".js"))
+        self.assertIn("app.js", scripts)
+        for name in scripts:
+            r = self.bridge.get("/admin/" + name)
+            self.assertEqual((r.status, r.headers["Content-Type"]), (200, "text/javascript; charset=utf-8"), name)
+            self.assert_admin_headers(r)
+            with open(os.path.join(admin_dir, name), encoding="utf-8") as f:
+                self.assertEqual(r.body, f.read(), name)
         r = self.bridge.get("/admin/app.css")
         self.assertEqual((r.status, r.headers["Content-Type"]), (200, "text/css; charset=utf-8"))
         # Only the embedded files: nothing from the disk, no way out of admin/.
