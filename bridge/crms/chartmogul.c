@@ -256,7 +256,7 @@ create(struct br_crm **out, const struct br_config *cfg, struct br_upstream *up)
     /* Basic auth: the API key as the user, an empty password. */
     char *userpass = br_asprintf("%s:", cfg->crm_api_key ? cfg->crm_api_key : "");
     int len = (int)strlen(userpass);
-    int cap = 4 * (len / 3 + 1) + 1;
+    int cap = 4 * (len / 3 + 2) + 8; /* lws wants room beyond the exact length */
     char *b64 = br_malloc((size_t)cap);
 
     if (lws_b64_encode_string(userpass, len, b64, cap) < 0)
