@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "conversation.h"
+#include "crm.h"
 #include "employees.h"
 #include "env.h"
 #include "jobs/jobs.h"
@@ -79,6 +80,7 @@ struct br_engine {
     struct generation *gen;    /* the config and what is made from it, for new work */
     struct generation *retired; /* older generations that running jobs still hold */
     struct br_upstream *tracker_up;
+    struct br_upstream *crm_up;   /* enrich's CRM, made when a config first has one */
     char *company_busy[BR_ENV_COMPANY_SLOTS]; /* env.h: shared by every generation */
     struct engine_up *ups;
     size_t n_ups;
@@ -256,6 +258,7 @@ static void
 gen_free(struct generation *g)
 {
     br_tracker_free(g->env.tracker);
+    br_crm_free(g->env.crm);
     br_employees_free(g->env.employees);
     br_config_free(g->cfg);
     free(g);
@@ -275,6 +278,8 @@ gen_start(struct br_engine *e, struct generation *g)
 
     g->env.queue = e->queue;
     g->env.tracker->up = e->tracker_up;
+    if (g->cfg->crm && e->crm_up)
+        br_crm_new(&g->env.crm, g->cfg, e->crm_up);
     if (prev)
         g->env.tracker->clock = prev->env.tracker->clock;
     else
@@ -403,6 +408,9 @@ static void
 set_upstreams(struct br_engine *e, const struct br_config *cfg)
 {
     e->tracker_up = set_upstream(e, "tracker", cfg->tracker_rps, 1);
+    /* The CRM's own budget: its look-ups never take the tracker's. */
+    if (cfg->crm)
+        e->crm_up = set_upstream(e, "crm", cfg->crm_rps, 4);
     for (size_t i = 0; i < cfg->n_channels; i++) {
         char *name = br_asprintf("chatra:%s", cfg->channels[i].name);
         set_upstream(e, name, cfg->channels[i].chatra_rps, 2);

@@ -42,6 +42,8 @@ void br_job_fetch(struct br_run *r);          /* "fetch": the task's new comment
 void br_job_poll(struct br_run *r);           /* "poll": comments no webhook announced */
 void br_job_profile(struct br_run *r);        /* "profile": Chatra's data of the visitor */
 void br_job_reply(struct br_run *r);          /* "reply": an employee's answer into the chat */
+void br_job_crm(struct br_run *r);            /* "crm": the person looked up in the CRM (crm.c) */
+void br_job_crm_card(struct br_run *r);       /* "crm_card": the CRM card as a comment on the task */
 
 /* ---- shared by the kinds ---- */
 
@@ -67,6 +69,13 @@ void br_jobs_free_fields(struct br_field_value *f, size_t n);
  * transaction (fetch.c).
  */
 int br_jobs_take_comments(struct br_run *r, const struct br_comment_list *comments);
+/*
+ * The CRM card (crm.c): whether a look-up is still pending (the task waits
+ * briefly); the card appended to a task description being made (when
+ * known), remembered as shown.
+ */
+bool br_jobs_crm_pending(struct br_run *r);
+void br_jobs_crm_describe(struct br_run *r, const json_t *ctx, struct br_buf *desc);
 /* What the driver learned of the tracker's clock, from the store (fetch.c). */
 void br_jobs_load_tracker_clock(struct br_env *env);
 

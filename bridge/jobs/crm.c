@@ -1,0 +1,210 @@
+/*
+ * crm.c - the CRM card (crm.h) of a conversation's person:
+ *   "crm"       on the CRM's own lane and upstream: looks the person up
+ *               (crm_lookup.h) and keeps the card found in the conversation;
+ *   "crm_card"  on the tracker's lane, after the task: writes the card as a
+ *               comment when the task does not show it yet (a card that
+ *               came too late for the description, or a changed one).
+ * The task job waits for a pending look-up as briefly as for Chatra's
+ * profile, and puts a card known by then into the description.
+ */
+#include "jobs/jobs.h"
+
+#include "config.h"
+#include "context.h"
+#include "crm.h"
+#include "crm_lookup.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The card as the conversation keeps it: its JSON, or "null" for nobody found. */
+static const char *
+card_value(const char *card)
+{
+    return card ? card : "null";
+}
+
+static void
+found(void *arg, int err, const json_t *card, const char *error)
+{
+    struct br_run *r = arg;
+    char *text = card ? json_dumps(card, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    int state = err ? BR_CRM_FAILED : BR_CRM_DONE;
+    int cstate, rc;
+    char *old = NULL, *shown = NULL;
+    bool changed;
+
+    if (err == BR_ECANCELED) {
+        struct br_result res = {.err = BR_ECANCELED};
+        free(text);
+        br_run_finish(r, &res);
+        return;
+    }
+    /* A failure leaves the card it had (none while pending): the task stops waiting for it. */
+    rc = br_store_conv_crm(r->env->store, r->conv.id, &cstate, &old, &shown);
+    if (rc == 0)
+        rc = BR_STORE_TX(r->env->store, br_store_conv_set_crm(r->env->store, r->conv.id, state, err ? old : text));
+    changed = err == 0 && (shown == NULL || strcmp(shown, card_value(text)) != 0);
+    /* The tracker's lane writes it after the task, unless the task shows it by then. */
+    if (rc == 0 && changed && (card || shown))
+        rc = BR_STORE_TX(r->env->store, br_env_add_job(r->env, 't', "tracker", "crm_card", r->conv.id, json_object()));
+    free(old);
+    free(shown);
+    free(text);
+    if (rc) {
+        r->store_refused = true;
+        br_run_fail(r, BR_ERETRY, "the CRM card could not be stored (%s)", br_strerror(rc));
+        return;
+    }
+    if (err) {
+        /* Tried again with the queue's backoff; a 429's Retry-After has paused the upstream meanwhile. */
+        br_run_fail(r, BR_ERETRY, "%s: %s", r->env->crm->kind->label, error ? error : br_strerror(err));
+        return;
+    }
+    br_info("conversation %lld: %s %s", (long long)r->conv.id, r->env->crm->kind->label,
+            card ? "found the customer" : "knows no customer with the person's e-mails");
+    br_run_ok(r);
+}
+
+void
+br_job_crm(struct br_run *r)
+{
+    const struct br_config *cfg = r->env->cfg;
+    const char *domain = NULL;
+    json_t *emails, *e;
+    size_t i;
+
+    if (r->env->crm == NULL) {
+        /* enrich was removed by a reload: nobody waits for this any more. */
+        BR_STORE_TX(r->env->store, br_store_conv_set_crm(r->env->store, r->conv.id, BR_CRM_NONE, NULL));
+        br_run_ok(r);
+        return;
+    }
+    emails = br_store_person_emails(r->env->store, r->conv.person_id, false);
+    /* The company: the domain of the person's first company address (companies.enabled, not a public one). */
+    json_array_foreach(emails, i, e) {
+        if ((domain = br_config_company_domain(cfg, json_string_value(e))) != NULL)
+            break;
+    }
+    json_decref(emails);
+    emails = br_store_crm_emails(r->env->store, r->conv.person_id, domain, BR_CRM_COMPANY_EMAILS);
+    if (json_array_size(emails) == 0) {
+        /* No e-mail, nothing to ask: the task does not wait, and a later e-mail asks again. */
+        json_decref(emails);
+        BR_STORE_TX(r->env->store, br_store_conv_set_crm(r->env->store, r->conv.id, BR_CRM_NONE, NULL));
+        br_run_ok(r);
+        return;
+    }
+    br_crm_lookup(r->env->crm, r->env->store, cfg->crm_cache_ttl_s, emails, found, r);
+    json_decref(emails);
+}
+
+bool
+br_jobs_crm_pending(struct br_run *r)
+{
+    int state = 0;
+    char *card = NULL, *shown = NULL;
+
+    if (r->env->crm == NULL)
+        return false;
+    br_store_conv_crm(r->env->store, r->conv.id, &state, &card, &shown);
+    free(card);
+    free(shown);
+    return state == BR_CRM_PENDING;
+}
+
+/* The card's text for the conversation's current card into out; false when there is none to show. */
+static bool
+render_card(struct br_run *r, const json_t *base, struct br_buf *out, char **value)
+{
+    int state = 0;
+    char *card = NULL, *shown = NULL;
+    json_t *ctx, *parsed = NULL;
+    bool ok;
+
+    *value = NULL;
+    br_store_conv_crm(r->env->store, r->conv.id, &state, &card, &shown);
+    free(shown);
+    if (state != BR_CRM_DONE && !(state == BR_CRM_FAILED && card)) {
+        free(card);
+        return false;
+    }
+    if (card)
+        parsed = json_loads(card, 0, NULL);
+    ctx = base ? json_deep_copy(base) : br_context_conversation(r->env->cfg, r->ch, &r->conv);
+    json_object_set_new(ctx, "crm", br_crm_context(parsed));
+    ok = br_texts_render(r->env->cfg, BR_TEXT_CRM_CARD, ctx, out) == 0;
+    json_decref(ctx);
+    json_decref(parsed);
+    *value = br_strdup(card_value(card));
+    free(card);
+    return ok;
+}
+
+void
+br_jobs_crm_describe(struct br_run *r, const json_t *ctx, struct br_buf *desc)
+{
+    struct br_buf card;
+    char *value = NULL;
+
+    if (r->env->crm == NULL)
+        return;
+    br_buf_init(&card, 64 * 1024);
+    if (render_card(r, ctx, &card, &value) && card.len > 0) {
+        /* Shown from the first attempt on: a task found again after a crash carries it too. */
+        if (BR_STORE_TX(r->env->store, br_store_conv_set_crm_shown(r->env->store, r->conv.id, value)) == 0) {
+            if (desc->len > 0)
+                br_buf_puts(desc, "\n");
+            br_buf_append(desc, card.data, card.len);
+        }
+    }
+    free(value);
+    br_buf_dispose(&card);
+}
+
+void
+br_job_crm_card(struct br_run *r)
+{
+    int state = 0;
+    char *card = NULL, *shown = NULL, *task = NULL;
+    json_t *ctx;
+    bool same;
+
+    if (r->env->crm == NULL || !br_jobs_task_of(r, r->conv.id, r->conv.gen, &task)) {
+        /* No task (yet): the task made later puts the card into its description. */
+        br_run_ok(r);
+        return;
+    }
+    free(task);
+    br_store_conv_crm(r->env->store, r->conv.id, &state, &card, &shown);
+    same = shown && strcmp(shown, card_value(card)) == 0;
+    /* After a crash the comment may be out already: the note looks before it writes again. */
+    if (!r->job.recover && (same || (card == NULL && shown == NULL) || state == BR_CRM_PENDING)) {
+        free(card);
+        free(shown);
+        br_run_ok(r);
+        return;
+    }
+    if (!r->job.recover &&
+        BR_STORE_TX(r->env->store, br_store_conv_set_crm_shown(r->env->store, r->conv.id, card_value(card)))) {
+        free(card);
+        free(shown);
+        br_run_fail(r, BR_ERETRY, "cannot store the CRM card shown");
+        return;
+    }
+    ctx = json_object();
+    {
+        json_t *parsed = card ? json_loads(card, 0, NULL) : NULL;
+        json_object_set_new(ctx, "crm", br_crm_context(parsed));
+        json_decref(parsed);
+    }
+    free(card);
+    free(shown);
+    /* A note of the crm_card text on the current task: the note job writes (and finds again) comments. */
+    json_object_set_new(r->payload, "gen", json_integer(r->conv.gen));
+    json_object_set_new(r->payload, "text", json_string(br_text_info(BR_TEXT_CRM_CARD)->key));
+    json_object_set_new(r->payload, "ctx", ctx);
+    br_job_note(r);
+}
