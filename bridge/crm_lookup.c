@@ -140,6 +140,10 @@ answered(void *arg, struct br_result *res)
 static void
 ask_more(struct lookup *l)
 {
+    /* An e-mail after a match can never win: nothing beyond it is asked. */
+    for (size_t i = 0; i < l->next; i++)
+        if (l->items[i].state == Q_FOUND)
+            return;
     while (l->asking < WINDOW && l->next < l->n) {
         struct item *it = &l->items[l->next];
         struct ask *a;

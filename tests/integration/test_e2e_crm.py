@@ -141,11 +141,12 @@ class TestCrmCompany(CrmCase):
         [task] = self.wait_task()
         wait_until(lambda: "(found by ceo@acme.test)" in (task["description"] + "".join(self.comments(task["id"]))),
                    message="no card found through the colleague")
+        self.wait_idle()
         searches = self.cm.searches()
         self.assertEqual(searches[:5], ["maria@acme.test", "dev0@acme.test", "dev1@acme.test", "dev2@acme.test",
                                         "ceo@acme.test"])
-        # First match wins: only the few asked at once beside it follow.
-        self.assertLessEqual(len(searches), 5 + 4)
+        # First match wins: only the few asked while its customer was read follow, far below the cap.
+        self.assertLess(len(searches), 5 + 12)
 
     def test_at_most_50_colleagues_are_asked(self):
         self.cm.customers([ACME])
