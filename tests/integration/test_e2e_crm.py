@@ -210,15 +210,25 @@ class TestCrmFaults(CrmCase):
         self.assertIn("ChartMogul answered HTTP 200 with something other than a JSON object", self.bridge.log())
         self.assertTrue(self.bridge.running)
 
-    def test_health_and_metrics_show_the_crm_upstream(self):
-        self.start()
+    def test_health_metrics_and_admin_page_show_the_crm_upstream(self):
+        token = "admin-token-0123456789-abcdef"
+        self.start_bridge(enrich=enrich(self.cm), admin={"token": token})
         self.cm.faults([{"action": "status", "status": 503, "times": 100}])
         self.chat("client-1", "ceo@acme.test")
         self.wait_task()
+
         def failing():
             ups = {u["name"]: u for u in self.health()["engine"]["upstreams"]}
             return ups.get("crm", {}).get("state") == "failing"
         wait_until(failing, message="the crm upstream is not shown failing")
+        r = self.bridge.get("/admin/api/overview", headers={"Authorization": "Bearer " + token})
+        self.assertEqual(r.status, 200, r.body)
+        [crm] = [u for u in r.json()["upstreams"] if u["name"] == "crm"]
+        self.assertEqual(crm["kind"], "chartmogul")
+        self.assertEqual(crm["state"], "failing")
+        self.assertIn("ChartMogul answered HTTP 503", crm["last_error"])
+        metrics = self.bridge.get("/metrics").body
+        self.assertIn('chatra_bridge_upstream_requests_total{upstream="crm",status="503"}', metrics)
         self.cm.clear_faults()
 
 
