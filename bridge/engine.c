@@ -87,6 +87,7 @@ struct br_engine {
     int closing;
     int pending_closes;
     int64_t last_retention;
+    int64_t last_crm_prune;
     uint64_t intake_window;    /* start of the current BUSY_WINDOW_MS window */
     unsigned intake_n, intake_prev; /* webhooks in this window and in the one before */
     int inbox_solo;            /* rows still to apply one at a time after a failed batch */
@@ -322,7 +323,8 @@ sweep(struct br_engine *e)
  *  - retries whose backoff expired and anything a kick missed (work);
  *  - retention: texts of chats closed longer ago than retention_days go,
  *    checked every tenth of the retention period, at most once a minute;
- *  - employees' tracker users found by e-mail are confirmed once a week.
+ *  - employees' tracker users found by e-mail are confirmed once a week;
+ *  - the CRM's answers older than enrich's cache_ttl_s are removed, once a minute.
  */
 static void
 on_tick(uv_timer_t *t)
@@ -348,6 +350,12 @@ on_tick(uv_timer_t *t)
                 br_info("retention: removed the texts of %lld message(s) of chats closed over %g days ago",
                         (long long)n, cfg->retention_days);
         }
+    }
+    if (!e->closing && br_now_ms() - e->last_crm_prune >= 60000) {
+        /* Without enrich nothing is kept any longer. */
+        e->last_crm_prune = br_now_ms();
+        BR_STORE_TX(e->store, br_store_crm_cache_prune(e->store, e->last_crm_prune -
+                                                              (cfg->crm ? (int64_t)cfg->crm_cache_ttl_s * 1000 : 0)));
     }
 }
 
