@@ -6,25 +6,21 @@
  *               comment when the task does not show it yet (a card that
  *               came too late for the description, or a changed one).
  * The task job waits for a pending look-up as briefly as for Chatra's
- * profile, and puts a card known by then into the description.
+ * profile, and puts a card known by then into the description
+ * (crm_card.h).
  */
 #include "jobs/jobs.h"
 
 #include "config.h"
 #include "context.h"
 #include "crm.h"
+#include "crm_card.h"
 #include "crm_lookup.h"
 #include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The card as the conversation keeps it: its JSON, or "null" for nobody found. */
-static const char *
-card_value(const char *card)
-{
-    return card ? card : "null";
-}
 
 static void
 found(void *arg, int err, const json_t *card, const char *error)
@@ -46,7 +42,7 @@ found(void *arg, int err, const json_t *card, const char *error)
     rc = br_store_conv_crm(r->env->store, r->conv.id, &cstate, &old, &shown);
     if (rc == 0)
         rc = BR_STORE_TX(r->env->store, br_store_conv_set_crm(r->env->store, r->conv.id, state, err ? old : text));
-    changed = err == 0 && (shown == NULL || strcmp(shown, card_value(text)) != 0);
+    changed = err == 0 && (shown == NULL || strcmp(shown, br_crm_card_value(text)) != 0);
     /* The tracker's lane writes it after the task, unless the task shows it by then. */
     if (rc == 0 && changed && (card || shown))
         rc = BR_STORE_TX(r->env->store, br_env_add_job(r->env, 't', "tracker", "crm_card", r->conv.id, json_object()));
@@ -101,69 +97,6 @@ br_job_crm(struct br_run *r)
     json_decref(emails);
 }
 
-bool
-br_jobs_crm_pending(struct br_run *r)
-{
-    int state = 0;
-    char *card = NULL, *shown = NULL;
-
-    if (r->env->crm == NULL)
-        return false;
-    br_store_conv_crm(r->env->store, r->conv.id, &state, &card, &shown);
-    free(card);
-    free(shown);
-    return state == BR_CRM_PENDING;
-}
-
-/* The card's text for the conversation's current card into out; false when there is none to show. */
-static bool
-render_card(struct br_run *r, const json_t *base, struct br_buf *out, char **value)
-{
-    int state = 0;
-    char *card = NULL, *shown = NULL;
-    json_t *ctx, *parsed = NULL;
-    bool ok;
-
-    *value = NULL;
-    br_store_conv_crm(r->env->store, r->conv.id, &state, &card, &shown);
-    free(shown);
-    if (state != BR_CRM_DONE && !(state == BR_CRM_FAILED && card)) {
-        free(card);
-        return false;
-    }
-    if (card)
-        parsed = json_loads(card, 0, NULL);
-    ctx = base ? json_deep_copy(base) : br_context_conversation(r->env->cfg, r->ch, &r->conv);
-    json_object_set_new(ctx, "crm", br_crm_context(parsed));
-    ok = br_texts_render(r->env->cfg, BR_TEXT_CRM_CARD, ctx, out) == 0;
-    json_decref(ctx);
-    json_decref(parsed);
-    *value = br_strdup(card_value(card));
-    free(card);
-    return ok;
-}
-
-void
-br_jobs_crm_describe(struct br_run *r, const json_t *ctx, struct br_buf *desc)
-{
-    struct br_buf card;
-    char *value = NULL;
-
-    if (r->env->crm == NULL)
-        return;
-    br_buf_init(&card, 64 * 1024);
-    if (render_card(r, ctx, &card, &value) && card.len > 0) {
-        /* Shown from the first attempt on: a task found again after a crash carries it too. */
-        if (BR_STORE_TX(r->env->store, br_store_conv_set_crm_shown(r->env->store, r->conv.id, value)) == 0) {
-            if (desc->len > 0)
-                br_buf_puts(desc, "\n");
-            br_buf_append(desc, card.data, card.len);
-        }
-    }
-    free(value);
-    br_buf_dispose(&card);
-}
-
 void
 br_job_crm_card(struct br_run *r)
 {
@@ -179,7 +112,7 @@ br_job_crm_card(struct br_run *r)
     }
     free(task);
     br_store_conv_crm(r->env->store, r->conv.id, &state, &card, &shown);
-    same = shown && strcmp(shown, card_value(card)) == 0;
+    same = shown && strcmp(shown, br_crm_card_value(card)) == 0;
     /* After a crash the comment may be out already: the note looks before it writes again. */
     if (!r->job.recover && (same || (card == NULL && shown == NULL) || state == BR_CRM_PENDING)) {
         free(card);
@@ -188,7 +121,7 @@ br_job_crm_card(struct br_run *r)
         return;
     }
     if (!r->job.recover &&
-        BR_STORE_TX(r->env->store, br_store_conv_set_crm_shown(r->env->store, r->conv.id, card_value(card)))) {
+        BR_STORE_TX(r->env->store, br_store_conv_set_crm_shown(r->env->store, r->conv.id, br_crm_card_value(card)))) {
         free(card);
         free(shown);
         br_run_fail(r, BR_ERETRY, "cannot store the CRM card shown");

@@ -69,13 +69,6 @@ void br_jobs_free_fields(struct br_field_value *f, size_t n);
  * transaction (fetch.c).
  */
 int br_jobs_take_comments(struct br_run *r, const struct br_comment_list *comments);
-/*
- * The CRM card (crm.c): whether a look-up is still pending (the task waits
- * briefly); the card appended to a task description being made (when
- * known), remembered as shown.
- */
-bool br_jobs_crm_pending(struct br_run *r);
-void br_jobs_crm_describe(struct br_run *r, const json_t *ctx, struct br_buf *desc);
 /* What the driver learned of the tracker's clock, from the store (fetch.c). */
 void br_jobs_load_tracker_clock(struct br_env *env);
 
