@@ -41,7 +41,7 @@ queue_crm(struct br_env *env, int64_t conv_id)
 
     if (env->crm == NULL || br_queue_waiting(env->queue, 'r', conv_id, "crm"))
         return 0;
-    if ((rc = br_store_conv_set_crm(env->store, conv_id, BR_CRM_PENDING, NULL)))
+    if ((rc = br_store_conv_set_crm_state(env->store, conv_id, BR_CRM_PENDING)))
         return rc;
     return br_env_add_job(env, 'r', "crm", "crm", conv_id, json_object());
 }

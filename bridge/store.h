@@ -162,6 +162,8 @@ json_t *br_store_crm_emails(struct br_store *s, int64_t person_id, const char *d
 enum br_crm_state { BR_CRM_NONE = 0, BR_CRM_PENDING = 1, BR_CRM_DONE = 2, BR_CRM_FAILED = 3 };
 int br_store_conv_crm(struct br_store *s, int64_t conv_id, int *state, char **card, char **shown);
 int br_store_conv_set_crm(struct br_store *s, int64_t conv_id, int state, const char *card);
+/* The state alone: a new look-up keeps the card found before until it answers. */
+int br_store_conv_set_crm_state(struct br_store *s, int64_t conv_id, int state);
 int br_store_conv_set_crm_shown(struct br_store *s, int64_t conv_id, const char *shown);
 
 /* ---- persons: the identity map ---- */

@@ -83,6 +83,12 @@ br_store_conv_set_crm(struct br_store *s, int64_t conv_id, int state, const char
 }
 
 int
+br_store_conv_set_crm_state(struct br_store *s, int64_t conv_id, int state)
+{
+    return br_sql_done(s, br_sql_bind(s, "UPDATE conversations SET crm_state=? WHERE id=?", "ni", state, conv_id));
+}
+
+int
 br_store_conv_set_crm_shown(struct br_store *s, int64_t conv_id, const char *shown)
 {
     return br_sql_done(s, br_sql_bind(s, "UPDATE conversations SET crm_shown=? WHERE id=?", "ti", shown, conv_id));

@@ -2,6 +2,7 @@
 their company, never holding the task back (against tests/fakes/fake_chartmogul.py)."""
 
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -244,6 +245,39 @@ class TestCrmOff(E2ECase):
         self.assertNotIn("ChartMogul", task["description"])
         self.assertEqual(cm.requests(), [])
         self.assertNotIn("crm", [u["name"] for u in self.health()["engine"]["upstreams"]])
+
+    def test_enrich_added_and_removed_by_a_reload(self):
+        cm = FakeChartMogul()
+        self.addCleanup(cm.cleanup)
+        cm.customers([ACME])
+        add_env(self.bridge)
+        self.start_bridge()
+        self.post(chat_event("chatStarted", "client-1", [msg("m1", "Hello")], email="first@acme.test"))
+        [task] = self.wait_task()
+        self.assertNotIn("ChartMogul", task["description"])
+
+        def hup():
+            self.bridge.config["enrich"] = enrich(cm)
+            self.bridge.write_config()
+            n = self.bridge.log().count("reload: config ")
+            self.bridge.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: self.bridge.log().count("reload: config ") > n, message="no reload")
+        hup()
+        self.post(chat_event("chatStarted", "client-2", [msg("n1", "Hi")], email="ceo@acme.test"))
+        tasks = self.wait_task(2)
+        self.assertIn("(found by ceo@acme.test)", tasks[1]["description"])
+        self.assertEqual(len(cm.searches()), 1)
+        # Off again: nothing more is asked.
+        del self.bridge.config["enrich"]
+        self.bridge.write_config()
+        n = self.bridge.log().count("reload: config ")
+        self.bridge.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.bridge.log().count("reload: config ") > n, message="no reload")
+        self.post(chat_event("chatStarted", "client-3", [msg("o1", "Hey")], email="other@acme.test"))
+        tasks = self.wait_task(3)
+        self.wait_idle()
+        self.assertNotIn("ChartMogul", tasks[2]["description"])
+        self.assertEqual(len(cm.searches()), 1)
 
 
 if __name__ == "__main__":
