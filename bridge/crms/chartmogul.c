@@ -7,7 +7,8 @@
  *       and cursor; 404 when nobody has the address
  *   GET /v1/customers/{uuid}/subscriptions   entries[] (plan, status, ...)
  *   GET /v1/customers/{uuid}/activities      entries[] (date, type,
- *       activity-mrr-movement, currency), oldest first, paged the same way
+ *       activity-mrr-movement, currency), paged the same way (at most
+ *       MAX_PAGES pages of a list are read)
  * One lookup is those three reads in a row on one REST call.
  */
 #include "crm.h"
@@ -36,6 +37,7 @@ struct cm_call {
     char *uuid;
     char *cursor;
     int pages;
+    bool started;       /* the first request went: the next ones are sent from steps */
     json_t *card;
     json_t *activities;
 };
@@ -101,6 +103,16 @@ put_cents(json_t *card, const char *key, json_t *v)
         json_object_set_new(card, key, json_integer((json_int_t)json_real_value(v)));
 }
 
+/* ISO 8601 dates in one zone sort as text; an activity without a date goes last. */
+static int
+newer_first(const void *a, const void *b)
+{
+    const char *x = str(*(json_t *const *)a, "date"), *y = str(*(json_t *const *)b, "date");
+    if (x == NULL || y == NULL)
+        return (x == NULL) - (y == NULL);
+    return -strcmp(x, y);
+}
+
 static void
 activities_read(struct br_rest_call *c, json_t *answer)
 {
@@ -126,10 +138,17 @@ activities_read(struct br_rest_call *c, json_t *answer)
         send_get(m, "activities", cursor, activities_read);
         return;
     }
-    /* Oldest first in ChartMogul's lists: the card keeps the newest five, newest first. */
+    /* The card keeps the newest five, newest first, whatever order the pages came in. */
     n = json_array_size(m->activities);
-    for (i = n; i > 0 && json_array_size(newest) < BR_CRM_ACTIVITIES; i--)
-        json_array_append(newest, json_array_get(m->activities, i - 1));
+    {
+        json_t **v = br_calloc(n + 1, sizeof(*v));
+        for (i = 0; i < n; i++)
+            v[i] = json_array_get(m->activities, i);
+        qsort(v, n, sizeof(*v), newer_first);
+        for (i = 0; i < n && i < BR_CRM_ACTIVITIES; i++)
+            json_array_append(newest, v[i]);
+        free(v);
+    }
     json_object_set_new(m->card, "activities", newest);
     c->res.data = json_incref(m->card);
 }
@@ -218,10 +237,12 @@ send_get(struct cm_call *m, const char *what, const char *cursor, br_rest_step_f
     }
     rq.path = path;
     rq.summary = summary;
-    if (m->c.res.request == NULL)
+    if (!m->started) {
+        m->started = true;
         br_rest_start(&m->c, &rq, step);
-    else
+    } else {
         br_rest_send(&m->c, &rq, step);
+    }
     curl_free(ecur);
     free(path);
     free(summary);
