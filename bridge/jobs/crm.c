@@ -21,6 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The look-up's outcome, and the card's comment when it is to be written (one transaction). */
+static int
+record(struct br_run *r, int state, const char *card, bool write)
+{
+    int rc = br_store_conv_set_crm(r->env->store, r->conv.id, state, card);
+    if (rc == 0 && write)
+        rc = br_env_add_job(r->env, 't', "tracker", "crm_card", r->conv.id, json_object());
+    return rc;
+}
 
 static void
 found(void *arg, int err, const json_t *card, const char *error)
@@ -38,14 +47,15 @@ found(void *arg, int err, const json_t *card, const char *error)
         br_run_finish(r, &res);
         return;
     }
-    /* A failure leaves the card it had (none while pending): the task stops waiting for it. */
     rc = br_store_conv_crm(r->env->store, r->conv.id, &cstate, &old, &shown);
-    if (rc == 0)
-        rc = BR_STORE_TX(r->env->store, br_store_conv_set_crm(r->env->store, r->conv.id, state, err ? old : text));
     changed = err == 0 && (shown == NULL || strcmp(shown, br_crm_card_value(text)) != 0);
-    /* The tracker's lane writes it after the task, unless the task shows it by then. */
-    if (rc == 0 && changed && (card || shown))
-        rc = BR_STORE_TX(r->env->store, br_env_add_job(r->env, 't', "tracker", "crm_card", r->conv.id, json_object()));
+    /*
+     * A failure keeps the card found before (the task stops waiting for
+     * this one).  A changed card goes to the tracker's lane, behind the
+     * task, whose job writes it unless the task shows it by then.
+     */
+    if (rc == 0)
+        rc = BR_STORE_TX(r->env->store, record(r, state, err ? old : text, changed && (card || shown)));
     free(old);
     free(shown);
     free(text);
