@@ -78,7 +78,7 @@ void
 br_job_crm(struct br_run *r)
 {
     const struct br_config *cfg = r->env->cfg;
-    const char *domain = NULL;
+    char *domain = NULL;
     json_t *emails, *e;
     size_t i;
 
@@ -91,11 +91,15 @@ br_job_crm(struct br_run *r)
     emails = br_store_person_emails(r->env->store, r->conv.person_id, false);
     /* The company: the domain of the person's first company address (companies.enabled, not a public one). */
     json_array_foreach(emails, i, e) {
-        if ((domain = br_config_company_domain(cfg, json_string_value(e))) != NULL)
+        const char *d = br_config_company_domain(cfg, json_string_value(e));
+        if (d) {
+            domain = br_strdup(d);
             break;
+        }
     }
     json_decref(emails);
     emails = br_store_crm_emails(r->env->store, r->conv.person_id, domain, BR_CRM_COMPANY_EMAILS);
+    free(domain);
     if (json_array_size(emails) == 0) {
         /* No e-mail, nothing to ask: the task does not wait, and a later e-mail asks again. */
         json_decref(emails);
