@@ -411,14 +411,32 @@ set_upstream(struct br_engine *e, const char *name, double rps, int depth)
     return u->up;
 }
 
+static void
+on_crm_depth(void *arg, const char *upstream, int state, int64_t count, int64_t oldest_at)
+{
+    (void)oldest_at;
+    if (strcmp(upstream, "crm") == 0 && state != BR_JOB_DEAD && count > 0)
+        *(bool *)arg = true;
+}
+
 /* The tracker's upstream and each channel's Chatra upstream, as cfg says. */
 static void
 set_upstreams(struct br_engine *e, const struct br_config *cfg)
 {
     e->tracker_up = set_upstream(e, "tracker", cfg->tracker_rps, 1);
-    /* The CRM's own budget: its look-ups never take the tracker's. */
-    if (cfg->crm)
+    /*
+     * The CRM's own budget: its look-ups never take the tracker's.  Without
+     * enrich it is made only for look-ups an earlier run left (they end at
+     * once, asking nothing).
+     */
+    if (cfg->crm) {
         e->crm_up = set_upstream(e, "crm", cfg->crm_rps, 4);
+    } else if (e->crm_up == NULL) {
+        bool left = false;
+        br_store_job_depths(e->store, on_crm_depth, &left);
+        if (left)
+            e->crm_up = set_upstream(e, "crm", 1, 4);
+    }
     for (size_t i = 0; i < cfg->n_channels; i++) {
         char *name = br_asprintf("chatra:%s", cfg->channels[i].name);
         set_upstream(e, name, cfg->channels[i].chatra_rps, 2);

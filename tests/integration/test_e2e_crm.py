@@ -247,6 +247,23 @@ class TestCrmOff(E2ECase):
         self.assertEqual(cm.requests(), [])
         self.assertNotIn("crm", [u["name"] for u in self.health()["engine"]["upstreams"]])
 
+    def test_lookups_left_by_a_run_with_enrich_end_without_it(self):
+        cm = FakeChartMogul()
+        self.addCleanup(cm.cleanup)
+        add_env(self.bridge)
+        self.start_bridge(enrich=enrich(cm))
+        cm.faults([{"action": "hang"}])
+        self.post(chat_event("chatStarted", "client-1", [msg("m1", "Hello")], email="ceo@acme.test"))
+        self.wait_task()
+        cm.wait_requests(1)
+        self.bridge.stop()
+        cm.reset()
+        del self.bridge.config["enrich"]
+        self.bridge.start()
+        # The look-up left in the store ends at once, asking nothing: the queue empties.
+        self.wait_idle()
+        self.assertEqual(len(cm.requests()), 0)
+
     def test_enrich_added_and_removed_by_a_reload(self):
         cm = FakeChartMogul()
         self.addCleanup(cm.cleanup)
