@@ -70,6 +70,8 @@ br_config_free(struct br_config *c)
     free(c->tracker_webhook_secret);
     free(c->tracker_project);
     free(c->admin_token);
+    free(c->crm_api_key);
+    free(c->crm_url);
     for (size_t i = 0; i < c->n_employees; i++) {
         free(c->employees[i].name);
         free(c->employees[i].email);

@@ -21,6 +21,7 @@
 
 struct br_tpl;
 struct br_tracker_kind;
+struct br_crm_kind;
 struct br_cidr;
 
 /* A list of human-readable problems, each one line. */
@@ -131,6 +132,13 @@ struct br_config {
     size_t n_channels;
     struct br_tpl *texts[BR_TEXT_COUNT]; /* the bridge's own words (texts.h) */
     char *admin_token;         /* the admin page's token (a secret); NULL: the page is off */
+    /* enrich.<provider> (crm.h): the CRM card in the task; crm NULL when off */
+    const struct br_crm_kind *crm;
+    char *crm_api_key;         /* a secret */
+    char *crm_url;             /* without trailing slash */
+    double crm_rps;
+    long crm_cache_ttl_s;
+    long crm_timeout_ms;
     long admin_session_ttl_s;  /* how long an admin page login lasts */
     /*
      * Remarks that are not problems (the bridge runs), e.g. a task

@@ -124,7 +124,7 @@ load(struct br_conf_loader *L, json_t *root)
 {
     static const char *const known[] = {"listen", "store", "log", "tracker", "employees", "channels", "limits",
                                         "companies", "language", "timezone", "texts", "templates_dir", "metrics",
-                                        "admin", NULL};
+                                        "admin", "enrich", NULL};
     static const char *const known_companies[] = {"enabled", "template_id", "public_domains", NULL};
     static const char *const known_listen[] = {"host", "port", "trusted_proxies", NULL};
     static const char *const known_log[] = {"level", "format", NULL};
@@ -238,6 +238,7 @@ load(struct br_conf_loader *L, json_t *root)
     c->company_template_id = br_conf_int(L, o, "companies", "template_id", 0, 0, LONG_MAX, false);
     br_conf_load_public_domains(L, br_conf_get(o, "public_domains"));
 
+    br_conf_load_enrich(L, root);
     br_conf_load_employees(L, br_conf_get(root, "employees"));
 
     arr = br_conf_get(root, "channels");

@@ -96,6 +96,8 @@ void br_conf_note_description(struct br_conf_loader *L, const char *base, const 
 void br_conf_load_texts(struct br_conf_loader *L, json_t *root);
 
 void br_conf_load_public_domains(struct br_conf_loader *L, json_t *arr);
+/* The enrich section (config_enrich.c): the CRM whose card goes into the task, off without it. */
+void br_conf_load_enrich(struct br_conf_loader *L, json_t *root);
 void br_conf_load_employees(struct br_conf_loader *L, json_t *arr);
 void br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, struct br_channel *ch);
 

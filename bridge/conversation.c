@@ -33,6 +33,19 @@ br_task_is_active(const struct br_task *t)
     return t->state == BR_TASK_PENDING || t->state == BR_TASK_OPEN;
 }
 
+/* A look-up of the person in the CRM (enrich), on the CRM's own lane, unless one waits already. */
+static int
+queue_crm(struct br_env *env, int64_t conv_id)
+{
+    int rc;
+
+    if (env->crm == NULL || br_queue_waiting(env->queue, 'r', conv_id, "crm"))
+        return 0;
+    if ((rc = br_store_conv_set_crm_state(env->store, conv_id, BR_CRM_PENDING)))
+        return rc;
+    return br_env_add_job(env, 'r', "crm", "crm", conv_id, json_object());
+}
+
 /* Opens a new task generation: contact (if unknown) then task, in the conversation's lane. */
 static int
 open_generation(struct br_env *env, struct br_conv *c)
@@ -53,6 +66,9 @@ open_generation(struct br_env *env, struct br_conv *c)
         if (rc)
             return rc;
     }
+    /* The CRM card of the person (enrich), on its own lane: a new task shows it anew. */
+    if (env->crm && ((rc = br_store_conv_set_crm_shown(env->store, c->id, NULL)) || (rc = queue_crm(env, c->id))))
+        return rc;
     if (br_env_has_contacts(env) && (rc = br_env_add_job(env, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen))))
         return rc;
     if (br_env_has_contacts(env) && env->cfg->companies && (rc = br_env_add_job(env, 't', "tracker", "company", c->id, json_object())))
@@ -462,6 +478,10 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         (rc = br_env_add_job(env, 't', "tracker", "contact_visit", c.id,
                       json_pack("{s:{s:o, s:{s:s?}}}", "ctx", "device", br_context_device(ev->visitor), "chat", "id",
                                 chat_id))))
+        goto out;
+    /* A new e-mail of the person (typed, set by the site, or a merge's): the CRM is asked again. */
+    if (c.gen > 0 && (res.merged_conv || res.joined || (email && changed(email, c.email))) &&
+        (rc = queue_crm(env, c.id)))
         goto out;
     if (introduced && !res.merged_conv && br_env_has_contacts(env) &&
         (rc = br_env_add_job(env, 't', "tracker", "update_contact", c.id, json_object())))

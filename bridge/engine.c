@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "conversation.h"
+#include "crm.h"
 #include "employees.h"
 #include "env.h"
 #include "jobs/jobs.h"
@@ -79,12 +80,14 @@ struct br_engine {
     struct generation *gen;    /* the config and what is made from it, for new work */
     struct generation *retired; /* older generations that running jobs still hold */
     struct br_upstream *tracker_up;
+    struct br_upstream *crm_up;   /* enrich's CRM, made when a config first has one */
     char *company_busy[BR_ENV_COMPANY_SLOTS]; /* env.h: shared by every generation */
     struct engine_up *ups;
     size_t n_ups;
     int closing;
     int pending_closes;
     int64_t last_retention;
+    int64_t last_crm_prune;
     uint64_t intake_window;    /* start of the current BUSY_WINDOW_MS window */
     unsigned intake_n, intake_prev; /* webhooks in this window and in the one before */
     int inbox_solo;            /* rows still to apply one at a time after a failed batch */
@@ -256,6 +259,7 @@ static void
 gen_free(struct generation *g)
 {
     br_tracker_free(g->env.tracker);
+    br_crm_free(g->env.crm);
     br_employees_free(g->env.employees);
     br_config_free(g->cfg);
     free(g);
@@ -275,6 +279,8 @@ gen_start(struct br_engine *e, struct generation *g)
 
     g->env.queue = e->queue;
     g->env.tracker->up = e->tracker_up;
+    if (g->cfg->crm && e->crm_up)
+        br_crm_new(&g->env.crm, g->cfg, e->crm_up);
     if (prev)
         g->env.tracker->clock = prev->env.tracker->clock;
     else
@@ -317,7 +323,8 @@ sweep(struct br_engine *e)
  *  - retries whose backoff expired and anything a kick missed (work);
  *  - retention: texts of chats closed longer ago than retention_days go,
  *    checked every tenth of the retention period, at most once a minute;
- *  - employees' tracker users found by e-mail are confirmed once a week.
+ *  - employees' tracker users found by e-mail are confirmed once a week;
+ *  - the CRM's answers older than enrich's cache_ttl_s are removed, once a minute.
  */
 static void
 on_tick(uv_timer_t *t)
@@ -343,6 +350,12 @@ on_tick(uv_timer_t *t)
                 br_info("retention: removed the texts of %lld message(s) of chats closed over %g days ago",
                         (long long)n, cfg->retention_days);
         }
+    }
+    if (!e->closing && br_now_ms() - e->last_crm_prune >= 60000) {
+        /* Without enrich nothing is kept any longer. */
+        e->last_crm_prune = br_now_ms();
+        BR_STORE_TX(e->store, br_store_crm_cache_prune(e->store, e->last_crm_prune -
+                                                              (cfg->crm ? (int64_t)cfg->crm_cache_ttl_s * 1000 : 0)));
     }
 }
 
@@ -398,11 +411,32 @@ set_upstream(struct br_engine *e, const char *name, double rps, int depth)
     return u->up;
 }
 
+static void
+on_crm_depth(void *arg, const char *upstream, int state, int64_t count, int64_t oldest_at)
+{
+    (void)oldest_at;
+    if (strcmp(upstream, "crm") == 0 && state != BR_JOB_DEAD && count > 0)
+        *(bool *)arg = true;
+}
+
 /* The tracker's upstream and each channel's Chatra upstream, as cfg says. */
 static void
 set_upstreams(struct br_engine *e, const struct br_config *cfg)
 {
     e->tracker_up = set_upstream(e, "tracker", cfg->tracker_rps, 1);
+    /*
+     * The CRM's own budget: its look-ups never take the tracker's.  Without
+     * enrich it is made only for look-ups an earlier run left (they end at
+     * once, asking nothing).
+     */
+    if (cfg->crm) {
+        e->crm_up = set_upstream(e, "crm", cfg->crm_rps, 4);
+    } else if (e->crm_up == NULL) {
+        bool left = false;
+        br_store_job_depths(e->store, on_crm_depth, &left);
+        if (left)
+            e->crm_up = set_upstream(e, "crm", 1, 4);
+    }
     for (size_t i = 0; i < cfg->n_channels; i++) {
         char *name = br_asprintf("chatra:%s", cfg->channels[i].name);
         set_upstream(e, name, cfg->channels[i].chatra_rps, 2);

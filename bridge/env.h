@@ -21,6 +21,7 @@
 struct br_config;
 struct br_store;
 struct br_employees;
+struct br_crm;
 
 struct br_env {
     const struct br_config *cfg;
@@ -28,6 +29,7 @@ struct br_env {
     struct br_tracker *tracker;
     struct br_queue *queue;
     struct br_employees *employees;  /* employees.h */
+    struct br_crm *crm;              /* crm.h: the CRM of enrich, NULL when off */
     /* BR_ENV_COMPANY_SLOTS domains whose company contact is being looked up or made (shared) */
     char **company_busy;
 };

@@ -315,7 +315,7 @@ make_instance_id(char out[40])
  * in a transaction) and raises SCHEMA_VERSION; a database is never
  * silently used with a shape the code does not expect.
  */
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 /* migrations[i] takes a store from version i + 1 to i + 2. */
 static const char *const migrations[SCHEMA_VERSION - 1] = {
@@ -355,6 +355,17 @@ static const char *const migrations[SCHEMA_VERSION - 1] = {
     "  INSERT INTO activity(conv_id, at, type, data) VALUES(new.conv_id, new.updated_at, 'job',"
     "    json_object('job_id', new.id, 'state', new.state, 'attempts', new.attempts, 'error', new.last_error));"
     "END;",
+    /*
+     * 6: the CRM card (crm.h): what the CRM answered for an e-mail (card
+     * NULL: nobody), kept for enrich's cache_ttl_s; and per conversation
+     * the card found for its person and the card last written into its
+     * task (so that an unchanged card is never written twice).
+     */
+    "CREATE TABLE crm_cache("
+    "  email TEXT PRIMARY KEY, card TEXT, fetched_at INTEGER NOT NULL);"
+    "ALTER TABLE conversations ADD COLUMN crm_state INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE conversations ADD COLUMN crm_card TEXT;"
+    "ALTER TABLE conversations ADD COLUMN crm_shown TEXT;",
 };
 
 static int

@@ -147,6 +147,25 @@ int br_store_company_get(struct br_store *s, const char *domain, char **contact_
 int br_store_company_set(struct br_store *s, const char *domain, const char *contact_id);
 int br_store_conv_set_gen(struct br_store *s, int64_t conv_id, int gen);
 
+/* ---- the CRM card (crm.h; store_crm.c) ---- */
+/* The cached answer for email fetched at or after newer_than_ms: 0 with *card (NULL: nobody), else BR_ENOTFOUND. */
+int br_store_crm_cache_get(struct br_store *s, const char *email, int64_t newer_than_ms, char **card);
+/* card NULL: the CRM knows nobody with email. */
+int br_store_crm_cache_put(struct br_store *s, const char *email, const char *card, int64_t at_ms);
+int br_store_crm_cache_prune(struct br_store *s, int64_t older_than_ms);
+/*
+ * The e-mails a person is looked up by: their own (oldest first), then at
+ * most company_max of other persons at domain (NULL: none).  A new array.
+ */
+json_t *br_store_crm_emails(struct br_store *s, int64_t person_id, const char *domain, size_t company_max);
+/* A conversation's CRM state (enum br_crm_state), the card found (NULL: none) and the card last shown. */
+enum br_crm_state { BR_CRM_NONE = 0, BR_CRM_PENDING = 1, BR_CRM_DONE = 2, BR_CRM_FAILED = 3 };
+int br_store_conv_crm(struct br_store *s, int64_t conv_id, int *state, char **card, char **shown);
+int br_store_conv_set_crm(struct br_store *s, int64_t conv_id, int state, const char *card);
+/* The state alone: a new look-up keeps the card found before until it answers. */
+int br_store_conv_set_crm_state(struct br_store *s, int64_t conv_id, int state);
+int br_store_conv_set_crm_shown(struct br_store *s, int64_t conv_id, const char *shown);
+
 /* ---- persons: the identity map ---- */
 int br_store_person_create(struct br_store *s, int64_t *id);
 /* E-mails are stored trimmed and lower-cased; BR_ENOTFOUND for an unknown one. */

@@ -25,6 +25,9 @@
     "{\"author\":\"\",\"text\":\"\",\"text_html\":\"\"," S_TIME ",\"type\":\"\",\"is_visitor\":\"\","            \
     "\"is_agent\":\"\",\"first\":\"\"}"
 #define S_MATCH "\"email\":\"\",\"verified\":\"\""
+#define S_CRM                                                                                                      \
+    "\"crm\":{\"found\":\"\",\"matched_email\":\"\",\"name\":\"\",\"url\":\"\",\"plan\":\"\",\"status\":\"\"," \
+    "\"mrr\":\"\",\"arr\":\"\",\"currency\":\"\",\"has_activities\":\"\",\"activities\":[{\"date\":\"\",\"type\":\"\",\"amount\":\"\",\"first\":\"\"}]}"
 
 static const struct br_text_info infos[BR_TEXT_COUNT] = {
     [BR_TEXT_MESSAGES] = {"messages", true,
@@ -49,6 +52,7 @@ static const struct br_text_info infos[BR_TEXT_COUNT] = {
     [BR_TEXT_CONTACT_NAME] = {"contact_name", false, "{" S_VISITOR "," S_CHANNEL "}"},
     [BR_TEXT_FALLBACK_TITLE] = {"fallback_title", false, "{" S_VISITOR "," S_CHANNEL "}"},
     [BR_TEXT_FALLBACK_DESCRIPTION] = {"fallback_description", true, "{" S_VISITOR "," S_CHANNEL "}"},
+    [BR_TEXT_CRM_CARD] = {"crm_card", true, "{" S_VISITOR "," S_CHANNEL "," S_CRM "}"},
 };
 
 /* How each language writes a moment; the zone is named after it (UTC, MSK, +03). */

@@ -37,6 +37,7 @@ enum br_text {
     BR_TEXT_CONTACT_NAME,         /* the contact's name when the visitor gave none (plain) */
     BR_TEXT_FALLBACK_TITLE,       /* the task title when the title template cannot render (plain) */
     BR_TEXT_FALLBACK_DESCRIPTION, /* the description when its template cannot render */
+    BR_TEXT_CRM_CARD,             /* the CRM card (crm.h): in the description, or a comment */
     BR_TEXT_COUNT
 };
 

@@ -42,5 +42,6 @@ int br_cmd_unmerge(const struct br_cli_args *a);
 int br_cmd_dead_letters(const struct br_cli_args *a);
 int br_cmd_retry(const struct br_cli_args *a);
 int br_cmd_backup(const struct br_cli_args *a);
+int br_cmd_crm(const struct br_cli_args *a);
 
 #endif

@@ -61,6 +61,15 @@ static const struct command commands[] = {
      "put dead jobs back in the queue",
      "Puts dead letter N (or all of them) back in the queue; a running bridge\n"
      "picks them up within a second.  Needs only store.path.\n"},
+    {"crm", br_cmd_crm, OPT_EMAIL, "[--config FILE] --email E",
+     "print the CRM card the bridge would show for an e-mail",
+     "Asks the CRM of enrich (ChartMogul) about the address now, as the bridge\n"
+     "does for a visitor, and prints what the task's card would show as JSON:\n"
+     "\"crm\" (the template's variables) and \"card\" (the rendered crm_card text).\n"
+     "It needs the whole config with its secrets (the CRM's api_key), and sends\n"
+     "its requests at enrich's rate; the store's cache is neither read nor written.\n"
+     "Exit status: 0 shown (found or not found), 1 the CRM could not be asked,\n"
+     "2 no --email, or no enrich section in the config.\n"},
     {"backup", br_cmd_backup, OPT_TO, "[--config FILE] --to PATH",
      "write a consistent copy of the store, also while the bridge runs",
      "Copies the store with SQLite's online backup API into the new file PATH\n"

@@ -9,6 +9,7 @@
 #include "bridge/config.h"
 #include "bridge/engine.h"
 #include "bridge/store.h"
+#include "bridge/crm.h"
 #include "bridge/upstream.h"
 #include "bridge/upstream_stats.h"
 
@@ -33,7 +34,9 @@ upstream_json(const struct br_config *cfg, const char *name, const struct br_ups
     /* The same state as /healthz's. */
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:I, s:{s:n, s:I, s:o}}",
                      "name", name,
-                     "kind", strcmp(name, "tracker") == 0 ? cfg->tracker_kind : "chatra",
+                     "kind", strcmp(name, "tracker") == 0 ? cfg->tracker_kind
+                             : strcmp(name, "crm") == 0        ? (cfg->crm ? cfg->crm->name : "crm")
+                                                               : "chatra",
                      "state", br_engine_upstream_state(u),
                      "requests_last_minute", (json_int_t)minute,
                      "requests_last_hour", (json_int_t)hour,

@@ -42,6 +42,8 @@ void br_job_fetch(struct br_run *r);          /* "fetch": the task's new comment
 void br_job_poll(struct br_run *r);           /* "poll": comments no webhook announced */
 void br_job_profile(struct br_run *r);        /* "profile": Chatra's data of the visitor */
 void br_job_reply(struct br_run *r);          /* "reply": an employee's answer into the chat */
+void br_job_crm(struct br_run *r);            /* "crm": the person looked up in the CRM (crm.c) */
+void br_job_crm_card(struct br_run *r);       /* "crm_card": the CRM card as a comment on the task */
 
 /* ---- shared by the kinds ---- */
 

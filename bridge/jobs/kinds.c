@@ -28,6 +28,8 @@ static const struct {
     {"poll", br_job_poll},
     {"reply", br_job_reply},
     {"user", br_job_user},
+    {"crm", br_job_crm},
+    {"crm_card", br_job_crm_card},
 };
 
 void

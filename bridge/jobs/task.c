@@ -7,6 +7,7 @@
 
 #include "context.h"
 #include "conversation.h"
+#include "crm_card.h"
 #include "log.h"
 #include "templates/tpl.h"
 
@@ -14,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROFILE_WAIT_MS 3000 /* how long a new task waits for Chatra's visitor data */
+#define PROFILE_WAIT_MS 3000 /* how long a new task waits for Chatra's visitor data and the CRM card */
 
 static void task_created(void *arg, struct br_result *res);
 
@@ -134,6 +135,7 @@ create_task(struct br_run *r)
     br_buf_init(&title, 4096);
     br_buf_init(&desc, 256 * 1024);
     render_task(r, ctx, ids, &title, &desc, carried, &prev_linked);
+    br_crm_card_describe(r->env, r->conv.id, ctx, &desc);
     /*
      * Which messages the description carries (and whether it links the
      * previous task) is committed before the request: after a crash, the
@@ -251,9 +253,9 @@ br_job_task(struct br_run *r)
         br_run_ok(r);
         return;
     }
-    if (r->conv.profile_state == BR_PROFILE_PENDING &&
+    if ((r->conv.profile_state == BR_PROFILE_PENDING || br_crm_card_pending(r->env, r->conv.id)) &&
         br_now_ms() - json_integer_value(json_object_get(r->payload, "since")) < PROFILE_WAIT_MS) {
-        /* Chatra's visitor data is on its way: wait a little, never long. */
+        /* Chatra's visitor data (or the CRM card) is on its way: wait a little, never long. */
         br_task_dispose(&t);
         br_run_later(r, 100);
         return;

@@ -27,6 +27,7 @@
 
 #include "bridge/cidr.h"
 #include "bridge/config.h"
+#include "bridge/crm.h"
 #include "bridge/log.h"
 #include "templates/tpl.h"
 
@@ -711,6 +712,60 @@ test_admin(void **state)
     write_cfg(f, "cfg.json", "{'admin': {'token': 'env:BRT_NOT_SET_ANYWHERE'},\n" MINIMAL_REST);
     assert_int_equal(load(f), BR_EINVAL);
     expect_problem(f, "admin.token: environment variable BRT_NOT_SET_ANYWHERE is not set");
+}
+
+/* ---- enrich.chartmogul: the CRM card ------------------------------------------ */
+
+static void
+test_enrich(void **state)
+{
+    struct fx *f = *state;
+
+    /* Off without the section. */
+    write_cfg(f, "cfg.json", "{" MINIMAL_REST);
+    load_ok(f);
+    assert_null(f->cfg->crm);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* The defaults. */
+    assert_int_equal(setenv("BRT_CM_KEY", "cm-key-123456", 1), 0);
+    write_cfg(f, "cfg.json", "{'enrich': {'chartmogul': {'api_key': 'env:BRT_CM_KEY'}},\n" MINIMAL_REST);
+    load_ok(f);
+    assert_non_null(f->cfg->crm);
+    assert_string_equal(f->cfg->crm->name, "chartmogul");
+    assert_string_equal(f->cfg->crm_api_key, "cm-key-123456");
+    assert_string_equal(f->cfg->crm_url, "https://api.chartmogul.com");
+    assert_true(f->cfg->crm_rps == 5);
+    assert_int_equal(f->cfg->crm_cache_ttl_s, 86400);
+    assert_int_equal(f->cfg->crm_timeout_ms, 5000);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* Every key set. */
+    write_cfg(f, "cfg.json", "{'enrich': {'chartmogul': {'api_key': 'env:BRT_CM_KEY', 'url': 'http://127.0.0.1:9/',"
+                             " 'requests_per_second': 2.5, 'cache_ttl_s': 60, 'timeout_ms': 1500}},\n" MINIMAL_REST);
+    load_ok(f);
+    assert_string_equal(f->cfg->crm_url, "http://127.0.0.1:9");
+    assert_true(f->cfg->crm_rps == 2.5);
+    assert_int_equal(f->cfg->crm_cache_ttl_s, 60);
+    assert_int_equal(f->cfg->crm_timeout_ms, 1500);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* Problems: no key, a bad timeout, a typo, an unknown provider. */
+    write_cfg(f, "cfg.json", "{'enrich': {'chartmogul': {'timeout_ms': 5, 'cache_tll_s': 5}, 'hubspot': {}},\n"
+                             MINIMAL_REST);
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "enrich.chartmogul.api_key: is required");
+    expect_problem(f, "enrich.chartmogul.timeout_ms: must be between 100 and 600000");
+    expect_problem(f, "enrich.chartmogul.cache_tll_s: unknown setting");
+    expect_problem(f, "enrich.hubspot: unknown setting");
+    {
+        const char *const extra[] = {"cm-key-123456", NULL};
+        expect_no_secret_in_diag(f, extra);
+    }
+    unsetenv("BRT_CM_KEY");
 }
 
 /* ---- every problem at once ---------------------------------------------------- */
@@ -1683,6 +1738,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_templates_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_templates_dir_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enrich, setup, teardown),
         cmocka_unit_test(test_diag_add_and_dispose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
