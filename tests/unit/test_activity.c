@@ -20,21 +20,13 @@
 #include "bridge/activity.h"
 #include "bridge/notify.h"
 #include "bridge/store.h"
+#include "support/tmpdir.h"
 
 struct fx {
     char dir[64];
     struct br_store *s;
     int64_t conv;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -59,7 +51,7 @@ teardown(void **state)
     struct fx *f = *state;
 
     br_store_free(f->s);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -30,6 +30,7 @@
 #include "bridge/crm.h"
 #include "bridge/log.h"
 #include "templates/tpl.h"
+#include "support/tmpdir.h"
 
 /* Secret values used below; none of them may ever show up in a diagnostic. */
 #define PF_TOKEN "pf-token-Zq81xw7Ea"
@@ -58,15 +59,6 @@ struct fx {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int
 setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -86,7 +78,7 @@ teardown(void **state)
     br_config_free(f->cfg);
     br_diag_dispose(&f->diag);
     free(f->cfg_path);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     for (size_t i = 0; i < BR_ARRAY_SIZE(env_secrets); i++)
         unsetenv(env_secrets[i][0]);
     br_log_clear_secrets();

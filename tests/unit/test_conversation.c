@@ -43,6 +43,7 @@
 #include "bridge/queue.h"
 #include "bridge/store.h"
 #include "bridge/tracker.h"
+#include "support/tmpdir.h"
 
 /* Secrets, given to the config as env: references. */
 static const char *const env_secrets[][2] = {
@@ -72,15 +73,6 @@ struct fx {
     int64_t batch_from;   /* the first job of the last new_jobs() batch */
     int64_t jobs_seen;    /* the last job new_jobs() looked at */
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* The queue never runs a job here: the tests read the jobs table. */
 static void
@@ -208,7 +200,7 @@ teardown(void **state)
     br_log_clear_secrets();
     for (size_t i = 0; i < BR_ARRAY_SIZE(env_secrets); i++)
         unsetenv(env_secrets[i][0]);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f->db_path);
     free(f);
     return 0;

@@ -28,6 +28,7 @@
 #include "bridge/metrics.h"
 #include "bridge/store.h"
 #include "handlers/handlers.h"
+#include "support/tmpdir.h"
 #include "support/limit_files.h"
 
 #include <sqlite3.h>
@@ -55,15 +56,6 @@ struct fx {
     struct br_handler_ctx ctx;
     struct br_http_response res;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -114,7 +106,7 @@ teardown(void **state)
     br_store_free(f->store);
     br_config_free(f->cfg);
     br_log_clear_secrets();
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -31,6 +31,7 @@
 #include "bridge/store.h"
 #include "bridge/tracker.h"
 #include "bridge/upstream.h"
+#include "support/tmpdir.h"
 #include "support/limit_files.h"
 
 #define MAX_RUNS 64
@@ -59,15 +60,6 @@ static const char config_text[] =
     " \"channels\": [{\"name\": \"shop\", \"webhook_secret\": \"shop-secret-queue-0123\",\n"
     "               \"chatra\": {\"url\": \"http://127.0.0.1:1/api\", \"public_key\": \"pk\", \"secret_key\": \"sk\"},\n"
     "               \"default_agent_id\": \"agent\", \"task\": {\"template_id\": 1, \"closed_status_id\": 3}, \"contact\": {\"template_id\": 1}}]}\n";
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void
 on_start(struct br_run *r)
@@ -145,7 +137,7 @@ teardown(void **state)
     br_store_free(f->s);
     br_config_free(f->cfg);
     br_log_clear_secrets();
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f->db);
     free(f);
     current = NULL;

@@ -21,21 +21,13 @@
 #include "bridge/config.h"
 #include "bridge/log.h"
 #include "bridge/reload.h"
+#include "support/tmpdir.h"
 
 struct fx {
     char dir[64];
     struct br_config *cur, *next;
     struct br_diag diag;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -57,7 +49,7 @@ teardown(void **state)
     br_config_free(f->cur);
     br_config_free(f->next);
     br_diag_dispose(&f->diag);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     br_log_clear_secrets();
     free(f);
     return 0;

@@ -22,6 +22,7 @@
 
 #include "bridge/store.h"
 #include "bridge/unrecorded.h"
+#include "support/tmpdir.h"
 #include "support/limit_files.h"
 
 #include <sqlite3.h>
@@ -31,15 +32,6 @@ struct fx {
     char *path;
     struct br_store *s;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -60,7 +52,7 @@ teardown(void **state)
 {
     struct fx *f = *state;
     br_store_free(f->s);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f->path);
     free(f);
     return 0;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bridge/store.h"
+#include "support/tmpdir.h"
 
 #define N_CONV 300
 
@@ -37,15 +38,6 @@ struct fx {
     int64_t during;           /* the conversation the daemon made while the backup ran */
     int64_t done_job, open_job;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -86,7 +78,7 @@ teardown(void **state)
     struct fx *f = *state;
     br_store_free(f->s);
     br_store_free(f->daemon);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f->path);
     free(f->to);
     free(f);

@@ -22,20 +22,12 @@
 
 #include "bridge/br.h"
 #include "bridge/store_lock.h"
+#include "support/tmpdir.h"
 
 struct fx {
     char dir[64];
     char *db, *lock;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -54,7 +46,7 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f->db);
     free(f->lock);
     free(f);
