@@ -121,6 +121,7 @@ struct br_config {
     double tracker_rps;
     long tracker_timeout_ms;
     long poll_interval_s;      /* 0 = off */
+    long tracker_daily_quota;  /* requests a day the tracker allows (budget.h); 0 = no daily limit */
     long coalesce_ms;          /* a visitor message waits this long for the next ones (one comment) */
     bool companies;            /* map e-mail domains to company contacts */
     long company_template_id;

@@ -166,6 +166,14 @@ int br_store_conv_set_crm(struct br_store *s, int64_t conv_id, int state, const 
 int br_store_conv_set_crm_state(struct br_store *s, int64_t conv_id, int state);
 int br_store_conv_set_crm_shown(struct br_store *s, int64_t conv_id, const char *shown);
 
+/* ---- the tracker's requests per day (budget.h; store_usage.c) ---- */
+/* The requests counted for day (an index of days since the epoch); 0 when none were. */
+int br_store_usage_get(struct br_store *s, int64_t day, uint64_t *requests);
+/* Sets day's count to requests, never lower than what is stored. */
+int br_store_usage_put(struct br_store *s, int64_t day, uint64_t requests);
+/* Removes the days before day. */
+int br_store_usage_prune(struct br_store *s, int64_t before_day);
+
 /* ---- persons: the identity map ---- */
 int br_store_person_create(struct br_store *s, int64_t *id);
 /* E-mails are stored trimmed and lower-cased; BR_ENOTFOUND for an unknown one. */
