@@ -82,6 +82,12 @@ struct br_engine {
     struct br_upstream *tracker_up;
     struct br_upstream *crm_up;   /* enrich's CRM, made when a config first has one */
     char *company_busy[BR_ENV_COMPANY_SLOTS]; /* env.h: shared by every generation */
+    /*
+     * How long messages wait for the next ones (batching.h), shared by
+     * every generation.  Its budget hook (batching.budget) is where the
+     * day's quota comes in; without it the wait follows the backlog only.
+     */
+    struct br_batching batching;
     struct engine_up *ups;
     size_t n_ups;
     int closing;
@@ -251,6 +257,7 @@ gen_new(struct br_engine *e, struct br_config *cfg, struct generation **out)
     g->env.cfg = cfg;
     g->env.store = e->store;
     g->env.company_busy = e->company_busy;
+    g->env.batching = &e->batching;
     *out = g;
     return 0;
 }
@@ -324,7 +331,8 @@ sweep(struct br_engine *e)
  *  - retention: texts of chats closed longer ago than retention_days go,
  *    checked every tenth of the retention period, at most once a minute;
  *  - employees' tracker users found by e-mail are confirmed once a week;
- *  - the CRM's answers older than enrich's cache_ttl_s are removed, once a minute.
+ *  - the CRM's answers older than enrich's cache_ttl_s are removed, once a minute;
+ *  - the tracker's backlog is counted for the messages' wait (batching.h), once a second.
  */
 static void
 on_tick(uv_timer_t *t)
@@ -337,6 +345,8 @@ on_tick(uv_timer_t *t)
         return;
     br_queue_undry(e->queue); /* backoffs may have run out */
     work(e);
+    if (!e->closing)
+        br_batching_refresh(&e->batching, e->store, cfg, br_now_ms());
     if (!e->closing)
         br_employees_refresh(&e->gen->env);
     if (cfg->retention_days > 0 && !e->closing) {
@@ -561,6 +571,12 @@ br_engine_status(struct br_engine *e, struct br_buf *out)
         br_buf_puts(out, "}");
     }
     br_buf_puts(out, "]}");
+}
+
+int64_t
+br_engine_coalesce_wait_ms(const struct br_engine *e)
+{
+    return br_batching_current_ms(&e->batching, e->gen->cfg);
 }
 
 unsigned

@@ -22,8 +22,10 @@ ms_or_null(int64_t ms)
 }
 
 static json_t *
-upstream_json(const struct br_config *cfg, const char *name, const struct br_upstream *u, int64_t now)
+upstream_json(const struct br_config *cfg, const char *name, const struct br_upstream *u, int64_t now,
+              const struct br_engine *e)
 {
+    json_t *o;
     const struct br_upstream_stats *st = br_upstream_stats(u);
     struct br_upstream_health health;
     long left = br_upstream_quota_left(u);
@@ -32,7 +34,7 @@ upstream_json(const struct br_config *cfg, const char *name, const struct br_ups
     br_upstream_health(u, &health);
     br_upstream_stats_counts(st, now, &minute, &hour, &today);
     /* The same state as /healthz's. */
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:I, s:{s:n, s:I, s:o}}",
+    o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:I, s:{s:n, s:I, s:o}}",
                      "name", name,
                      "kind", strcmp(name, "tracker") == 0 ? cfg->tracker_kind
                              : strcmp(name, "crm") == 0        ? (cfg->crm ? cfg->crm->name : "crm")
@@ -46,6 +48,10 @@ upstream_json(const struct br_config *cfg, const char *name, const struct br_ups
                      "failing_since", (json_int_t)health.failing_since,
                      "quota", "daily", "used_today", (json_int_t)today, "left",
                      left >= 0 ? json_integer(left) : json_null());
+    /* The tracker's: how long a message queued now waits for the next ones (batching.h). */
+    if (strcmp(name, "tracker") == 0)
+        json_object_set_new(o, "coalesce_wait_ms", json_integer((json_int_t)br_engine_coalesce_wait_ms(e)));
+    return o;
 }
 
 void
@@ -70,7 +76,7 @@ br_handle_admin_overview(struct br_handler_ctx *h, const struct br_http_request 
     for (size_t i = 0; h->engine != NULL && i < br_engine_upstream_count(h->engine); i++) {
         const char *name;
         const struct br_upstream *u = br_engine_upstream(h->engine, i, &name);
-        json_array_append_new(ups, upstream_json(h->cfg, name, u, now));
+        json_array_append_new(ups, upstream_json(h->cfg, name, u, now, h->engine));
     }
     br_admin_json(res, 200,
                   json_pack("{s:s, s:I, s:s, s:I, s:o, s:{s:I, s:o}, s:{s:I, s:I, s:o}, s:I}",
