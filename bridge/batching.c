@@ -17,7 +17,8 @@ br_batching_wait_ms(const struct br_batching_in *in)
     int64_t max = in->coalesce_max_ms;
     int64_t wait = base;
 
-    if (max <= base)
+    /* coalesce_ms 0 asks for every message at once: it never waits. */
+    if (base == 0 || max <= base)
         return base;
     /* The backlog: a message sent now would wait this long behind it anyway. */
     if (in->backlog > 0 && in->rps > 0) {

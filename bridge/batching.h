@@ -39,7 +39,7 @@ struct br_batching_in {
  * The wait, in ms: the widest of coalesce_ms, the backlog's drain time at
  * rps and the budget's ramp (coalesce_ms at 80% of the quota projected,
  * coalesce_max at 100% and over, in proportion between), never above
- * coalesce_max.
+ * coalesce_max.  coalesce_ms 0 (every message at once) is never wider.
  */
 int64_t br_batching_wait_ms(const struct br_batching_in *in);
 

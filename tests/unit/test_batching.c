@@ -59,8 +59,9 @@ test_backlog_widens_and_narrows(void **state)
     assert_int_equal(wait_of(2000, 300000, 3, 1, 0, 0), 3000);
     assert_int_equal(wait_of(2000, 300000, 1, 1, 0, 0), 2000);
     assert_int_equal(wait_of(2000, 300000, 0, 1, 0, 0), 2000);
-    /* With coalesce_ms 0 a backlog still widens it. */
-    assert_int_equal(wait_of(0, 300000, 5, 1, 0, 0), 5000);
+    /* coalesce_ms 0 asks for every message at once: a backlog does not change that. */
+    assert_int_equal(wait_of(0, 300000, 5, 1, 0, 0), 0);
+    assert_int_equal(wait_of(0, 300000, 5, 1, 30000, 20000), 0);
     /* A rate of 0 (unknown) does not divide. */
     assert_int_equal(wait_of(2000, 300000, 50, 0, 0, 0), 2000);
 }
