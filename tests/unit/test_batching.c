@@ -10,10 +10,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "bridge/batching.h"
+#include "bridge/br.h"
 #include "bridge/config.h"
+#include "bridge/store.h"
+#include "support/tmpdir.h"
 
 static struct br_batching_in
 in_of(int64_t coalesce_ms, int64_t max_ms, int64_t backlog, double rps, double projected, long quota)
@@ -143,6 +147,88 @@ test_from_the_state_and_config(void **state)
     assert_int_equal(br_batching_current_ms(&b, &cfg), 1500);
 }
 
+/* The day's budget of a test: the figures it is given. */
+struct budget {
+    double projected;
+    long quota;
+    int asked;
+};
+
+static void
+budget_of(void *arg, int64_t now_ms, double *projected, long *quota)
+{
+    struct budget *b = arg;
+    (void)now_ms;
+    b->asked++;
+    *projected = b->projected;
+    *quota = b->quota;
+}
+
+/*
+ * The state: the tracker's jobs due by now are counted (not another
+ * upstream's, not one due later, not one done), at most once a second;
+ * the budget hook is asked at each count.
+ */
+static void
+test_refresh_counts_the_backlog(void **state)
+{
+    char dir[] = "/tmp/br-test-batching-XXXXXX";
+    char *path;
+    struct br_store *store;
+    struct br_config cfg;
+    struct br_batching b;
+    struct budget budget = {0, 0, 0};
+    int64_t now = br_now_ms() + 10000, id = 0; /* jobs are added at the real clock, before */
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    path = br_asprintf("%s/bridge.db", dir);
+    assert_int_equal(br_store_open(&store, path), 0);
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&b, 0, sizeof(b));
+    cfg.coalesce_ms = 2000;
+    cfg.coalesce_max_s = 300;
+    cfg.tracker_rps = 1;
+    b.budget = budget_of;
+    b.budget_arg = &budget;
+
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(br_store_job_add_at(store, "t:1", "tracker", "comment", 1, "{}", now - 1000, &id), 0);
+    assert_int_equal(br_store_job_add_at(store, "t:2", "tracker", "comment", 2, "{}", now + 60000, &id), 0);
+    assert_int_equal(br_store_job_add_at(store, "c:1", "chatra:shop", "reply", 1, "{}", now - 1000, &id), 0);
+    br_batching_refresh(&b, store, &cfg, now);
+    assert_int_equal(b.backlog, 12);
+    assert_int_equal(budget.asked, 1);
+    assert_int_equal(br_batching_current_ms(&b, &cfg), 12000);
+
+    /* Within the second nothing is counted again. */
+    assert_int_equal(br_store_job_add_at(store, "t:3", "tracker", "comment", 3, "{}", now - 1000, &id), 0);
+    br_batching_refresh(&b, store, &cfg, now + 999);
+    assert_int_equal(b.backlog, 12);
+    assert_int_equal(budget.asked, 1);
+    br_batching_refresh(&b, store, &cfg, now + 1000);
+    assert_int_equal(b.backlog, 13);
+    /* The later one is due a minute on. */
+    br_batching_refresh(&b, store, &cfg, now + 61000);
+    assert_int_equal(b.backlog, 14);
+
+    /* Done jobs drop out, and the wait narrows; the budget alone widens it again. */
+    assert_int_equal(br_store_job_finish(store, id, BR_JOB_DONE, 1, 0, false, NULL, NULL, NULL), 0);
+    br_batching_refresh(&b, store, &cfg, now + 62000);
+    assert_int_equal(b.backlog, 13);
+    budget.projected = 30000;
+    budget.quota = 20000;
+    br_batching_refresh(&b, store, &cfg, now + 63000);
+    assert_true(b.projected == 30000);
+    assert_int_equal(b.quota, 20000);
+    assert_int_equal(br_batching_current_ms(&b, &cfg), 300000);
+    assert_int_equal(budget.asked, 5);
+
+    br_store_free(store);
+    free(path);
+    tmpdir_remove(dir);
+}
+
 int
 main(void)
 {
@@ -154,6 +240,7 @@ main(void)
         cmocka_unit_test(test_widest_of_both),
         cmocka_unit_test(test_no_widening),
         cmocka_unit_test(test_from_the_state_and_config),
+        cmocka_unit_test(test_refresh_counts_the_backlog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
