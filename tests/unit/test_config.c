@@ -689,7 +689,8 @@ test_batching_settings(void **state)
     br_config_free(f->cfg);
     f->cfg = NULL;
 
-    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 5000, 'coalesce_max_s': 5,", " 'mirror_agent_messages': 'with_visitor',"));
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 5000, 'coalesce_max_s': 5,",
+                                          " 'mirror_agent_messages': 'with_visitor',"));
     load_ok(f);
     assert_int_equal(f->cfg->coalesce_max_s, 5);
     assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_WITH_VISITOR);
@@ -697,7 +698,8 @@ test_batching_settings(void **state)
     f->cfg = NULL;
 
     /* 0: never wider, whatever coalesce_ms is. */
-    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 60000, 'coalesce_max_s': 0,", " 'mirror_agent_messages': 'off',"));
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 60000, 'coalesce_max_s': 0,",
+                                          " 'mirror_agent_messages': 'off',"));
     load_ok(f);
     assert_int_equal(f->cfg->coalesce_max_s, 0);
     assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_OFF);
