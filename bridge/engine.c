@@ -86,6 +86,12 @@ struct br_engine {
     int64_t budget_hold;       /* the end of the day the tracker is held for its spent quota, 0: not held */
     struct br_upstream *crm_up;   /* enrich's CRM, made when a config first has one */
     char *company_busy[BR_ENV_COMPANY_SLOTS]; /* env.h: shared by every generation */
+    /*
+     * How long messages wait for the next ones (batching.h), shared by
+     * every generation.  Its budget hook (batching.budget) is where the
+     * day's quota comes in; without it the wait follows the backlog only.
+     */
+    struct br_batching batching;
     struct engine_up *ups;
     size_t n_ups;
     int closing;
@@ -256,6 +262,7 @@ gen_new(struct br_engine *e, struct br_config *cfg, struct generation **out)
     g->env.cfg = cfg;
     g->env.store = e->store;
     g->env.company_busy = e->company_busy;
+    g->env.batching = &e->batching;
     *out = g;
     return 0;
 }
@@ -331,7 +338,8 @@ sweep(struct br_engine *e)
  *  - retention: texts of chats closed longer ago than retention_days go,
  *    checked every tenth of the retention period, at most once a minute;
  *  - employees' tracker users found by e-mail are confirmed once a week;
- *  - the CRM's answers older than enrich's cache_ttl_s are removed, once a minute.
+ *  - the CRM's answers older than enrich's cache_ttl_s are removed, once a minute;
+ *  - the tracker's backlog is counted for the messages' wait (batching.h), once a second.
  */
 static void
 on_tick(uv_timer_t *t)
@@ -349,6 +357,8 @@ on_tick(uv_timer_t *t)
     }
     br_queue_undry(e->queue); /* backoffs may have run out */
     work(e);
+    if (!e->closing)
+        br_batching_refresh(&e->batching, e->store, cfg, br_now_ms());
     if (!e->closing)
         br_employees_refresh(&e->gen->env);
     if (cfg->retention_days > 0 && !e->closing) {
@@ -372,6 +382,16 @@ on_tick(uv_timer_t *t)
 }
 
 /* ---- the tracker's daily budget (budget.h) ---------------------------------- */
+
+/* The budget's figures for the messages' wait (batching.h's budget hook). */
+static void
+batching_budget(void *arg, int64_t now_ms, double *projected, long *quota)
+{
+    struct br_engine *e = arg;
+
+    *projected = br_budget_projected(e->budget, now_ms);
+    *quota = br_budget_quota(e->budget);
+}
 
 /*
  * Holds the tracker's upstream until the day ends once today's requests
@@ -538,6 +558,9 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg, st
     e->budget = br_budget_new(store, cfg->tracker_daily_quota, br_now_ms());
     br_upstream_on_sent(e->tracker_up, on_tracker_sent, e);
     br_upstream_on_told_left(e->tracker_up, on_tracker_told_left, e);
+    /* The messages' wait widens as the day's projected use nears the quota (batching.h). */
+    e->batching.budget = batching_budget;
+    e->batching.budget_arg = e;
     uv_timer_init(loop, &e->work);
     uv_timer_init(loop, &e->tick);
     e->work.data = e;
@@ -669,6 +692,12 @@ br_engine_status(struct br_engine *e, struct br_buf *out)
         br_buf_puts(out, "}");
     }
     br_buf_puts(out, "]}");
+}
+
+int64_t
+br_engine_coalesce_wait_ms(const struct br_engine *e)
+{
+    return br_batching_current_ms(&e->batching, e->gen->cfg);
 }
 
 unsigned

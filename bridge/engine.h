@@ -54,6 +54,8 @@ struct br_upstream *br_engine_upstream(const struct br_engine *e, size_t i, cons
 struct br_budget *br_engine_budget(const struct br_engine *e);
 /* The state /healthz gives an upstream: "paused", "failing" (its last answer failed) or "ok". */
 const char *br_engine_upstream_state(const struct br_upstream *u);
+/* How long a message queued now waits for the next ones, ms (batching.h; /metrics, the admin page). */
+int64_t br_engine_coalesce_wait_ms(const struct br_engine *e);
 /* Jobs running now (the admin page's overview). */
 unsigned br_engine_running(const struct br_engine *e);
 /* Jobs were put back or changed outside the engine's own work (the admin page): look for ready ones soon. */

@@ -341,6 +341,8 @@ int br_store_job_recover_inflight(struct br_store *s, int64_t *n);
  */
 int br_store_job_recover_lost(struct br_store *s, const int64_t *running, size_t n_running, int64_t *n);
 int64_t br_store_job_count(struct br_store *s, int state);
+/* Jobs of upstream queued and due by now_ms (ready, or waiting for their lane): *n. */
+int br_store_job_backlog(struct br_store *s, const char *upstream, int64_t now_ms, int64_t *n);
 /*
  * The jobs not done, by upstream and state (queued, in flight, dead): how
  * many, and when the oldest of them was made (ms).  One call of cb per

@@ -46,8 +46,9 @@ quota_json(const struct br_upstream *u, const struct br_budget *budget, uint64_t
 
 static json_t *
 upstream_json(const struct br_config *cfg, const char *name, const struct br_upstream *u,
-              const struct br_budget *budget, int64_t now)
+              const struct br_budget *budget, int64_t now, const struct br_engine *e)
 {
+    json_t *o;
     const struct br_upstream_stats *st = br_upstream_stats(u);
     struct br_upstream_health health;
     uint64_t minute, hour, today;
@@ -55,7 +56,7 @@ upstream_json(const struct br_config *cfg, const char *name, const struct br_ups
     br_upstream_health(u, &health);
     br_upstream_stats_counts(st, now, &minute, &hour, &today);
     /* The same state as /healthz's. */
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:I, s:o}",
+    o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:I, s:o}",
                      "name", name,
                      "kind", strcmp(name, "tracker") == 0 ? cfg->tracker_kind
                              : strcmp(name, "crm") == 0        ? (cfg->crm ? cfg->crm->name : "crm")
@@ -68,6 +69,10 @@ upstream_json(const struct br_config *cfg, const char *name, const struct br_ups
                      "last_error", health.last_error != NULL ? json_string(health.last_error) : json_null(),
                      "failing_since", (json_int_t)health.failing_since,
                      "quota", quota_json(u, budget, today, now));
+    /* The tracker's: how long a message queued now waits for the next ones (batching.h). */
+    if (strcmp(name, "tracker") == 0)
+        json_object_set_new(o, "coalesce_wait_ms", json_integer((json_int_t)br_engine_coalesce_wait_ms(e)));
+    return o;
 }
 
 void
@@ -94,7 +99,7 @@ br_handle_admin_overview(struct br_handler_ctx *h, const struct br_http_request 
         const struct br_upstream *u = br_engine_upstream(h->engine, i, &name);
         json_array_append_new(ups, upstream_json(h->cfg, name, u,
                                                  strcmp(name, "tracker") == 0 ? br_engine_budget(h->engine) : NULL,
-                                                 now));
+                                                 now, h->engine));
     }
     br_admin_json(res, 200,
                   json_pack("{s:s, s:I, s:s, s:I, s:o, s:{s:I, s:o}, s:{s:I, s:I, s:o}, s:I}",

@@ -185,6 +185,11 @@ write_upstreams(struct br_buf *out, struct br_engine *e)
     if (quota >= 0)
         br_metrics_write_sample(out, "chatra_bridge_tracker_quota_left", NULL, NULL, (double)quota);
     write_budget(out, br_engine_budget(e));
+    br_metrics_write_family(out, "chatra_bridge_coalesce_wait_seconds", "gauge",
+                            "How long a message queued now waits for the next ones (coalesce_ms, wider while "
+                            "the tracker is behind).");
+    br_metrics_write_sample(out, "chatra_bridge_coalesce_wait_seconds", NULL, NULL,
+                            (double)br_engine_coalesce_wait_ms(e) / 1000.0);
 }
 
 /* "Bearer <token>" with this token (the scheme in any case, RFC 7235). */

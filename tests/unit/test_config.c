@@ -668,6 +668,62 @@ test_log_format_and_trusted_proxies(void **state)
                       "[\"127.0.0.1\", \"10.0.0.0/8\"]");
 }
 
+/* ---- batching: tracker.coalesce_max_s and channels[].mirror_agent_messages ---- */
+
+#define BATCHING_CFG(TRACKER_EXTRA, CHANNEL_EXTRA) \
+    "{'tracker': {'kind': 'planfix', 'url': 'http://pf.example.com/rest'," TRACKER_EXTRA "\n" \
+    "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n" \
+    " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n" \
+    "               'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY',\n" \
+    "                          'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'}," CHANNEL_EXTRA "\n" \
+    "               'default_agent_id': 'A', 'task': {'closed_status_id': 7}}]}\n"
+
+static void
+test_batching_settings(void **state)
+{
+    struct fx *f = *state;
+
+    /* The defaults: 300 s at most, agents' messages their own comments. */
+    write_cfg(f, "cfg.json", BATCHING_CFG("", ""));
+    load_ok(f);
+    assert_int_equal(f->cfg->coalesce_ms, 2000);
+    assert_int_equal(f->cfg->coalesce_max_s, 300);
+    assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_COMMENT);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 5000, 'coalesce_max_s': 5,",
+                                          " 'mirror_agent_messages': 'with_visitor',"));
+    load_ok(f);
+    assert_int_equal(f->cfg->coalesce_max_s, 5);
+    assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_WITH_VISITOR);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* 0: never wider, whatever coalesce_ms is. */
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 60000, 'coalesce_max_s': 0,",
+                                          " 'mirror_agent_messages': 'off',"));
+    load_ok(f);
+    assert_int_equal(f->cfg->coalesce_max_s, 0);
+    assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_OFF);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'mirror_agent_messages': 'comment', 'coalesce_max_s': 3601,",
+                                          " 'mirror_agent_messages': 'yes',"));
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "tracker.mirror_agent_messages: unknown setting");
+    expect_problem(f, "tracker.coalesce_max_s: must be between 0 and 3600");
+    expect_problem(f, "channels[0].mirror_agent_messages: must be \"comment\", \"with_visitor\" or \"off\"");
+    br_diag_dispose(&f->diag);
+
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 2500, 'coalesce_max_s': 2,", ""));
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "tracker.coalesce_max_s: is 2 s, shorter than coalesce_ms (2500 ms): set 0 (never wider) or "
+                      "at least 3");
+    assert_int_equal(f->diag.n, 1);
+}
+
 /* ---- the admin page (admin.token) ---------------------------------------------- */
 
 static void
@@ -1704,6 +1760,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_format_and_trusted_proxies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batching_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_example_config_loads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_secret_missing, setup, teardown),
