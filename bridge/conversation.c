@@ -51,6 +51,7 @@ static int
 open_generation(struct br_env *env, struct br_conv *c)
 {
     int gen = c->gen + 1;
+    int64_t late;
     int rc;
 
     if ((rc = br_store_task_create(env->store, c->id, gen)) || (rc = br_store_conv_set_gen(env->store, c->id, gen)))
@@ -69,11 +70,26 @@ open_generation(struct br_env *env, struct br_conv *c)
     /* The CRM card of the person (enrich), on its own lane: a new task shows it anew. */
     if (env->crm && ((rc = br_store_conv_set_crm_shown(env->store, c->id, NULL)) || (rc = queue_crm(env, c->id))))
         return rc;
-    if (br_env_has_contacts(env) && (rc = br_env_add_job(env, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen))))
+    /*
+     * While the tracker is behind (the messages' wait is wider than
+     * coalesce_ms), the task and its contact wait as long as the first
+     * messages do: the task is then made with what came meanwhile (the
+     * messages in its description, the e-mail given late on the contact, and
+     * completed at once when the visitor has already left), a request or
+     * more saved each.  The first job of the lane carries the wait: the
+     * others wait behind it.
+     */
+    late = br_env_coalesce_wait_ms(env);
+    if (late <= env->cfg->coalesce_ms)
+        late = 0;
+    if (br_env_has_contacts(env) &&
+        (rc = br_queue_add(env->queue, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen), late)))
         return rc;
     if (br_env_has_contacts(env) && env->cfg->companies && (rc = br_env_add_job(env, 't', "tracker", "company", c->id, json_object())))
         return rc;
-    return br_env_add_job(env, 't', "tracker", "task", c->id, json_pack("{s:i, s:I}", "gen", gen, "since", (json_int_t)br_now_ms()));
+    return br_queue_add(env->queue, 't', "tracker", "task", c->id,
+                        json_pack("{s:i, s:I}", "gen", gen, "since", (json_int_t)br_now_ms()),
+                        br_env_has_contacts(env) ? 0 : late);
 }
 
 /*
