@@ -43,6 +43,12 @@ class TestPollIdle(E2ECase):
         assert_stays(lambda: self.fakes.planfix_requests() == [], 5.0,
                      message=lambda: "an idle bridge asked Planfix: %s" % self.pf_calls())
 
+    def test_poll_interval_0_keeps_the_poll_off_with_an_open_task(self):
+        self.start_bridge(tracker={"poll_interval_s": 0})
+        self.open_chat("client-1", email="maria@example.org")
+        self.wait_idle()
+        self.assert_no_poll(3.0)
+
     def test_the_poll_runs_while_a_task_is_open_and_stops_when_it_is_closed(self):
         self.start_bridge(tracker={"poll_interval_s": 1})
         self.assert_no_poll(2.5)
