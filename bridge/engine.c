@@ -8,6 +8,7 @@
 #include "env.h"
 #include "jobs/jobs.h"
 #include "log.h"
+#include "poll_plan.h"
 #include "queue.h"
 #include "store.h"
 #include "tracker.h"
@@ -75,8 +76,12 @@ struct br_engine {
     struct br_http_client *http;
     uv_timer_t work;
     uv_timer_t tick;
-    uv_timer_t poll;           /* the tracker poll, when configured */
-    long poll_s;               /* its interval (0: stopped) */
+    uv_timer_t poll;           /* the poll's check (poll_plan.h), every poll_interval_s */
+    long poll_s;               /* that interval (0: the poll is off) */
+    int64_t poll_step_ms;      /* the poll's interval in force (0: not polling) */
+    int64_t poll_queued_at;    /* when the last poll was queued (0: none since the start) */
+    int64_t poll_counted;      /* the last poll (its "poll_since") whose findings the plan has had */
+    int64_t webhook_at;        /* when the last tracker webhook was applied (0: none since the start) */
     struct br_store *store;
     struct br_queue *queue;
     struct generation *gen;    /* the config and what is made from it, for new work */
@@ -138,6 +143,8 @@ process_inbox(struct br_engine *e, uint64_t budget_ms)
                 break;
             }
             rc = br_conversation_apply(&e->gen->env, &row);
+            if (row.kind == BR_INBOX_TRACKER)
+                e->webhook_at = br_now_ms(); /* the tracker's webhooks work: the poll may wait longer */
             failed = row.id;
             br_inbox_row_dispose(&row);
             if (rc)
@@ -450,25 +457,58 @@ on_tracker_told_left(void *arg, long left)
     br_budget_told_left(e->budget, left);
 }
 
-/* The tracker poll: a safety net for reply webhooks that never came (Redmine: the only way). */
+/*
+ * The tracker poll: a safety net for reply webhooks that never came
+ * (Redmine: the only way).  Every poll_interval_s a check asks the plan
+ * (poll_plan.h) whether to poll now; a check that does not poll costs two
+ * indexed queries and no request.
+ */
 static void
 on_poll(uv_timer_t *t)
 {
     struct br_engine *e = t->data;
+    struct br_poll_facts f = {0};
+    struct br_poll_plan p;
+    int64_t now = br_now_ms(), ended;
 
-    if (e->closing || br_queue_waiting(e->queue, 'p', 0, "poll"))
+    if (e->closing || br_store_failing(e->store) || br_queue_waiting(e->queue, 'p', 0, "poll"))
         return;
-    if (BR_STORE_TX(e->store, br_env_add_job(&e->gen->env, 'p', "tracker", "poll", 0, json_object())) == 0)
+    f.interval_ms = (int64_t)e->poll_s * 1000;
+    f.polled_only = e->gen->env.tracker->ops->kind->polled_only;
+    if (br_store_tasks_open(e->store, now - BR_POLL_ACTIVE_MS, &f.open, &f.active) != 0)
+        return;
+    f.webhooks = e->webhook_at > 0 && now - e->webhook_at < BR_POLL_ACTIVE_MS;
+    /* A poll that went through wrote where it started; "poll_found" the same when it found something new. */
+    ended = br_store_meta_int(e->store, "poll_since", 0);
+    if (ended != e->poll_counted) {
+        f.found = br_store_meta_int(e->store, "poll_found", 0) == ended ? BR_POLL_FOUND_NEW : BR_POLL_FOUND_NOTHING;
+        e->poll_counted = ended;
+    }
+    f.since_ms = e->poll_queued_at > 0 ? now - e->poll_queued_at : -1;
+    f.step_ms = e->poll_step_ms;
+    p = br_poll_decide(&f);
+    if (p.step_ms != e->poll_step_ms) {
+        if (p.step_ms == 0)
+            br_info("poll: paused: %s", f.open ? "no open task is active" : "no task is open");
+        else
+            br_log(e->poll_step_ms == 0 ? BR_LOG_INFO : BR_LOG_DEBUG, "poll: every %lld s",
+                   (long long)(p.step_ms / 1000));
+        e->poll_step_ms = p.step_ms;
+    }
+    if (p.poll && BR_STORE_TX(e->store, br_env_add_job(&e->gen->env, 'p', "tracker", "poll", 0, json_object())) == 0) {
+        e->poll_queued_at = now;
         schedule_work(e);
+    }
 }
 
-/* The poll every interval_s seconds (0: none); an unchanged interval keeps its timer's phase. */
+/* The poll's check every interval_s seconds (0: none); an unchanged interval keeps its timer's phase. */
 static void
 set_poll(struct br_engine *e, long interval_s)
 {
     if (interval_s == e->poll_s)
         return;
     e->poll_s = interval_s;
+    e->poll_step_ms = 0; /* the plan starts again from the new interval */
     uv_timer_stop(&e->poll);
     if (interval_s > 0)
         uv_timer_start(&e->poll, on_poll, (uint64_t)interval_s * 1000, (uint64_t)interval_s * 1000);
@@ -574,6 +614,8 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg, st
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_init(loop, &e->poll);
     e->poll.data = e;
+    /* The last poll before the stop is not news (the plan polls once after a start when a task is open). */
+    e->poll_counted = br_store_meta_int(store, "poll_since", 0);
     set_poll(e, cfg->poll_interval_s);
     uv_timer_start(&e->work, on_work, 0, 0);
     *out = e;

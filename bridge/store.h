@@ -222,6 +222,13 @@ int br_store_task_get(struct br_store *s, int64_t conv_id, int gen, struct br_ta
 int br_store_task_by_tracker_id(struct br_store *s, const char *task_id, struct br_task *out);
 int br_store_task_set(struct br_store *s, int64_t conv_id, int gen, const char *task_id, int state);
 int br_store_task_set_key(struct br_store *s, int64_t conv_id, int gen, const char *key);
+/*
+ * For the poll (poll_plan.h): whether some task is open in the tracker,
+ * and whether one of those conversations had a message, a reply or a
+ * tracker webhook at or after active_since (ms).  Cheap: the open tasks'
+ * index, and the timeline's rows since active_since.
+ */
+int br_store_tasks_open(struct br_store *s, int64_t active_since, bool *open, bool *active);
 
 /* ---- messages: every chat message seen, deduplicated per conversation ---- */
 enum br_msg_state { BR_MSG_PENDING = 0, BR_MSG_MIRRORED = 1, BR_MSG_SKIPPED = 2 };

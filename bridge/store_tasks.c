@@ -72,6 +72,38 @@ br_store_task_set(struct br_store *s, int64_t conv_id, int gen, const char *task
                                       "tnniin", task_id, state, state, br_now_ms(), conv_id, gen));
 }
 
+/*
+ * Both through indexes: tasks_open holds the open tasks alone, and the
+ * timeline is read from active_since on (activity_at), newest first, up
+ * to the first row of a conversation whose task is open.  CROSS JOIN
+ * keeps that order: the last hour's rows, however many tasks there are.
+ */
+int
+br_store_tasks_open(struct br_store *s, int64_t active_since, bool *open, bool *active)
+{
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT 1 FROM tasks WHERE state=1 LIMIT 1", "");
+    int rc = br_sql_row(s, st);
+
+    *open = *active = false;
+    sqlite3_reset(st);
+    if (rc == BR_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    *open = true;
+    st = br_sql_bind(s, "SELECT 1 FROM activity a CROSS JOIN tasks t "
+                        "WHERE a.at>=? AND a.type IN ('message', 'reply', 'webhook') "
+                        "AND t.conv_id=a.conv_id AND t.state=1 ORDER BY a.at DESC LIMIT 1",
+                     "i", active_since);
+    rc = br_sql_row(s, st);
+    sqlite3_reset(st);
+    if (rc == BR_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        *active = true;
+    return rc;
+}
+
 /* ---- messages ---- */
 
 void

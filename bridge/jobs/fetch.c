@@ -217,6 +217,9 @@ polled(void *arg, struct br_result *res)
     }
     if (rc == 0)
         rc = br_store_meta_set_int(env->store, "poll_since", started);
+    /* Found what no webhook had brought: the engine polls at poll_interval_s again (poll_plan.h). */
+    if (rc == 0 && queued)
+        rc = br_store_meta_set_int(env->store, "poll_found", started);
     if (rc == 0)
         rc = save_tracker_clock(env);
     rc = br_store_end(env->store, rc);

@@ -93,10 +93,11 @@ class TestPollAtUtcPlus3(ZoneCase):
 
     def test_tracker_timezone_works_from_the_first_poll(self):
         self.start_bridge(tracker={"poll_interval_s": 1, "timezone": "Europe/Moscow"})
+        # The poll runs once a chat's task is open (test_e2e_poll_idle.py).
+        task, _ = self.open_chat("client-1", email="maria@example.org")
         first = self.fakes.wait_requests("planfix", method="POST", path="/comment/list")[0]
         self.assertLess(span(first), 30 * 60)
         self.assert_covers(first)
-        task, _ = self.open_chat("client-1", email="maria@example.org")
         self.reply_by_poll(task, "Found at once", 1)
         self.assertTrue(all(span(p) < 30 * 60 for p in self.polls()))
         for p in self.polls():
@@ -111,6 +112,7 @@ class TestPollAtUtcPlus3(ZoneCase):
             self.fakes.employee_comment(other, text="old %d" % i, at=now - 14 * HOUR + i * 60)
         self.fakes.clear_requests()
         self.start_bridge(tracker={"poll_interval_s": 1})
+        self.open_chat("client-1", email="maria@example.org")
         wait_until(lambda: len(self.polls()) >= 3, timeout=10)
         polls = self.polls()
         self.assertGreaterEqual(span(polls[0]), 26 * HOUR)

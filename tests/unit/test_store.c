@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bridge/activity.h"
 #include "bridge/store.h"
 #include "bridge/unrecorded.h"
 #include "support/tmpdir.h"
@@ -123,26 +124,26 @@ test_schema_upgrade(void **state)
     br_store_free(f->s);
     f->s = NULL;
     /* The current version, index present; then made to look like version 1. */
-    assert_int_equal(user_version(f->path, NULL), 71);
+    assert_int_equal(user_version(f->path, NULL), 81);
     assert_int_equal(user_version(f->path, "DROP INDEX conv_clients_conv; DROP INDEX inbox_pending_kind; "
                                            "DROP TABLE employee_users; DROP TABLE chatra_agents; "
                                            "DROP TRIGGER jobs_activity; DROP TABLE activity; "
                                            "DROP TABLE crm_cache; ALTER TABLE conversations DROP COLUMN crm_state; "
                                            "ALTER TABLE conversations DROP COLUMN crm_card; "
                                            "ALTER TABLE conversations DROP COLUMN crm_shown; "
-                                           "DROP TABLE tracker_usage; "
+                                           "DROP TABLE tracker_usage; DROP INDEX tasks_open; "
                                            "PRAGMA user_version=1;"),
                      10);
     reopen(f);
-    assert_int_equal(user_version(f->path, NULL), 71);
+    assert_int_equal(user_version(f->path, NULL), 81);
     assert_int_equal(br_store_inbox_pending(f->s), 1);
     /* A store newer than this build is refused, untouched. */
     br_store_free(f->s);
     f->s = NULL;
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=8;"), 81);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=9;"), 91);
     assert_int_not_equal(br_store_open(&f->s, f->path), 0);
     assert_null(f->s);
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=7;"), 71);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=8;"), 81);
     reopen(f);
 }
 
@@ -414,6 +415,55 @@ on_msg(void *arg, const struct br_msg *m)
     snprintf(w->texts[w->n], sizeof(w->texts[0]), "%s", m->text);
     w->states[w->n] = m->state;
     w->n++;
+}
+
+/* For the poll: some task open, and one of those with a message, a reply or a webhook since a time. */
+static void
+test_tasks_open(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = 0, b = 0, now = br_now_ms();
+    bool open = true, active = true;
+
+    assert_int_equal(br_store_tasks_open(f->s, now - 1000, &open, &active), 0);
+    assert_false(open);
+    assert_false(active);
+    assert_int_equal(br_store_conv_create(f->s, "shop", "a", &a), 0);
+    assert_int_equal(br_store_conv_create(f->s, "shop", "b", &b), 0);
+    /* A pending task (not in the tracker yet) and a closing one are not open. */
+    assert_int_equal(br_store_task_create(f->s, a, 1), 0);
+    assert_int_equal(br_activity_add(f->s, a, "message", json_object()), 0);
+    assert_int_equal(br_store_task_create(f->s, b, 1), 0);
+    assert_int_equal(br_store_task_set(f->s, b, 1, "1043", BR_TASK_CLOSING), 0);
+    assert_int_equal(br_store_tasks_open(f->s, now - 1000, &open, &active), 0);
+    assert_false(open);
+    assert_false(active);
+    /* b's task open: its timeline has nothing that counts (a job's end, a merge). */
+    assert_int_equal(br_store_task_set(f->s, b, 1, NULL, BR_TASK_OPEN), 0);
+    assert_int_equal(br_activity_add(f->s, b, "job", json_object()), 0);
+    assert_int_equal(br_activity_add(f->s, b, "merge", json_object()), 0);
+    assert_int_equal(br_store_tasks_open(f->s, now - 1000, &open, &active), 0);
+    assert_true(open);
+    assert_false(active);
+    /* a's message does not count for b; b's reply, webhook or message does, when recent enough. */
+    for (int i = 0; i < 3; i++) {
+        const char *type[] = {"reply", "webhook", "message"};
+        assert_int_equal(br_store_begin(f->s), 0);
+        assert_int_equal(br_activity_add(f->s, b, type[i], json_object()), 0);
+        assert_int_equal(br_store_tasks_open(f->s, now - 1000, &open, &active), 0);
+        assert_true(open);
+        assert_true(active);
+        assert_int_equal(br_store_tasks_open(f->s, br_now_ms() + 1000, &open, &active), 0);
+        assert_true(open);
+        assert_false(active);
+        br_store_rollback(f->s);
+    }
+    /* Closed: nothing is open, however recent. */
+    assert_int_equal(br_activity_add(f->s, b, "message", json_object()), 0);
+    assert_int_equal(br_store_task_set(f->s, b, 1, NULL, BR_TASK_CLOSED), 0);
+    assert_int_equal(br_store_tasks_open(f->s, now - 1000, &open, &active), 0);
+    assert_false(open);
+    assert_false(active);
 }
 
 static void
@@ -991,6 +1041,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_inbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conversations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tasks_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_comment_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relays, setup, teardown),
