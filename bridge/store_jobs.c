@@ -107,9 +107,12 @@ br_store_job_ready_urgent(struct br_store *s, const char *upstream, int64_t now,
     *n = 0;
     if (max == 0)
         return 0;
-    /* Over jobs_urgent: a few rows, however many comments wait. */
+    /*
+     * Over jobs_urgent, named: a few rows, however many comments wait (the
+     * planner alone would walk jobs_open past all of them).
+     */
     return ready_rows(s,
-                      br_sql_bind(s, "SELECT " JOB_COLS " FROM jobs j "
+                      br_sql_bind(s, "SELECT " JOB_COLS " FROM jobs j INDEXED BY jobs_urgent "
                                      "WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.kind IN " URGENT_KINDS
                                      " AND j.next_at<=? AND " LANE_FREE " ORDER BY j.next_at, j.id LIMIT ?",
                                   "tii", upstream, now, (int64_t)max),
