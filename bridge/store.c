@@ -369,9 +369,10 @@ static const char *const migrations[SCHEMA_VERSION - 1] = {
     /*
      * 7: replies first (store_jobs.c): the open jobs that carry a reply
      * (the tracker's comments read, the poll, the answer sent to the
-     * chat) are found without a walk past the waiting comments.
+     * chat, and the employee look-up a fetch may wait for) are found
+     * without a walk past the waiting comments.
      */
-    "CREATE INDEX jobs_urgent ON jobs(upstream, next_at) WHERE state < 2 AND kind IN ('fetch', 'poll', 'reply');",
+    "CREATE INDEX jobs_urgent ON jobs(upstream, next_at) WHERE state < 2 AND kind IN ('fetch', 'poll', 'reply', 'user');",
 };
 
 static int

@@ -300,7 +300,7 @@ struct br_job {
     int attempts;
     int64_t next_at;
     bool recover;         /* was in flight when the daemon stopped */
-    bool urgent;          /* carries a reply (fetch, poll, reply): handed out first */
+    bool urgent;          /* carries a reply (fetch, poll, reply, user): handed out first */
 };
 void br_job_dispose(struct br_job *j);
 int br_store_job_add(struct br_store *s, const char *lane, const char *upstream, const char *kind,
@@ -313,7 +313,7 @@ bool br_store_job_blocked(struct br_store *s, const char *lane, int64_t id);
 /*
  * Up to max ready jobs of an upstream: queued, due, and first in their
  * lane (nothing older in the lane is queued, in flight or dead).  The
- * urgent ones (replies on their way: fetch, poll, reply) come first, each
+ * urgent ones (replies on their way: fetch, poll, reply, user) come first, each
  * group in (next_at, id) order.
  */
 int br_store_job_ready(struct br_store *s, const char *upstream, int64_t now,

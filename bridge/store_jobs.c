@@ -48,12 +48,13 @@ br_store_job_add_at(struct br_store *s, const char *lane, const char *upstream, 
 }
 
 /*
- * The kinds that carry an employee's reply to the chat: they go before
- * the comments, notes and contacts waiting in other lanes.  The same list
+ * The kinds that carry an employee's reply to the chat (and "user", the
+ * look-up of an employee's tracker user, which a fetch waits for): they go
+ * before the comments, notes and contacts waiting in other lanes.  The same list
  * is in the partial index jobs_urgent (store.c, schema 7), which a query
  * uses only when it repeats the index's condition word for word.
  */
-#define URGENT_KINDS "('fetch', 'poll', 'reply')"
+#define URGENT_KINDS "('fetch', 'poll', 'reply', 'user')"
 
 #define JOB_COLS                                                                                                      \
     "j.id, j.lane, j.upstream, j.kind, j.conv_id, j.payload, j.state, j.attempts, j.next_at, j.recover, "            \
