@@ -51,7 +51,7 @@ br_store_job_add_at(struct br_store *s, const char *lane, const char *upstream, 
  * The kinds that carry an employee's reply to the chat (and "user", the
  * look-up of an employee's tracker user, which a fetch waits for): they go
  * before the comments, notes and contacts waiting in other lanes.  The same list
- * is in the partial index jobs_urgent (store.c, schema 7), which a query
+ * is in the partial index jobs_urgent (store.c, schema 8), which a query
  * uses only when it repeats the index's condition word for word.
  */
 #define URGENT_KINDS "('fetch', 'poll', 'reply', 'user')"
@@ -235,6 +235,22 @@ br_store_job_count(struct br_store *s, int state)
         sqlite3_reset(st);
     }
     return v;
+}
+
+int
+br_store_job_backlog(struct br_store *s, const char *upstream, int64_t now_ms, int64_t *n)
+{
+    /* Over the partial index of open jobs (state<2 names it), once a second: batching.c. */
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT count(*) FROM jobs WHERE upstream=? AND state=0 AND state<2 "
+                                      "AND next_at<=?", "ti", upstream, now_ms);
+    int rc = br_sql_row(s, st);
+
+    *n = 0;
+    if (rc == 0) {
+        *n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return rc;
 }
 
 int
