@@ -545,8 +545,8 @@ apply_tracker(struct br_env *env, json_t *ev)
         return rc;
     rc = br_activity_add(env->store, t.conv_id, "webhook", json_pack("{s:s, s:s}", "event", "tracker", "task", task_id));
     /* One waiting fetch per conversation is enough: it reads every new comment. */
-    if (rc == 0 && !br_queue_waiting(env->queue, 't', t.conv_id, "fetch"))
-        rc = br_env_add_job(env, 't', "tracker", "fetch", t.conv_id, json_pack("{s:s}", "task", task_id));
+    if (rc == 0)
+        rc = br_env_add_fetch(env, t.conv_id, task_id);
     br_task_dispose(&t);
     return rc;
 }

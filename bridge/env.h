@@ -46,6 +46,31 @@ br_env_add_job(struct br_env *env, char lane_kind, const char *upstream, const c
     return br_queue_add(env->queue, lane_kind, upstream, kind, conv_id, payload, 0);
 }
 
+/*
+ * The lane of a conversation's fetch (reading its task's new comments).
+ * With comment keys (Planfix) a fetch has a lane of its own ('f'): a
+ * reply does not wait for the visitor's comments queued before it, and a
+ * comment the bridge is writing meanwhile is known as its own by its key.
+ * Without them (Redmine) the bridge's notes are known only once their job
+ * has marked them, so a fetch waits in the conversation's lane ('t').
+ */
+static inline char
+br_env_fetch_lane(const struct br_env *env)
+{
+    return env->tracker->ops->caps.comment_keys ? 'f' : 't';
+}
+
+/* Queues a fetch of task_id for the conversation, unless one waits already (it reads every new comment). */
+static inline int
+br_env_add_fetch(struct br_env *env, int64_t conv_id, const char *task_id)
+{
+    char lane = br_env_fetch_lane(env);
+
+    if (br_queue_waiting(env->queue, lane, conv_id, "fetch"))
+        return 0;
+    return br_env_add_job(env, lane, "tracker", "fetch", conv_id, json_pack("{s:s}", "task", task_id));
+}
+
 /* How long a message queued now waits for the next ones (batching.h). */
 static inline int64_t
 br_env_coalesce_wait_ms(const struct br_env *env)

@@ -15,6 +15,13 @@
 
 #define DISPATCH_BATCH 16
 #define UPSTREAM_DEPTH 4       /* jobs handed to one upstream at a time */
+/*
+ * Replies first: an urgent job (one that carries an employee's reply,
+ * store.h) may start beyond the depth by this many, so that it never waits
+ * for the comments in flight to end before its request is queued (where
+ * it leaves first, upstream.h).
+ */
+#define URGENT_EXTRA 1
 #define MAX_ATTEMPTS BR_QUEUE_MAX_ATTEMPTS
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define QUOTA_PAUSE_MS (15 * 60 * 1000)
@@ -381,6 +388,7 @@ start_job(struct br_queue *q, struct lane_up *lu, struct br_job *job)
 {
     struct br_run *r = br_calloc(1, sizeof(*r));
     struct br_log_ctx saved, lc;
+    bool was;
 
     r->q = q;
     r->env = q->env;
@@ -405,7 +413,10 @@ start_job(struct br_queue *q, struct lane_up *lu, struct br_job *job)
     br_log_ctx_get(&saved);
     br_log_ctx_make(&lc, NULL, r->job.conv_id, r->job.id);
     br_log_ctx_set(&lc);
+    /* An urgent job's requests go before the others waiting for the upstream (rest.c keeps that for the call). */
+    was = br_upstream_urgent_scope(r->job.urgent);
     begin(q, r);
+    br_upstream_urgent_scope(was);
     br_log_ctx_set(&saved);
 }
 
@@ -444,6 +455,25 @@ begin(struct br_queue *q, struct br_run *r)
     q->start(r);
 }
 
+/* Starts the jobs picked for lu (all, or none when the store refuses writes). */
+static void
+start_jobs(struct br_queue *q, struct lane_up *lu, struct br_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* A store that refuses writes cannot mark a job in flight: the rest waits too. */
+        if (q->closing || br_store_failing(q->store)) {
+            br_job_dispose(&jobs[i]);
+            continue;
+        }
+        start_job(q, lu, &jobs[i]);
+    }
+}
+
+/*
+ * Up to UPSTREAM_DEPTH jobs of an upstream run at once, the urgent ones
+ * first; with the depth full, an urgent job still takes one of the
+ * URGENT_EXTRA places kept for it.
+ */
 void
 br_queue_dispatch(struct br_queue *q)
 {
@@ -455,20 +485,25 @@ br_queue_dispatch(struct br_queue *q)
         size_t n = 0;
         size_t room;
 
-        if (lu->dry || lu->running >= UPSTREAM_DEPTH || br_upstream_paused_until(lu->up))
+        if (lu->dry || lu->running >= UPSTREAM_DEPTH + URGENT_EXTRA || br_upstream_paused_until(lu->up))
             continue;
-        room = UPSTREAM_DEPTH - lu->running;
-        if (room > DISPATCH_BATCH)
-            room = DISPATCH_BATCH;
-        br_store_job_ready(q->store, lu->name, now, jobs, room, &n);
-        lu->dry = n < room;
-        for (size_t i = 0; i < n; i++) {
-            /* A store that refuses writes cannot mark a job in flight: the rest waits too. */
-            if (q->closing || br_store_failing(q->store)) {
-                br_job_dispose(&jobs[i]);
+        if (lu->running < UPSTREAM_DEPTH) {
+            room = UPSTREAM_DEPTH - lu->running;
+            if (room > DISPATCH_BATCH)
+                room = DISPATCH_BATCH;
+            br_store_job_ready(q->store, lu->name, now, jobs, room, &n);
+            lu->dry = n < room;
+            start_jobs(q, lu, jobs, n);
+            /* Fewer than the room: every urgent job that was ready has started. */
+            if (lu->dry || q->closing)
                 continue;
-            }
-            start_job(q, lu, &jobs[i]);
+        }
+        if (lu->running >= UPSTREAM_DEPTH && lu->running < UPSTREAM_DEPTH + URGENT_EXTRA) {
+            room = UPSTREAM_DEPTH + URGENT_EXTRA - lu->running;
+            br_store_job_ready_urgent(q->store, lu->name, now, jobs, room, &n);
+            /* Nothing urgent: the others wait for a job to end, which looks again (ended). */
+            lu->dry = n == 0;
+            start_jobs(q, lu, jobs, n);
         }
     }
 }

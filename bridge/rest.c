@@ -29,6 +29,7 @@ br_rest_call_new(size_t size, const struct br_rest_api *api, const struct br_res
     c->cb = cb;
     c->arg = arg;
     br_log_ctx_get(&c->log_ctx);
+    c->urgent = br_upstream_urgent_now();
     return c;
 }
 
@@ -66,9 +67,13 @@ on_later(uv_timer_t *t)
     struct br_rest_call *c = t->data;
     struct br_log_ctx saved;
 
+    bool was;
+
     br_log_ctx_get(&saved);
     br_log_ctx_set(&c->log_ctx);
+    was = br_upstream_urgent_scope(c->urgent);
     finish(c);
+    br_upstream_urgent_scope(was);
     br_log_ctx_set(&saved);
 }
 
@@ -177,16 +182,23 @@ by_status(struct br_rest_call *c, long status)
 
 static void read_answer(struct br_rest_call *c, const struct br_http_result *r);
 
-/* An answer (or a transport failure) is read in the log context of the call's maker. */
+/*
+ * An answer (or a transport failure) is read in the log context of the
+ * call's maker, and with its urgency: the next request of the call, and
+ * any call its callback makes, are as urgent as the first.
+ */
 static void
 on_http(void *arg, const struct br_http_result *r)
 {
     struct br_rest_call *c = arg;
     struct br_log_ctx saved;
+    bool was;
 
     br_log_ctx_get(&saved);
     br_log_ctx_set(&c->log_ctx);
+    was = br_upstream_urgent_scope(c->urgent);
     read_answer(c, r);
+    br_upstream_urgent_scope(was);
     br_log_ctx_set(&saved);
 }
 

@@ -116,6 +116,8 @@ struct br_rest_call {
     uv_timer_t later;             /* ends the call from the loop (br_rest_start/br_rest_run) */
     /* The log context when the call was made (a job's): its answers are read in it. */
     struct br_log_ctx log_ctx;
+    /* Made in the urgent scope (upstream.h): its requests go first, its answers are read in it. */
+    bool urgent;
 };
 
 /*

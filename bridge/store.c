@@ -315,7 +315,7 @@ make_instance_id(char out[40])
  * in a transaction) and raises SCHEMA_VERSION; a database is never
  * silently used with a shape the code does not expect.
  */
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 
 /* migrations[i] takes a store from version i + 1 to i + 2. */
 static const char *const migrations[SCHEMA_VERSION - 1] = {
@@ -377,6 +377,13 @@ static const char *const migrations[SCHEMA_VERSION - 1] = {
      * made: the engine asks at each check of the poll (poll_plan.h).
      */
     "CREATE INDEX tasks_open ON tasks(conv_id) WHERE state=1;",
+    /*
+     * 9: replies first (store_jobs.c): the open jobs that carry a reply
+     * (the tracker's comments read, the poll, the answer sent to the
+     * chat, and the employee look-up a fetch may wait for) are found
+     * without a walk past the waiting comments.
+     */
+    "CREATE INDEX jobs_urgent ON jobs(upstream, next_at) WHERE state < 2 AND kind IN ('fetch', 'poll', 'reply', 'user');",
 };
 
 static int

@@ -315,6 +315,7 @@ struct br_job {
     int attempts;
     int64_t next_at;
     bool recover;         /* was in flight when the daemon stopped */
+    bool urgent;          /* carries a reply (fetch, poll, reply, user): handed out first */
 };
 void br_job_dispose(struct br_job *j);
 int br_store_job_add(struct br_store *s, const char *lane, const char *upstream, const char *kind,
@@ -326,10 +327,15 @@ int br_store_job_add_at(struct br_store *s, const char *lane, const char *upstre
 bool br_store_job_blocked(struct br_store *s, const char *lane, int64_t id);
 /*
  * Up to max ready jobs of an upstream: queued, due, and first in their
- * lane (nothing older in the lane is queued, in flight or dead).
+ * lane (nothing older in the lane is queued, in flight or dead).  The
+ * urgent ones (replies on their way: fetch, poll, reply, user) come first, each
+ * group in (next_at, id) order.
  */
 int br_store_job_ready(struct br_store *s, const char *upstream, int64_t now,
                        struct br_job *out, size_t max, size_t *n);
+/* The same, the urgent ones only. */
+int br_store_job_ready_urgent(struct br_store *s, const char *upstream, int64_t now,
+                              struct br_job *out, size_t max, size_t *n);
 int br_store_job_get(struct br_store *s, int64_t id, struct br_job *out);
 int br_store_job_start(struct br_store *s, int64_t id);
 int br_store_job_payload(struct br_store *s, int64_t id, const char *payload);

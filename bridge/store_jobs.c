@@ -47,7 +47,18 @@ br_store_job_add_at(struct br_store *s, const char *lane, const char *upstream, 
     return 0;
 }
 
-#define JOB_COLS "j.id, j.lane, j.upstream, j.kind, j.conv_id, j.payload, j.state, j.attempts, j.next_at, j.recover"
+/*
+ * The kinds that carry an employee's reply to the chat (and "user", the
+ * look-up of an employee's tracker user, which a fetch waits for): they go
+ * before the comments, notes and contacts waiting in other lanes.  The same list
+ * is in the partial index jobs_urgent (store.c, schema 8), which a query
+ * uses only when it repeats the index's condition word for word.
+ */
+#define URGENT_KINDS "('fetch', 'poll', 'reply', 'user')"
+
+#define JOB_COLS                                                                                                      \
+    "j.id, j.lane, j.upstream, j.kind, j.conv_id, j.payload, j.state, j.attempts, j.next_at, j.recover, "            \
+    "j.kind IN " URGENT_KINDS
 
 static void
 job_fill(sqlite3_stmt *st, struct br_job *j)
@@ -62,27 +73,24 @@ job_fill(sqlite3_stmt *st, struct br_job *j)
     j->attempts = sqlite3_column_int(st, 7);
     j->next_at = sqlite3_column_int64(st, 8);
     j->recover = sqlite3_column_int(st, 9) != 0;
+    j->urgent = sqlite3_column_int(st, 10) != 0;
 }
 
-int
-br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max,
-                   size_t *n)
-{
-    /*
-     * A job waits for every older job of its lane.  A dead task
-     * creation keeps blocking (a comment must never overtake the task it
-     * belongs to); anything else dead does not hold up the rest (a task
-     * is made without a contact rather than not at all).
-     */
-    int rc = SQLITE_DONE;
-    sqlite3_stmt *st = br_sql_bind(s, "SELECT " JOB_COLS " FROM jobs j "
-                                      "WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.next_at<=? "
-                                      "AND NOT EXISTS (SELECT 1 FROM jobs k WHERE k.lane=j.lane AND k.id<j.id AND "
-                                      "k.state<>2 AND (k.state IN (0,1) OR (k.state=3 AND k.kind='task'))) "
-                                      "ORDER BY j.next_at, j.id LIMIT ?",
-                                   "tii", upstream, now, (int64_t)max);
+/*
+ * A job waits for every older job of its lane.  A dead task creation
+ * keeps blocking (a comment must never overtake the task it belongs to);
+ * anything else dead does not hold up the rest (a task is made without a
+ * contact rather than not at all).
+ */
+#define LANE_FREE                                                                                                     \
+    "NOT EXISTS (SELECT 1 FROM jobs k WHERE k.lane=j.lane AND k.id<j.id AND "                                       \
+    "k.state<>2 AND (k.state IN (0,1) OR (k.state=3 AND k.kind='task')))"
 
-    *n = 0;
+static int
+ready_rows(struct br_store *s, sqlite3_stmt *st, struct br_job *out, size_t max, size_t *n)
+{
+    int rc = SQLITE_DONE;
+
     while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
         job_fill(st, &out[(*n)++]);
     sqlite3_reset(st);
@@ -91,6 +99,43 @@ br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct
         return BR_EIO;
     }
     return 0;
+}
+
+int
+br_store_job_ready_urgent(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max,
+                          size_t *n)
+{
+    *n = 0;
+    if (max == 0)
+        return 0;
+    /*
+     * Over jobs_urgent, named: a few rows, however many comments wait (the
+     * planner alone would walk jobs_open past all of them).
+     */
+    return ready_rows(s,
+                      br_sql_bind(s, "SELECT " JOB_COLS " FROM jobs j INDEXED BY jobs_urgent "
+                                     "WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.kind IN " URGENT_KINDS
+                                     " AND j.next_at<=? AND " LANE_FREE " ORDER BY j.next_at, j.id LIMIT ?",
+                                  "tii", upstream, now, (int64_t)max),
+                      out, max, n);
+}
+
+int
+br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max,
+                   size_t *n)
+{
+    size_t urgent = 0;
+    int rc = br_store_job_ready_urgent(s, upstream, now, out, max, &urgent);
+
+    *n = urgent;
+    if (rc || urgent == max)
+        return rc;
+    return ready_rows(s,
+                      br_sql_bind(s, "SELECT " JOB_COLS " FROM jobs j "
+                                     "WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.kind NOT IN " URGENT_KINDS
+                                     " AND j.next_at<=? AND " LANE_FREE " ORDER BY j.next_at, j.id LIMIT ?",
+                                  "tii", upstream, now, (int64_t)(max - urgent)),
+                      out, max, n);
 }
 
 int
@@ -238,7 +283,7 @@ br_store_job_waiting(struct br_store *s, const char *lane, const char *kind)
 bool
 br_store_job_blocked(struct br_store *s, const char *lane, int64_t id)
 {
-    /* The same rule as br_store_job_ready's: what holds a job back in its lane. */
+    /* The same rule as br_store_job_ready's (LANE_FREE): what holds a job back in its lane. */
     sqlite3_stmt *st = br_sql_bind(s, "SELECT 1 FROM jobs WHERE lane=? AND id<? AND state<>2 AND "
                                       "(state IN (0,1) OR (state=3 AND kind='task')) LIMIT 1",
                                    "ti", lane, id);

@@ -19,7 +19,7 @@
  * text: every query of the store's files is a string literal, so the
  * address is a stable key.
  */
-#define STMT_CACHE 128
+#define STMT_CACHE 256 /* above the number of queries in the store_*.c files (about 130) */
 
 struct br_store {
     sqlite3 *db;

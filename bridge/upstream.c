@@ -28,6 +28,11 @@ struct pending {
     bool held;               /* the rate or a pause kept it waiting (metrics) */
 };
 
+/* A FIFO of pending requests. */
+struct fifo {
+    struct pending *head, *tail;
+};
+
 struct br_upstream {
     uv_timer_t timer;
     struct br_http_client *http;
@@ -36,7 +41,8 @@ struct br_upstream {
     unsigned max_inflight;
     unsigned inflight;
     int strict;
-    struct pending *head, *tail;
+    /* Urgent requests (a reply on its way) leave before the normal ones; each queue is FIFO. */
+    struct fifo urgent, normal;
     size_t queued;
     double next_allowed;     /* ms, monotonic clock */
     int64_t paused_until;    /* ms, wall clock */
@@ -66,6 +72,54 @@ mono_ms(uv_loop_t *loop)
 }
 
 static void pump(struct br_upstream *u);
+
+/* Whether requests sent now are urgent (br_upstream_urgent_scope): loop thread only. */
+static bool urgent_scope;
+
+bool
+br_upstream_urgent_scope(bool urgent)
+{
+    bool was = urgent_scope;
+    urgent_scope = urgent;
+    return was;
+}
+
+bool
+br_upstream_urgent_now(void)
+{
+    return urgent_scope;
+}
+
+static void
+fifo_push(struct fifo *f, struct pending *p)
+{
+    if (f->tail)
+        f->tail->next = p;
+    else
+        f->head = p;
+    f->tail = p;
+}
+
+static struct pending *
+fifo_pop(struct fifo *f)
+{
+    struct pending *p = f->head;
+
+    if (p) {
+        f->head = p->next;
+        if (f->head == NULL)
+            f->tail = NULL;
+        p->next = NULL;
+    }
+    return p;
+}
+
+/* The request that leaves next: the oldest urgent one, else the oldest of the rest. */
+static struct pending *
+next_pending(struct br_upstream *u)
+{
+    return u->urgent.head ? u->urgent.head : u->normal.head;
+}
 
 /* Every request that ended, by its status ("timeout", "error": no answer), and how long it took. */
 static void
@@ -174,26 +228,23 @@ on_done(void *arg, const struct br_http_result *res)
 static void
 pump(struct br_upstream *u)
 {
-    while (u->head && !u->closing && u->inflight < u->max_inflight) {
+    while (next_pending(u) && !u->closing && u->inflight < u->max_inflight) {
         double now = mono_ms(u->timer.loop);
         int64_t wall = br_now_ms();
         int64_t until = u->paused_until > u->held_until ? u->paused_until : u->held_until;
         struct pending *p;
 
         if (until > wall) {
-            u->head->held = true;
+            next_pending(u)->held = true;
             uv_timer_start(&u->timer, on_timer, (uint64_t)(until - wall), 0);
             return;
         }
         if (now < u->next_allowed) {
-            u->head->held = true;
+            next_pending(u)->held = true;
             uv_timer_start(&u->timer, on_timer, (uint64_t)ceil(u->next_allowed - now), 0);
             return;
         }
-        p = u->head;
-        u->head = p->next;
-        if (u->head == NULL)
-            u->tail = NULL;
+        p = fifo_pop(u->urgent.head ? &u->urgent : &u->normal);
         u->queued--;
         u->next_allowed = now + u->spacing_ms;
         u->inflight++;
@@ -244,11 +295,7 @@ br_upstream_send(struct br_upstream *u, const char *method, const char *url, con
     p->cb = cb;
     p->arg = arg;
     p->queued_ns = uv_hrtime();
-    if (u->tail)
-        u->tail->next = p;
-    else
-        u->head = p;
-    u->tail = p;
+    fifo_push(urgent_scope ? &u->urgent : &u->normal, p);
     u->queued++;
     /* Never call back or send from inside the caller's stack: let the loop do it. */
     if (!uv_is_active((uv_handle_t *)&u->timer))
@@ -268,7 +315,7 @@ br_upstream_set_rate(struct br_upstream *u, double rps)
         u->next_allowed += spacing - u->spacing_ms;
     u->spacing_ms = spacing;
     /* A faster rate: the timer may be set for the old, later time. */
-    if (u->head && !u->closing)
+    if (next_pending(u) && !u->closing)
         uv_timer_start(&u->timer, on_timer, 0, 0);
 }
 
@@ -294,7 +341,7 @@ br_upstream_hold_until(struct br_upstream *u, int64_t until_ms)
 {
     u->held_until = until_ms;
     /* A hold lifted or shortened: the timer may be set for the old, later time. */
-    if (u->head && !u->closing)
+    if (next_pending(u) && !u->closing)
         uv_timer_start(&u->timer, on_timer, 0, 0);
 }
 
@@ -399,13 +446,11 @@ br_upstream_close(struct br_upstream *u, void (*done)(void *arg), void *arg)
     u->closing = 1;
     u->close_done = done;
     u->close_arg = arg;
-    while ((p = u->head) != NULL) {
-        u->head = p->next;
+    while ((p = fifo_pop(u->urgent.head ? &u->urgent : &u->normal)) != NULL) {
         u->queued--;
         p->cb(p->arg, &r);
         free_pending(p);
     }
-    u->tail = NULL;
     uv_close((uv_handle_t *)&u->timer, on_close);
 }
 

@@ -10,6 +10,14 @@
  * own stop (budget.h), which a raised quota lifts.  The upstream owns one uv_timer_t; it never
  * calls back synchronously.
  *
+ * Replies first: a request sent while the urgent scope is on (a job that
+ * carries an employee's reply: the tracker's comments read, the answer
+ * sent to the chat) joins a second FIFO that leaves before every normal
+ * request still waiting; the rate and the spacing are the same for both.
+ * The queue turns the scope on while it starts an urgent job; the REST
+ * layer (rest.c) turns it on again for that call's later requests and its
+ * callback.
+ *
  * It also keeps how the account is doing, for /healthz: the REST layer
  * notes each answer (br_upstream_note), and a run of failures is kept with
  * its last error and its start until an answer is good again.  Every
@@ -21,6 +29,7 @@
 
 #include "http_client.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -43,6 +52,10 @@ int br_upstream_send(struct br_upstream *u, const char *method, const char *url,
  * shorter gap is never used once more.
  */
 void br_upstream_set_rate(struct br_upstream *u, double rps);
+/* Requests sent from now on are urgent (or not); returns the scope as it was, to be put back. */
+bool br_upstream_urgent_scope(bool urgent);
+/* Whether requests sent now are urgent. */
+bool br_upstream_urgent_now(void);
 /* Stops sending until until_ms (wall clock); a later pause only ever lengthens it. */
 void br_upstream_pause_until(struct br_upstream *u, int64_t until_ms);
 /*

@@ -163,9 +163,7 @@ comment_added(void *arg, struct br_result *res)
             rc = br_jobs_take_comments(r, &res->comments);
             if (rc == 0 && r->undecided) {
                 /* Some authors are still being looked up: a fetch reads the task again once they are known. */
-                if (!br_queue_waiting(r->env->queue, 't', r->conv.id, "fetch"))
-                    rc = br_env_add_job(r->env, 't', "tracker", "fetch", r->conv.id,
-                                        json_pack("{s:s}", "task", r->task_id));
+                rc = br_env_add_fetch(r->env, r->conv.id, r->task_id);
             } else if (rc == 0 && res->change) {
                 rc = br_store_comment_mark(r->env->store, r->task_id, res->change, BR_COMMENT_IGNORED, &is_new);
             }

@@ -209,8 +209,8 @@ polled(void *arg, struct br_result *res)
             br_store_task_by_tracker_id(env->store, task, &t) != 0)
             continue;
         /* The task's own fetch decides what to relay, exactly as after a webhook. */
-        if (!br_queue_waiting(env->queue, 't', t.conv_id, "fetch")) {
-            rc = br_env_add_job(env, 't', "tracker", "fetch", t.conv_id, json_pack("{s:s}", "task", task));
+        if (!br_queue_waiting(env->queue, br_env_fetch_lane(env), t.conv_id, "fetch")) {
+            rc = br_env_add_fetch(env, t.conv_id, task);
             queued++;
         }
         br_task_dispose(&t);

@@ -337,7 +337,8 @@ visitor_says(struct fx *f, const char *client_id, const char *chat_id, const cha
 /*
  * The jobs added since the last call, "lane kind" each, joined by "; ".
  * Every job must be queued and fresh, in the lane of its conversation on
- * the right upstream (tracker lanes 't', the channel's Chatra lanes 'c').
+ * the right upstream (tracker lanes 't' and, for Planfix's fetches, 'f';
+ * the channel's Chatra lanes 'c').
  * Job ids count up from 1 without gaps: nothing here removes a job.
  */
 static char *
@@ -353,7 +354,7 @@ new_jobs(struct fx *f)
         assert_string_equal(j.lane, lane);
         free(lane);
         assert_string_equal(j.upstream, j.lane[0] == 'c' ? "chatra:shop" : "tracker");
-        assert_true(j.lane[0] == 'c' || j.lane[0] == 't');
+        assert_true(j.lane[0] == 'c' || j.lane[0] == 't' || (j.lane[0] == 'f' && strcmp(j.kind, "fetch") == 0));
         assert_int_equal(j.state, BR_JOB_QUEUED);
         assert_int_equal(j.attempts, 0);
         assert_false(j.recover);
@@ -1076,16 +1077,19 @@ test_tracker_event(void **state)
 {
     struct fx *f = *state;
     int64_t fetch;
+    /* With comment keys (Planfix) a fetch has its own lane: it does not wait for the visitor's comments. */
+    char lane = br_env_fetch_lane(&f->env);
+    char *want = br_asprintf("%c:1 fetch", lane);
 
     first_event(f);
     assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", NULL, NULL), 0);
     expect_new_jobs(f, "");
 
     inbox_apply(f, BR_INBOX_TRACKER, "", "{\"task\":\"77\"}");
-    expect_new_jobs(f, "t:1 fetch");
+    expect_new_jobs(f, want);
     fetch = f->jobs_seen;
-    expect_payload(f, "t:1 fetch", 0, "{'task': '77'}");
-    assert_true(br_queue_waiting(f->env.queue, 't', 1, "fetch"));
+    expect_payload(f, want, 0, "{'task': '77'}");
+    assert_true(br_queue_waiting(f->env.queue, lane, 1, "fetch"));
 
     /* While it waits, another event for the task adds nothing. */
     inbox_apply(f, BR_INBOX_TRACKER, "", "{\"task\":\"77\"}");
@@ -1098,9 +1102,10 @@ test_tracker_event(void **state)
 
     /* Once the fetch ran, the next event queues another. */
     assert_int_equal(br_store_job_finish(f->store, fetch, BR_JOB_DONE, 1, 0, false, NULL, NULL, NULL), 0);
-    assert_false(br_queue_waiting(f->env.queue, 't', 1, "fetch"));
+    assert_false(br_queue_waiting(f->env.queue, lane, 1, "fetch"));
     inbox_apply(f, BR_INBOX_TRACKER, "", "{\"task\":\"77\"}");
-    expect_new_jobs(f, "t:1 fetch");
+    expect_new_jobs(f, want);
+    free(want);
 }
 
 /* ---- state changes -------------------------------------------------------------- */

@@ -6,6 +6,9 @@
  * each way a job ends (done, retried with backoff, dead letter, later,
  * cancelled at shutdown) is written as the queue promises; a store that
  * refuses writes keeps the outcome until br_queue_settle writes it.
+ * Replies first: fetch, poll and reply jobs start before the waiting
+ * comments of other lanes, and one of them may start with the upstream's
+ * depth full.
  *
  * "Time passes" for a job that waits is written into the store directly
  * (its next_at set to 0), never slept.
@@ -47,6 +50,7 @@ struct fx {
     struct br_run *runs[MAX_RUNS]; /* started and not yet ended by the test */
     size_t n_runs;
     unsigned started;
+    unsigned started_urgent;       /* runs started in the upstream's urgent scope */
     unsigned wakes;
 };
 
@@ -67,6 +71,10 @@ on_start(struct br_run *r)
     assert_true(current->n_runs < MAX_RUNS);
     current->runs[current->n_runs++] = r;
     current->started++;
+    /* Its requests would go first (upstream.h) exactly when the job is urgent. */
+    assert_int_equal(br_upstream_urgent_now(), r->job.urgent);
+    if (br_upstream_urgent_now())
+        current->started_urgent++;
 }
 
 static void
@@ -342,6 +350,112 @@ test_upstream_depth(void **state)
     assert_int_equal(f->started, 6);
     assert_true(running(f, ids[4]));
     assert_false(running(f, ids[5]));
+}
+
+/* Adds an urgent job (kind fetch, poll or reply) in lane lane_kind:conv; returns its id. */
+static int64_t
+add_urgent(struct fx *f, char lane_kind, const char *upstream, const char *kind, int64_t conv)
+{
+    int64_t id = 0;
+
+    assert_int_equal(br_queue_add_id(f->q, lane_kind, upstream, kind, conv, json_object(), 0, &id), 0);
+    return id;
+}
+
+/* Fetch, poll and reply jobs start before older comments of other lanes; a lane's order still holds. */
+static void
+test_urgent_first(void **state)
+{
+    struct fx *f = *state;
+    int64_t ids[6], fetch, poll, behind, reply, profile;
+    int64_t c0 = new_conv(f, "dev-0");
+    struct br_job ready[8];
+    size_t n = 0;
+
+    for (int i = 0; i < 6; i++) {
+        char client[16];
+        snprintf(client, sizeof(client), "dev-%d", i + 1);
+        ids[i] = add(f, "tracker", "comment", new_conv(f, client), i, 0);
+    }
+    /* A fetch behind a comment of its own lane waits for it, urgent or not. */
+    add(f, "tracker", "comment", c0, 9, 0);
+    behind = add_urgent(f, 't', "tracker", "fetch", c0);
+    fetch = add_urgent(f, 'f', "tracker", "fetch", new_conv(f, "dev-7"));
+    poll = add_urgent(f, 'p', "tracker", "poll", 0);
+    profile = add(f, "chatra:shop", "profile", ids[0], 0, 0);
+    reply = add_urgent(f, 'c', "chatra:shop", "reply", new_conv(f, "dev-8"));
+
+    /* The store hands the urgent ones out first, each group oldest first. */
+    assert_int_equal(br_store_job_ready(f->s, "tracker", br_now_ms(), ready, 3, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ready[0].id, fetch);
+    assert_true(ready[0].urgent);
+    assert_int_equal(ready[1].id, poll);
+    assert_int_equal(ready[2].id, ids[0]);
+    assert_false(ready[2].urgent);
+    for (size_t i = 0; i < n; i++)
+        br_job_dispose(&ready[i]);
+    assert_int_equal(br_store_job_ready_urgent(f->s, "tracker", br_now_ms(), ready, 8, &n), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        br_job_dispose(&ready[i]);
+
+    br_queue_dispatch(f->q);
+    /* Four on the tracker: the fetch, the poll, then the two oldest comments; on Chatra the reply and the profile. */
+    assert_true(running(f, fetch));
+    assert_true(running(f, poll));
+    assert_true(running(f, ids[0]));
+    assert_true(running(f, ids[1]));
+    assert_false(running(f, ids[2]));
+    assert_false(running(f, behind));
+    assert_true(running(f, reply));
+    assert_true(running(f, profile));
+    assert_int_equal(f->started, 6);
+    assert_int_equal(f->started_urgent, 3);
+}
+
+/* With the depth full of comments, an urgent job still starts (one place kept), a comment does not. */
+static void
+test_urgent_reserved(void **state)
+{
+    struct fx *f = *state;
+    int64_t ids[6], fetch1, fetch2;
+
+    for (int i = 0; i < 6; i++) {
+        char client[16];
+        snprintf(client, sizeof(client), "dev-%d", i);
+        ids[i] = add(f, "tracker", "comment", new_conv(f, client), i, 0);
+    }
+    br_queue_dispatch(f->q);
+    assert_int_equal(f->started, 4);
+
+    fetch1 = add_urgent(f, 'f', "tracker", "fetch", 1);
+    br_queue_dispatch(f->q);
+    assert_int_equal(f->started, 5);
+    assert_true(running(f, fetch1));
+    assert_int_equal(br_queue_running(f->q), 5);
+
+    /* The kept place is taken: a second urgent job waits like the comments. */
+    fetch2 = add_urgent(f, 'f', "tracker", "fetch", 2);
+    br_queue_dispatch(f->q);
+    assert_int_equal(f->started, 5);
+    assert_false(running(f, fetch2));
+
+    /* A comment ends: four run, so only an urgent job may start, and it does. */
+    br_run_ok(take(f, ids[0]));
+    br_queue_dispatch(f->q);
+    assert_true(running(f, fetch2));
+    assert_false(running(f, ids[4]));
+    assert_int_equal(br_queue_running(f->q), 5);
+
+    /* The fetches end: the comments fill the depth again, no further. */
+    br_run_ok(take(f, fetch1));
+    br_run_ok(take(f, fetch2));
+    br_queue_dispatch(f->q);
+    assert_true(running(f, ids[4]));
+    assert_false(running(f, ids[5]));
+    assert_int_equal(br_queue_running(f->q), 4);
+    assert_int_equal(f->started_urgent, 2);
 }
 
 /* Transient failures come back later with a growing, jittered delay; the attempts are counted. */
@@ -731,6 +845,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lane_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_flight_marking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_depth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_urgent_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_urgent_reserved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limited_and_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter, setup, teardown),

@@ -6,7 +6,9 @@
  * it got.  Checked: the one status rule, transport failures, the check
  * hook, multi-step calls and their request summary, and that the callback
  * fires exactly once and never inside the starting call, also when the
- * upstream refuses (shutdown).  Every test ends with uv_loop_close() == 0.
+ * upstream refuses (shutdown); and that calls made in the upstream's
+ * urgent scope leave first, all of their requests, at the same rate.
+ * Every test ends with uv_loop_close() == 0.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -602,6 +604,83 @@ test_refused(void **state)
     fx_teardown(&fx);
 }
 
+/* One call of test_urgent_first: its name, and where the order of ends is written. */
+struct ordered {
+    struct fx *fx;
+    const char *name;
+    char *order;       /* names of the calls that ended, in order */
+    int *ended;
+    uint64_t *ended_ns;
+};
+
+static void
+on_ordered(void *arg, struct br_result *res)
+{
+    struct ordered *o = arg;
+
+    assert_int_equal(res->err, 0);
+    strcat(o->order, o->name);
+    o->ended_ns[*o->ended] = uv_hrtime();
+    if (++*o->ended == 5)
+        uv_stop(&o->fx->loop);
+}
+
+/*
+ * Calls made in the urgent scope (a reply's) leave before the normal ones
+ * queued earlier, urgent among themselves in order; a later request of an
+ * urgent call (a step's) is urgent too; and every request still waits its
+ * turn at the upstream's rate, answer to request.
+ */
+static void
+test_urgent_first(void **state)
+{
+    static const char *const names[] = {"N1 ", "N2 ", "U1 ", "N3 ", "U2 "};
+    struct fx fx;
+    struct ordered calls[5];
+    char order[64] = "";
+    int ended = 0;
+    uint64_t ended_ns[5];
+    char *base;
+    double rps = 200;
+
+    (void)state;
+    fx_init(&fx);
+    /* One request at a time (as for Planfix), so that the answers come in the order the requests left. */
+    close_upstream(&fx);
+    while (!fx.upstream_closed)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    fx.upstream_closing = fx.upstream_closed = 0;
+    br_upstream_free(fx.up);
+    assert_int_equal(br_upstream_new(&fx.up, &fx.loop, fx.http, "strict", rps, 1), 0);
+    base = br_asprintf("http://127.0.0.1:%d", fx.port);
+    assert_false(br_upstream_urgent_now());
+    for (int i = 0; i < 5; i++) {
+        struct br_rest_target to = {fx.up, base, NULL, 5000};
+        bool urgent = names[i][0] == 'U';
+        bool was = br_upstream_urgent_scope(urgent);
+        struct br_rest_call *c;
+
+        calls[i] = (struct ordered){&fx, names[i], order, &ended, ended_ns};
+        c = br_rest_call_new(sizeof(*c), &plain_api, &to, on_ordered, &calls[i]);
+        /* U1 reads two pages: its second request is queued only when the first is answered. */
+        assert_int_equal(br_rest_start(c, &(struct br_rest_req){.method = "GET", .path = "/s/200"},
+                                       i == 2 ? next_page : take_id),
+                         0);
+        assert_int_equal(br_upstream_urgent_scope(was), urgent);
+    }
+    assert_false(br_upstream_urgent_now());
+    assert_int_equal(br_upstream_queued(fx.up), 5);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    /* U1's second page left before N1, behind U2, which was queued before it. */
+    assert_string_equal(order, "U2 U1 N1 N2 N3 ");
+    assert_int_equal(fx.requests, 6);
+    /* Never faster than the rate: each answer at least one interval after the one before. */
+    for (int i = 1; i < 5; i++)
+        assert_true((double)(ended_ns[i] - ended_ns[i - 1]) / 1e6 >= 1000.0 / rps);
+    free(base);
+    fx_teardown(&fx);
+}
+
 /* Chatra's client is one more user of the layer: its 408 is a retry now, and its secrets stay out of summaries. */
 static void
 test_chatra(void **state)
@@ -666,7 +745,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_rule), cmocka_unit_test(test_success), cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_transport),   cmocka_unit_test(test_check_hook), cmocka_unit_test(test_steps),
-        cmocka_unit_test(test_refused),     cmocka_unit_test(test_chatra),
+        cmocka_unit_test(test_refused),     cmocka_unit_test(test_chatra),     cmocka_unit_test(test_urgent_first),
     };
 
     br_log_set_level(BR_LOG_ERROR);
