@@ -151,6 +151,26 @@ class TestLateTaskIsMadeCompleted(LateCase):
         self.assertEqual(self.dead_jobs(), 0)
 
 
+class TestTranscriptFirst(LateCase):
+    def test_messages_the_description_does_not_show_follow_as_comments_on_the_completed_task(self):
+        """A description without the messages (the admin's template): the task is still made
+        completed, and the messages follow as comments on it (Planfix takes comments on a
+        completed task), in order, once each; no close request."""
+        self.start_bridge(channel={"task": {"description": "<p>{{visitor.name}}</p>"}})
+        self.post(chat_event("chatTranscript", LATE, [msg("late-1", TEXTS[0]), msg("late-2", TEXTS[1])],
+                             name="Maria Late", email=EMAIL))
+        task = self.wait_task()[0]
+        self.wait_comment_posts(task["id"], 1)
+        self.assert_quiet()
+        self.assertEqual(self.pf_calls(), ["POST /rest/contact/list", "POST /rest/contact/", "POST /rest/task/",
+                                           "POST /rest/task/%d/comments/" % task["id"]])
+        self.assertEqual(self.pf("/task/", "POST")[0]["body"]["status"], {"id": 3})
+        self.assertEqual(self.comment_texts(task["id"]), TEXTS[:2])
+        t = self.fakes.planfix_task(task["id"])
+        self.assertEqual((t["status"], t["statusActive"]), (3, False))
+        self.assertEqual(self.dead_jobs(), 0)
+
+
 class TestCloseOnLeaveOff(LateCase):
     def test_the_late_task_is_made_open_and_stays_open(self):
         self.start_admin(channel={"close_on_leave": False})
