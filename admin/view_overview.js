@@ -38,8 +38,10 @@ export function overviewView() {
 
 function upstreamCard(u) {
   const q = u.quota || {};
+  // The tracker's daily quota (tracker.daily_quota) when one is set: "120 of 20000 today".
   const sent = typeof q.used_today === 'number'
-    ? plural(q.used_today, 'request', 'requests') + (typeof q.daily === 'number' ? ' of ' + q.daily : '')
+    ? (typeof q.daily === 'number' ? q.used_today + ' of ' + q.daily + ' today'
+      : plural(q.used_today, 'request', 'requests'))
     : el('span', {class: 'muted'}, 'not counted');
   const left = typeof q.left === 'number' ? plural(q.left, 'request', 'requests')
     : el('span', {class: 'muted'}, 'not known');

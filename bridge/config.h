@@ -59,6 +59,13 @@ enum br_merge_policy {
     BR_MERGE_OFF = 2,      /* never */
 };
 
+/* What becomes of an agent's message typed in Chatra (channels[].mirror_agent_messages). */
+enum br_mirror_agent {
+    BR_MIRROR_AGENT_COMMENT = 0,      /* its own comment, by the employee (the default) */
+    BR_MIRROR_AGENT_WITH_VISITOR = 1, /* waits like a visitor's and goes in the same comment, labelled */
+    BR_MIRROR_AGENT_OFF = 2,          /* not written to the tracker (the message is skipped) */
+};
+
 struct br_channel {
     char *name;
     char *webhook_secret;
@@ -78,6 +85,7 @@ struct br_channel {
     bool new_task_if_no_active;
     bool close_on_leave;
     enum br_merge_policy merge_policy;
+    enum br_mirror_agent mirror_agent;
     long task_template_id;     /* 0 = none */
     long closed_status_id;
     struct br_tpl *task_title;
@@ -121,7 +129,9 @@ struct br_config {
     double tracker_rps;
     long tracker_timeout_ms;
     long poll_interval_s;      /* 0 = off */
+    long tracker_daily_quota;  /* requests a day the tracker allows (budget.h); 0 = no daily limit */
     long coalesce_ms;          /* a visitor message waits this long for the next ones (one comment) */
+    long coalesce_max_s;       /* ... and up to this long while the tracker is behind (batching.h); 0 = never wider */
     bool companies;            /* map e-mail domains to company contacts */
     long company_template_id;
     char **public_domains;     /* mail providers whose domain says nothing of a company */

@@ -131,7 +131,8 @@ load(struct br_conf_loader *L, json_t *root)
     /* The tracker section's keys every kind shares; each kind adds its own (br_tracker_kind_keys). */
     static const char *const known_tracker[] = {"kind", "url", "requests_per_second", "timeout_ms",
                                                 "poll_interval_s", "closed_status_id", "coalesce_ms",
-                                                "timezone", NULL};
+                                                "coalesce_max_s",
+                                                "timezone", "daily_quota", NULL};
     static const char *const known_limits[] = {"max_body_bytes", "per_address_rps", "per_address_burst",
                                                "bad_secrets_per_minute", NULL};
     struct br_config *c = L->cfg;
@@ -218,7 +219,16 @@ load(struct br_conf_loader *L, json_t *root)
         /* Planfix allows 1 request per second; a self-hosted Redmine takes more. */
         c->tracker_rps = br_conf_num(L, o, "tracker", "requests_per_second", kind ? kind->default_rps : 1, 0.01, 1000);
         c->tracker_timeout_ms = br_conf_int(L, o, "tracker", "timeout_ms", 15000, 100, 600000, false);
+        /* Planfix counts requests a day per account (its plan's quota); Redmine does not. */
+        c->tracker_daily_quota = br_conf_int(L, o, "tracker", "daily_quota", kind ? kind->default_daily_quota : 20000,
+                                             0, 10000000, false);
         c->coalesce_ms = br_conf_int(L, o, "tracker", "coalesce_ms", 2000, 0, 60000, false);
+        /* The widest wait while the tracker is behind (batching.h); 0 keeps coalesce_ms always. */
+        c->coalesce_max_s = br_conf_int(L, o, "tracker", "coalesce_max_s", 300, 0, 3600, false);
+        if (c->coalesce_max_s > 0 && c->coalesce_max_s * 1000 < c->coalesce_ms)
+            PROBLEM(L, "tracker.coalesce_max_s",
+                    "is %ld s, shorter than coalesce_ms (%ld ms): set 0 (never wider) or at least %ld",
+                    c->coalesce_max_s, c->coalesce_ms, (c->coalesce_ms + 999) / 1000);
         /* A tracker without webhooks (Redmine) is polled for replies, so more often. */
         c->poll_interval_s =
             br_conf_int(L, o, "tracker", "poll_interval_s", kind ? kind->default_poll_s : 60, 0, 86400, false);

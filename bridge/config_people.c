@@ -208,7 +208,7 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
     static const char *const known[] = {"name", "webhook_secret", "chatra", "default_agent_id",
                                         "default_agent_email", "default_agent_name", "employees", "watchers", "send_as_employee",
                                         "new_task_if_no_active", "close_on_leave", "task",
-                                        "contact", "merge_policy", NULL};
+                                        "contact", "merge_policy", "mirror_agent_messages", NULL};
     static const char *const known_chatra[] = {"url", "public_key", "secret_key",
                                                "requests_per_second", NULL};
     static const char *const known_task[] = {"template_id", "closed_status_id", "title",
@@ -265,6 +265,21 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
             free(path);
         }
         free(mp);
+    }
+    {
+        char *ma = br_conf_str(L, o, base, "mirror_agent_messages", "comment", false, false);
+        if (ma && strcmp(ma, "comment") == 0)
+            ch->mirror_agent = BR_MIRROR_AGENT_COMMENT;
+        else if (ma && strcmp(ma, "with_visitor") == 0)
+            ch->mirror_agent = BR_MIRROR_AGENT_WITH_VISITOR;
+        else if (ma && strcmp(ma, "off") == 0)
+            ch->mirror_agent = BR_MIRROR_AGENT_OFF;
+        else if (ma) {
+            char *path = br_conf_path(base, "mirror_agent_messages");
+            PROBLEM(L, path, "must be \"comment\", \"with_visitor\" or \"off\"");
+            free(path);
+        }
+        free(ma);
     }
 
     arr = br_conf_get(o, "employees");

@@ -152,6 +152,9 @@ br_context_message(const struct br_config *cfg, struct br_store *store, const st
     /* Flags, for a template that shows only one side: {{#is_visitor}}...{{/is_visitor}}. */
     json_object_set_new(o, "is_visitor", json_boolean(strcmp(m->type, "client") == 0));
     json_object_set_new(o, "is_agent", json_boolean(strcmp(m->type, "agent") == 0));
+    /* Who typed an agent's line, for a comment that carries both sides (mirror_agent_messages "with_visitor"). */
+    if (strcmp(m->type, "agent") == 0)
+        json_object_set_new(o, "agent", json_pack("{s:s?, s:s?}", "id", m->agent_id, "name", author));
     br_texts_set_time(cfg, o, m->created_at);
     br_buf_dispose(&html);
     free(author);

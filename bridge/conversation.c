@@ -423,7 +423,8 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         if (strcmp(type, "agent") == 0) {
             if ((rc = agent_echo(env, ch, c.id, m, &echo)))
                 goto out;
-            if (echo)
+            /* A reply's copy is never mirrored back; with mirror_agent_messages "off" no agent message is. */
+            if (echo || ch->mirror_agent == BR_MIRROR_AGENT_OFF)
                 state = BR_MSG_SKIPPED;
         }
         if ((rc = br_store_msg_insert(env->store, c.id, c.gen, m->key, type, agent, text, at, state, &is_new,
@@ -449,12 +450,16 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
                 goto out;
         }
         /*
-         * A visitor's message waits coalesce_ms for the ones typed right
-         * after it: they go to the tracker as one comment (its budget is a
-         * request a second).  An agent's message goes at once.
+         * A visitor's message waits coalesce_ms (wider while the tracker is
+         * behind: batching.h) for the ones typed right after it: they go to
+         * the tracker as one comment (its budget is a request a second).
+         * An agent's message goes at once, as its own comment, unless the
+         * channel puts it with the visitor's (mirror_agent_messages).
          */
         if ((rc = br_queue_add(env->queue, 't', "tracker", "comment", c.id, json_pack("{s:I}", "msg", (json_int_t)mid),
-                                strcmp(type, "client") == 0 ? env->cfg->coalesce_ms : 0)))
+                                strcmp(type, "client") == 0 || ch->mirror_agent == BR_MIRROR_AGENT_WITH_VISITOR
+                                    ? br_env_coalesce_wait_ms(env)
+                                    : 0)))
             goto out;
     }
 

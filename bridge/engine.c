@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include "budget.h"
 #include "config.h"
 #include "conversation.h"
 #include "crm.h"
@@ -14,6 +15,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * How the engine is driven:
@@ -80,8 +82,16 @@ struct br_engine {
     struct generation *gen;    /* the config and what is made from it, for new work */
     struct generation *retired; /* older generations that running jobs still hold */
     struct br_upstream *tracker_up;
+    struct br_budget *budget;  /* the tracker's requests today, against tracker.daily_quota */
+    int64_t budget_hold;       /* the end of the day the tracker is held for its spent quota, 0: not held */
     struct br_upstream *crm_up;   /* enrich's CRM, made when a config first has one */
     char *company_busy[BR_ENV_COMPANY_SLOTS]; /* env.h: shared by every generation */
+    /*
+     * How long messages wait for the next ones (batching.h), shared by
+     * every generation.  Its budget hook (batching.budget) is where the
+     * day's quota comes in; without it the wait follows the backlog only.
+     */
+    struct br_batching batching;
     struct engine_up *ups;
     size_t n_ups;
     int closing;
@@ -96,6 +106,7 @@ struct br_engine {
 };
 
 static void schedule_work(struct br_engine *e);
+static void check_budget(struct br_engine *e, int64_t now);
 
 /*
  * Applies inbox rows for up to budget_ms; returns 1 when rows are left
@@ -251,6 +262,7 @@ gen_new(struct br_engine *e, struct br_config *cfg, struct generation **out)
     g->env.cfg = cfg;
     g->env.store = e->store;
     g->env.company_busy = e->company_busy;
+    g->env.batching = &e->batching;
     *out = g;
     return 0;
 }
@@ -320,11 +332,14 @@ sweep(struct br_engine *e)
  *  - after the store refused a write, tries it until it takes writes
  *    again, then takes up what it could not record (br_queue_settle);
  *    until then nothing else is done;
+ *  - the tracker's count of requests today goes to the store (at most a
+ *    second late), and its hold for a spent quota ends with the day;
  *  - retries whose backoff expired and anything a kick missed (work);
  *  - retention: texts of chats closed longer ago than retention_days go,
  *    checked every tenth of the retention period, at most once a minute;
  *  - employees' tracker users found by e-mail are confirmed once a week;
- *  - the CRM's answers older than enrich's cache_ttl_s are removed, once a minute.
+ *  - the CRM's answers older than enrich's cache_ttl_s are removed, once a minute;
+ *  - the tracker's backlog is counted for the messages' wait (batching.h), once a second.
  */
 static void
 on_tick(uv_timer_t *t)
@@ -335,8 +350,15 @@ on_tick(uv_timer_t *t)
     sweep(e);
     if (br_queue_settle(e->queue) != 0)
         return;
+    if (!e->closing) {
+        int64_t now = br_now_ms();
+        br_budget_flush(e->budget, now);
+        check_budget(e, now);
+    }
     br_queue_undry(e->queue); /* backoffs may have run out */
     work(e);
+    if (!e->closing)
+        br_batching_refresh(&e->batching, e->store, cfg, br_now_ms());
     if (!e->closing)
         br_employees_refresh(&e->gen->env);
     if (cfg->retention_days > 0 && !e->closing) {
@@ -357,6 +379,75 @@ on_tick(uv_timer_t *t)
         BR_STORE_TX(e->store, br_store_crm_cache_prune(e->store, e->last_crm_prune -
                                                               (cfg->crm ? (int64_t)cfg->crm_cache_ttl_s * 1000 : 0)));
     }
+}
+
+/* ---- the tracker's daily budget (budget.h) ---------------------------------- */
+
+/* The budget's figures for the messages' wait (batching.h's budget hook). */
+static void
+batching_budget(void *arg, int64_t now_ms, double *projected, long *quota)
+{
+    struct br_engine *e = arg;
+
+    *projected = br_budget_projected(e->budget, now_ms);
+    *quota = br_budget_quota(e->budget);
+}
+
+/*
+ * Holds the tracker's upstream until the day ends once today's requests
+ * reach tracker.daily_quota, and lifts the hold when a reload raised the
+ * quota.  Jobs wait meanwhile: the queue starts none on a held upstream,
+ * and a request already queued in it waits there; no attempt is counted.
+ */
+static void
+check_budget(struct br_engine *e, int64_t now)
+{
+    if (e->budget_hold != 0 && now >= e->budget_hold) {
+        br_info("tracker: a new day: requests go to %s again", e->gen->cfg->tracker->label);
+        e->budget_hold = 0;
+    }
+    if (br_budget_exhausted(e->budget, now)) {
+        int64_t end = br_budget_day_end(e->budget, now);
+        if (e->budget_hold != end) {
+            time_t t = (time_t)(end / 1000);
+            struct tm tm;
+            char when[32];
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            e->budget_hold = end;
+            br_upstream_hold_until(e->tracker_up, end);
+            br_warn("tracker: %llu request(s) today reach tracker.daily_quota (%ld): nothing more goes to %s "
+                    "until the day ends, at %s (in %lld s); jobs wait",
+                    (unsigned long long)br_budget_used_today(e->budget, now), br_budget_quota(e->budget),
+                    e->gen->cfg->tracker->label, when, (long long)((end - now + 999) / 1000));
+        }
+    } else if (e->budget_hold != 0) {
+        br_info("tracker: tracker.daily_quota (%ld) is above today's %llu request(s): requests go on",
+                br_budget_quota(e->budget), (unsigned long long)br_budget_used_today(e->budget, now));
+        e->budget_hold = 0;
+        br_upstream_hold_until(e->tracker_up, 0);
+        br_queue_undry(e->queue);
+        schedule_work(e);
+    }
+}
+
+/* The tracker's upstream sent a request: it counts. */
+static void
+on_tracker_sent(void *arg)
+{
+    struct br_engine *e = arg;
+    int64_t now = br_now_ms();
+
+    br_budget_spend(e->budget, now);
+    check_budget(e, now);
+}
+
+static void
+on_tracker_told_left(void *arg, long left)
+{
+    struct br_engine *e = arg;
+
+    br_budget_told_left(e->budget, left);
 }
 
 /* The tracker poll: a safety net for reply webhooks that never came (Redmine: the only way). */
@@ -463,6 +554,13 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg, st
     }
     e->queue = br_queue_new(cfg, store, NULL, br_jobs_start, on_queue_wake, e);
     set_upstreams(e, cfg);
+    /* Only the tracker's requests count against its daily quota. */
+    e->budget = br_budget_new(store, cfg->tracker_daily_quota, br_now_ms());
+    br_upstream_on_sent(e->tracker_up, on_tracker_sent, e);
+    br_upstream_on_told_left(e->tracker_up, on_tracker_told_left, e);
+    /* The messages' wait widens as the day's projected use nears the quota (batching.h). */
+    e->batching.budget = batching_budget;
+    e->batching.budget_arg = e;
     uv_timer_init(loop, &e->work);
     uv_timer_init(loop, &e->tick);
     e->work.data = e;
@@ -472,6 +570,7 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg, st
         br_info("engine: %lld job(s) were in flight when the bridge stopped; they check before writing again",
                 (long long)recovered);
     gen_start(e, g);
+    check_budget(e, br_now_ms()); /* a restart on a day whose quota is spent */
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_init(loop, &e->poll);
     e->poll.data = e;
@@ -493,6 +592,11 @@ br_engine_reload(struct br_engine *e, struct br_config *cfg)
         return rc;
     set_upstreams(e, cfg);
     gen_start(e, g);
+    if (cfg->tracker_daily_quota != br_budget_quota(e->budget)) {
+        br_info("reload: tracker.daily_quota %ld -> %ld", br_budget_quota(e->budget), cfg->tracker_daily_quota);
+        br_budget_set_quota(e->budget, cfg->tracker_daily_quota);
+        check_budget(e, br_now_ms());
+    }
     set_poll(e, cfg->poll_interval_s);
     /* A new channel's jobs, or a faster rate: look at every upstream again. */
     br_queue_undry(e->queue);
@@ -516,6 +620,12 @@ br_engine_upstream(const struct br_engine *e, size_t i, const char **name)
     return e->ups[i].up;
 }
 
+struct br_budget *
+br_engine_budget(const struct br_engine *e)
+{
+    return e->budget;
+}
+
 const char *
 br_engine_upstream_state(const struct br_upstream *u)
 {
@@ -523,6 +633,25 @@ br_engine_upstream_state(const struct br_upstream *u)
 
     br_upstream_health(u, &h);
     return br_upstream_paused_until(u) ? "paused" : h.failures > 0 ? "failing" : "ok";
+}
+
+/* The tracker's "quota": its daily quota (null: none), today's requests, and what is left (null: unknown). */
+static void
+budget_status(const struct br_budget *b, struct br_buf *out)
+{
+    int64_t now = br_now_ms();
+    long left = br_budget_left(b, now);
+
+    br_buf_printf(out, ",\"quota\":{\"daily\":");
+    if (br_budget_quota(b) > 0)
+        br_buf_printf(out, "%ld", br_budget_quota(b));
+    else
+        br_buf_puts(out, "null");
+    br_buf_printf(out, ",\"used_today\":%llu,\"left\":", (unsigned long long)br_budget_used_today(b, now));
+    if (left >= 0)
+        br_buf_printf(out, "%ld}", left);
+    else
+        br_buf_puts(out, "null}");
 }
 
 void
@@ -543,6 +672,8 @@ br_engine_status(struct br_engine *e, struct br_buf *out)
                       i ? "," : "", u->name, br_engine_upstream_state(u->up), br_upstream_queued(u->up),
                       br_upstream_inflight(u->up), (unsigned long long)br_upstream_sent(u->up),
                       (long long)br_upstream_paused_until(u->up), br_upstream_quota_left(u->up));
+        if (u->up == e->tracker_up)
+            budget_status(e->budget, out);
         if (h.failures > 0) {
             json_t *err = json_string(h.last_error ? h.last_error : "");
             char *text;
@@ -561,6 +692,12 @@ br_engine_status(struct br_engine *e, struct br_buf *out)
         br_buf_puts(out, "}");
     }
     br_buf_puts(out, "]}");
+}
+
+int64_t
+br_engine_coalesce_wait_ms(const struct br_engine *e)
+{
+    return br_batching_current_ms(&e->batching, e->gen->cfg);
 }
 
 unsigned
@@ -623,6 +760,7 @@ br_engine_free(struct br_engine *e)
     if (e->gen)
         gen_free(e->gen);
     br_queue_free(e->queue);
+    br_budget_free(e->budget); /* the last requests' count, to the store */
     for (size_t i = 0; i < BR_ARRAY_SIZE(e->company_busy); i++)
         free(e->company_busy[i]);
     for (size_t i = 0; i < e->n_ups; i++) {

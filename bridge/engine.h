@@ -27,6 +27,7 @@ struct br_config;
 struct br_store;
 struct br_http_client;
 struct br_upstream;
+struct br_budget;
 struct br_engine;
 
 int br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg,
@@ -49,8 +50,12 @@ void br_engine_status(struct br_engine *e, struct br_buf *out);
  */
 size_t br_engine_upstream_count(const struct br_engine *e);
 struct br_upstream *br_engine_upstream(const struct br_engine *e, size_t i, const char **name);
+/* The tracker's daily budget (budget.h): its requests today, for /healthz, /metrics and the admin page. */
+struct br_budget *br_engine_budget(const struct br_engine *e);
 /* The state /healthz gives an upstream: "paused", "failing" (its last answer failed) or "ok". */
 const char *br_engine_upstream_state(const struct br_upstream *u);
+/* How long a message queued now waits for the next ones, ms (batching.h; /metrics, the admin page). */
+int64_t br_engine_coalesce_wait_ms(const struct br_engine *e);
 /* Jobs running now (the admin page's overview). */
 unsigned br_engine_running(const struct br_engine *e);
 /* Jobs were put back or changed outside the engine's own work (the admin page): look for ready ones soon. */

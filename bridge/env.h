@@ -13,6 +13,7 @@
 #ifndef BR_ENV_H
 #define BR_ENV_H
 
+#include "batching.h"
 #include "queue.h"
 #include "tracker.h"
 
@@ -30,6 +31,7 @@ struct br_env {
     struct br_queue *queue;
     struct br_employees *employees;  /* employees.h */
     struct br_crm *crm;              /* crm.h: the CRM of enrich, NULL when off */
+    struct br_batching *batching;    /* batching.h: the engine's (shared); NULL: always coalesce_ms */
     /* BR_ENV_COMPANY_SLOTS domains whose company contact is being looked up or made (shared) */
     char **company_busy;
 };
@@ -42,6 +44,13 @@ br_env_add_job(struct br_env *env, char lane_kind, const char *upstream, const c
                json_t *payload)
 {
     return br_queue_add(env->queue, lane_kind, upstream, kind, conv_id, payload, 0);
+}
+
+/* How long a message queued now waits for the next ones (batching.h). */
+static inline int64_t
+br_env_coalesce_wait_ms(const struct br_env *env)
+{
+    return br_batching_current_ms(env->batching, env->cfg);
 }
 
 /* Whether the tracker keeps contacts (Planfix) or only tasks (Redmine). */

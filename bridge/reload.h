@@ -19,7 +19,9 @@
  *     handlers, each generation its own.
  *   - What outlives generations: the store, the job queue, the upstreams
  *     (the tracker's spacing, pauses and quota go on; a reload changes
- *     only their rates, and adds one for a new channel), the HTTP server
+ *     only their rates, and adds one for a new channel), the tracker's
+ *     daily budget (today's count goes on; a reload sets its quota, which
+ *     may lift or start the wait for the next day: engine.c), the HTTP server
  *     and its connections (the body limit applies to requests that start
  *     after the reload).
  *   - The handlers read the daemon's newest config on each request; the

@@ -4,7 +4,7 @@
  * helpers every store_*.c file uses (store_sql.h), transactions, the
  * tracking of failed writes, and the installation's id and meta values.
  * The tables' own calls are in store_inbox.c, store_people.c,
- * store_tasks.c and store_jobs.c.
+ * store_tasks.c, store_jobs.c and the others (store_sql.h lists them).
  */
 #include "store.h"
 #include "store_sql.h"
@@ -315,7 +315,7 @@ make_instance_id(char out[40])
  * in a transaction) and raises SCHEMA_VERSION; a database is never
  * silently used with a shape the code does not expect.
  */
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 /* migrations[i] takes a store from version i + 1 to i + 2. */
 static const char *const migrations[SCHEMA_VERSION - 1] = {
@@ -366,6 +366,12 @@ static const char *const migrations[SCHEMA_VERSION - 1] = {
     "ALTER TABLE conversations ADD COLUMN crm_state INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE conversations ADD COLUMN crm_card TEXT;"
     "ALTER TABLE conversations ADD COLUMN crm_shown TEXT;",
+    /*
+     * 7: the tracker's daily budget (budget.h, store_usage.c): the
+     * requests sent to the tracker per day (the day's index since the
+     * epoch, in UTC days), so that a restart goes on counting.
+     */
+    "CREATE TABLE tracker_usage(day INTEGER PRIMARY KEY, requests INTEGER NOT NULL);",
 };
 
 static int

@@ -166,6 +166,14 @@ int br_store_conv_set_crm(struct br_store *s, int64_t conv_id, int state, const 
 int br_store_conv_set_crm_state(struct br_store *s, int64_t conv_id, int state);
 int br_store_conv_set_crm_shown(struct br_store *s, int64_t conv_id, const char *shown);
 
+/* ---- the tracker's requests per day (budget.h; store_usage.c) ---- */
+/* The requests counted for day (an index of days since the epoch); 0 when none were. */
+int br_store_usage_get(struct br_store *s, int64_t day, uint64_t *requests);
+/* Sets day's count to requests, never lower than what is stored. */
+int br_store_usage_put(struct br_store *s, int64_t day, uint64_t requests);
+/* Removes the days before day. */
+int br_store_usage_prune(struct br_store *s, int64_t before_day);
+
 /* ---- persons: the identity map ---- */
 int br_store_person_create(struct br_store *s, int64_t *id);
 /* E-mails are stored trimmed and lower-cased; BR_ENOTFOUND for an unknown one. */
@@ -333,6 +341,8 @@ int br_store_job_recover_inflight(struct br_store *s, int64_t *n);
  */
 int br_store_job_recover_lost(struct br_store *s, const int64_t *running, size_t n_running, int64_t *n);
 int64_t br_store_job_count(struct br_store *s, int state);
+/* Jobs of upstream queued and due by now_ms (ready, or waiting for their lane): *n. */
+int br_store_job_backlog(struct br_store *s, const char *upstream, int64_t now_ms, int64_t *n);
 /*
  * The jobs not done, by upstream and state (queued, in flight, dead): how
  * many, and when the oldest of them was made (ms).  One call of cb per

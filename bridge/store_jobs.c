@@ -193,6 +193,22 @@ br_store_job_count(struct br_store *s, int state)
 }
 
 int
+br_store_job_backlog(struct br_store *s, const char *upstream, int64_t now_ms, int64_t *n)
+{
+    /* Over the partial index of open jobs (state<2 names it), once a second: batching.c. */
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT count(*) FROM jobs WHERE upstream=? AND state=0 AND state<2 "
+                                      "AND next_at<=?", "ti", upstream, now_ms);
+    int rc = br_sql_row(s, st);
+
+    *n = 0;
+    if (rc == 0) {
+        *n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return rc;
+}
+
+int
 br_store_job_depths(struct br_store *s, br_job_depth_cb cb, void *arg)
 {
     /* Counted over the partial index of jobs not done; the oldest is the lowest id of each group. */

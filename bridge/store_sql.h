@@ -1,7 +1,7 @@
 /*
  * store_sql.h - what the store's files (store.c, store_inbox.c,
  * store_people.c, store_tasks.c, store_jobs.c, store_activity.c,
- * store_admin.c) share: the store itself
+ * store_admin.c, store_crm.c, store_usage.c) share: the store itself
  * and the statement helpers, defined once in store.c.  Internal to the
  * store: everything else uses store.h.  Loop thread only, like the store.
  */

@@ -23,7 +23,7 @@
 #define S_TIME "\"time\":\"\",\"date\":\"\",\"clock\":\"\""
 #define S_MESSAGE                                                                                                  \
     "{\"author\":\"\",\"text\":\"\",\"text_html\":\"\"," S_TIME ",\"type\":\"\",\"is_visitor\":\"\","            \
-    "\"is_agent\":\"\",\"first\":\"\"}"
+    "\"is_agent\":\"\",\"agent\":{\"id\":\"\",\"name\":\"\"},\"first\":\"\"}"
 #define S_MATCH "\"email\":\"\",\"verified\":\"\""
 #define S_CRM                                                                                                      \
     "\"crm\":{\"found\":\"\",\"matched_email\":\"\",\"name\":\"\",\"url\":\"\",\"plan\":\"\",\"status\":\"\"," \

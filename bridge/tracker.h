@@ -279,6 +279,7 @@ struct br_tracker_kind {
     const char *text_ext;             /* the default templates' extension: "html", "textile" */
     double default_rps;               /* tracker.requests_per_second */
     long default_poll_s;              /* tracker.poll_interval_s */
+    long default_daily_quota;         /* tracker.daily_quota: requests a day, 0 = no daily limit */
     bool polled_only;                 /* replies arrive by polling alone: the poll cannot be off */
     bool task_templates;              /* channels[].task.template_id */
     bool numeric_watchers;            /* watchers are numeric user ids ("7" or "user:7") */

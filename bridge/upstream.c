@@ -40,6 +40,11 @@ struct br_upstream {
     size_t queued;
     double next_allowed;     /* ms, monotonic clock */
     int64_t paused_until;    /* ms, wall clock */
+    int64_t held_until;      /* ms, wall clock: the daily budget's hold (br_upstream_hold_until) */
+    void (*on_sent)(void *arg);
+    void *on_sent_arg;
+    void (*on_left)(void *arg, long left);
+    void *on_left_arg;
     uint64_t sent;
     long quota_left;
     /* The run of failed answers (br_upstream_note). */
@@ -138,8 +143,11 @@ on_done(void *arg, const struct br_http_result *res)
 
     u->inflight--;
     count_answer(u, p, res);
-    if (res->ratelimit_remaining >= 0)
+    if (res->ratelimit_remaining >= 0) {
         u->quota_left = res->ratelimit_remaining;
+        if (u->on_left)
+            u->on_left(u->on_left_arg, res->ratelimit_remaining);
+    }
     /* Planfix refreshes the counter about every 10 minutes: wait for that rather than burn error 22s. */
     if (res->ratelimit_remaining == 0)
         br_upstream_pause_until(u, br_now_ms() + QUOTA_WAIT_MS);
@@ -169,11 +177,12 @@ pump(struct br_upstream *u)
     while (u->head && !u->closing && u->inflight < u->max_inflight) {
         double now = mono_ms(u->timer.loop);
         int64_t wall = br_now_ms();
+        int64_t until = u->paused_until > u->held_until ? u->paused_until : u->held_until;
         struct pending *p;
 
-        if (u->paused_until > wall) {
+        if (until > wall) {
             u->head->held = true;
-            uv_timer_start(&u->timer, on_timer, (uint64_t)(u->paused_until - wall), 0);
+            uv_timer_start(&u->timer, on_timer, (uint64_t)(until - wall), 0);
             return;
         }
         if (now < u->next_allowed) {
@@ -206,6 +215,8 @@ pump(struct br_upstream *u)
             count_answer(u, p, &r);
             p->cb(p->arg, &r);
             free_pending(p);
+        } else if (u->on_sent) {
+            u->on_sent(u->on_sent_arg);
         }
     }
 }
@@ -273,7 +284,32 @@ br_upstream_pause_until(struct br_upstream *u, int64_t until_ms)
 int64_t
 br_upstream_paused_until(const struct br_upstream *u)
 {
-    return u->paused_until > br_now_ms() ? u->paused_until : 0;
+    int64_t until = u->paused_until > u->held_until ? u->paused_until : u->held_until;
+
+    return until > br_now_ms() ? until : 0;
+}
+
+void
+br_upstream_hold_until(struct br_upstream *u, int64_t until_ms)
+{
+    u->held_until = until_ms;
+    /* A hold lifted or shortened: the timer may be set for the old, later time. */
+    if (u->head && !u->closing)
+        uv_timer_start(&u->timer, on_timer, 0, 0);
+}
+
+void
+br_upstream_on_sent(struct br_upstream *u, void (*cb)(void *arg), void *arg)
+{
+    u->on_sent = cb;
+    u->on_sent_arg = arg;
+}
+
+void
+br_upstream_on_told_left(struct br_upstream *u, void (*cb)(void *arg, long left), void *arg)
+{
+    u->on_left = cb;
+    u->on_left_arg = arg;
 }
 
 size_t

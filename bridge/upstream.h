@@ -6,7 +6,8 @@
  * requests per second (a token bucket of depth one: Planfix counts
  * requests per second, so a burst would already be a violation), with
  * at most max_inflight at once.  pause_until stops the queue, e.g. when
- * the daily quota is gone.  The upstream owns one uv_timer_t; it never
+ * the tracker says its quota is gone; hold_until is the daily budget's
+ * own stop (budget.h), which a raised quota lifts.  The upstream owns one uv_timer_t; it never
  * calls back synchronously.
  *
  * It also keeps how the account is doing, for /healthz: the REST layer
@@ -42,8 +43,22 @@ int br_upstream_send(struct br_upstream *u, const char *method, const char *url,
  * shorter gap is never used once more.
  */
 void br_upstream_set_rate(struct br_upstream *u, double rps);
+/* Stops sending until until_ms (wall clock); a later pause only ever lengthens it. */
 void br_upstream_pause_until(struct br_upstream *u, int64_t until_ms);
+/*
+ * The daily budget's hold: no request leaves before until_ms; unlike a
+ * pause it may be shortened, and 0 lifts it (a reload raised the quota).
+ */
+void br_upstream_hold_until(struct br_upstream *u, int64_t until_ms);
+/* The end of the pause or hold now in force, 0 when none is. */
 int64_t br_upstream_paused_until(const struct br_upstream *u);
+/*
+ * Hooks for the tracker's daily budget (set by the engine on the tracker's
+ * upstream only): cb fires as each request leaves, and with what each
+ * answer's X-RateLimit-Remaining says is left.  Never inside br_upstream_send.
+ */
+void br_upstream_on_sent(struct br_upstream *u, void (*cb)(void *arg), void *arg);
+void br_upstream_on_told_left(struct br_upstream *u, void (*cb)(void *arg, long left), void *arg);
 size_t br_upstream_queued(const struct br_upstream *u);
 size_t br_upstream_inflight(const struct br_upstream *u);
 uint64_t br_upstream_sent(const struct br_upstream *u);

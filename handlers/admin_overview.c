@@ -6,6 +6,7 @@
  */
 #include "admin.h"
 
+#include "bridge/budget.h"
 #include "bridge/config.h"
 #include "bridge/engine.h"
 #include "bridge/store.h"
@@ -21,18 +22,41 @@ ms_or_null(int64_t ms)
     return ms > 0 ? json_integer(ms) : json_null();
 }
 
+/*
+ * The tracker's daily budget (budget.h): the configured quota, today's
+ * requests (kept across restarts) and what is left; other upstreams have no
+ * daily quota, only their requests since midnight UTC and what their
+ * answers said is left.
+ */
 static json_t *
-upstream_json(const struct br_config *cfg, const char *name, const struct br_upstream *u, int64_t now)
+quota_json(const struct br_upstream *u, const struct br_budget *budget, uint64_t today, int64_t now)
 {
+    long left = br_upstream_quota_left(u);
+
+    if (budget != NULL) {
+        long daily = br_budget_quota(budget);
+        today = br_budget_used_today(budget, now);
+        left = br_budget_left(budget, now);
+        return json_pack("{s:o, s:I, s:o}", "daily", daily > 0 ? json_integer(daily) : json_null(), "used_today",
+                         (json_int_t)today, "left", left >= 0 ? json_integer(left) : json_null());
+    }
+    return json_pack("{s:n, s:I, s:o}", "daily", "used_today", (json_int_t)today, "left",
+                     left >= 0 ? json_integer(left) : json_null());
+}
+
+static json_t *
+upstream_json(const struct br_config *cfg, const char *name, const struct br_upstream *u,
+              const struct br_budget *budget, int64_t now, const struct br_engine *e)
+{
+    json_t *o;
     const struct br_upstream_stats *st = br_upstream_stats(u);
     struct br_upstream_health health;
-    long left = br_upstream_quota_left(u);
     uint64_t minute, hour, today;
 
     br_upstream_health(u, &health);
     br_upstream_stats_counts(st, now, &minute, &hour, &today);
     /* The same state as /healthz's. */
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:I, s:{s:n, s:I, s:o}}",
+    o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:I, s:o}",
                      "name", name,
                      "kind", strcmp(name, "tracker") == 0 ? cfg->tracker_kind
                              : strcmp(name, "crm") == 0        ? (cfg->crm ? cfg->crm->name : "crm")
@@ -44,8 +68,11 @@ upstream_json(const struct br_config *cfg, const char *name, const struct br_ups
                      "paused_until", (json_int_t)br_upstream_paused_until(u),
                      "last_error", health.last_error != NULL ? json_string(health.last_error) : json_null(),
                      "failing_since", (json_int_t)health.failing_since,
-                     "quota", "daily", "used_today", (json_int_t)today, "left",
-                     left >= 0 ? json_integer(left) : json_null());
+                     "quota", quota_json(u, budget, today, now));
+    /* The tracker's: how long a message queued now waits for the next ones (batching.h). */
+    if (strcmp(name, "tracker") == 0)
+        json_object_set_new(o, "coalesce_wait_ms", json_integer((json_int_t)br_engine_coalesce_wait_ms(e)));
+    return o;
 }
 
 void
@@ -70,7 +97,9 @@ br_handle_admin_overview(struct br_handler_ctx *h, const struct br_http_request 
     for (size_t i = 0; h->engine != NULL && i < br_engine_upstream_count(h->engine); i++) {
         const char *name;
         const struct br_upstream *u = br_engine_upstream(h->engine, i, &name);
-        json_array_append_new(ups, upstream_json(h->cfg, name, u, now));
+        json_array_append_new(ups, upstream_json(h->cfg, name, u,
+                                                 strcmp(name, "tracker") == 0 ? br_engine_budget(h->engine) : NULL,
+                                                 now, h->engine));
     }
     br_admin_json(res, 200,
                   json_pack("{s:s, s:I, s:s, s:I, s:o, s:{s:I, s:o}, s:{s:I, s:I, s:o}, s:I}",

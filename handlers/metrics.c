@@ -6,7 +6,8 @@
  * waits), then what the store and the engine say now: queue depths and
  * the age of the oldest waiting item, dead letters, merges (kept in the
  * store, so they count across restarts), each upstream's pause and
- * failures, the tracker's quota.
+ * failures, the tracker's quota and its daily budget (requests today,
+ * kept in the store; the configured quota; the day's projected use).
  *
  * With metrics.token set, only "Authorization: Bearer <token>" may read
  * it (compared in constant time; wrong tokens are slowed down like wrong
@@ -14,6 +15,7 @@
  */
 #include "handlers.h"
 
+#include "bridge/budget.h"
 #include "bridge/config.h"
 #include "bridge/engine.h"
 #include "bridge/log.h"
@@ -131,6 +133,27 @@ on_merges(void *arg, const char *channel, int64_t joins, int64_t merges)
                             BR_LABELS(channel ? channel : "", "conversation"), (double)merges);
 }
 
+/* The tracker's daily budget (budget.h): today's requests, the quota (when set) and the day's projected use. */
+static void
+write_budget(struct br_buf *out, const struct br_budget *b)
+{
+    int64_t now = br_now_ms();
+
+    br_metrics_write_family(out, "chatra_bridge_tracker_requests_today", "gauge",
+                            "Requests sent to the tracker since the day began (UTC), kept across restarts.");
+    br_metrics_write_sample(out, "chatra_bridge_tracker_requests_today", NULL, NULL,
+                            (double)br_budget_used_today(b, now));
+    br_metrics_write_family(out, "chatra_bridge_tracker_daily_quota", "gauge",
+                            "tracker.daily_quota: requests a day the tracker allows (absent when there is no limit).");
+    if (br_budget_quota(b) > 0)
+        br_metrics_write_sample(out, "chatra_bridge_tracker_daily_quota", NULL, NULL, (double)br_budget_quota(b));
+    br_metrics_write_family(out, "chatra_bridge_tracker_requests_projected", "gauge",
+                            "Today's requests to the tracker projected to the end of the day at the pace of the "
+                            "last 1/144 of a day.");
+    br_metrics_write_sample(out, "chatra_bridge_tracker_requests_projected", NULL, NULL,
+                            br_budget_projected(b, now));
+}
+
 static void
 write_upstreams(struct br_buf *out, struct br_engine *e)
 {
@@ -161,6 +184,12 @@ write_upstreams(struct br_buf *out, struct br_engine *e)
                             "Requests left in the tracker's daily quota, as its last answer said.");
     if (quota >= 0)
         br_metrics_write_sample(out, "chatra_bridge_tracker_quota_left", NULL, NULL, (double)quota);
+    write_budget(out, br_engine_budget(e));
+    br_metrics_write_family(out, "chatra_bridge_coalesce_wait_seconds", "gauge",
+                            "How long a message queued now waits for the next ones (coalesce_ms, wider while "
+                            "the tracker is behind).");
+    br_metrics_write_sample(out, "chatra_bridge_coalesce_wait_seconds", NULL, NULL,
+                            (double)br_engine_coalesce_wait_ms(e) / 1000.0);
 }
 
 /* "Bearer <token>" with this token (the scheme in any case, RFC 7235). */

@@ -20,7 +20,11 @@
 
 static void comment_added(void *arg, struct br_result *res);
 
-/* The visitor messages waiting right behind the first one: one comment carries them all. */
+/*
+ * The visitor messages waiting right behind the first one (and the
+ * agents', with mirror_agent_messages "with_visitor"): one comment
+ * carries them all.
+ */
 struct run_of_msgs {
     int64_t first;
     json_t *ids;
@@ -29,6 +33,7 @@ struct run_of_msgs {
     struct br_run *r;
     bool stopped;
     size_t bytes;
+    bool agents;      /* agents' messages join the run */
 };
 
 
@@ -213,8 +218,12 @@ collect_run(void *arg, const struct br_msg *m)
 
     if (ro->stopped || m->id < ro->first || m->state != BR_MSG_PENDING)
         return;
-    /* Another author (an agent) ends the run: the order between authors is kept. */
-    if (strcmp(m->type, "client") != 0 || json_array_size(ro->ids) >= COALESCE_MAX_MSGS ||
+    /*
+     * An agent's message, unless it joins (with_visitor), ends the run: the
+     * order between authors is kept.
+     */
+    if ((strcmp(m->type, "client") != 0 && !(ro->agents && strcmp(m->type, "agent") == 0)) ||
+        json_array_size(ro->ids) >= COALESCE_MAX_MSGS ||
         ro->bytes + strlen(m->text) > COALESCE_MAX_BYTES) {
         ro->stopped = ro->first != m->id;
         if (ro->stopped)
@@ -234,7 +243,8 @@ static void
 coalesce(struct br_run *r, const struct br_msg *m, json_t *ctx)
 {
     json_t *ids = json_object_get(r->payload, "msgs");
-    struct run_of_msgs ro = {m->id, json_array(), json_array(), ctx, r, false, 0};
+    struct run_of_msgs ro = {m->id, json_array(), json_array(), ctx, r, false, 0,
+                             r->ch->mirror_agent == BR_MIRROR_AGENT_WITH_VISITOR};
     size_t i;
     json_t *v;
 
@@ -317,7 +327,13 @@ br_job_comment(struct br_run *r)
         return;
     }
     ctx = br_context_conversation(r->env->cfg, r->ch, &r->conv);
-    if (strcmp(m.type, "agent") == 0) {
+    /*
+     * An agent's message is its own comment, by that employee; with
+     * mirror_agent_messages "with_visitor" it goes with the visitor's, in
+     * their comment, labelled with the employee's name.  (One queued
+     * before a reload turned mirroring off is still written: it was taken.)
+     */
+    if (strcmp(m.type, "agent") == 0 && r->ch->mirror_agent != BR_MIRROR_AGENT_WITH_VISITOR) {
         const struct br_employee *emp = br_context_agent_employee(r->env->cfg, r->env->store, r->ch, m.agent_id);
         const char *user = emp ? br_employees_user(r->env, emp) : NULL;
         json_t *item;

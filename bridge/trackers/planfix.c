@@ -853,6 +853,7 @@ const struct br_tracker_kind br_planfix_kind = {
     .text_ext = "html",
     .default_rps = 1,     /* Planfix allows 1 request per second */
     .default_poll_s = 60, /* webhooks bring replies; the poll only catches what they miss */
+    .default_daily_quota = 20000, /* the smallest plan's requests a day */
     .ops = &planfix_ops,
     .task_templates = true,
     .keys = pf_keys,

@@ -658,6 +658,7 @@ const struct br_tracker_kind br_redmine_kind = {
     .text_ext = "textile",
     .default_rps = 5,     /* a self-hosted Redmine takes more than Planfix */
     .default_poll_s = 10, /* no webhooks: polling is how replies arrive */
+    .default_daily_quota = 0,     /* a self-hosted Redmine counts no requests a day */
     .polled_only = true,
     .numeric_watchers = true,
     .ops = &redmine_ops,

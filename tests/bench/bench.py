@@ -26,32 +26,35 @@ nothing fails on a figure (this is not a test and is not in ctest).  Everything 
    Chatra answer, so jobs queue behind the 1 request/s budget as they would in production.
    Goal: bridge >= 0.5 x nginx with every acknowledged request stored.
 
-2. Tracker efficiency.  A scripted day (day.py): 200 chats over 8 hours, half of them in
-   four rush periods, 4-20 visitor messages each (12 on average) in bursts of 1-5 a few
-   seconds apart, agents answering in Chatra between bursts, a quarter of the chats also
+2. Tracker efficiency.  A scripted day (day.py) at each of --day-loads (200, 2,000 and 6,000
+   chats) over 8 hours, against a daily quota of --day-quota (20,000) requests: half of the
+   chats in four rush periods, 4-20 visitor messages each (12 on average) in bursts of 1-5 a
+   few seconds apart, agents answering in Chatra between bursts, a quarter of the chats also
    answered once in Planfix (reply webhook; Chatra later repeats the reply as an agent
    message, which must not be mirrored back), e-mails known at the start or only given
    later, returning visitors (same browser, new chat, later that day), the same person on
    another device (same e-mail), and 85% leaving (chatTranscript, repeating the chat).
    The scenario clock runs --time-scale times faster than real time; the bridge's tracker
-   budget (1 request/s), the fake Planfix's enforced limit, Chatra's budget and
-   tracker.coalesce_ms (2 s) are scaled by the same factor, so the load relative to the
-   budget is the real day's.  The fake Planfix answers 429 to a request sooner than 1/rps
-   after the last accepted one (slack: --rps-tolerance of the interval) and counts it as a
-   violation.  The poll is off during
-   the replay and its cost added by arithmetic (one request a minute at the default 60 s):
+   budget (1 request/s), the fake Planfix's enforced limit, Chatra's budget,
+   tracker.coalesce_ms (2 s), tracker.coalesce_max_s (--coalesce-max-s, 300 s) and the
+   budget's day (BR_BUDGET_DAY_S: 24 scenario hours) are scaled by the same factor, so the
+   load relative to the budget is the real day's.  Agents' messages typed in Chatra go with
+   the visitor's (--mirror, channels[].mirror_agent_messages "with_visitor").  The fake
+   Planfix answers 429 to a request sooner than 1/rps after the last accepted one (slack:
+   --rps-tolerance of the interval) and counts it as a violation.  The poll is off during
+   the replay and its worst case added by arithmetic (one request a minute over the 8 hours):
    it re-reads the last 10 minutes of comments, wall-clock minutes that the sped-up clock
-   would fill with far more comments (and list pages) than a real day.
-   Printed: tracker requests for the conversations, per conversation and by kind, with the
-   poll of those hours added, violations, the p50/p95 delay from a visitor message's webhook
-   to the first Planfix request that carries its text (task description or comment), in
-   scenario time (wall time x scale) and wall time, whether every visitor and agent message
-   is in the tracker at the end, whether every Planfix reply reached Chatra and none came
-   back as a comment, next to the naive baseline of one request per event computed for the
-   same script: lookup + contact + task + one comment per visitor message + close when the
-   visitor leaves (16 per conversation for 12 messages).  Goal: <= 6 requests per
-   conversation (judged without the poll, which is per day, not per conversation; the
-   figure with it is shown too), 0 violations, all messages in.
+   would fill with far more comments (and list pages) than a real day; part 5 measures it.
+   Printed per load: tracker requests, per conversation and by kind, the quota used with
+   the poll, violations, the p50/p95 delay from a visitor message's webhook to the first
+   Planfix request that carries its text (task description or comment) in scenario time,
+   the share visible soon enough, whether every visitor and agent message is in the tracker
+   at the end, whether every Planfix reply reached Chatra and none came back as a comment,
+   next to the naive baseline of one request per event computed for the same script:
+   lookup + contact + task + one comment per visitor message + close when the visitor
+   leaves (16 per conversation for 12 messages).  Goals: within the quota, none lost, 0
+   violations, 95% visible within coalesce_ms + 2 s at 200 a day and within 10 minutes at
+   2,000 and 6,000 a day.
 
 3. Scale.  The store is pre-filled by loader.py (one transaction, executemany) with 10,000 /
    100,000 / 1,000,000 finished conversations, each as the bridge would have written it:
@@ -78,7 +81,13 @@ nothing fails on a figure (this is not a test and is not in ctest).  Everything 
    and the message.  "own" = latency - those waits: the bridge's own time, of which the
    part from the webhook to the fetch job is shown too (the inbox path).
    Printed: p50/p99 of latency and of own, the largest wait, replies that never arrived.
-   Goal: own p99 < 50 ms (latency p99 < 50 ms plus the rate-limit wait).
+   Goal: own p99 < 100 ms (latency p99 within 100 ms plus the rate-limit wait).
+
+5. An idle day.  The bridge with no chats, once on an empty store and once on a store of
+   --idle-conversations earlier conversations (loader.py; the newest a day old) of
+   which 15% of the tasks are still open, with tracker.poll_interval_s 1 (60 times the
+   default's pace) for --idle-seconds.  Printed: the tracker requests the fake Planfix got,
+   and what they stand for over a day at the default 60 s.  Goal: at most 50 a day.
 
 Machine: CPU model, cores, memory, kernel, Debian, load average before and after, date,
 git commit of the tree, wrk, nginx and SQLite versions.  wrk runs on the same cores as the
@@ -114,7 +123,7 @@ import loader  # noqa: E402
 
 LUA = os.path.join(HERE, "chatra_fragment.lua")
 NGINX_CONF = os.path.join(HERE, "nginx.conf.in")
-PARTS = ("intake", "tracker", "scale", "reply")
+PARTS = ("intake", "tracker", "scale", "reply", "idle")
 
 
 def log(text):
@@ -460,87 +469,108 @@ def part_intake(args, report):
 
 # --- part 2: tracker efficiency ---------------------------------------------------
 
-def part_tracker(args, report):
+def day_config(fakes, scale, rps, args):
+    """The bridge of the scripted day: production settings with every budget and wait on the
+    scenario clock (x scale), the daily quota as a count, and agents' messages typed in Chatra
+    in the visitor's comment (mirror_agent_messages "with_visitor")."""
+    return bench_config(fakes, tracker={"requests_per_second": rps, "poll_interval_s": 0,
+                                        "coalesce_ms": max(1, int(round(2000 / scale))),
+                                        "coalesce_max_s": max(1, int(round(args.coalesce_max_s / scale))),
+                                        "daily_quota": args.day_quota},
+                        channel={"chatra": {"requests_per_second": 5 * scale},
+                                 "mirror_agent_messages": args.mirror})
+
+
+def run_day(args, conversations):
+    """One scripted day of `conversations` chats against a fresh bridge; the replay's figures."""
     scale = args.time_scale
     rps = 1.0 * scale
-    chats, events = day.make_day(args.day_conversations, args.day_hours)
+    chats, events = day.make_day(conversations, args.day_hours)
     log("tracker: %d chats, %d events over %.1f scenario hours, x%g -> about %.0f s"
         % (len(chats), len(events), args.day_hours, scale, events[-1][0] / scale))
     fakes = h.Fakes(planfix_rps=rps)
-    tolerance = args.rps_tolerance / rps
-    fakes.settings("planfix", rps_tolerance=tolerance)
+    fakes.settings("planfix", rps_tolerance=args.rps_tolerance / rps)
     # The poll is off here and its cost added by arithmetic: it re-reads the last 10 minutes of
     # comments (Planfix filters by the minute), wall-clock minutes that a sped-up clock would
-    # fill with far more comments (and pages) than a real day has.
-    # The coalescing wait is scenario time too: 2 s of the real day.
-    bridge = h.Bridge(fakes, bench_config(fakes, tracker={"requests_per_second": rps, "poll_interval_s": 0,
-                                                          "coalesce_ms": max(1, int(2000 / scale))},
-                                          channel={"chatra": {"requests_per_second": 5 * scale}}),
-                      binary=args.binary)
+    # fill with far more comments (and pages) than a real day has.  Part 5 measures it idle.
+    bridge = h.Bridge(fakes, day_config(fakes, scale, rps, args), binary=args.binary)
+    # The budget's day is on the scenario clock too: 24 scenario hours.
+    bridge.env["BR_BUDGET_DAY_S"] = "%d" % max(1, int(round(86400 / scale)))
     try:
         bridge.start(timeout=60)
-        d = day.replay(bridge, fakes, chats, events, scale, rps, log=log)
-        problems = log_problems(bridge)
-        stop = stop_bridge(bridge)
+        d = day.replay(bridge, fakes, chats, events, scale, rps, log=log, drain_timeout=args.drain_timeout)
+        d["problems"] = log_problems(bridge)
+        d["stop"] = stop_bridge(bridge)
     finally:
         bridge.cleanup()
         fakes.cleanup()
-    n = d["chats"]
-    per = d["requests"] / n
-    polls = int(round(args.day_hours * 60))      # one a minute at the default poll_interval_s 60
-    all_in = d["visitor_in"] == d["visitor_msgs"] and d["agent_in"] == d["agent_msgs"]
-    ok = per <= 6 and d["violations"] == 0 and all_in
+    return d
+
+
+def part_tracker(args, report):
+    scale = args.time_scale
     scn = lambda s: "-" if s is None else ("%.1f s" % (s * scale))  # noqa: E731
-    rows = [
-        ["tracker requests for the conversations", num(d["requests"]), num(d["naive"]), "", ""],
-        ["requests per conversation", "%.2f" % per, "%.2f" % (d["naive"] / n), "<= 6", met(per <= 6)],
-        ["poll at 60 s over the %g hours (computed, not replayed)" % args.day_hours, num(polls), "", "", ""],
-        ["requests per conversation with that poll", "%.2f" % ((d["requests"] + polls) / n), "", "(<= 6)",
-         met((d["requests"] + polls) / n <= 6)],
-        ["rate-limit violations (429)", "%d (%d)" % (d["violations"], d["status_429"]), "", "0",
-         met(d["violations"] == 0)],
-        ["webhook -> visible in tracker, p50 / p95 (scenario)", scn(d["delay_p50"]) + " / " + scn(d["delay_p95"]),
-         "", "", ""],
-        ["... in wall time (x%g clock)" % scale, ms(d["delay_p50"], "s") + " / " + ms(d["delay_p95"], "s"), "", "", ""],
-        ["visitor messages in the tracker", "%d / %d" % (d["visitor_in"], d["visitor_msgs"]), "", "all",
-         met(d["visitor_in"] == d["visitor_msgs"])],
-        ["agent messages (typed in Chatra) in the tracker", "%d / %d" % (d["agent_in"], d["agent_msgs"]), "",
-         "all", met(d["agent_in"] == d["agent_msgs"])],
-        ["Planfix replies relayed to Chatra / mirrored back", "%d of %d / %d" % (
-            d["replies_relayed"], d["planfix_replies"], d["echoes_mirrored"]), "", "all / 0",
-         met(d["replies_relayed"] == d["planfix_replies"] and d["echoes_mirrored"] == 0)],
-    ]
-    kinds = sorted(d["by_kind"].items(), key=lambda kv: -kv[1])
+    polls = int(round(args.day_hours * 60))      # at most one a minute at the default poll_interval_s 60
+    summary, details = [], []
+    for load in args.day_loads:
+        d = run_day(args, load)
+        n = d["chats"]
+        used = d["requests"] + polls
+        all_in = d["visitor_in"] == d["visitor_msgs"] and d["agent_in"] == d["agent_msgs"]
+        replies_ok = d["replies_relayed"] == d["planfix_replies"] and d["echoes_mirrored"] == 0
+        # What "visible soon enough" means at this load: the quiet day's coalesce_ms + 2 s, the
+        # busy day's 10 minutes (the wait may widen up to coalesce_max_s to fit the quota).
+        limit = 4.0 if load <= 200 else 600.0
+        fast = d["within"](limit / scale)
+        goal_ok = used <= args.day_quota and all_in and d["violations"] == 0 and replies_ok and fast >= 0.95
+        summary.append([
+            num(n), "%d / %d" % (d["visitor_msgs"], d["agent_msgs"]), num(d["requests"]), "%.2f" % (d["requests"] / n),
+            "%.2f" % (d["naive"] / n), "%s of %s" % (num(used), num(args.day_quota)),
+            "%d (%d)" % (d["violations"], d["status_429"]),
+            "%s / %s" % (scn(d["delay_p50"]), scn(d["delay_p95"])),
+            "%.1f%% within %s" % (fast * 100, "%g s" % limit),
+            "%d/%d, %d/%d" % (d["visitor_in"], d["visitor_msgs"], d["agent_in"], d["agent_msgs"]),
+            "%d of %d / %d" % (d["replies_relayed"], d["planfix_replies"], d["echoes_mirrored"]),
+            met(goal_ok)])
+        kinds = sorted(d["by_kind"].items(), key=lambda kv: -kv[1])
+        notes = ["%d new visitors, %d returning, %d on another device; %d late e-mails; %d leave; %d replies in "
+                 "Planfix; %d webhooks" % (d["kinds"]["new"], d["kinds"]["returning"], d["kinds"]["other-device"],
+                                           d["late_emails"], d["leaves"], d["planfix_replies"], d["webhooks"]),
+                 "replay: events took %.0f s wall (largest lag behind the script %.2f s), queue %s %.0f s after the "
+                 "last event; bridge stop: %s" % (d["wall_events"], d["lag"],
+                                                   "drained" if d["drained"] else "**not drained**", d["wall_drain"],
+                                                   d["stop"]),
+                 "webhook -> visible in wall time: p50 %s, p95 %s, max %s" % (
+                     ms(d["delay_p50"], "s"), ms(d["delay_p95"], "s"), ms(d["delay_max"], "s")),
+                 "Planfix reply -> Chatra message (scenario time): p50 %s, p95 %s" % (scn(d["reply_p50"]),
+                                                                                     scn(d["reply_p95"]))]
+        if d["mirrored"]:
+            notes.append("**Planfix replies that came back as comments**: %s" % ", ".join(d["mirrored"][:10]))
+        if d["skipped_replies"]:
+            notes.append("%d Planfix replies skipped: their task did not exist yet" % d["skipped_replies"])
+        if d["failures"]:
+            notes.append("**%d webhooks not answered 200**, e.g. %s" % (len(d["failures"]), d["failures"][:3]))
+        notes += ["bridge log: %d x %s" % (c, k) for k, c in sorted(d["problems"].items(), key=lambda kv: -kv[1])[:6]]
+        details.append("### %s chats a day\n\n" % num(n) +
+                       table(["tracker request", "count", "per conversation"],
+                             [[k, num(c), "%.2f" % (c / n)] for k, c in kinds]) +
+                       "\n" + "\n".join("- " + x for x in notes) + "\n")
     report.append(
-        "## 2. Tracker efficiency\n\n%d chats (%d new visitors, %d returning, %d on another device; %d late "
-        "e-mails; %d leave) over %g hours of scenario time: %d visitor messages, %d agent messages typed in "
-        "Chatra, %d replies in Planfix, %d webhooks.  Clock x%g: tracker budget and enforced limit %g "
-        "requests/s (tolerance %.1f ms), Chatra's budget and coalesce_ms x%g.  Goal: <= 6 requests per conversation, "
-        "0 violations, all in.  Overall (poll not counted): %s.\n"
-        % (n, d["kinds"]["new"], d["kinds"]["returning"], d["kinds"]["other-device"], d["late_emails"],
-           d["leaves"], args.day_hours, d["visitor_msgs"], d["agent_msgs"], d["planfix_replies"], d["webhooks"],
-           scale, rps, tolerance * 1000, scale, met(ok)))
-    report.append(table(["measure", "bridge", "naive (one request per event)", "goal", ""], rows))
-    report.append("\n" + table(["tracker request", "count", "per conversation"],
-                               [[k, num(c), "%.2f" % (c / n)] for k, c in kinds]))
-    notes = ["replay: events took %.0f s wall (largest lag behind the script %.2f s), queue %s %.0f s after the "
-             "last event; bridge stop: %s" % (d["wall_events"], d["lag"],
-                                               "drained" if d["drained"] else "**not drained**", d["wall_drain"], stop),
-             "the naive baseline counts visitor messages only; the bridge also mirrors the agents' messages "
-             "typed in Chatra (%.1f per conversation here)" % (d["agent_msgs"] / n),
-             "the poll (tracker.poll_interval_s, default 60) runs whether or not anything happens: at least "
-             "1,440 requests a day (%.1f per conversation at %d chats a day), more when over 100 comments fall "
-             "in its 11-minute window (it re-reads 10 minutes: Planfix filters by the minute)" % (1440.0 / n, n),
-             "Planfix reply -> Chatra message (scenario time): p50 %s, p95 %s" % (scn(d["reply_p50"]),
-                                                                                 scn(d["reply_p95"]))]
-    if d["mirrored"]:
-        notes.append("**Planfix replies that came back as comments**: %s" % ", ".join(d["mirrored"]))
-    if d["skipped_replies"]:
-        notes.append("%d Planfix replies skipped: their task did not exist yet" % d["skipped_replies"])
-    if d["failures"]:
-        notes.append("**%d webhooks not answered 200**, e.g. %s" % (len(d["failures"]), d["failures"][:3]))
-    notes += ["bridge log: %d x %s" % (c, k) for k, c in sorted(problems.items(), key=lambda kv: -kv[1])[:8]]
-    report.append("\n" + "\n".join("- " + x for x in notes) + "\n")
+        "## 2. Tracker efficiency\n\nA scripted day (day.py) at %s chats, each over %g hours of scenario time, "
+        "against a daily quota of %s requests.  Clock x%g: the tracker budget and the fake Planfix's enforced "
+        "limit %g requests/s (tolerance %.1f ms), Chatra's budget, coalesce_ms (2 s), coalesce_max_s (%d s) and "
+        "the budget's day (BR_BUDGET_DAY_S) all on the scenario clock; agents' messages typed in Chatra go "
+        "`mirror_agent_messages: \"%s\"`.  The poll is not replayed: its worst case, one request a minute over "
+        "the %g hours (%d), is added to \"quota used\" (part 5 measures it idle).  Goals: within the quota, none "
+        "lost, 0 violations; at 200 a day 95%% visible within coalesce_ms + 2 s, at 6,000 a day within 10 "
+        "minutes (scenario time; 2,000 a day is held to the same 10 minutes).\n"
+        % (", ".join(num(x) for x in args.day_loads), args.day_hours, num(args.day_quota), scale, scale,
+           args.rps_tolerance / scale * 1000, args.coalesce_max_s, args.mirror, args.day_hours, polls))
+    report.append(table(["chats", "visitor / agent messages", "tracker requests", "per conversation",
+                         "naive per conversation", "quota used (with the poll)", "violations (429)",
+                         "visible p50 / p95 (scenario)", "visible soon enough", "messages in (visitor, agent)",
+                         "replies relayed / mirrored back", "goal"], summary))
+    report.append("\n" + "\n".join(details))
 
 
 # --- part 3: scale ----------------------------------------------------------------
@@ -711,18 +741,65 @@ def part_reply(args, report):
         rows.append([name, "%d" % s["n"], ms(s["p50"], "s") + " / " + ms(s["p99"], "s"),
                      ms(s["wait_max"], "s"), ms(s["own50"], "s") + " / " + ms(s["own99"], "s"),
                      ms(s["queued50"], "s") + " / " + ms(s["queued99"], "s"), ms(s["max"], "s"), "%d" % s["missing"],
-                     met(s["own99"] is not None and s["own99"] < 0.05 and s["missing"] == 0)])
+                     met(s["own99"] is not None and s["own99"] < 0.1 and s["missing"] == 0)])
     report.append("## 4. Reply latency\n\nPlanfix reply webhook -> the fake Chatra receives POST /messages/.  "
                   "Tracker budget %g requests/s, Chatra's %g; a reply every %.2f s; the load is wrk as in part 1 "
                   "(1 conversation).  \"own\" = latency minus the rate-limit waits (Planfix's before the comments read, "
-                  "Chatra's before the message), measured from when the bridge queued each job.  Goal: own p99 < 50 ms "
-                  "(p99 < 50 ms plus the rate-limit wait), every reply delivered (waited for up to %d s).\n"
+                  "Chatra's before the message), measured from when the bridge queued each job.  Goal: own p99 < 100 ms "
+                  "(p99 within 100 ms plus the rate-limit wait), every reply delivered (waited for up to %d s).\n"
                   % (args.reply_rps, chatra_rps, spacing, args.reply_wait))
     report.append(table(["condition", "replies", "latency p50 / p99", "largest rate-limit wait", "own p50 / p99",
                          "of own: webhook -> read queued, p50 / p99", "latency max", "not delivered", "goal"], rows))
     notes = ["bridge stop: %s" % stop]
     notes += ["bridge log: %d x %s" % (c, k) for k, c in sorted(problems.items(), key=lambda kv: -kv[1])[:5]]
     report.append("\n" + "\n".join("- " + x for x in notes) + "\n")
+
+
+# --- part 5: an idle day -------------------------------------------------------
+
+def part_idle(args, report):
+    rows = []
+    cases = [("a new install (empty store)", 0, 0.0),
+             ("the day after: %s earlier conversations, %d%% of their tasks still open, the newest a day "
+              "old" % (num(args.idle_conversations), 15), args.idle_conversations, 0.15)]
+    for label, prefill, open_share in cases:
+        fakes = h.Fakes()
+        bridge = h.Bridge(fakes, bench_config(fakes, tracker={"poll_interval_s": 1}), binary=args.binary)
+        try:
+            if prefill:
+                bridge.start(timeout=60)
+                stop_bridge(bridge)
+                path = store_path(bridge)
+                loader.load(path, prefill, history=False, age_ms=loader.DAY_MS)
+                db = sqlite3.connect(path, timeout=30)
+                with db:
+                    # Visitors who never left: their tasks stay open (state 1).
+                    db.execute("UPDATE tasks SET state=1 WHERE conv_id %% %d = 0" % int(round(1 / open_share)))
+                opened = db.execute("SELECT count(*) FROM tasks WHERE state=1").fetchone()[0]
+                db.close()
+            else:
+                opened = 0
+            launch(bridge)
+            h.wait_until(lambda: bridge.get("/healthz", timeout=10).status == 200, timeout=60)
+            before = len(fakes.planfix_requests())
+            log("idle: %s, %d s" % (label, args.idle_seconds))
+            time.sleep(args.idle_seconds)
+            sent = len(fakes.planfix_requests()) - before
+            stop = stop_bridge(bridge)
+        finally:
+            bridge.cleanup()
+            fakes.cleanup()
+        # At poll_interval_s 1 a poll that ran would ask once a second: 60 x the default's pace.
+        per_day = sent / float(args.idle_seconds) * 86400 / 60
+        rows.append([label, num(opened), "%d s" % args.idle_seconds, num(sent), "%.0f" % per_day, stop,
+                     met(per_day <= 50)])
+    report.append("## 5. An idle day\n\nThe bridge on a day with no chats, with `tracker.poll_interval_s` 1 (60 "
+                  "times the default's pace, so that a poll that ran would show at once), for --idle-seconds; "
+                  "the tracker requests the fake Planfix received, and the day at the default 60 s that they "
+                  "stand for (requests / seconds x 86,400 / 60).  Goal: an idle day costs at most 50 tracker "
+                  "requests.\n")
+    report.append(table(["store", "open tasks", "watched", "tracker requests", "a day at poll_interval_s 60",
+                         "bridge stop", "goal"], rows))
 
 
 # --- main -------------------------------------------------------------------------
@@ -737,7 +814,12 @@ def parse_args():
     p.add_argument("--sizes", default="10000,100000,1000000", help="stored conversations for the scale part")
     p.add_argument("--history", choices=("both", "with", "without"), default="both",
                    help="scale: stores with the finished jobs and inbox rows, without, or both (default)")
-    p.add_argument("--day-conversations", type=int, default=200)
+    p.add_argument("--day-loads", default="200,2000,6000", help="chats in each scripted day (default 200,2000,6000)")
+    p.add_argument("--day-quota", type=int, default=20000, help="tracker.daily_quota of the scripted days")
+    p.add_argument("--coalesce-max-s", type=int, default=300, help="tracker.coalesce_max_s (scenario seconds)")
+    p.add_argument("--mirror", default="with_visitor", choices=("comment", "with_visitor", "off"),
+                   help="channels[].mirror_agent_messages of the scripted days (default with_visitor)")
+    p.add_argument("--drain-timeout", type=int, default=600, help="seconds to wait for the queue after a day")
     p.add_argument("--day-hours", type=float, default=8.0)
     p.add_argument("--time-scale", type=float, default=30.0,
                    help="scenario clock speed-up for the day; budgets scale with it (default 30)")
@@ -747,6 +829,9 @@ def parse_args():
     p.add_argument("--reply-spacing", type=float, default=0.3)
     p.add_argument("--reply-rps", type=float, default=10.0, help="tracker budget in the reply part (default 10)")
     p.add_argument("--reply-wait", type=int, default=60, help="seconds to wait for replies after the load")
+    p.add_argument("--idle-seconds", type=int, default=60, help="how long the idle part watches (default 60)")
+    p.add_argument("--idle-conversations", type=int, default=10000,
+                   help="earlier conversations in the idle part's second store (default 10000)")
     p.add_argument("--output", default=os.path.join(HERE, "results.md"))
     args = p.parse_args()
     args.only = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -754,6 +839,7 @@ def parse_args():
     if bad:
         p.error("unknown part(s) %s; choose from %s" % (", ".join(bad), ", ".join(PARTS)))
     args.sizes = [int(x.replace("_", "")) for x in args.sizes.split(",") if x.strip()]
+    args.day_loads = [int(x.replace("_", "")) for x in args.day_loads.split(",") if x.strip()]
     args.history = {"both": [False, True], "with": [True], "without": [False]}[args.history]
     return args
 
@@ -769,7 +855,8 @@ def main():
     m["load"] = loadavg()
     started = time.monotonic()
     report, timings = [], []
-    funcs = {"intake": part_intake, "tracker": part_tracker, "scale": part_scale, "reply": part_reply}
+    funcs = {"intake": part_intake, "tracker": part_tracker, "scale": part_scale, "reply": part_reply,
+             "idle": part_idle}
     for part in PARTS:
         if part not in args.only:
             continue

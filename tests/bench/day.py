@@ -11,6 +11,7 @@ Python 3 standard library only.
 
 import math
 import random
+import re
 import sqlite3
 import time
 
@@ -28,6 +29,10 @@ AGENT_TEXTS = [
     "Hi! Yes, we have it in stock.", "Delivery takes 2-4 working days.", "Let me check that for you.",
     "Yes, 10% with the code TWO10.", "Done, the address is changed.", "It has a two-year warranty.",
 ]
+# The tokens that end every message text (see make_day).
+VISITOR_TOKEN = re.compile(r"#c\d{4}m\d\d")
+ANY_TOKEN = re.compile(r"#c\d{4}[ma]\d\d")
+REPLY_TOKEN = re.compile(r"#c\d{4}r")
 CITIES = [("Madrid", "Spain"), ("Berlin", "Germany"), ("Lyon", "France"), ("Leeds", "United Kingdom")]
 
 
@@ -38,7 +43,7 @@ class Chat:
         self.no = no                  # 0-based, in order of start
         self.start = start            # scenario seconds
         self.client_id = None
-        self.chat_id = "day-chat-%03d" % no
+        self.chat_id = "day-chat-%04d" % no
         self.name = None
         self.email = None
         self.email_from = 0           # index of the first visitor message whose webhook carries the e-mail
@@ -52,7 +57,7 @@ class Chat:
 
 def _client(chat, rng_city, with_email):
     city, country = rng_city
-    c = {"displayedName": "Visitor %03d" % chat.no, "info": {"plan": "trial", "segment": chat.kind},
+    c = {"displayedName": "Visitor %04d" % chat.no, "info": {"plan": "trial", "segment": chat.kind},
          "basicInfo": {"city": city, "country": country, "browser": "Firefox 127", "os": "macOS",
                        "pages": [{"url": "https://shop.example.org/kettles", "title": "Kettles"}]}}
     if with_email and chat.email:
@@ -68,7 +73,7 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
     carries for the first time), "planfix_reply" (an employee answers in Planfix; data: token),
     "echo" (Chatra repeats the relayed reply as an agent message in a fragment) or
     "transcript" (the visitor left: the whole chat, echoes included, in a chatTranscript).
-    Every message text ends with a token (#c012m03: chat 12's 4th visitor message; a: agent;
+    Every message text ends with a token (#c0012m03: chat 12's 4th visitor message; a: agent;
     r: Planfix reply) by which it is found in the fakes' records.
     """
     rng = random.Random(seed)
@@ -86,9 +91,12 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
         events.append((t, seq[0], kind, chat, data))
 
     for chat in chats:
-        earlier_done = [c for c in chats[:chat.no] if c.end + 120 < chat.start and c.kind != "other-device"]
-        earlier_mail = [c for c in chats[:chat.no] if c.email and c.end < chat.start]
         r = rng.random()
+        # The earlier chats a returning visitor or another device can be (listed only when needed).
+        earlier_done = [c for c in chats[:chat.no] if c.end + 120 < chat.start and c.kind != "other-device"] \
+            if r < 0.10 else []
+        earlier_mail = [c for c in chats[:chat.no] if c.email and c.end < chat.start] \
+            if r < 0.15 and not earlier_done else []
         if r < 0.10 and earlier_done:
             # A returning visitor: the same browser opens a new chat later that day.
             prev = rng.choice(earlier_done)
@@ -98,12 +106,12 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
             # The same person on another device: the e-mail joins it to the earlier thread,
             # at once or only when given later (then the newer thread is merged into the older).
             prev = rng.choice(earlier_mail)
-            chat.kind, chat.client_id, chat.name, chat.email = "other-device", "day-visitor-%03d" % chat.no, \
+            chat.kind, chat.client_id, chat.name, chat.email = "other-device", "day-visitor-%04d" % chat.no, \
                 prev.name, prev.email
         else:
-            chat.client_id = "day-visitor-%03d" % chat.no
-            chat.name = "Visitor %03d" % chat.no
-            chat.email = "visitor%03d@example.org" % chat.no if rng.random() < 0.8 else None
+            chat.client_id = "day-visitor-%04d" % chat.no
+            chat.name = "Visitor %04d" % chat.no
+            chat.email = "visitor%04d@example.org" % chat.no if rng.random() < 0.8 else None
 
         n = rng.randint(4, 20)                                     # visitor messages, 12 on average
         chat.visitor_msgs = n
@@ -118,9 +126,9 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
         while sent < n:
             burst = min(n - sent, rng.choice([1, 1, 2, 2, 3, 4, 5]))
             for _ in range(burst):
-                token = "#c%03dm%02d" % (chat.no, m_no)
+                token = "#c%04dm%02d" % (chat.no, m_no)
                 text = "%s %s" % (VISITOR_TEXTS[(chat.no + m_no) % len(VISITOR_TEXTS)], token)
-                m = h.msg("day-%03d-m%02d" % (chat.no, m_no), text, created_at=0)
+                m = h.msg("day-%04d-m%02d" % (chat.no, m_no), text, created_at=0)
                 transcript.append(m)
                 body = h.chat_event("chatStarted" if sent == 0 else "chatFragment", chat.client_id, [m],
                                     chatId=chat.chat_id, **_client(chat, city, sent >= chat.email_from))
@@ -133,8 +141,8 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
             if rng.random() < 0.7:
                 # An agent answers in Chatra.
                 t += rng.uniform(15, 60)
-                text = "%s #c%03da%02d" % (AGENT_TEXTS[(chat.no + a_no) % len(AGENT_TEXTS)], chat.no, a_no)
-                m = h.msg("day-%03d-a%02d" % (chat.no, a_no), text, type="agent", agent_id=AGENT, created_at=0)
+                text = "%s #c%04da%02d" % (AGENT_TEXTS[(chat.no + a_no) % len(AGENT_TEXTS)], chat.no, a_no)
+                m = h.msg("day-%04d-a%02d" % (chat.no, a_no), text, type="agent", agent_id=AGENT, created_at=0)
                 transcript.append(m)
                 body = h.chat_event("chatFragment", chat.client_id, [m], chatId=chat.chat_id,
                                     **_client(chat, city, sent >= chat.email_from))
@@ -145,7 +153,7 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
                 # An employee answers in Planfix instead; Chatra shows it and repeats it in a
                 # later fragment (the echo the bridge must not mirror back).
                 t += rng.uniform(20, 60)
-                token = "#c%03dr" % chat.no
+                token = "#c%04dr" % chat.no
                 add(t, "planfix_reply", chat, {"token": token})
                 add(t + rng.uniform(5, 15), "echo", chat, {"token": token, "city": city,
                                                           "transcript": transcript})
@@ -281,14 +289,14 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
                 failures.append((kind, r.status, r.body[:100]))
         elif kind in ("echo", "transcript"):
             # What the bridge relayed to this visitor so far comes back as agent messages.
-            for rq in fakes.chatra_requests(path="/messages/", method="POST"):
+            for rq in (fakes.chatra_requests(path="/messages/", method="POST") if chat.planfix_replies else []):
                 b = rq["body"] if isinstance(rq["body"], dict) else {}
                 if b.get("clientId") == chat.client_id:
                     for tok in [x for x in sent_at if x in b.get("text", "")]:
                         relayed.setdefault(tok, (b["text"], b.get("agentId"), rq["time"]))
             msgs = []
             for tok, (text, agent, _) in relayed.items():
-                if tok.startswith("#c%03dr" % chat.no):
+                if tok.startswith("#c%04dr" % chat.no):
                     msgs.append(h.msg("day-echo-%s" % tok[1:], text, type="agent", agent_id=agent, created_at=0))
             if kind == "transcript":
                 msgs = data["transcript"] + msgs
@@ -314,20 +322,22 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
         k = classify(rq["method"], rq["path"])
         by_kind[k] = by_kind.get(k, 0) + 1
     ok = [rq for rq in reqs if isinstance(rq["status"], int) and 200 <= rq["status"] < 300]
-    delays = []
-    for tok, ts in first_sent.items():
-        seen = next((rq["time"] for rq in ok if tok in rq["raw"]), None)
-        if seen is not None:
-            delays.append(max(0.0, seen - ts))
+    # When each visitor token first reached Planfix (one pass over the requests, in order).
+    first_seen = {}
+    for rq in ok:
+        for tok in VISITOR_TOKEN.findall(rq["raw"]):
+            first_seen.setdefault(tok, rq["time"])
+    delays = [max(0.0, first_seen[tok] - ts) for tok, ts in first_sent.items() if tok in first_seen]
     state = fakes.planfix_state()
     texts = [t.get("description") or "" for t in state["tasks"]] + \
             [c.get("description") or "" for c in state["comments"]]
-    blob = "\n".join(texts)
-    visitor_tokens = ["#c%03dm%02d" % (c.no, i) for c in chats for i in range(c.visitor_msgs)]
-    agent_tokens = ["#c%03da%02d" % (c.no, i) for c in chats for i in range(c.agent_msgs)]
+    in_tracker = set(ANY_TOKEN.findall("\n".join(texts)))
+    visitor_tokens = ["#c%04dm%02d" % (c.no, i) for c in chats for i in range(c.visitor_msgs)]
+    agent_tokens = ["#c%04da%02d" % (c.no, i) for c in chats for i in range(c.agent_msgs)]
     api_comments = [c for c in state["comments"] if c.get("via") == "api"]
-    mirrored = sorted({tok for c in api_comments for tok in sent_at if tok in (c.get("description") or "")})
-    echoes_mirrored = sum(1 for c in api_comments for tok in sent_at if tok in (c.get("description") or ""))
+    echoes = [tok for c in api_comments for tok in REPLY_TOKEN.findall(c.get("description") or "") if tok in sent_at]
+    mirrored = sorted(set(echoes))
+    echoes_mirrored = len(echoes)
     chatra_posts = [rq for rq in fakes.chatra_requests(path="/messages/", method="POST")]
     reply_delays = []
     for tok, ts in sent_at.items():
@@ -357,13 +367,15 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
         "delay_p50": _pct(delays, 50),
         "delay_p95": _pct(delays, 95),
         "delay_max": max(delays) if delays else None,
+        # The share of visitor messages visible in the tracker within s seconds of their webhook.
+        "within": lambda s: sum(1 for x in delays if x <= s) / len(first_sent) if first_sent else 0.0,
         "reply_p50": _pct(reply_delays, 50),
         "reply_p95": _pct(reply_delays, 95),
         "replies_relayed": len(reply_delays),
-        "visitor_in": sum(1 for tok in visitor_tokens if tok in blob),
-        "agent_in": sum(1 for tok in agent_tokens if tok in blob),
+        "visitor_in": sum(1 for tok in visitor_tokens if tok in in_tracker),
+        "agent_in": sum(1 for tok in agent_tokens if tok in in_tracker),
         "echoes_mirrored": echoes_mirrored,
-        "mirrored": ["%s (%s)" % (tok, describe(chats[int(tok[2:5])])) for tok in mirrored],
+        "mirrored": ["%s (%s)" % (tok, describe(chats[int(tok[2:6])])) for tok in mirrored],
         "failures": failures,
         "lag": lag,
         "wall_events": t_end_events - t_wall0,

@@ -55,6 +55,8 @@ class TestAccess(AdminPageCase):
         view = self.wait_view(b, "overview")
         self.assertFalse(b.find("#login")[0].is_displayed())
         b.wait_text("[data-upstream='tracker']", "planfix")
+        # The tracker's requests today against tracker.daily_quota (Planfix's default).
+        b.wait_text("[data-upstream='tracker']", " of 20000 today")
         self.assertIn(self.bridge.config_path, view.text)
         self.wait_live(b)
         self.shoot(b, "overview")

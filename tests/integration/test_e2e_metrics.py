@@ -111,7 +111,10 @@ class TestMetricsCount(MetricsCase):
                            ("chatra_bridge_jobs_in_flight", "gauge"),
                            ("chatra_bridge_jobs_oldest_age_seconds", "gauge"), ("chatra_bridge_dead_letters", "gauge"),
                            ("chatra_bridge_merges", "counter"), ("chatra_bridge_upstream_paused", "gauge"),
-                           ("chatra_bridge_upstream_failures", "gauge"), ("chatra_bridge_tracker_quota_left", "gauge")):
+                           ("chatra_bridge_upstream_failures", "gauge"), ("chatra_bridge_tracker_quota_left", "gauge"),
+                           ("chatra_bridge_tracker_requests_today", "gauge"),
+                           ("chatra_bridge_tracker_daily_quota", "gauge"),
+                           ("chatra_bridge_tracker_requests_projected", "gauge")):
             self.assertEqual(before.types.get(name), kind, name)
         self.assertEqual(before.series("chatra_bridge_webhooks_total"), {})
         self.assertEqual(before.series("chatra_bridge_upstream_requests_total"), {})
@@ -179,6 +182,11 @@ class TestMetricsCount(MetricsCase):
             self.assertEqual(after.series(name), {("chatra:shop",): 0, ("tracker",): 0}, name)
         # The quota the fake's last answer gave (it counts down from 20000 per request).
         self.assertEqual(after.value("chatra_bridge_tracker_quota_left"), 20000 - len(pf))
+        # The bridge's own count of today's requests (budget.h), Planfix's default daily quota, and
+        # the day's projection at the recent pace (all of these requests were within the last 10 minutes).
+        self.assertEqual(after.value("chatra_bridge_tracker_requests_today"), len(pf))
+        self.assertEqual(after.value("chatra_bridge_tracker_daily_quota"), 20000)
+        self.assertGreater(after.value("chatra_bridge_tracker_requests_projected"), len(pf))
         self.assertEqual(self.health()["status"], "ok")
 
     def test_rate_limit_waits_are_counted(self):

@@ -191,6 +191,11 @@ class TestRedmineEndToEnd(RedmineCase):
         # The first message is in the description, not a note; the API key never reaches the log.
         self.assertEqual(self.notes(issue["id"]), [])
         self.assertNotIn(self.rm.admin_key, self.bridge.log())
+        # Redmine has no daily quota (tracker.daily_quota's default is 0) and says nothing of one;
+        # the bridge still counts its requests of the day.
+        quota = self.health()["engine"]["upstreams"][0]["quota"]
+        self.assertEqual((quota["daily"], quota["left"]), (None, None))
+        self.assertGreater(quota["used_today"], 0)
 
     # --- 2. visitor messages ------------------------------------------------------------------
 

@@ -215,7 +215,8 @@ static const char full_config[] =
     "    'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET',\n"
     "    'requests_per_second': 2.5,\n"
     "    'timeout_ms': 5000,\n"
-    "    'poll_interval_s': 60\n"
+    "    'poll_interval_s': 60,\n"
+    "    'daily_quota': 100000\n"
     "  },\n"
     "  'employees': [\n"
     "    {'name': 'Anna Smirnova', 'email': 'Anna.Smirnova@Example.COM',\n"
@@ -283,6 +284,7 @@ test_full_config(void **state)
     assert_true(c->tracker_rps == 2.5);
     assert_int_equal(c->tracker_timeout_ms, 5000);
     assert_int_equal(c->poll_interval_s, 60);
+    assert_int_equal(c->tracker_daily_quota, 100000);
 
     assert_int_equal(c->n_employees, 2);
     assert_string_equal(c->employees[0].name, "Anna Smirnova");
@@ -390,6 +392,7 @@ test_defaults(void **state)
     assert_true(c->tracker_rps == 1.0);
     assert_int_equal(c->tracker_timeout_ms, 15000);
     assert_int_equal(c->poll_interval_s, 60); /* the safety-net poll is on by default */
+    assert_int_equal(c->tracker_daily_quota, 20000); /* Planfix's smallest plan */
     assert_int_equal(c->n_employees, 0);
     assert_int_equal(c->n_channels, 1);
     assert_int_equal(c->channels[0].n_employees, 0);
@@ -665,6 +668,62 @@ test_log_format_and_trusted_proxies(void **state)
                       "[\"127.0.0.1\", \"10.0.0.0/8\"]");
 }
 
+/* ---- batching: tracker.coalesce_max_s and channels[].mirror_agent_messages ---- */
+
+#define BATCHING_CFG(TRACKER_EXTRA, CHANNEL_EXTRA) \
+    "{'tracker': {'kind': 'planfix', 'url': 'http://pf.example.com/rest'," TRACKER_EXTRA "\n" \
+    "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n" \
+    " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n" \
+    "               'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY',\n" \
+    "                          'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'}," CHANNEL_EXTRA "\n" \
+    "               'default_agent_id': 'A', 'task': {'closed_status_id': 7}}]}\n"
+
+static void
+test_batching_settings(void **state)
+{
+    struct fx *f = *state;
+
+    /* The defaults: 300 s at most, agents' messages their own comments. */
+    write_cfg(f, "cfg.json", BATCHING_CFG("", ""));
+    load_ok(f);
+    assert_int_equal(f->cfg->coalesce_ms, 2000);
+    assert_int_equal(f->cfg->coalesce_max_s, 300);
+    assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_COMMENT);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 5000, 'coalesce_max_s': 5,",
+                                          " 'mirror_agent_messages': 'with_visitor',"));
+    load_ok(f);
+    assert_int_equal(f->cfg->coalesce_max_s, 5);
+    assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_WITH_VISITOR);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* 0: never wider, whatever coalesce_ms is. */
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 60000, 'coalesce_max_s': 0,",
+                                          " 'mirror_agent_messages': 'off',"));
+    load_ok(f);
+    assert_int_equal(f->cfg->coalesce_max_s, 0);
+    assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_OFF);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'mirror_agent_messages': 'comment', 'coalesce_max_s': 3601,",
+                                          " 'mirror_agent_messages': 'yes',"));
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "tracker.mirror_agent_messages: unknown setting");
+    expect_problem(f, "tracker.coalesce_max_s: must be between 0 and 3600");
+    expect_problem(f, "channels[0].mirror_agent_messages: must be \"comment\", \"with_visitor\" or \"off\"");
+    br_diag_dispose(&f->diag);
+
+    write_cfg(f, "cfg.json", BATCHING_CFG(" 'coalesce_ms': 2500, 'coalesce_max_s': 2,", ""));
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "tracker.coalesce_max_s: is 2 s, shorter than coalesce_ms (2500 ms): set 0 (never wider) or "
+                      "at least 3");
+    assert_int_equal(f->diag.n, 1);
+}
+
 /* ---- the admin page (admin.token) ---------------------------------------------- */
 
 static void
@@ -776,7 +835,7 @@ test_all_problems_at_once(void **state)
               "  'store': {'kind': 'postgres'},\n"
               "  'tracker': {'kind': 'planfix', 'url': 'ftp://pf.example.com',\n"
               "              'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:BRT_SHORT',\n"
-              "              'requests_per_second': 0},\n"
+              "              'requests_per_second': 0, 'daily_quota': -1},\n"
               "  'employees': [{'name': 'Anna', 'email': 'anna.example.com', 'tracker_user': 'user:5'},\n"
               "                {'name': 'Bob', 'email': 'bob@example.com'}],\n"
               "  'channels': [\n"
@@ -801,6 +860,7 @@ test_all_problems_at_once(void **state)
     expect_problem(f, "tracker.webhook_secret: must be at least 16 characters long "
                       "(it is the webhook's only authentication)");
     expect_problem(f, "tracker.requests_per_second: must be between 0.01 and 1000");
+    expect_problem(f, "tracker.daily_quota: must be between 0 and 10000000");
     expect_problem(f, "employees[0].email: is not an e-mail address");
     expect_problem(f, "channels[0].employees[0]: \"nobody@example.com\" is not in the top-level employees list");
     expect_problem(f, "channels[0].watchers[1]: must be a tracker user id such as \"user:7\"");
@@ -811,9 +871,9 @@ test_all_problems_at_once(void **state)
                       "tracker.closed_status_id sets it for every channel)");
     expect_problem(f, "channels[0].task.title:1:4: unknown template variable \"visitor.nmae\"");
     expect_problem(f, "channels[1].name: \"shop\" is already used by channels[0]");
-    if (f->diag.n != 16) {
+    if (f->diag.n != 17) {
         dump_diag(&f->diag);
-        fail_msg("want exactly 16 problems, got %zu", f->diag.n);
+        fail_msg("want exactly 17 problems, got %zu", f->diag.n);
     }
     expect_no_secret_in_diag(f, extra);
     unsetenv("BRT_SHORT");
@@ -845,6 +905,7 @@ test_redmine(void **state)
     /* Redmine's defaults: more requests per second than Planfix, and polling on (no webhooks). */
     assert_true(f->cfg->tracker_rps == 5);
     assert_int_equal(f->cfg->poll_interval_s, 10);
+    assert_int_equal(f->cfg->tracker_daily_quota, 0); /* Redmine counts no requests a day */
     assert_int_equal(f->cfg->channels[0].closed_status_id, 5);
     assert_int_equal(f->cfg->channels[1].closed_status_id, 6);
     assert_int_equal(f->cfg->channels[0].n_watchers, 2);
@@ -862,7 +923,7 @@ test_redmine_problems(void **state)
 
     write_cfg(f, "cfg.json",
               "{'tracker': {'kind': 'redmine', 'url': 'http://127.0.0.1:3000', 'token': 'x',\n"
-              "             'webhook_secret': 'y', 'poll_interval_s': 0},\n"
+              "             'webhook_secret': 'y', 'poll_interval_s': 0, 'daily_quota': 2.5},\n"
               " 'companies': {'enabled': true},\n"
               " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
               "   'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
@@ -875,6 +936,7 @@ test_redmine_problems(void **state)
     expect_problem(f, "tracker.api_key: is required");
     expect_problem(f, "tracker.project: is required");
     expect_problem(f, "tracker.poll_interval_s: must be 1 or more for Redmine: polling is how replies arrive");
+    expect_problem(f, "tracker.daily_quota: must be an integer");
     expect_problem(f, "companies.enabled: Redmine has no contacts or companies; the visitor's details go into the issue");
     expect_problem(f, "channels[0].watchers[0]: must be a Redmine user id such as \"7\"");
     expect_problem(f, "channels[0].contact: Redmine has no contacts; the visitor's details go into the issue");
@@ -882,9 +944,9 @@ test_redmine_problems(void **state)
     expect_problem(f, "channels[0].task.custom_fields[0].id: must be between 1 and 2147483647");
     expect_problem(f, "channels[0].task.custom_fields[0].value:1:1: unknown template variable \"visitor.nmae\"");
     expect_problem(f, "channels[0].task.custom_fields[1]: needs a value template");
-    if (f->diag.n != 12) {
+    if (f->diag.n != 13) {
         dump_diag(&f->diag);
-        fail_msg("want exactly 12 problems, got %zu", f->diag.n);
+        fail_msg("want exactly 13 problems, got %zu", f->diag.n);
     }
 
     /* Planfix refuses Redmine's settings (custom fields are Planfix's too: on tasks and contacts). */
@@ -1698,6 +1760,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_format_and_trusted_proxies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batching_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_example_config_loads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_secret_missing, setup, teardown),

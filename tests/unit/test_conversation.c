@@ -108,6 +108,9 @@ write_config(const char *dir, const char *text)
     return path;
 }
 
+/* More keys of the channel, for the next setup (mirror_agent_messages). */
+static const char *channel_extra = "";
+
 static int
 setup_kind(void **state, const char *kind, bool companies)
 {
@@ -137,7 +140,9 @@ setup_kind(void **state, const char *kind, bool companies)
                               " 'closed_status_id': 5, 'coalesce_ms': %d}",
                               COALESCE_MS);
     /* Redmine fills a task custom field from the visitor's details (the "fields" job). */
-    ch = br_asprintf(channel, planfix ? "" : ", 'task': {'custom_fields': [{'id': 3, 'value': '{{visitor.email}}'}]}");
+    ch = br_asprintf(channel, planfix ? channel_extra
+                                      : ", 'task': {'custom_fields': [{'id': 3, 'value': '{{visitor.email}}'}]}");
+    channel_extra = "";
     text = br_asprintf("{'store': {'path': 'bridge.db'},\n 'tracker': %s,\n%s 'channels': [%s]}\n", tracker,
                        companies ? " 'companies': {'enabled': true},\n" : "", ch);
     path = write_config(f->dir, text);
@@ -179,6 +184,20 @@ static int
 setup_planfix_companies(void **state)
 {
     return setup_kind(state, "planfix", true);
+}
+
+static int
+setup_planfix_agents_off(void **state)
+{
+    channel_extra = ", 'mirror_agent_messages': 'off'";
+    return setup_kind(state, "planfix", false);
+}
+
+static int
+setup_planfix_agents_with_visitor(void **state)
+{
+    channel_extra = ", 'mirror_agent_messages': 'with_visitor'";
+    return setup_kind(state, "planfix", false);
 }
 
 static int
@@ -795,6 +814,44 @@ test_transcript(void **state)
     chatra_sample(f, "chat-transcript.json");
     expect_new_jobs(f, "");
     assert_int_equal(sql_int(f, "SELECT count(*) FROM messages"), 4);
+}
+
+/*
+ * mirror_agent_messages: "off" stores an agent's message as skipped and
+ * queues nothing for it; "with_visitor" makes it wait coalesce_ms like a
+ * visitor's (one comment carries them).
+ */
+static void
+test_mirror_agent_messages(void **state)
+{
+    struct fx *f = *state;
+    int64_t t0, t1;
+
+    first_event(f);
+    t0 = br_now_ms();
+    chatra_sample(f, "chat-transcript.json");
+    t1 = br_now_ms();
+    if (f->cfg->channels[0].mirror_agent == BR_MIRROR_AGENT_OFF) {
+        expect_msgs(f, 1, 1,
+                    "id:Hk3sP9xQ2mLr7TvZa client pending; id:Jp4dT8wE1nKs6YuBc agent skipped; "
+                    "id:Mr6fV0yG3pNu8AwDe client pending; id:Ns7gW1zH4qOv9BxEf client pending");
+        expect_new_jobs(f, "t:1 comment; t:1 comment; t:1 update_contact; t:1 close");
+        assert_in_range(batch_next_at(f, "t:1 comment", 0), t0 + COALESCE_MS, t1 + COALESCE_MS);
+        {
+            char *p = br_asprintf("{'msg': %lld}", (long long)msg_id(f, 1, "id:Mr6fV0yG3pNu8AwDe"));
+            expect_payload(f, "t:1 comment", 0, p);
+            free(p);
+        }
+    } else {
+        assert_int_equal(f->cfg->channels[0].mirror_agent, BR_MIRROR_AGENT_WITH_VISITOR);
+        expect_msgs(f, 1, 1,
+                    "id:Hk3sP9xQ2mLr7TvZa client pending; id:Jp4dT8wE1nKs6YuBc agent pending; "
+                    "id:Mr6fV0yG3pNu8AwDe client pending; id:Ns7gW1zH4qOv9BxEf client pending");
+        expect_new_jobs(f, "t:1 comment; t:1 comment; t:1 comment; t:1 update_contact; t:1 close");
+        /* The agent's waits too. */
+        for (int i = 0; i < 3; i++)
+            assert_in_range(batch_next_at(f, "t:1 comment", i), t0 + COALESCE_MS, t1 + COALESCE_MS);
+    }
 }
 
 /* A second device whose e-mail belongs to a known person joins that person's conversation. */
@@ -1425,6 +1482,8 @@ main(void)
         ON(redmine, test_first_event),
         ON_BOTH(test_same_message_twice),
         ON_BOTH(test_transcript),
+        ON(planfix_agents_off, test_mirror_agent_messages),
+        ON(planfix_agents_with_visitor, test_mirror_agent_messages),
         ON_BOTH(test_email_join),
         ON_BOTH(test_late_email_joins_threads),
         ON_BOTH(test_late_email_older_survives),

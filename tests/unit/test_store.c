@@ -123,25 +123,26 @@ test_schema_upgrade(void **state)
     br_store_free(f->s);
     f->s = NULL;
     /* The current version, index present; then made to look like version 1. */
-    assert_int_equal(user_version(f->path, NULL), 61);
+    assert_int_equal(user_version(f->path, NULL), 71);
     assert_int_equal(user_version(f->path, "DROP INDEX conv_clients_conv; DROP INDEX inbox_pending_kind; "
                                            "DROP TABLE employee_users; DROP TABLE chatra_agents; "
                                            "DROP TRIGGER jobs_activity; DROP TABLE activity; "
                                            "DROP TABLE crm_cache; ALTER TABLE conversations DROP COLUMN crm_state; "
                                            "ALTER TABLE conversations DROP COLUMN crm_card; "
                                            "ALTER TABLE conversations DROP COLUMN crm_shown; "
+                                           "DROP TABLE tracker_usage; "
                                            "PRAGMA user_version=1;"),
                      10);
     reopen(f);
-    assert_int_equal(user_version(f->path, NULL), 61);
+    assert_int_equal(user_version(f->path, NULL), 71);
     assert_int_equal(br_store_inbox_pending(f->s), 1);
     /* A store newer than this build is refused, untouched. */
     br_store_free(f->s);
     f->s = NULL;
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=7;"), 71);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=8;"), 81);
     assert_int_not_equal(br_store_open(&f->s, f->path), 0);
     assert_null(f->s);
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=6;"), 61);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=7;"), 71);
     reopen(f);
 }
 

@@ -1,0 +1,305 @@
+/*
+ * test_budget.c - the tracker's daily budget (bridge/budget.c): counting,
+ * the quota and what is left, days rolling over, the count kept in the
+ * store across a free and a new (and written at most a second late), the
+ * day's projection, and the scenario clock (BR_BUDGET_DAY_S, read once:
+ * checked in a child process of this program started with it set).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bridge/br.h"
+#include "bridge/budget.h"
+#include "bridge/log.h"
+#include "bridge/store.h"
+#include "support/tmpdir.h"
+
+#define DAY (86400LL * 1000)
+/* Noon of some UTC day. */
+#define D 20000LL
+#define NOON (D * DAY + DAY / 2)
+
+static const char *self_path;
+
+struct fx {
+    char dir[64];
+    char *db;
+    struct br_store *s;
+};
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/br-test-budget-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->db = br_asprintf("%s/bridge.db", f->dir);
+    assert_int_equal(br_store_open(&f->s, f->db), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+
+    br_store_free(f->s);
+    tmpdir_remove(f->dir);
+    free(f->db);
+    free(f);
+    return 0;
+}
+
+static uint64_t
+stored(struct fx *f, int64_t day)
+{
+    uint64_t n = 99;
+    assert_int_equal(br_store_usage_get(f->s, day, &n), 0);
+    return n;
+}
+
+static void
+test_day_length(void **state)
+{
+    (void)state;
+    assert_int_equal(br_budget_day_ms(), DAY);
+    assert_int_equal(br_budget_day_end(NULL, NOON), (D + 1) * DAY);
+    assert_int_equal(br_budget_day_end(NULL, D * DAY), (D + 1) * DAY);
+    assert_int_equal(br_budget_day_end(NULL, (D + 1) * DAY - 1), (D + 1) * DAY);
+}
+
+/* Requests count, against the quota; the tracker's own word wins for what is left. */
+static void
+test_counting(void **state)
+{
+    struct fx *f = *state;
+    struct br_budget *b = br_budget_new(f->s, 5, NOON);
+
+    assert_int_equal(br_budget_quota(b), 5);
+    assert_int_equal(br_budget_used_today(b, NOON), 0);
+    assert_int_equal(br_budget_left(b, NOON), 5);
+    assert_int_equal(br_budget_told(b, NOON), -1);
+    for (int i = 0; i < 3; i++)
+        br_budget_spend(b, NOON + i);
+    assert_int_equal(br_budget_used_today(b, NOON + 3), 3);
+    assert_int_equal(br_budget_left(b, NOON + 3), 2);
+    assert_false(br_budget_exhausted(b, NOON + 3));
+    br_budget_told_left(b, 17999);
+    assert_int_equal(br_budget_told(b, NOON + 3), 17999);
+    assert_int_equal(br_budget_left(b, NOON + 3), 17999);
+    br_budget_spend(b, NOON + 4);
+    br_budget_spend(b, NOON + 5);
+    assert_true(br_budget_exhausted(b, NOON + 5));
+    br_budget_spend(b, NOON + 6); /* one more (a request already on its way) is still counted */
+    assert_int_equal(br_budget_used_today(b, NOON + 6), 6);
+    /* No quota: never exhausted, and left is only what the tracker said. */
+    br_budget_set_quota(b, 0);
+    assert_int_equal(br_budget_quota(b), 0);
+    assert_false(br_budget_exhausted(b, NOON + 6));
+    br_budget_told_left(b, -1);
+    assert_int_equal(br_budget_left(b, NOON + 6), -1);
+    br_budget_set_quota(b, 10);
+    assert_int_equal(br_budget_left(b, NOON + 6), 4);
+    br_budget_set_quota(b, -3); /* below 0 means none */
+    assert_int_equal(br_budget_quota(b), 0);
+    br_budget_free(b);
+    br_budget_free(NULL);
+}
+
+/* A new UTC day starts from 0 (and forgets the tracker's word); each day keeps its own row. */
+static void
+test_day_rollover(void **state)
+{
+    struct fx *f = *state;
+    int64_t late = (D + 1) * DAY - 500, early = (D + 1) * DAY + 100;
+    struct br_budget *b = br_budget_new(f->s, 3, late);
+
+    br_budget_spend(b, late);
+    br_budget_spend(b, late + 1);
+    br_budget_spend(b, late + 2);
+    br_budget_told_left(b, 0);
+    assert_true(br_budget_exhausted(b, late + 3));
+    assert_int_equal(br_budget_day_end(b, late), (D + 1) * DAY);
+    /* The next day, before any request of it. */
+    assert_int_equal(br_budget_used_today(b, early), 0);
+    assert_int_equal(br_budget_told(b, early), -1);
+    assert_false(br_budget_exhausted(b, early));
+    assert_int_equal(br_budget_left(b, early), 3);
+    br_budget_spend(b, early);
+    assert_int_equal(br_budget_used_today(b, early), 1);
+    /* The day before went to the store when the day rolled over. */
+    assert_int_equal(stored(f, D), 3);
+    br_budget_flush(b, early + 1);
+    assert_int_equal(stored(f, D + 1), 1);
+    br_budget_free(b);
+    /* A budget made on the day before (a clock set back) finds that day's count. */
+    b = br_budget_new(f->s, 3, late + 10);
+    assert_int_equal(br_budget_used_today(b, late + 10), 3);
+    assert_true(br_budget_exhausted(b, late + 10));
+    br_budget_free(b);
+}
+
+/* The count survives a free and a new; a crash loses at most the last second's requests. */
+static void
+test_persistence(void **state)
+{
+    struct fx *f = *state;
+    struct br_budget *b;
+
+    assert_int_equal(br_store_usage_put(f->s, D - 40, 7), 0);
+    assert_int_equal(br_store_usage_put(f->s, D - 10, 8), 0);
+    b = br_budget_new(f->s, 20000, NOON);
+    /* Days older than BR_BUDGET_KEEP_DAYS are removed; younger ones stay. */
+    assert_int_equal(stored(f, D - 40), 0);
+    assert_int_equal(stored(f, D - 10), 8);
+    br_budget_spend(b, NOON + 10);
+    br_budget_spend(b, NOON + 20);
+    /* Within the second: not written yet (a crash now would lose these two). */
+    assert_int_equal(stored(f, D), 0);
+    br_budget_spend(b, NOON + 1000);
+    assert_int_equal(stored(f, D), 3);
+    br_budget_spend(b, NOON + 1100);
+    assert_int_equal(stored(f, D), 3);
+    br_budget_flush(b, NOON + 1200);
+    assert_int_equal(stored(f, D), 4);
+    br_budget_spend(b, NOON + 1300);
+    br_budget_free(b); /* a clean stop writes the rest */
+    assert_int_equal(stored(f, D), 5);
+
+    /* Another run of the same day goes on from there. */
+    b = br_budget_new(f->s, 20000, NOON + 60000);
+    assert_int_equal(br_budget_used_today(b, NOON + 60000), 5);
+    br_budget_spend(b, NOON + 60001);
+    assert_int_equal(br_budget_used_today(b, NOON + 60001), 6);
+    br_budget_free(b);
+    assert_int_equal(stored(f, D), 6);
+    /* A count already stored higher is never lowered. */
+    assert_int_equal(br_store_usage_put(f->s, D, 2), 0);
+    assert_int_equal(stored(f, D), 6);
+
+    /* The store survives a close too. */
+    br_store_free(f->s);
+    assert_int_equal(br_store_open(&f->s, f->db), 0);
+    b = br_budget_new(f->s, 0, NOON + 120000);
+    assert_int_equal(br_budget_used_today(b, NOON + 120000), 6);
+    br_budget_free(b);
+}
+
+/* Used today + the pace of the last 1/144 of a day (10 minutes) over the rest of the day. */
+static void
+test_projection(void **state)
+{
+    struct fx *f = *state;
+    struct br_budget *b = br_budget_new(f->s, 20000, NOON - 3600 * 1000);
+
+    assert_true(br_budget_projected(b, NOON) == 0.0);
+    /* An hour before noon: counted today, but outside the window. */
+    for (int i = 0; i < 4; i++)
+        br_budget_spend(b, NOON - 3600 * 1000 + i);
+    assert_true(br_budget_projected(b, NOON) == 4.0);
+    /* Ten within the last 10 minutes: 10 x 144 x 0.5 more by the end of the day. */
+    for (int i = 0; i < 10; i++)
+        br_budget_spend(b, NOON - 5000 - i * 1000);
+    assert_float_equal(br_budget_projected(b, NOON), 14.0 + 720.0, 1e-6);
+    /* At 18:00 one request within the window, a quarter of the day left: 1 x 144 x 0.25. */
+    br_budget_spend(b, NOON + DAY / 4 - 1000);
+    assert_float_equal(br_budget_projected(b, NOON + DAY / 4), 15.0 + 36.0, 1e-6);
+    /* Ten minutes later the window is empty again: the day's count is all. */
+    assert_float_equal(br_budget_projected(b, NOON + DAY / 4 + 600 * 1000), 15.0, 1e-6);
+    br_budget_free(b);
+}
+
+/*
+ * BR_BUDGET_DAY_S: run in a child (this program with --day-child) with the
+ * variable set, since it is read once per process.
+ */
+static int
+day_child(void)
+{
+    const char *v = getenv("BR_BUDGET_DAY_S");
+    char dir[] = "/tmp/br-test-budget-day-XXXXXX";
+    struct br_store *s;
+    struct br_budget *b;
+    char *db;
+    int ok;
+
+    if (strcmp(v, "30") != 0)
+        return br_budget_day_ms() == DAY ? 0 : 3; /* a bad value: the default, with a warning */
+    if (br_budget_day_ms() != 30000 || mkdtemp(dir) == NULL)
+        return 4;
+    db = br_asprintf("%s/bridge.db", dir);
+    if (br_store_open(&s, db) != 0)
+        return 5;
+    b = br_budget_new(s, 2, 29000);
+    br_budget_spend(b, 29000);
+    br_budget_spend(b, 29500);
+    ok = br_budget_exhausted(b, 29999) && br_budget_day_end(b, 29999) == 30000 &&
+         br_budget_used_today(b, 30000) == 0 && !br_budget_exhausted(b, 30000) &&
+         br_budget_day_end(b, 30000) == 60000;
+    br_budget_spend(b, 30001);
+    ok = ok && br_budget_used_today(b, 30001) == 1;
+    br_budget_free(b);
+    br_store_free(s);
+    tmpdir_remove(dir);
+    free(db);
+    return ok ? 0 : 6;
+}
+
+static int
+run_child(const char *value)
+{
+    pid_t pid = fork();
+    int status;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("BR_BUDGET_DAY_S", value, 1);
+        execl(self_path, self_path, "--day-child", (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void
+test_scenario_day(void **state)
+{
+    (void)state;
+    assert_int_equal(run_child("30"), 0);
+    assert_int_equal(run_child("thirty"), 0);
+    assert_int_equal(run_child("-5"), 0);
+}
+
+int
+main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_day_length),
+        cmocka_unit_test_setup_teardown(test_counting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_day_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projection, setup, teardown),
+        cmocka_unit_test(test_scenario_day),
+    };
+
+    br_log_set_level(BR_LOG_ERROR);
+    if (argc == 2 && strcmp(argv[1], "--day-child") == 0)
+        return day_child();
+    self_path = "/proc/self/exe";
+    unsetenv("BR_BUDGET_DAY_S");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
