@@ -223,7 +223,9 @@ task_created(void *arg, struct br_result *res)
                                        closed);
         if (rc == 0)
             br_info("conversation %lld: task %s %s", (long long)r->conv.id, res->id,
-                    r->step == 1 ? "found after restart" : closed ? "created completed (the visitor had left)" : "created");
+                    r->step == 1 ? "found after restart"
+                    : closed     ? "created completed (the visitor had left)"
+                                 : "created");
     }
     br_run_recorded(r, res, rc);
 }
