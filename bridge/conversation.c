@@ -630,7 +630,7 @@ br_conversation_task_slot(struct br_env *env, int64_t conv_id, int gen)
 
 int
 br_conversation_task_made(struct br_env *env, int64_t conv_id, int gen, const char *task_id, json_t *carried,
-                          const char *prev_task)
+                          const char *prev_task, bool closed)
 {
     struct br_store *st = env->store;
     struct br_task t = {0};
@@ -643,6 +643,8 @@ br_conversation_task_made(struct br_env *env, int64_t conv_id, int gen, const ch
     if (br_store_task_get(st, conv_id, gen, &t) == 0 && t.state == BR_TASK_CLOSING)
         state = BR_TASK_CLOSING;
     br_task_dispose(&t);
+    if (closed)
+        state = BR_TASK_CLOSED;
     rc = br_store_begin(st);
     if (rc == 0)
         rc = br_store_task_set(st, conv_id, gen, task_id, state);
@@ -652,6 +654,9 @@ br_conversation_task_made(struct br_env *env, int64_t conv_id, int gen, const ch
     }
     if (rc == 0)
         rc = activity_task(env, conv_id, gen, "created");
+    /* Made completed: the timeline says both, as if the close had followed. */
+    if (rc == 0 && closed)
+        rc = activity_task(env, conv_id, gen, "closed");
     /* The description does not link the previous task: a comment does, in the same commit. */
     if (rc == 0 && prev_task)
         rc = br_conversation_note(env, conv_id, gen, BR_TEXT_PREVIOUS_TASK,

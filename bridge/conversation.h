@@ -46,7 +46,8 @@ bool br_task_is_active(const struct br_task *t);
  *  - task_slot: the row of generation gen's task (made inside a job);
  *  - task_made: the task exists as task_id; the messages its description
  *    carries (ids in carried) are mirrored, and when prev_task is set a
- *    note links that previous task;
+ *    note links that previous task; closed: it was made completed (the
+ *    visitor had left), recorded closed as task_closed would;
  *  - task_joined: the chat joins a task the bridge did not make;
  *  - task_closed: the task is completed (or the conversation let go of it);
  *  - msg_to_gen: a message goes to another generation's task;
@@ -56,7 +57,7 @@ bool br_task_is_active(const struct br_task *t);
 int br_conversation_reopen(struct br_env *env, struct br_conv *c, int old_gen);
 int br_conversation_task_slot(struct br_env *env, int64_t conv_id, int gen);
 int br_conversation_task_made(struct br_env *env, int64_t conv_id, int gen, const char *task_id, json_t *carried,
-                              const char *prev_task);
+                              const char *prev_task, bool closed);
 int br_conversation_task_joined(struct br_env *env, int64_t conv_id, int gen, const char *task_id);
 int br_conversation_task_closed(struct br_env *env, int64_t conv_id, int gen);
 int br_conversation_msg_to_gen(struct br_env *env, int64_t msg_id, int gen);

@@ -365,6 +365,9 @@ typedef void (*br_job_depth_cb)(void *arg, const char *upstream, int state, int6
 int br_store_job_depths(struct br_store *s, br_job_depth_cb cb, void *arg);
 /* true when a job of this lane and kind is still waiting to run */
 bool br_store_job_waiting(struct br_store *s, const char *lane, const char *kind);
+/* Sets key to json (JSON text) in the payload of every job of this lane and kind still waiting to run. */
+int br_store_job_note_waiting(struct br_store *s, const char *lane, const char *kind, const char *key,
+                              const char *json);
 
 /* Removes the texts of chats closed before before_ms (and old webhook bodies and jobs); *n texts. */
 int br_store_forget_before(struct br_store *s, int64_t before_ms, int64_t *n);

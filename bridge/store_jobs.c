@@ -280,6 +280,17 @@ br_store_job_waiting(struct br_store *s, const char *lane, const char *kind)
     return found;
 }
 
+int
+br_store_job_note_waiting(struct br_store *s, const char *lane, const char *kind, const char *key, const char *json)
+{
+    char *path = br_asprintf("$.%s", key);
+    int rc = br_sql_done(s, br_sql_bind(s, "UPDATE jobs SET payload=json_set(payload, ?, json(?)), updated_at=? "
+                                           "WHERE lane=? AND kind=? AND state=0 AND state<>2",
+                                        "ttitt", path, json, br_now_ms(), lane, kind));
+    free(path);
+    return rc;
+}
+
 bool
 br_store_job_blocked(struct br_store *s, const char *lane, int64_t id)
 {

@@ -17,9 +17,10 @@
 /*
  * Statements are prepared once and cached by the address of their SQL
  * text: every query of the store's files is a string literal, so the
- * address is a stable key.
+ * address is a stable key.  The store's files hold about 130 of them: the
+ * cache has room for all with a margin (a full cache aborts).
  */
-#define STMT_CACHE 256 /* above the number of queries in the store_*.c files (about 130) */
+#define STMT_CACHE 256
 
 struct br_store {
     sqlite3 *db;

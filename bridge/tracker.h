@@ -58,6 +58,7 @@ struct br_result {
     enum br_task_status task_status;
     struct br_comment_list comments;
     bool comments_read;    /* add_comment: the driver read the task's comments, in comments */
+    bool closed;           /* create_task: the task was made in spec's closed_status_id (already completed) */
     char *change;          /* the change of the task the comments settle (Redmine), or NULL */
     json_t *data;          /* an answer handed on as it is (Chatra's client), or NULL */
     long status;           /* HTTP status of the last answer, 0 when none came */
@@ -109,6 +110,11 @@ struct br_task_spec {
     size_t n_watchers;
     long template_id;
     const char *source_key; /* unique per task creation: finds it again after a crash */
+    /*
+     * > 0: the visitor left before the task was made: it is made already
+     * completed, in this status (res->closed says the tracker took it).
+     */
+    long closed_status_id;
 };
 
 struct br_comment_spec {

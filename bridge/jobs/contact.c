@@ -54,6 +54,39 @@ contact_name(struct br_run *r, char **first, char **last)
     json_decref(ctx);
 }
 
+/*
+ * What an update of the contact would write from c and the rendered
+ * custom fields: the visitor's own name (a placeholder is never written
+ * over a name), e-mail, phone and the fields' values.  A contact made or
+ * updated with exactly these needs no update.
+ */
+static json_t *
+details_of(const struct br_conv *c, const struct br_field_value *fields, size_t n)
+{
+    json_t *values = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(values, json_string(fields[i].value));
+    return json_pack("{s:s?, s:s?, s:s?, s:o}", "name", c->name, "email", c->email, "phone", c->phone, "fields",
+                     values);
+}
+
+/*
+ * The contact now carries details: the update jobs waiting behind in the
+ * lane learn it ("sent" in their payload), so that one whose details are
+ * still these ends without a request (a late e-mail that came before the
+ * contact was made, two updates in a row).  Caller's transaction.
+ */
+static int
+note_sent(struct br_run *r, json_t *details)
+{
+    char *text = json_dumps(details, JSON_COMPACT);
+    int rc = br_store_job_note_waiting(r->env->store, r->job.lane, "update_contact", "sent", text);
+
+    free(text);
+    return rc;
+}
+
 static void
 create_contact(struct br_run *r)
 {
@@ -71,6 +104,8 @@ create_contact(struct br_run *r)
     spec.source_key = r->source_key;
     spec.fields = fields = br_jobs_render_fields(r->ch->contact_fields, r->ch->n_contact_fields, ctx);
     spec.n_fields = r->ch->n_contact_fields;
+    /* Kept for contact_created: what this creation writes (in memory only). */
+    json_object_set_new(r->payload, "sent", details_of(&r->conv, fields, r->ch->n_contact_fields));
     r->step = 2;
     r->env->tracker->ops->create_contact(r->env->tracker, &spec, contact_created, r);
     br_jobs_free_fields(fields, r->ch->n_contact_fields);
@@ -111,7 +146,13 @@ contact_created(void *arg, struct br_result *res)
     if (res->err == 0 && res->id) {
         /* Found with our own key: made by this job before a crash, so the bridge's own. */
         bool made = r->step == 2 || res->made;
-        rc = BR_STORE_TX(r->env->store, br_store_conv_set_contact(r->env->store, r->conv.id, res->id, made));
+        rc = br_store_begin(r->env->store);
+        if (rc == 0)
+            rc = br_store_conv_set_contact(r->env->store, r->conv.id, res->id, made);
+        /* Made by this request: its details are known (one found after a crash may be older). */
+        if (rc == 0 && r->step == 2)
+            rc = note_sent(r, json_object_get(r->payload, "sent"));
+        rc = br_store_end(r->env->store, rc);
         if (rc == 0)
             br_info("conversation %lld: contact %s %s", (long long)r->conv.id, res->id, made ? "created" : "found");
     }
@@ -317,10 +358,23 @@ contact_done(void *arg, struct br_result *res)
     br_run_finish(arg, res);
 }
 
+/* Updated: the update jobs waiting behind learn what the contact now carries. */
+static void
+contact_updated(void *arg, struct br_result *res)
+{
+    struct br_run *r = arg;
+
+    if (res->err == 0 && BR_STORE_TX(r->env->store, note_sent(r, json_object_get(r->payload, "sent"))) != 0)
+        br_warn("conversation %lld: cannot note the contact's details for the updates behind (they send them again)",
+                (long long)r->conv.id);
+    contact_done(r, res);
+}
+
 void
 br_job_update_contact(struct br_run *r)
 {
     struct br_contact_spec spec = {0};
+    json_t *details;
     char *first, *last;
 
     if (r->conv.contact_id == NULL || !r->conv.contact_made) {
@@ -339,13 +393,27 @@ br_job_update_contact(struct br_run *r)
     json_t *ctx = br_context_conversation(r->env->cfg, r->ch, &r->conv);
     struct br_field_value *fields = br_jobs_render_fields(r->ch->contact_fields, r->ch->n_contact_fields, ctx);
 
+    details = details_of(&r->conv, fields, r->ch->n_contact_fields);
+    if (json_equal(details, json_object_get(r->payload, "sent"))) {
+        /* The contact was made (or updated) with just these details: nothing to write. */
+        br_debug("conversation %lld: contact %s carries these details already", (long long)r->conv.id,
+                 r->conv.contact_id);
+        json_decref(details);
+        br_jobs_free_fields(fields, r->ch->n_contact_fields);
+        json_decref(ctx);
+        free(first);
+        free(last);
+        br_run_ok(r);
+        return;
+    }
+    json_object_set_new(r->payload, "sent", details);
     spec.name = first;
     spec.lastname = last;
     spec.email = r->conv.email;
     spec.phone = r->conv.phone;
     spec.fields = fields;
     spec.n_fields = r->ch->n_contact_fields;
-    r->env->tracker->ops->update_contact(r->env->tracker, r->conv.contact_id, &spec, contact_done, r);
+    r->env->tracker->ops->update_contact(r->env->tracker, r->conv.contact_id, &spec, contact_updated, r);
     br_jobs_free_fields(fields, r->ch->n_contact_fields);
     json_decref(ctx);
     free(first);

@@ -118,6 +118,21 @@ render_task(struct br_run *r, json_t *ctx, json_t *ids, struct br_buf *title, st
     free(sh.v);
 }
 
+/*
+ * The status a task is made in when the visitor left before it was made
+ * (a transcript marked it closing and a close job waits behind this one):
+ * completed at once, which saves the close request.  0: made open.
+ */
+static long
+status_at_birth(struct br_run *r, int gen)
+{
+    struct br_task t = {0};
+    bool closing = br_store_task_get(r->env->store, r->conv.id, gen, &t) == 0 && t.state == BR_TASK_CLOSING;
+
+    br_task_dispose(&t);
+    return closing && r->ch->closed_status_id > 0 ? r->ch->closed_status_id : 0;
+}
+
 static void
 create_task(struct br_run *r)
 {
@@ -174,6 +189,7 @@ create_task(struct br_run *r)
     spec.n_watchers = r->ch->n_watchers;
     spec.template_id = r->ch->task_template_id;
     spec.source_key = r->source_key;
+    spec.closed_status_id = status_at_birth(r, gen);
     r->step = 2;
     r->env->tracker->ops->create_task(r->env->tracker, &spec, task_created, r);
     br_buf_dispose(&title);
@@ -196,10 +212,20 @@ task_created(void *arg, struct br_result *res)
         return;
     }
     if (res->err == 0 && res->id) {
-        rc = br_conversation_task_made(r->env, r->conv.id, gen, res->id, json_object_get(r->payload, "msgs"), prev);
+        /*
+         * Made completed: recorded closed now, so the close job behind
+         * ends without a request.  A task found after a crash is recorded
+         * as before (closing): that close job completes it, whatever
+         * status it was made in.
+         */
+        bool closed = r->step == 2 && res->closed;
+        rc = br_conversation_task_made(r->env, r->conv.id, gen, res->id, json_object_get(r->payload, "msgs"), prev,
+                                       closed);
         if (rc == 0)
             br_info("conversation %lld: task %s %s", (long long)r->conv.id, res->id,
-                    r->step == 1 ? "found after restart" : "created");
+                    r->step == 1 ? "found after restart"
+                    : closed     ? "created completed (the visitor had left)"
+                                 : "created");
     }
     br_run_recorded(r, res, rc);
 }
@@ -429,6 +455,13 @@ br_job_close(struct br_run *r)
     if (br_store_task_get(r->env->store, r->conv.id, gen, &t) != 0 || t.task_id == NULL) {
         br_task_dispose(&t);
         br_run_fail(r, BR_EFATAL, "no task to complete");
+        return;
+    }
+    if (t.state == BR_TASK_CLOSED) {
+        /* Made completed (the visitor had left before it was made), or found completed: nothing to send. */
+        br_debug("conversation %lld: task %s is completed already", (long long)r->conv.id, t.task_id);
+        br_task_dispose(&t);
+        br_run_ok(r);
         return;
     }
     if (t.source_key == NULL) {

@@ -51,6 +51,7 @@ struct call {
     json_t *request_body;  /* for paged requests */
     int page;
     bool second;           /* a request in two parts is at its second (find_active_task) */
+    bool closed;           /* create_task asked for a completed status */
     /* A poll: only comments of this wall-clock window (ms, UTC) are kept (see pf_list_recent_comments). */
     bool windowed;
     int64_t win_from_ms, win_to_ms;
@@ -403,6 +404,20 @@ person(const char *prefix, const char *id)
     return v;
 }
 
+/*
+ * A task made with its status (TaskCreateRequest's "status"): Planfix
+ * answers only the id, and an answer of success means the whole request
+ * was taken.
+ */
+static void
+take_task_id(struct br_rest_call *rc, json_t *answer)
+{
+    struct call *c = (struct call *)rc;
+
+    take_id(rc, answer);
+    rc->res.closed = rc->res.err == 0 && c->closed && json_array_size(get_ci(answer, "failures")) == 0;
+}
+
 static void
 pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb cb, void *arg)
 {
@@ -428,7 +443,11 @@ pf_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
         json_object_set_new(body, "sourceObjectId", json_string(s->source_key));
     if (s->n_fields)
         json_object_set_new(body, "customFieldData", custom_field_data(s->fields, s->n_fields));
-    start(c, "POST", "/task/", body, take_id);
+    if (s->closed_status_id > 0) {
+        json_object_set_new(body, "status", json_pack("{s:I}", "id", (json_int_t)s->closed_status_id));
+        c->closed = true;
+    }
+    start(c, "POST", "/task/", body, take_task_id);
 }
 
 static void

@@ -90,14 +90,26 @@ subject_of(const char *title)
     return s;
 }
 
+/*
+ * The new issue's id.  Asked for a closed status (c->status_id), only the
+ * status the answer shows counts: a workflow that does not allow it at
+ * creation leaves the issue in its default status, which the close job
+ * that follows then changes (and checks).
+ */
 static void
 take_issue_id(struct br_rest_call *rc, json_t *answer)
 {
+    struct call *c = (struct call *)rc;
+    json_t *status = json_object_get(json_object_get(answer, "issue"), "status");
+
     rc->res.id = br_tracker_id(json_object_get(json_object_get(answer, "issue"), "id"));
     if (rc->res.id == NULL) {
         rc->res.err = BR_EFATAL;
         rc->res.error = br_strdup("Redmine created the issue but named no id");
+        return;
     }
+    rc->res.closed = c->status_id > 0 && (json_integer_value(json_object_get(status, "id")) == c->status_id ||
+                                          json_is_true(json_object_get(status, "is_closed")));
 }
 
 static json_t *
@@ -136,6 +148,10 @@ rm_create_task(struct br_tracker *t, const struct br_task_spec *s, br_result_cb 
     }
     if (s->n_fields)
         json_object_set_new(issue, "custom_fields", fields_json(s->fields, s->n_fields));
+    if (s->closed_status_id > 0) {
+        json_object_set_new(issue, "status_id", json_integer((json_int_t)s->closed_status_id));
+        c->status_id = s->closed_status_id;
+    }
     free(subject);
     br_buf_dispose(&desc);
     br_rm_start(c, "POST", "/issues.json", json_pack("{s:o}", "issue", issue), take_issue_id);

@@ -12,9 +12,11 @@ pending) and each is consumed by the first matching request:
   {"action": "delay", "seconds": 2}          effect is performed after the delay
   {"action": "fail_in_2xx", "code": 5001}    HTTP 200 with {"result":"fail",...}
   {"action": "hang"}                         no answer until reset or shutdown
+  {"action": "hold"}                         effect and answer wait until POST /_control/release
+                                             (or reset, or shutdown): a busy upstream, ended by the test
   {"action": "close"}                        connection closed without an answer
   {"action": "reset"}                        connection reset (RST) without an answer
-Optional keys: "effect" (bool; default true for delay, false otherwise: whether
+Optional keys: "effect" (bool; default true for delay and hold, false otherwise: whether
 the request's effect still happens), "times" (how many requests it hits,
 default 1), "headers" (extra response headers for status/fail_in_2xx).
 "match" is "METHOD /path-prefix", "/path-prefix" (any method) or "METHOD";
@@ -120,6 +122,7 @@ class FakeApp:
         self.rps = float(rps)
         self.rps_tolerance = float(rps_tolerance)
         self.hang_release = threading.Event()
+        self.hold_release = threading.Event()
         self._reset_all()
 
     # --- state that reset clears -------------------------------------------------
@@ -135,9 +138,11 @@ class FakeApp:
             self.last_any = None
             self.min_interval = None
             self.hung = 0
-            # Release every request that hangs now; later hangs wait on a new event.
+            self.held = 0
+            # Release every request that hangs (or is held) now; later ones wait on a new event.
             self.hang_release.set()
             self.hang_release = threading.Event()
+            self.release_held()
             self.reset_state()
 
     def _reset_requests(self):
@@ -167,6 +172,13 @@ class FakeApp:
 
     def shutdown(self):
         self.hang_release.set()
+        self.hold_release.set()
+
+    def release_held(self):
+        """Let every held request go on; later holds wait on a new event."""
+        with self.lock:
+            self.hold_release.set()
+            self.hold_release = threading.Event()
 
     # --- API request pipeline ------------------------------------------------------
 
@@ -236,7 +248,7 @@ class FakeApp:
             faults = [faults]
         if not isinstance(faults, list):
             raise ValueError("faults must be a list of objects")
-        known = {"status", "delay", "fail_in_2xx", "hang", "close", "reset"}
+        known = {"status", "delay", "fail_in_2xx", "hang", "hold", "close", "reset"}
         for f in faults:
             if not isinstance(f, dict) or f.get("action") not in known:
                 raise ValueError("bad fault %r: action must be one of %s" % (f, sorted(known)))
@@ -276,7 +288,12 @@ class FakeApp:
         reply = None
         if action == "delay":
             time.sleep(float(fault.get("seconds", 1)))
-        if fault.get("effect", action == "delay"):
+        if action == "hold":
+            with self.lock:
+                self.held += 1
+                ev = self.hold_release
+            ev.wait()
+        if fault.get("effect", action in ("delay", "hold")):
             reply = self._effect(req)
         if action == "status":
             body = fault.get("body")
@@ -323,6 +340,9 @@ class FakeApp:
             if path == "/_control/faults" and req.method == "POST":
                 self.add_faults(req.body if req.raw else [])
                 return Reply(200, {"result": "success", "pending": len(self.faults)})
+            if path == "/_control/release" and req.method == "POST":
+                self.release_held()
+                return Reply(200, {"result": "success"})
             if path == "/_control/faults" and req.method == "DELETE":
                 with self.lock:
                     self.faults = []
@@ -334,7 +354,7 @@ class FakeApp:
             if path == "/_control/stats" and req.method == "GET":
                 with self.lock:
                     return Reply(200, {"requests": self.n_requests, "violations": self.violations,
-                                       "min_interval": self.min_interval, "hung": self.hung,
+                                       "min_interval": self.min_interval, "hung": self.hung, "held": self.held,
                                        "pending_faults": len(self.faults)})
             if path == "/_control/settings" and req.method == "POST":
                 body = req.json_object()

@@ -9,7 +9,8 @@ It shows that, with "tracker": {"kind": "redmine", ...}:
     (found by polling); notes by others (boris) and the bridge's own notes are not relayed;
   - an agent message typed in Chatra becomes a note by that employee and is not echoed back;
   - chatTranscript closes the issue (read back from Redmine), and a close the workflow
-    forbids (Redmine answers 204 and changes nothing) becomes a dead letter instead;
+    forbids (Redmine answers 204 and changes nothing) becomes a dead letter instead; a transcript
+    that comes before the issue is made has it made closed (issue 15);
   - a second device with the same e-mail writes to the same issue;
   - after an employee closes the issue in Redmine, a new chat of the visitor opens a new issue.
 
@@ -33,6 +34,7 @@ from e2e import ANNA_AGENT, E2ECase  # noqa: E402
 WHY = RedmineServer.available()
 PROJECT = "chats"
 CLOSED, REJECTED = 5, 6            # the packaged statuses "Closed" and "Rejected" (both closed)
+NEW = 1                            # the packaged default status
 RM_ANNA = dict(ANNA, tracker_user="anna")      # in the channel's employees
 RM_BORIS = dict(BORIS, tracker_user="boris")   # an employee, but not for this channel
 POLL_WAIT = 15                     # seconds to wait for something found by the 1 s poll
@@ -288,6 +290,62 @@ class TestRedmineEndToEnd(RedmineCase):
         self.assertRegex(dead["error"], r"\b%d\b|Rejected" % REJECTED)
         status = self.issue(n)["status"]
         self.assertEqual((status["id"], status["is_closed"]), (1, False))
+
+    def allow_new_issues_in(self, *statuses):
+        """The packaged workflow names no status for a new issue (Redmine then makes it in the
+        tracker's default status, whatever was asked): allow these, for this test only (Redmine
+        makes a new issue without a status in the first one allowed)."""
+        con = sqlite3.connect(self.rm.db)
+        with con:
+            first = con.execute("SELECT coalesce(max(id), 0) FROM workflows").fetchone()[0] + 1
+            for status in statuses:
+                con.execute("INSERT INTO workflows(tracker_id, old_status_id, new_status_id, role_id, assignee, author, "
+                            "type) SELECT DISTINCT tracker_id, 0, ?, role_id, 0, 0, type FROM workflows "
+                            "WHERE type = 'WorkflowTransition' AND old_status_id <> 0", (status,))
+        con.close()
+
+        def restore():
+            con = sqlite3.connect(self.rm.db)
+            with con:
+                con.execute("DELETE FROM workflows WHERE id >= ?", (first,))
+            con.close()
+        self.addCleanup(restore)
+
+    def test_a_visitor_gone_before_the_issue_is_made_gets_it_made_closed(self):
+        """Issue 15: the transcript comes before the issue exists: it is made in the closed status,
+        with the chat in its description, and no later change closes it."""
+        self.allow_new_issues_in(NEW, CLOSED)
+        self.start()
+        self.transcript("rm-late", "maria.late@example.org", msg("rm-late-m1", "Hello"),
+                        msg("rm-late-m2", "Thanks, bye!"))
+        [made] = wait_until(lambda: self.issues(), POLL_WAIT, message=lambda: "no issue; bridge log:\n"
+                            + self.bridge.log_tail(30))
+        self.wait_idle(POLL_WAIT)
+        issue = self.issue(made["id"])
+        self.assertEqual(issue["status"]["id"], CLOSED)
+        self.assertEqual(issue["journals"], [], "made closed: neither a note nor a status change follows")
+        for text in ("Hello", "Thanks, bye!"):
+            self.assertIn(text, issue["description"])
+        self.assertEqual(self.dead_jobs(), 0)
+
+    def test_a_closed_status_the_workflow_forbids_at_creation_is_not_taken_for_a_closed_issue(self):
+        """Redmine makes the issue in its default status when the workflow does not allow the one
+        asked for: the bridge reads the status it got, and the close that follows is checked (here:
+        forbidden too, a dead letter)."""
+        con = sqlite3.connect(self.rm.db)
+        with con:
+            con.execute("DELETE FROM workflows WHERE new_status_id = ?", (REJECTED,))
+        con.close()
+        self.start(task={"closed_status_id": REJECTED})
+        self.transcript("rm-late-reject", "maria.late.reject@example.org", msg("rm-late-reject-m1", "Hello"))
+        wait_until(lambda: self.dead_jobs() == 1, 30, message=lambda: "dead jobs: %s" % self.health())
+        out = self.bridge.run("dead-letters", "--config", self.bridge.config_path)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        [dead] = json.loads(out.stdout)
+        self.assertEqual(dead["kind"], "close")
+        [made] = self.issues()
+        status = self.issue(made["id"])["status"]
+        self.assertEqual(status["id"], 1)
 
     # --- 7. one person, two devices ---------------------------------------------------------
 

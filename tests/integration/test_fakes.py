@@ -269,6 +269,20 @@ class TestFaults(FakesTestCase):
         self.assertFalse(t.is_alive())
         self.assertIsInstance(out.get("error"), OSError)
 
+    def test_hold_until_release(self):
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/$", "action": "hold"}])
+        out, t = self.run_in_thread(lambda: self.pf("POST", "/task/", {"name": "held"}, timeout=20))
+        wait_until(lambda: self.fakes.stats("planfix")["held"] == 1, message="request never held")
+        # Other requests go on; the held one has neither taken effect nor been answered.
+        self.assertEqual(self.pf("POST", "/contact/list", {}).status, 200)
+        self.assertTrue(t.is_alive())
+        self.assertEqual(self.fakes.planfix_tasks(), [])
+        self.fakes.release("planfix")
+        t.join(5)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(out["value"].status, 201)
+        self.assertEqual([x["name"] for x in self.fakes.planfix_tasks()], ["held"])
+
     def test_close_with_and_without_effect(self):
         self.fakes.faults("planfix", [{"match": "POST /rest/task/$", "action": "close"},
                                       {"match": "POST /rest/task/$", "action": "close", "effect": True},

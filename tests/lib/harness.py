@@ -557,11 +557,15 @@ class Fakes:
         """Drop the faults still pending on fake which: it answers as it should again."""
         return self.control(which, "DELETE", "faults")
 
+    def release(self, which):
+        """Let the requests held by a "hold" fault on fake which go on (effect, then answer)."""
+        return self.control(which, "POST", "release")
+
     def pending_faults(self, which):
         return self.control(which, "GET", "faults")
 
     def stats(self, which):
-        """{"requests", "violations", "min_interval", "hung", "pending_faults"}"""
+        """{"requests", "violations", "min_interval", "hung", "held", "pending_faults"}"""
         return self.control(which, "GET", "stats")
 
     def settings(self, which, **values):

@@ -37,6 +37,7 @@
 
 #include "bridge/chatra_event.h"
 #include "bridge/config.h"
+#include "bridge/activity.h"
 #include "bridge/conversation.h"
 #include "bridge/env.h"
 #include "bridge/log.h"
@@ -1021,7 +1022,7 @@ test_new_chat(void **state)
 
     visitor_says(f, "dev-A", "chat-1", NULL, "m1", "Hello");
     carried = ids(msg_id(f, 1, "id:m1"), 0);
-    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", carried, NULL), 0);
+    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", carried, NULL, false), 0);
     json_decref(carried);
     skip_jobs(f);
 
@@ -1082,7 +1083,7 @@ test_tracker_event(void **state)
     char *want = br_asprintf("%c:1 fetch", lane);
 
     first_event(f);
-    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", NULL, NULL), 0);
+    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", NULL, NULL, false), 0);
     expect_new_jobs(f, "");
 
     inbox_apply(f, BR_INBOX_TRACKER, "", "{\"task\":\"77\"}");
@@ -1139,7 +1140,7 @@ test_reopen(void **state)
     m1 = msg_id(f, 1, "id:Hk3sP9xQ2mLr7TvZa");
     {
         json_t *carried = ids(m1, 0);
-        assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", carried, NULL), 0);
+        assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", carried, NULL, false), 0);
         json_decref(carried);
     }
 
@@ -1208,7 +1209,7 @@ test_task_made(void **state)
     m2 = msg_id(f, 1, "id:m2");
 
     carried = ids(m1, m2);
-    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", carried, NULL), 0);
+    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", carried, NULL, false), 0);
     json_decref(carried);
     expect_task(f, 1, 1, BR_TASK_OPEN, "77");
     expect_msgs(f, 1, 1, "id:Hk3sP9xQ2mLr7TvZa client mirrored; id:m2 client mirrored; id:m3 client pending");
@@ -1230,9 +1231,39 @@ test_task_made_keeps_closing(void **state)
     chatra_sample(f, "chat-transcript.json");
     expect_task(f, 1, 1, BR_TASK_CLOSING, NULL);
     skip_jobs(f);
-    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "78", NULL, NULL), 0);
+    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "78", NULL, NULL, false), 0);
     expect_task(f, 1, 1, BR_TASK_CLOSING, "78");
     expect_new_jobs(f, "");
+}
+
+/*
+ * task_made of a task made completed (the visitor had left before it was
+ * made): recorded closed, and the timeline says "created" then "closed".
+ */
+static void
+test_task_made_closed(void **state)
+{
+    struct fx *f = *state;
+    json_t *tl = NULL, *v;
+    const char *actions[2];
+    size_t i, n = 0;
+    bool truncated;
+
+    first_event(f);
+    chatra_sample(f, "chat-transcript.json");
+    skip_jobs(f);
+    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "79", NULL, NULL, true), 0);
+    expect_task(f, 1, 1, BR_TASK_CLOSED, "79");
+    expect_new_jobs(f, "");
+    assert_int_equal(br_store_timeline(f->store, 1, 100, &tl, &truncated), 0);
+    json_array_foreach(tl, i, v) {
+        if (strcmp(json_string_value(json_object_get(v, "type")), "task") == 0 && n < 2)
+            actions[n++] = json_string_value(json_object_get(v, "action"));
+    }
+    assert_int_equal(n, 2);
+    assert_string_equal(actions[0], "created");
+    assert_string_equal(actions[1], "closed");
+    json_decref(tl);
 }
 
 /* task_made with the previous task: a note links it, in the same commit. */
@@ -1243,13 +1274,13 @@ test_task_made_previous_task(void **state)
     struct br_conv c = {0};
 
     first_event(f);
-    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "41", NULL, NULL), 0);
+    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "41", NULL, NULL, false), 0);
     assert_int_equal(br_store_conv_get(f->store, 1, &c), 0);
     assert_int_equal(br_conversation_reopen(&f->env, &c, 1), 0);
     br_conv_dispose(&c);
     assert_int_equal(br_conversation_task_slot(&f->env, 1, 2), 0);
 
-    assert_int_equal(br_conversation_task_made(&f->env, 1, 2, "42", NULL, "41"), 0);
+    assert_int_equal(br_conversation_task_made(&f->env, 1, 2, "42", NULL, "41", false), 0);
     expect_task(f, 1, 2, BR_TASK_OPEN, "42");
     expect_task(f, 1, 1, BR_TASK_CLOSED, "41");
     expect_new_jobs(f, "t:1 note");
@@ -1285,7 +1316,7 @@ test_task_closed(void **state)
 
     first_event(f);
     carried = ids(msg_id(f, 1, "id:Hk3sP9xQ2mLr7TvZa"), 0);
-    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", carried, NULL), 0);
+    assert_int_equal(br_conversation_task_made(&f->env, 1, 1, "77", carried, NULL, false), 0);
     json_decref(carried);
     assert_int_equal(br_conversation_task_closed(&f->env, 1, 1), 0);
     expect_task(f, 1, 1, BR_TASK_CLOSED, "77");
@@ -1469,6 +1500,7 @@ main(void)
         ON_BOTH(test_task_slot),
         ON_BOTH(test_task_made),
         ON_BOTH(test_task_made_keeps_closing),
+        ON_BOTH(test_task_made_closed),
         ON_BOTH(test_task_made_previous_task),
         ON_BOTH(test_task_joined),
         ON_BOTH(test_task_closed),

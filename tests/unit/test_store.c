@@ -761,6 +761,34 @@ test_job_add_get(void **state)
     assert_int_equal(br_store_job_count(f->s, BR_JOB_DONE), 0);
 }
 
+/* note_waiting: a key set in the payloads of a lane's waiting jobs of one kind, and no other's. */
+static void
+test_job_note_waiting(void **state)
+{
+    struct fx *f = *state;
+    struct br_job j = {0};
+    int64_t running, waiting, other_kind, other_lane;
+
+    assert_int_equal(br_store_job_add(f->s, "t:1", "tracker", "update_contact", 1, "{}", &running), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:1", "tracker", "update_contact", 1, "{\"a\":1}", &waiting), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:1", "tracker", "comment", 1, "{}", &other_kind), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:2", "tracker", "update_contact", 2, "{}", &other_lane), 0);
+    assert_int_equal(br_store_job_start(f->s, running), 0);
+
+    assert_int_equal(br_store_job_note_waiting(f->s, "t:1", "update_contact", "sent",
+                                               "{\"email\":\"m@example.org\",\"fields\":[]}"), 0);
+    assert_int_equal(br_store_job_get(f->s, waiting, &j), 0);
+    assert_string_equal(j.payload, "{\"a\":1,\"sent\":{\"email\":\"m@example.org\",\"fields\":[]}}");
+    br_job_dispose(&j);
+    for (int64_t id = running; id <= other_lane; id++) {
+        if (id == waiting)
+            continue;
+        assert_int_equal(br_store_job_get(f->s, id, &j), 0);
+        assert_string_equal(j.payload, "{}");
+        br_job_dispose(&j);
+    }
+}
+
 static void
 test_job_lane_order(void **state)
 {
@@ -1053,6 +1081,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_job_dead_task_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_next_at_and_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_recover_and_waiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_note_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writes_fail_and_recover, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
