@@ -87,8 +87,9 @@ nothing fails on a figure (this is not a test and is not in ctest).  Everything 
 5. An idle day.  The bridge with no chats, once on an empty store and once on a store of
    --idle-conversations earlier conversations (loader.py; the newest a day old) of
    which 15% of the tasks are still open, with tracker.poll_interval_s 1 (60 times the
-   default's pace) for --idle-seconds.  Printed: the tracker requests the fake Planfix got,
-   and what they stand for over a day at the default 60 s.  Goal: at most 50 a day.
+   default's pace): 5 s for the start, then --idle-seconds.  Printed: the tracker requests
+   the fake Planfix got in each, and what they stand for over a day at the default 60 s.
+   Goal: at most 50 a day.
 
 Machine: CPU model, cores, memory, kernel, Debian, load average before and after, date,
 git commit of the tree, wrk, nginx and SQLite versions.  wrk runs on the same cores as the
@@ -783,25 +784,27 @@ def part_idle(args, report):
                 opened = 0
             launch(bridge)
             h.wait_until(lambda: bridge.get("/healthz", timeout=10).status == 200, timeout=60)
-            before = len(fakes.planfix_requests())
+            # What a start costs (with open tasks: one poll for the webhooks missed while it was down).
+            time.sleep(5)
+            at_start = len(fakes.planfix_requests())
             log("idle: %s, %d s" % (label, args.idle_seconds))
             time.sleep(args.idle_seconds)
-            sent = len(fakes.planfix_requests()) - before
+            sent = len(fakes.planfix_requests()) - at_start
             stop = stop_bridge(bridge)
         finally:
             bridge.cleanup()
             fakes.cleanup()
         # At poll_interval_s 1 a poll that ran would ask once a second: 60 x the default's pace.
-        per_day = sent / float(args.idle_seconds) * 86400 / 60
-        rows.append([label, num(opened), "%d s" % args.idle_seconds, num(sent), "%.0f" % per_day, stop,
-                     met(per_day <= 50)])
+        per_day = at_start + sent / float(args.idle_seconds) * 86400 / 60
+        rows.append([label, num(opened), num(at_start), "%d s" % args.idle_seconds, num(sent), "%.0f" % per_day,
+                     stop, met(per_day <= 50)])
     report.append("## 5. An idle day\n\nThe bridge on a day with no chats, with `tracker.poll_interval_s` 1 (60 "
-                  "times the default's pace, so that a poll that ran would show at once), for --idle-seconds; "
-                  "the tracker requests the fake Planfix received, and the day at the default 60 s that they "
-                  "stand for (requests / seconds x 86,400 / 60).  Goal: an idle day costs at most 50 tracker "
-                  "requests.\n")
-    report.append(table(["store", "open tasks", "watched", "tracker requests", "a day at poll_interval_s 60",
-                         "bridge stop", "goal"], rows))
+                  "times the default's pace, so that a poll that ran would show at once): the tracker requests "
+                  "the fake Planfix received in the first 5 s (the start) and over the next --idle-seconds, and the "
+                  "day at the default 60 s that they stand for (start + requests / seconds x 86,400 / 60).  Goal: "
+                  "an idle day costs at most 50 tracker requests.\n")
+    report.append(table(["store", "open tasks", "requests at the start", "then watched", "tracker requests",
+                         "a day at poll_interval_s 60", "bridge stop", "goal"], rows))
 
 
 # --- main -------------------------------------------------------------------------

@@ -89,6 +89,37 @@ class TestTheWaitAdapts(BatchingCase):
         self.assertIn("batching: the tracker keeps up again: messages wait coalesce_ms (1000 ms)", log)
         self.assertEqual([m["state"] for m in self.timeline(1, "message")[1:]], ["in_comment"] * 5)
 
+    def test_a_new_chat_while_the_tracker_is_behind_waits_and_its_task_carries_the_messages(self):
+        self.start_admin(tracker={"requests_per_second": 1, "coalesce_ms": 1000, "coalesce_max_s": 40,
+                                  "timeout_ms": 60000})
+        task_y, _ = self.open_chat("client-y")
+        self.wait_idle(timeout=20)
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/" % task_y, "action": "delay",
+                                       "seconds": 12, "effect": True}])
+        self.post(chat_event("chatFragment", "client-y",
+                             [msg("y%d" % i, "y says %d" % i, created_at=T0 + i * 10) for i in range(30)]))
+        wait_until(lambda: self.wait_gauge() >= 20, timeout=20,
+                   message=lambda: "the wait did not widen: %s s" % self.wait_gauge())
+        # A new visitor writes three messages over 4 s and gives the e-mail in the last one.
+        self.post(chat_event("chatStarted", "client-z", [msg("za", "hello there")]))
+        time.sleep(2)
+        self.post(chat_event("chatFragment", "client-z", [msg("zb", "is it blue")]))
+        time.sleep(2)
+        self.post(chat_event("chatFragment", "client-z", [msg("zc", "my e-mail is below")],
+                             email="zoe@example.org"))
+        [_, task] = self.wait_task(2, timeout=60)
+        self.wait_idle(timeout=60)
+        # One task made after the wait, with all three in its description; no comment for them.
+        for text in ("hello there", "is it blue", "my e-mail is below"):
+            self.assertIn(text, task["description"])
+        self.assertEqual(self.comment_posts(task["id"]), [])
+        # Its contact was made once, with the e-mail given during the wait, and never updated.
+        contacts = [p for p in self.pf("/contact/", "POST") if p["body"].get("email") == "zoe@example.org"]
+        self.assertEqual(len(contacts), 1)
+        self.assertEqual([p for p in self.fakes.planfix_requests(method="POST")
+                          if re.match(r"^/rest/contact/\d+$", p["path"])], [])
+        self.assertEqual({m["state"] for m in self.messages(2).values()}, {"in_description"})
+
     def test_coalesce_max_0_never_widens(self):
         self.start_admin(tracker={"requests_per_second": 1, "coalesce_ms": 1000, "coalesce_max_s": 0,
                                   "timeout_ms": 60000})
