@@ -34,6 +34,16 @@ class BatchingCase(AdminCase):
         [up] = [u for u in self.api("overview")["upstreams"] if u["name"] == "tracker"]
         return up["coalesce_wait_ms"]
 
+    def fall_behind(self, task_y):
+        """The tracker falls behind: Y's comment hangs 12 s and thirty jobs wait behind it; the
+        wait widens to 20 s or more."""
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/" % task_y, "action": "delay",
+                                       "seconds": 12, "effect": True}])
+        self.post(chat_event("chatFragment", "client-y",
+                             [msg("y%d" % i, "y says %d" % i, created_at=T0 + i * 10) for i in range(30)]))
+        wait_until(lambda: self.wait_gauge() >= 20, timeout=20,
+                   message=lambda: "the wait did not widen: %s s" % self.wait_gauge())
+
     def messages(self, conv):
         return {m["text"]: m for m in self.timeline(conv, "message")}
 
@@ -48,13 +58,7 @@ class TestTheWaitAdapts(BatchingCase):
         self.assertEqual(self.wait_gauge(), 1.0)
         self.assertEqual(self.tracker_wait_ms(), 1000)
 
-        # The tracker falls behind: Y's comment hangs for a while and thirty jobs wait behind it.
-        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/" % task_y, "action": "delay",
-                                       "seconds": 12, "effect": True}])
-        self.post(chat_event("chatFragment", "client-y",
-                             [msg("y%d" % i, "y says %d" % i, created_at=T0 + i * 10) for i in range(30)]))
-        wait_until(lambda: self.wait_gauge() >= 20, timeout=20,
-                   message=lambda: "the wait did not widen: %s s" % self.wait_gauge())
+        self.fall_behind(task_y)
         self.assertGreaterEqual(self.tracker_wait_ms(), 20000)
 
         # A burst in X spread wider than coalesce_ms still lands in one comment, in order.
@@ -94,12 +98,7 @@ class TestTheWaitAdapts(BatchingCase):
                                   "timeout_ms": 60000})
         task_y, _ = self.open_chat("client-y")
         self.wait_idle(timeout=20)
-        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/" % task_y, "action": "delay",
-                                       "seconds": 12, "effect": True}])
-        self.post(chat_event("chatFragment", "client-y",
-                             [msg("y%d" % i, "y says %d" % i, created_at=T0 + i * 10) for i in range(30)]))
-        wait_until(lambda: self.wait_gauge() >= 20, timeout=20,
-                   message=lambda: "the wait did not widen: %s s" % self.wait_gauge())
+        self.fall_behind(task_y)
         # A new visitor writes three messages over 4 s and gives the e-mail in the last one.
         self.post(chat_event("chatStarted", "client-z", [msg("za", "hello there")]))
         time.sleep(2)
