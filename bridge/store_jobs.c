@@ -240,9 +240,17 @@ br_store_job_count(struct br_store *s, int state)
 int
 br_store_job_backlog(struct br_store *s, const char *upstream, int64_t now_ms, int64_t *n)
 {
-    /* Over the partial index of open jobs (state<2 names it), once a second: batching.c. */
+    /*
+     * Over the partial index of open jobs (state<2 names it), once a second:
+     * batching.c.  A lane held by a dead task creation (LANE_FREE) sends
+     * nothing until someone retries it: its jobs are no backlog, or the
+     * wait would stay wide for every chat.  The dead tasks are few, listed
+     * once per count over the index of jobs not done.
+     */
     sqlite3_stmt *st = br_sql_bind(s, "SELECT count(*) FROM jobs WHERE upstream=? AND state=0 AND state<2 "
-                                      "AND next_at<=?", "ti", upstream, now_ms);
+                                      "AND next_at<=? AND lane NOT IN "
+                                      "(SELECT lane FROM jobs WHERE state<>2 AND state=3 AND kind='task')",
+                                   "ti", upstream, now_ms);
     int rc = br_sql_row(s, st);
 
     *n = 0;

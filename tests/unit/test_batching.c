@@ -223,6 +223,21 @@ test_refresh_counts_the_backlog(void **state)
     assert_int_equal(b.quota, 20000);
     assert_int_equal(br_batching_current_ms(&b, &cfg), 300000);
     assert_int_equal(budget.asked, 5);
+    budget.projected = 0;
+    budget.quota = 0;
+
+    /* A lane held by a dead task creation sends nothing: its comments are no backlog. */
+    assert_int_equal(br_store_job_add_at(store, "t:4", "tracker", "task", 4, "{}", now - 1000, &id), 0);
+    assert_int_equal(br_store_job_finish(store, id, BR_JOB_DEAD, 5, 0, false, "refused", NULL, NULL), 0);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(br_store_job_add_at(store, "t:4", "tracker", "comment", 4, "{}", now - 1000, &id), 0);
+    br_batching_refresh(&b, store, &cfg, now + 64000);
+    assert_int_equal(b.backlog, 13);
+    assert_int_equal(br_batching_current_ms(&b, &cfg), 13000);
+    /* Retried (queued again), the task holds its lane no more: its jobs count. */
+    assert_int_equal(br_store_job_finish(store, id - 30, BR_JOB_QUEUED, 0, 0, false, NULL, NULL, NULL), 0);
+    br_batching_refresh(&b, store, &cfg, now + 65000);
+    assert_int_equal(b.backlog, 44);
 
     br_store_free(store);
     free(path);
