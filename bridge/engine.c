@@ -1,4 +1,12 @@
+/*
+ * engine.c - the bridge's work on the loop: webhooks stored in the inbox
+ * are applied, jobs are handed to their upstreams, and the housekeeping
+ * tick keeps it all going; config generations (reload.h) and the
+ * upstreams live here too.  The daily quota is engine_budget.c, the
+ * poll engine_poll.c, what it shows engine_status.c.
+ */
 #include "engine.h"
+#include "engine_impl.h"
 
 #include "budget.h"
 #include "config.h"
@@ -8,7 +16,6 @@
 #include "env.h"
 #include "jobs/jobs.h"
 #include "log.h"
-#include "poll_plan.h"
 #include "queue.h"
 #include "store.h"
 #include "tracker.h"
@@ -16,14 +23,15 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /*
  * How the engine is driven:
  *  - br_engine_kick (after a webhook was committed) starts the work timer
  *    at once, or, while webhooks keep coming, a little later;
  *  - the housekeeping tick (every TICK_MS) runs the same work: it picks up
- *    jobs whose backoff has expired and inbox rows left by a crash.
+ *    jobs whose backoff has expired and inbox rows left by a crash;
+ *  - the wake: a job that waits for its time and comes due before the
+ *    next tick starts at that time (arm_wake).
  * The work is: apply pending inbox rows (conversation.c), then hand ready
  * jobs to their upstreams (queue.c; each upstream keeps its own rate).
  *
@@ -48,70 +56,6 @@
  * I/O, so the work would starve the webhooks it is meant to leave room for.
  */
 #define NEXT_ITERATION_MS 1
-
-/*
- * An upstream the engine made: the tracker's or a channel's Chatra
- * account.  They outlive generations: a reload keeps their pauses and
- * spacing and only changes their rates; a channel a reload adds gets its
- * own, and one it removes keeps its own until the next start.
- */
-struct engine_up {
-    char *name;                /* "tracker" or "chatra:<channel>" */
-    struct br_upstream *up;
-};
-
-/*
- * A config generation (see reload.h): the config, one reference held, and
- * the env made from it (env.h).  New work takes e->gen; the older ones
- * wait in e->retired until no running job holds them (the tick frees them).
- */
-struct generation {
-    struct br_env env;
-    struct br_config *cfg;
-    struct generation *next;   /* in e->retired */
-};
-
-struct br_engine {
-    uv_loop_t *loop;
-    struct br_http_client *http;
-    uv_timer_t work;
-    uv_timer_t tick;
-    uv_timer_t poll;           /* the poll's check (poll_plan.h), every poll_interval_s */
-    long poll_s;               /* that interval (0: the poll is off) */
-    int64_t poll_step_ms;      /* the poll's interval in force (0: not polling) */
-    int64_t poll_queued_at;    /* when the last poll was queued (0: none since the start) */
-    int64_t poll_counted;      /* the last poll (its "poll_since") whose findings the plan has had */
-    int64_t webhook_at;        /* when the last tracker webhook was applied (0: none since the start) */
-    struct br_store *store;
-    struct br_queue *queue;
-    struct generation *gen;    /* the config and what is made from it, for new work */
-    struct generation *retired; /* older generations that running jobs still hold */
-    struct br_upstream *tracker_up;
-    struct br_budget *budget;  /* the tracker's requests today, against tracker.daily_quota */
-    int64_t budget_hold;       /* the end of the day the tracker is held for its spent quota, 0: not held */
-    struct br_upstream *crm_up;   /* enrich's CRM, made when a config first has one */
-    char *company_busy[BR_ENV_COMPANY_SLOTS]; /* env.h: shared by every generation */
-    /*
-     * How long messages wait for the next ones (batching.h), shared by
-     * every generation.  Its budget hook (batching.budget) is where the
-     * day's quota comes in; without it the wait follows the backlog only.
-     */
-    struct br_batching batching;
-    struct engine_up *ups;
-    size_t n_ups;
-    int closing;
-    int pending_closes;
-    int64_t last_retention;
-    int64_t last_crm_prune;
-    uint64_t intake_window;    /* start of the current BUSY_WINDOW_MS window */
-    unsigned intake_n, intake_prev; /* webhooks in this window and in the one before */
-    int inbox_solo;            /* rows still to apply one at a time after a failed batch */
-    void (*close_done)(void *);
-    void *close_arg;
-};
-
-static void schedule_work(struct br_engine *e);
-static void check_budget(struct br_engine *e, int64_t now);
 
 /*
  * Applies inbox rows for up to budget_ms; returns 1 when rows are left
@@ -198,6 +142,7 @@ intake_busy(struct br_engine *e)
 }
 
 static void on_work(uv_timer_t *t);
+static void arm_wake(struct br_engine *e);
 
 static void
 work(struct br_engine *e)
@@ -214,6 +159,32 @@ work(struct br_engine *e)
     if (process_inbox(e, busy ? SLICE_BUSY_MS : SLICE_IDLE_MS))
         uv_timer_start(&e->work, on_work, busy ? BUSY_DELAY_MS : NEXT_ITERATION_MS, 0);
     br_queue_dispatch(e->queue);
+    arm_wake(e);
+}
+
+static void
+on_wake(uv_timer_t *t)
+{
+    struct br_engine *e = t->data;
+
+    br_queue_undry(e->queue); /* its time has come: the store is asked again */
+    work(e);
+}
+
+/*
+ * A job that waits for its time (a burst's coalesce_ms, a backoff, a new
+ * task's short wait for Chatra's visitor data) starts when it comes due,
+ * not at the next tick: the wake is set for the earliest one due before
+ * the tick.  One indexed look per upstream.
+ */
+static void
+arm_wake(struct br_engine *e)
+{
+    int64_t now = br_now_ms();
+    int64_t due = br_queue_next_due(e->queue, now);
+
+    if (due > 0 && due - now < TICK_MS)
+        uv_timer_start(&e->wake, on_wake, (uint64_t)(due - now), 0);
 }
 
 static void
@@ -360,7 +331,7 @@ on_tick(uv_timer_t *t)
     if (!e->closing) {
         int64_t now = br_now_ms();
         br_budget_flush(e->budget, now);
-        check_budget(e, now);
+        br_engine_check_budget(e, now);
     }
     br_queue_undry(e->queue); /* backoffs may have run out */
     work(e);
@@ -386,132 +357,6 @@ on_tick(uv_timer_t *t)
         BR_STORE_TX(e->store, br_store_crm_cache_prune(e->store, e->last_crm_prune -
                                                               (cfg->crm ? (int64_t)cfg->crm_cache_ttl_s * 1000 : 0)));
     }
-}
-
-/* ---- the tracker's daily budget (budget.h) ---------------------------------- */
-
-/* The budget's figures for the messages' wait (batching.h's budget hook). */
-static void
-batching_budget(void *arg, int64_t now_ms, double *projected, long *quota)
-{
-    struct br_engine *e = arg;
-
-    *projected = br_budget_projected(e->budget, now_ms);
-    *quota = br_budget_quota(e->budget);
-}
-
-/*
- * Holds the tracker's upstream until the day ends once today's requests
- * reach tracker.daily_quota, and lifts the hold when a reload raised the
- * quota.  Jobs wait meanwhile: the queue starts none on a held upstream,
- * and a request already queued in it waits there; no attempt is counted.
- */
-static void
-check_budget(struct br_engine *e, int64_t now)
-{
-    if (e->budget_hold != 0 && now >= e->budget_hold) {
-        br_info("tracker: a new day: requests go to %s again", e->gen->cfg->tracker->label);
-        e->budget_hold = 0;
-    }
-    if (br_budget_exhausted(e->budget, now)) {
-        int64_t end = br_budget_day_end(e->budget, now);
-        if (e->budget_hold != end) {
-            time_t t = (time_t)(end / 1000);
-            struct tm tm;
-            char when[32];
-            gmtime_r(&t, &tm);
-            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-            e->budget_hold = end;
-            br_upstream_hold_until(e->tracker_up, end);
-            br_warn("tracker: %llu request(s) today reach tracker.daily_quota (%ld): nothing more goes to %s "
-                    "until the day ends, at %s (in %lld s); jobs wait",
-                    (unsigned long long)br_budget_used_today(e->budget, now), br_budget_quota(e->budget),
-                    e->gen->cfg->tracker->label, when, (long long)((end - now + 999) / 1000));
-        }
-    } else if (e->budget_hold != 0) {
-        br_info("tracker: tracker.daily_quota (%ld) is above today's %llu request(s): requests go on",
-                br_budget_quota(e->budget), (unsigned long long)br_budget_used_today(e->budget, now));
-        e->budget_hold = 0;
-        br_upstream_hold_until(e->tracker_up, 0);
-        br_queue_undry(e->queue);
-        schedule_work(e);
-    }
-}
-
-/* The tracker's upstream sent a request: it counts. */
-static void
-on_tracker_sent(void *arg)
-{
-    struct br_engine *e = arg;
-    int64_t now = br_now_ms();
-
-    br_budget_spend(e->budget, now);
-    check_budget(e, now);
-}
-
-static void
-on_tracker_told_left(void *arg, long left)
-{
-    struct br_engine *e = arg;
-
-    br_budget_told_left(e->budget, left);
-}
-
-/*
- * The tracker poll: a safety net for reply webhooks that never came
- * (Redmine: the only way).  Every poll_interval_s a check asks the plan
- * (poll_plan.h) whether to poll now; a check that does not poll costs two
- * indexed queries and no request.
- */
-static void
-on_poll(uv_timer_t *t)
-{
-    struct br_engine *e = t->data;
-    struct br_poll_facts f = {0};
-    struct br_poll_plan p;
-    int64_t now = br_now_ms(), ended;
-
-    if (e->closing || br_store_failing(e->store) || br_queue_waiting(e->queue, 'p', 0, "poll"))
-        return;
-    f.interval_ms = (int64_t)e->poll_s * 1000;
-    f.polled_only = e->gen->env.tracker->ops->kind->polled_only;
-    if (br_store_tasks_open(e->store, now - BR_POLL_ACTIVE_MS, &f.open, &f.active) != 0)
-        return;
-    f.webhooks = e->webhook_at > 0 && now - e->webhook_at < BR_POLL_ACTIVE_MS;
-    /* A poll that went through wrote where it started; "poll_found" the same when it found something new. */
-    ended = br_store_meta_int(e->store, "poll_since", 0);
-    if (ended != e->poll_counted) {
-        f.found = br_store_meta_int(e->store, "poll_found", 0) == ended ? BR_POLL_FOUND_NEW : BR_POLL_FOUND_NOTHING;
-        e->poll_counted = ended;
-    }
-    f.since_ms = e->poll_queued_at > 0 ? now - e->poll_queued_at : -1;
-    f.step_ms = e->poll_step_ms;
-    p = br_poll_decide(&f);
-    if (p.step_ms != e->poll_step_ms) {
-        if (p.step_ms == 0)
-            br_info("poll: paused: %s", f.open ? "no open task is active" : "no task is open");
-        else
-            br_log(e->poll_step_ms == 0 ? BR_LOG_INFO : BR_LOG_DEBUG, "poll: every %lld s",
-                   (long long)(p.step_ms / 1000));
-        e->poll_step_ms = p.step_ms;
-    }
-    if (p.poll && BR_STORE_TX(e->store, br_env_add_job(&e->gen->env, 'p', "tracker", "poll", 0, json_object())) == 0) {
-        e->poll_queued_at = now;
-        schedule_work(e);
-    }
-}
-
-/* The poll's check every interval_s seconds (0: none); an unchanged interval keeps its timer's phase. */
-static void
-set_poll(struct br_engine *e, long interval_s)
-{
-    if (interval_s == e->poll_s)
-        return;
-    e->poll_s = interval_s;
-    e->poll_step_ms = 0; /* the plan starts again from the new interval */
-    uv_timer_stop(&e->poll);
-    if (interval_s > 0)
-        uv_timer_start(&e->poll, on_poll, (uint64_t)interval_s * 1000, (uint64_t)interval_s * 1000);
 }
 
 static struct br_upstream *
@@ -594,29 +439,25 @@ br_engine_new(struct br_engine **out, uv_loop_t *loop, struct br_config *cfg, st
     }
     e->queue = br_queue_new(cfg, store, NULL, br_jobs_start, on_queue_wake, e);
     set_upstreams(e, cfg);
-    /* Only the tracker's requests count against its daily quota. */
-    e->budget = br_budget_new(store, cfg->tracker_daily_quota, br_now_ms());
-    br_upstream_on_sent(e->tracker_up, on_tracker_sent, e);
-    br_upstream_on_told_left(e->tracker_up, on_tracker_told_left, e);
-    /* The messages' wait widens as the day's projected use nears the quota (batching.h). */
-    e->batching.budget = batching_budget;
-    e->batching.budget_arg = e;
+    br_engine_budget_attach(e, cfg);
     uv_timer_init(loop, &e->work);
     uv_timer_init(loop, &e->tick);
+    uv_timer_init(loop, &e->wake);
     e->work.data = e;
     e->tick.data = e;
+    e->wake.data = e;
     br_store_job_recover_inflight(store, &recovered);
     if (recovered)
         br_info("engine: %lld job(s) were in flight when the bridge stopped; they check before writing again",
                 (long long)recovered);
     gen_start(e, g);
-    check_budget(e, br_now_ms()); /* a restart on a day whose quota is spent */
+    br_engine_check_budget(e, br_now_ms()); /* a restart on a day whose quota is spent */
     uv_timer_start(&e->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_init(loop, &e->poll);
     e->poll.data = e;
     /* The last poll before the stop is not news (the plan polls once after a start when a task is open). */
     e->poll_counted = br_store_meta_int(store, "poll_since", 0);
-    set_poll(e, cfg->poll_interval_s);
+    br_engine_set_poll(e, cfg->poll_interval_s);
     uv_timer_start(&e->work, on_work, 0, 0);
     *out = e;
     return 0;
@@ -637,115 +478,13 @@ br_engine_reload(struct br_engine *e, struct br_config *cfg)
     if (cfg->tracker_daily_quota != br_budget_quota(e->budget)) {
         br_info("reload: tracker.daily_quota %ld -> %ld", br_budget_quota(e->budget), cfg->tracker_daily_quota);
         br_budget_set_quota(e->budget, cfg->tracker_daily_quota);
-        check_budget(e, br_now_ms());
+        br_engine_check_budget(e, br_now_ms());
     }
-    set_poll(e, cfg->poll_interval_s);
+    br_engine_set_poll(e, cfg->poll_interval_s);
     /* A new channel's jobs, or a faster rate: look at every upstream again. */
     br_queue_undry(e->queue);
     schedule_work(e);
     return 0;
-}
-
-size_t
-br_engine_upstream_count(const struct br_engine *e)
-{
-    return e->n_ups;
-}
-
-struct br_upstream *
-br_engine_upstream(const struct br_engine *e, size_t i, const char **name)
-{
-    if (i >= e->n_ups)
-        return NULL;
-    if (name)
-        *name = e->ups[i].name;
-    return e->ups[i].up;
-}
-
-struct br_budget *
-br_engine_budget(const struct br_engine *e)
-{
-    return e->budget;
-}
-
-const char *
-br_engine_upstream_state(const struct br_upstream *u)
-{
-    struct br_upstream_health h;
-
-    br_upstream_health(u, &h);
-    return br_upstream_paused_until(u) ? "paused" : h.failures > 0 ? "failing" : "ok";
-}
-
-/* The tracker's "quota": its daily quota (null: none), today's requests, and what is left (null: unknown). */
-static void
-budget_status(const struct br_budget *b, struct br_buf *out)
-{
-    int64_t now = br_now_ms();
-    long left = br_budget_left(b, now);
-
-    br_buf_printf(out, ",\"quota\":{\"daily\":");
-    if (br_budget_quota(b) > 0)
-        br_buf_printf(out, "%ld", br_budget_quota(b));
-    else
-        br_buf_puts(out, "null");
-    br_buf_printf(out, ",\"used_today\":%llu,\"left\":", (unsigned long long)br_budget_used_today(b, now));
-    if (left >= 0)
-        br_buf_printf(out, "%ld}", left);
-    else
-        br_buf_puts(out, "null}");
-}
-
-void
-br_engine_status(struct br_engine *e, struct br_buf *out)
-{
-    struct br_store *st = e->store;
-
-    br_buf_printf(out, "{\"inbox_pending\":%lld,\"jobs\":{\"queued\":%lld,\"in_flight\":%u,\"dead\":%lld},\"upstreams\":[",
-                  (long long)br_store_inbox_pending(st), (long long)br_store_job_count(st, BR_JOB_QUEUED),
-                  br_queue_running(e->queue), (long long)br_store_job_count(st, BR_JOB_DEAD));
-    for (size_t i = 0; i < e->n_ups; i++) {
-        struct engine_up *u = &e->ups[i];
-        struct br_upstream_health h;
-
-        br_upstream_health(u->up, &h);
-        br_buf_printf(out, "%s{\"name\":\"%s\",\"state\":\"%s\",\"queued\":%zu,\"in_flight\":%zu,\"sent\":%llu,"
-                           "\"paused_until\":%lld,\"quota_left\":%ld",
-                      i ? "," : "", u->name, br_engine_upstream_state(u->up), br_upstream_queued(u->up),
-                      br_upstream_inflight(u->up), (unsigned long long)br_upstream_sent(u->up),
-                      (long long)br_upstream_paused_until(u->up), br_upstream_quota_left(u->up));
-        if (u->up == e->tracker_up)
-            budget_status(e->budget, out);
-        if (h.failures > 0) {
-            json_t *err = json_string(h.last_error ? h.last_error : "");
-            char *text;
-            if (err == NULL) {
-                /* Not UTF-8 (a proxy's page, say): shown escaped, as the log would. */
-                char *safe = br_log_escape(h.last_error, 500);
-                err = json_string(safe);
-                free(safe);
-            }
-            text = err ? json_dumps(err, JSON_ENCODE_ANY) : NULL;
-            br_buf_printf(out, ",\"last_error\":%s,\"failing_since\":%lld,\"failures\":%u", text ? text : "\"\"",
-                          (long long)h.failing_since, h.failures);
-            free(text);
-            json_decref(err);
-        }
-        br_buf_puts(out, "}");
-    }
-    br_buf_puts(out, "]}");
-}
-
-int64_t
-br_engine_coalesce_wait_ms(const struct br_engine *e)
-{
-    return br_batching_current_ms(&e->batching, e->gen->cfg);
-}
-
-unsigned
-br_engine_running(const struct br_engine *e)
-{
-    return br_queue_running(e->queue);
 }
 
 void
@@ -780,10 +519,11 @@ br_engine_close(struct br_engine *e, void (*done)(void *arg), void *arg)
     br_queue_close(e->queue);
     e->close_done = done;
     e->close_arg = arg;
-    e->pending_closes = 3 + (int)e->n_ups;
+    e->pending_closes = 4 + (int)e->n_ups;
     uv_close((uv_handle_t *)&e->poll, closed_handle);
     uv_close((uv_handle_t *)&e->work, closed_handle);
     uv_close((uv_handle_t *)&e->tick, closed_handle);
+    uv_close((uv_handle_t *)&e->wake, closed_handle);
     for (size_t i = 0; i < e->n_ups; i++)
         br_upstream_close(e->ups[i].up, closed_one, e);
 }

@@ -508,6 +508,25 @@ br_queue_dispatch(struct br_queue *q)
     }
 }
 
+int64_t
+br_queue_next_due(struct br_queue *q, int64_t now)
+{
+    int64_t next = 0;
+
+    for (size_t u = 0; u < q->n_ups && !q->closing; u++) {
+        struct lane_up *lu = q->ups[u];
+        int64_t at;
+
+        /* A full upstream looks again when a job ends; a paused one when its pause ends (the tick). */
+        if (lu->running >= UPSTREAM_DEPTH || br_upstream_paused_until(lu->up))
+            continue;
+        at = br_store_job_next_due(q->store, lu->name, now);
+        if (at > 0 && (next == 0 || at < next))
+            next = at;
+    }
+    return next;
+}
+
 int
 br_queue_settle(struct br_queue *q)
 {

@@ -99,6 +99,12 @@ bool br_queue_waiting(struct br_queue *q, char lane_kind, int64_t conv_id, const
 void br_queue_wake(struct br_queue *q);
 /* Starts the ready jobs each upstream has room for. */
 void br_queue_dispatch(struct br_queue *q);
+/*
+ * When a job waiting for its time (a burst's wait, a backoff, a later)
+ * comes due on an upstream that could start it (wall clock, ms); 0: none
+ * does.  A paused upstream's jobs wait for the pause's end, not for this.
+ */
+int64_t br_queue_next_due(struct br_queue *q, int64_t now);
 /* Backoffs may have run out: every upstream is asked again at the next dispatch. */
 void br_queue_undry(struct br_queue *q);
 /*

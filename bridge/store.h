@@ -336,6 +336,11 @@ int br_store_job_ready(struct br_store *s, const char *upstream, int64_t now,
 /* The same, the urgent ones only. */
 int br_store_job_ready_urgent(struct br_store *s, const char *upstream, int64_t now,
                               struct br_job *out, size_t max, size_t *n);
+/*
+ * When the next of an upstream's queued jobs comes due after now (wall
+ * clock, ms), lane or not; 0 when none waits for a later time.
+ */
+int64_t br_store_job_next_due(struct br_store *s, const char *upstream, int64_t now);
 int br_store_job_get(struct br_store *s, int64_t id, struct br_job *out);
 int br_store_job_start(struct br_store *s, int64_t id);
 int br_store_job_payload(struct br_store *s, int64_t id, const char *payload);

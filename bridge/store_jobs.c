@@ -138,6 +138,21 @@ br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct
                       out, max, n);
 }
 
+int64_t
+br_store_job_next_due(struct br_store *s, const char *upstream, int64_t now)
+{
+    /* Over jobs_open: one step down the index, however many jobs wait. */
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT next_at FROM jobs WHERE upstream=? AND state=0 AND state<2 AND next_at>? "
+                                      "ORDER BY next_at LIMIT 1", "ti", upstream, now);
+    int64_t at = 0;
+
+    if (br_sql_row(s, st) == 0) {
+        at = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+    }
+    return at;
+}
+
 int
 br_store_job_get(struct br_store *s, int64_t id, struct br_job *out)
 {

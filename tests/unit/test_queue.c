@@ -705,6 +705,43 @@ test_delayed_add(void **state)
     assert_true(running(f, id));
 }
 
+/*
+ * The next time a waiting job comes due, for the engine's wake: the
+ * earliest over the upstreams that could start it; not a job due already,
+ * not an upstream whose depth is full.
+ */
+static void
+test_next_due(void **state)
+{
+    struct fx *f = *state;
+    int64_t now = br_now_ms();
+    int64_t soon, later, due, chatra;
+    struct br_job j;
+
+    assert_int_equal(br_queue_next_due(f->q, now), 0);
+    later = add(f, "tracker", "comment", new_conv(f, "dev-1"), 1, 30000);
+    soon = add(f, "tracker", "comment", new_conv(f, "dev-2"), 2, 150);
+    chatra = add(f, "chatra:shop", "reply", new_conv(f, "dev-3"), 3, 90000);
+    due = add(f, "tracker", "comment", new_conv(f, "dev-4"), 4, 0);
+    j = job(f, soon);
+    assert_int_equal(br_queue_next_due(f->q, br_now_ms()), j.next_at);
+    br_job_dispose(&j);
+    /* Once it is due, the next one is the later comment. */
+    make_due(f, soon);
+    j = job(f, later);
+    assert_int_equal(br_queue_next_due(f->q, br_now_ms()), j.next_at);
+    br_job_dispose(&j);
+    /* The tracker's depth full: only Chatra's job can start when it comes due. */
+    for (int i = 0; i < 4; i++)
+        add(f, "tracker", "comment", new_conv(f, "dev-full"), 10 + i, 0);
+    br_queue_dispatch(f->q);
+    assert_true(running(f, due));
+    assert_true(running(f, soon));
+    j = job(f, chatra);
+    assert_int_equal(br_queue_next_due(f->q, br_now_ms()), j.next_at);
+    br_job_dispose(&j);
+}
+
 /* waiting: a job of that kind is still to run in that lane. */
 static void
 test_waiting(void **state)
@@ -853,6 +890,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_fail_and_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delayed_add, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recorded_refused, setup, teardown),
