@@ -10,11 +10,13 @@
 #define DAY_MS_DEFAULT (86400LL * 1000)
 #define WRITE_EVERY_MS 1000
 /*
- * The recent pace is counted in PACE_BUCKETS slices of a 1/144 of a day
- * (10 s slices of 10 minutes by default), so it costs a fixed array
- * however many requests go out.
+ * The recent pace is counted in PACE_BUCKETS slices of a 1/24 of a day
+ * (1-minute slices of the last hour by default), so it costs a fixed
+ * array however many requests go out.  An hour, not less: a site's busy
+ * ten minutes, taken as the day's pace, would widen the messages' wait
+ * (batching.h) on a day far below its quota.
  */
-#define PACE_SHARE 144
+#define PACE_SHARE 24
 #define PACE_BUCKETS 60
 
 struct pace_bucket {
@@ -207,7 +209,7 @@ br_budget_projected(const struct br_budget *b, int64_t now_ms)
             recent += b->pace[i].n;
     /*
      * The pace over the window times the rest of the day: with a day of
-     * 86,400 s the window is exactly 1/144 of it, so this is recent x 144 x
+     * 86,400 s the window is exactly 1/24 of it, so this is recent x 24 x
      * (share of the day left); a short scenario day rounds the window down
      * to whole milliseconds per slice, and the pace is taken over that.
      */

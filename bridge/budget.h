@@ -50,7 +50,7 @@ long br_budget_left(const struct br_budget *b, int64_t now_ms);
 bool br_budget_exhausted(const struct br_budget *b, int64_t now_ms);
 /*
  * The day's use at the recent pace: used today + (requests over the last
- * 1/144 of a day) x 144 x (share of the day left).
+ * 1/24 of a day, an hour) x 24 x (share of the day left).
  */
 double br_budget_projected(const struct br_budget *b, int64_t now_ms);
 /* Writes the count to the store when it changed since the last write. */

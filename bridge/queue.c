@@ -167,6 +167,20 @@ br_queue_waiting(struct br_queue *q, char lane_kind, int64_t conv_id, const char
 }
 
 void
+br_queue_hasten(struct br_queue *q, char lane_kind, int64_t conv_id, const char *kind, int64_t within_ms)
+{
+    char *lane = br_queue_lane(lane_kind, conv_id);
+    int64_t n = 0;
+
+    /* If this fails, the job runs at its time all the same. */
+    if (br_store_job_hasten(q->store, lane, kind, br_now_ms(), within_ms, &n) == 0 && n > 0) {
+        br_queue_undry(q);
+        br_queue_wake(q);
+    }
+    free(lane);
+}
+
+void
 br_queue_undry(struct br_queue *q)
 {
     for (size_t i = 0; i < q->n_ups; i++)

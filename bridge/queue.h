@@ -95,6 +95,12 @@ int br_queue_add_id(struct br_queue *q, char lane_kind, const char *upstream, co
 /* Whether a job of this kind still waits in lane lane_kind:conv_id. */
 bool br_queue_waiting(struct br_queue *q, char lane_kind, int64_t conv_id, const char *kind);
 
+/*
+ * What a job of kind in lane lane_kind:conv_id waited for has come: if it
+ * waits to run within within_ms (a short step, never a longer wait such
+ * as a burst's), it runs now.
+ */
+void br_queue_hasten(struct br_queue *q, char lane_kind, int64_t conv_id, const char *kind, int64_t within_ms);
 /* A job was added outside the engine's own work (e.g. by housekeeping): dispatch soon. */
 void br_queue_wake(struct br_queue *q);
 /* Starts the ready jobs each upstream has room for. */

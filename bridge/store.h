@@ -368,6 +368,12 @@ int br_store_job_backlog(struct br_store *s, const char *upstream, int64_t now_m
  */
 typedef void (*br_job_depth_cb)(void *arg, const char *upstream, int state, int64_t count, int64_t oldest_at);
 int br_store_job_depths(struct br_store *s, br_job_depth_cb cb, void *arg);
+/*
+ * Makes the jobs of this lane and kind that wait to run within within_ms
+ * of now due now; *n says how many.
+ */
+int br_store_job_hasten(struct br_store *s, const char *lane, const char *kind, int64_t now, int64_t within_ms,
+                        int64_t *n);
 /* true when a job of this lane and kind is still waiting to run */
 bool br_store_job_waiting(struct br_store *s, const char *lane, const char *kind);
 /* Sets key to json (JSON text) in the payload of every job of this lane and kind still waiting to run. */

@@ -292,6 +292,18 @@ br_store_job_depths(struct br_store *s, br_job_depth_cb cb, void *arg)
     return rc == BR_ENOTFOUND ? 0 : rc;
 }
 
+int
+br_store_job_hasten(struct br_store *s, const char *lane, const char *kind, int64_t now, int64_t within_ms,
+                    int64_t *n)
+{
+    *n = 0;
+    if (br_sql_done(s, br_sql_bind(s, "UPDATE jobs SET next_at=? WHERE lane=? AND kind=? AND state=0 AND state<>2 "
+                                      "AND next_at>? AND next_at<=?", "ittii", now, lane, kind, now, now + within_ms)))
+        return BR_EIO;
+    *n = sqlite3_changes(s->db);
+    return 0;
+}
+
 bool
 br_store_job_waiting(struct br_store *s, const char *lane, const char *kind)
 {

@@ -43,6 +43,8 @@ profile_got(void *arg, struct br_result *res)
         br_run_fail(r, BR_ERETRY, "the visitor's details could not be stored (%s)", br_strerror(rc));
         return;
     }
+    /* The new task waiting for these details goes now, not at the end of its step. */
+    br_queue_hasten(r->env->queue, 't', r->conv.id, "task", BR_TASK_PROFILE_STEP_MS);
     br_run_ok(r);
 }
 

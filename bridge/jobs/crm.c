@@ -64,6 +64,8 @@ found(void *arg, int err, const json_t *card, const char *error)
         br_run_fail(r, BR_ERETRY, "the CRM card could not be stored (%s)", br_strerror(rc));
         return;
     }
+    /* A new task waiting for the card (or for this answer) goes now, not at the end of its step. */
+    br_queue_hasten(r->env->queue, 't', r->conv.id, "task", BR_TASK_PROFILE_STEP_MS);
     if (err) {
         /* Tried again with the queue's backoff; a 429's Retry-After has paused the upstream meanwhile. */
         br_run_fail(r, BR_ERETRY, "%s: %s", r->env->crm->kind->label, error ? error : br_strerror(err));

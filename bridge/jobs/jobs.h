@@ -33,6 +33,11 @@ void br_job_update_contact(struct br_run *r); /* "update_contact": the visitor t
 void br_job_drop_contact(struct br_run *r);   /* "drop_contact": a merge left a contact over */
 void br_job_contact_visit(struct br_run *r);  /* "contact_visit": a visit on the contact's card */
 void br_job_task(struct br_run *r);           /* "task": make (or join) the task */
+/*
+ * A new task waits for Chatra's visitor data and the CRM card in steps of
+ * this many ms (at most 3 s in all); their arrival ends the step at once.
+ */
+#define BR_TASK_PROFILE_STEP_MS 100
 void br_job_check(struct br_run *r);          /* "check": a new chat: is the task still active? */
 void br_job_close(struct br_run *r);          /* "close": the visitor left */
 void br_job_fields(struct br_run *r);         /* "fields": the custom fields again */

@@ -283,7 +283,7 @@ br_job_task(struct br_run *r)
         br_now_ms() - json_integer_value(json_object_get(r->payload, "since")) < PROFILE_WAIT_MS) {
         /* Chatra's visitor data (or the CRM card) is on its way: wait a little, never long. */
         br_task_dispose(&t);
-        br_run_later(r, 100);
+        br_run_later(r, BR_TASK_PROFILE_STEP_MS);
         return;
     }
     if (r->conv.contact_id == NULL && br_env_has_contacts(r->env))

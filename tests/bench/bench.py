@@ -545,6 +545,10 @@ def part_tracker(args, report):
                      ms(d["delay_p50"], "s"), ms(d["delay_p95"], "s"), ms(d["delay_max"], "s")),
                  "Planfix reply -> Chatra message (scenario time): p50 %s, p95 %s" % (scn(d["reply_p50"]),
                                                                                      scn(d["reply_p95"]))]
+        late = sorted(d["late_by"](limit / scale).items(), key=lambda kv: -kv[1])
+        if late:
+            notes.append("visible later than %g s, by the request that carried them: %s"
+                         % (limit, ", ".join("%s %d" % kv for kv in late)))
         if d["mirrored"]:
             notes.append("**Planfix replies that came back as comments**: %s" % ", ".join(d["mirrored"][:10]))
         if d["skipped_replies"]:
@@ -561,8 +565,9 @@ def part_tracker(args, report):
         "against a daily quota of %s requests.  The scenario clock runs faster than real time (\"clock\"): the "
         "tracker budget (1 request/s) and the fake Planfix's enforced limit (tolerance %g%% of the interval), "
         "Chatra's budget, coalesce_ms (2 s), coalesce_max_s (%d s) and the budget's day (BR_BUDGET_DAY_S) are "
-        "all on the scenario clock; the bridge's own waits (a new task's 100 ms steps while Chatra's visitor "
-        "data comes, the 200 ms tick) are not, so a quiet day runs at a slower clock.  Agents' messages typed in Chatra go "
+        "all on the scenario clock; the bridge's own wall-clock steps (a new task waits for Chatra's visitor "
+        "data in 100 ms steps, ended early when the data comes) and the round trips to the fakes are not, so a quiet "
+        "day runs at a slower clock.  Agents' messages typed in Chatra go "
         "`mirror_agent_messages: \"%s\"`.  The poll is not replayed: its worst case, one request a minute over "
         "the %g hours (%d), is added to \"quota used\" (part 5 measures it idle).  Goals: within the quota, none "
         "lost, 0 violations; at 200 a day 95%% visible within coalesce_ms + 2 s, at 6,000 a day within 10 "

@@ -202,6 +202,13 @@ def classify(method, path):
     return "other"
 
 
+def _count(items):
+    out = {}
+    for k in items:
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
 def task_of(store_path, client_id):
     """The tracker id of the current task of client_id's conversation, read from the store."""
     db = sqlite3.connect("file:%s?mode=ro" % store_path, uri=True, timeout=5)
@@ -323,11 +330,14 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
         by_kind[k] = by_kind.get(k, 0) + 1
     ok = [rq for rq in reqs if isinstance(rq["status"], int) and 200 <= rq["status"] < 300]
     # When each visitor token first reached Planfix (one pass over the requests, in order).
-    first_seen = {}
+    first_seen, first_kind = {}, {}
     for rq in ok:
         for tok in VISITOR_TOKEN.findall(rq["raw"]):
-            first_seen.setdefault(tok, rq["time"])
+            if tok not in first_seen:
+                first_seen[tok] = rq["time"]
+                first_kind[tok] = classify(rq["method"], rq["path"])
     delays = [max(0.0, first_seen[tok] - ts) for tok, ts in first_sent.items() if tok in first_seen]
+    late_by = {tok: (first_kind[tok], first_seen[tok] - ts) for tok, ts in first_sent.items() if tok in first_seen}
     state = fakes.planfix_state()
     texts = [t.get("description") or "" for t in state["tasks"]] + \
             [c.get("description") or "" for c in state["comments"]]
@@ -369,6 +379,8 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
         "delay_max": max(delays) if delays else None,
         # The share of visitor messages visible in the tracker within s seconds of their webhook.
         "within": lambda s: sum(1 for x in delays if x <= s) / len(first_sent) if first_sent else 0.0,
+        # The messages later than s seconds, by the request that first carried them.
+        "late_by": lambda s: _count(k for k, d in late_by.values() if d > s),
         "reply_p50": _pct(reply_delays, 50),
         "reply_p95": _pct(reply_delays, 95),
         "replies_relayed": len(reply_delays),

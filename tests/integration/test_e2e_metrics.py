@@ -183,7 +183,7 @@ class TestMetricsCount(MetricsCase):
         # The quota the fake's last answer gave (it counts down from 20000 per request).
         self.assertEqual(after.value("chatra_bridge_tracker_quota_left"), 20000 - len(pf))
         # The bridge's own count of today's requests (budget.h), Planfix's default daily quota, and
-        # the day's projection at the recent pace (all of these requests were within the last 10 minutes).
+        # the day's projection at the recent pace (all of these requests were within the last hour).
         self.assertEqual(after.value("chatra_bridge_tracker_requests_today"), len(pf))
         self.assertEqual(after.value("chatra_bridge_tracker_daily_quota"), 20000)
         self.assertGreater(after.value("chatra_bridge_tracker_requests_projected"), len(pf))

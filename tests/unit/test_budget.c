@@ -198,27 +198,27 @@ test_persistence(void **state)
     br_budget_free(b);
 }
 
-/* Used today + the pace of the last 1/144 of a day (10 minutes) over the rest of the day. */
+/* Used today + the pace of the last 1/24 of a day (an hour) over the rest of the day. */
 static void
 test_projection(void **state)
 {
     struct fx *f = *state;
-    struct br_budget *b = br_budget_new(f->s, 20000, NOON - 3600 * 1000);
+    struct br_budget *b = br_budget_new(f->s, 20000, NOON - 3 * 3600 * 1000);
 
     assert_true(br_budget_projected(b, NOON) == 0.0);
-    /* An hour before noon: counted today, but outside the window. */
+    /* Two hours before noon: counted today, but outside the window. */
     for (int i = 0; i < 4; i++)
-        br_budget_spend(b, NOON - 3600 * 1000 + i);
+        br_budget_spend(b, NOON - 2 * 3600 * 1000 + i);
     assert_true(br_budget_projected(b, NOON) == 4.0);
-    /* Ten within the last 10 minutes: 10 x 144 x 0.5 more by the end of the day. */
+    /* Ten within the last hour (a busy ten minutes among them): 10 x 24 x 0.5 more by the end of the day. */
     for (int i = 0; i < 10; i++)
-        br_budget_spend(b, NOON - 5000 - i * 1000);
-    assert_float_equal(br_budget_projected(b, NOON), 14.0 + 720.0, 1e-6);
-    /* At 18:00 one request within the window, a quarter of the day left: 1 x 144 x 0.25. */
+        br_budget_spend(b, NOON - 5000 - i * 60 * 1000);
+    assert_float_equal(br_budget_projected(b, NOON), 14.0 + 120.0, 1e-6);
+    /* At 18:00 one request within the window, a quarter of the day left: 1 x 24 x 0.25. */
     br_budget_spend(b, NOON + DAY / 4 - 1000);
-    assert_float_equal(br_budget_projected(b, NOON + DAY / 4), 15.0 + 36.0, 1e-6);
-    /* Ten minutes later the window is empty again: the day's count is all. */
-    assert_float_equal(br_budget_projected(b, NOON + DAY / 4 + 600 * 1000), 15.0, 1e-6);
+    assert_float_equal(br_budget_projected(b, NOON + DAY / 4), 15.0 + 6.0, 1e-6);
+    /* An hour later the window is empty again: the day's count is all. */
+    assert_float_equal(br_budget_projected(b, NOON + DAY / 4 + 3600 * 1000), 15.0, 1e-6);
     br_budget_free(b);
 }
 

@@ -742,6 +742,35 @@ test_next_due(void **state)
     br_job_dispose(&j);
 }
 
+/*
+ * Hasten: a job in a short step (a new task waiting for the visitor's
+ * details) runs at once when what it waited for came; a longer wait (a
+ * burst's) and other kinds and lanes stay.
+ */
+static void
+test_hasten(void **state)
+{
+    struct fx *f = *state;
+    int64_t c = new_conv(f, "dev-1"), other = new_conv(f, "dev-2");
+    int64_t step = add(f, "tracker", "task", c, 1, 5000);
+    int64_t burst = add(f, "tracker", "task", other, 2, 30000);
+    int64_t comment = add(f, "tracker", "comment", c, 3, 5000);
+    unsigned wakes = f->wakes;
+
+    br_queue_dispatch(f->q);
+    assert_int_equal(f->started, 0);
+    br_queue_hasten(f->q, 't', c, "task", 10000);
+    assert_int_equal(f->wakes, wakes + 1);
+    br_queue_hasten(f->q, 't', other, "task", 10000);
+    assert_int_equal(f->wakes, wakes + 1); /* nothing changed: no wake */
+    br_queue_dispatch(f->q);
+    assert_true(running(f, step));
+    assert_false(running(f, burst));
+    assert_false(running(f, comment));
+    assert_int_equal(f->started, 1);
+    br_run_ok(take(f, step));
+}
+
 /* waiting: a job of that kind is still to run in that lane. */
 static void
 test_waiting(void **state)
@@ -891,6 +920,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delayed_add, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hasten, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recorded_refused, setup, teardown),
