@@ -20,10 +20,11 @@
 #include "bridge/activity.h"
 #include "bridge/notify.h"
 #include "bridge/store.h"
-#include "support/tmpdir.h"
+#include "support/temp_store.h"
 
 struct fx {
     char dir[64];
+    char *path;
     struct br_store *s;
     int64_t conv;
 };
@@ -32,14 +33,9 @@ static int
 setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    char *path;
 
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/br-test-activity-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    path = br_asprintf("%s/bridge.db", f->dir);
-    assert_int_equal(br_store_open(&f->s, path), 0);
-    free(path);
+    f->path = temp_store_open(f->dir, "activity", &f->s);
     assert_int_equal(br_store_conv_create(f->s, "shop", "clientLaptop00001", &f->conv), 0);
     *state = f;
     return 0;
@@ -50,8 +46,7 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    br_store_free(f->s);
-    tmpdir_remove(f->dir);
+    temp_store_close(f->dir, f->path, f->s);
     free(f);
     return 0;
 }

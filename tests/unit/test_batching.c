@@ -17,7 +17,7 @@
 #include "bridge/br.h"
 #include "bridge/config.h"
 #include "bridge/store.h"
-#include "support/tmpdir.h"
+#include "support/temp_store.h"
 
 static struct br_batching_in
 in_of(int64_t coalesce_ms, int64_t max_ms, int64_t backlog, double rps, double projected, long quota)
@@ -172,7 +172,7 @@ budget_of(void *arg, int64_t now_ms, double *projected, long *quota)
 static void
 test_refresh_counts_the_backlog(void **state)
 {
-    char dir[] = "/tmp/br-test-batching-XXXXXX";
+    char dir[64];
     char *path;
     struct br_store *store;
     struct br_config cfg;
@@ -181,9 +181,7 @@ test_refresh_counts_the_backlog(void **state)
     int64_t now = br_now_ms() + 10000, id = 0; /* jobs are added at the real clock, before */
 
     (void)state;
-    assert_non_null(mkdtemp(dir));
-    path = br_asprintf("%s/bridge.db", dir);
-    assert_int_equal(br_store_open(&store, path), 0);
+    path = temp_store_open(dir, "batching", &store);
     memset(&cfg, 0, sizeof(cfg));
     memset(&b, 0, sizeof(b));
     cfg.coalesce_ms = 2000;
@@ -239,9 +237,7 @@ test_refresh_counts_the_backlog(void **state)
     br_batching_refresh(&b, store, &cfg, now + 65000);
     assert_int_equal(b.backlog, 44);
 
-    br_store_free(store);
-    free(path);
-    tmpdir_remove(dir);
+    temp_store_close(dir, path, store);
 }
 
 int

@@ -22,7 +22,7 @@
 #include "bridge/budget.h"
 #include "bridge/log.h"
 #include "bridge/store.h"
-#include "support/tmpdir.h"
+#include "support/temp_store.h"
 
 #define DAY (86400LL * 1000)
 /* Noon of some UTC day. */
@@ -43,10 +43,7 @@ setup(void **state)
     struct fx *f = calloc(1, sizeof(*f));
 
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/br-test-budget-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->db = br_asprintf("%s/bridge.db", f->dir);
-    assert_int_equal(br_store_open(&f->s, f->db), 0);
+    f->db = temp_store_open(f->dir, "budget", &f->s);
     *state = f;
     return 0;
 }
@@ -56,9 +53,7 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    br_store_free(f->s);
-    tmpdir_remove(f->dir);
-    free(f->db);
+    temp_store_close(f->dir, f->db, f->s);
     free(f);
     return 0;
 }

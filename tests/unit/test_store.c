@@ -23,7 +23,7 @@
 #include "bridge/activity.h"
 #include "bridge/store.h"
 #include "bridge/unrecorded.h"
-#include "support/tmpdir.h"
+#include "support/temp_store.h"
 #include "support/limit_files.h"
 
 #include <sqlite3.h>
@@ -39,11 +39,7 @@ setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/br-test-store-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->path = br_asprintf("%s/bridge.db", f->dir);
-    assert_int_equal(br_store_open(&f->s, f->path), 0);
-    assert_non_null(f->s);
+    f->path = temp_store_open(f->dir, "store", &f->s);
     *state = f;
     return 0;
 }
@@ -52,9 +48,7 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    br_store_free(f->s);
-    tmpdir_remove(f->dir);
-    free(f->path);
+    temp_store_close(f->dir, f->path, f->s);
     free(f);
     return 0;
 }
