@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define DAY_MS_DEFAULT (86400LL * 1000)
 #define WRITE_EVERY_MS 1000
@@ -18,6 +19,7 @@
  */
 #define PACE_SHARE 24
 #define PACE_BUCKETS 60
+#define HOURS 24
 
 struct pace_bucket {
     int64_t slot; /* now_ms / slice width when it was filled */
@@ -33,6 +35,15 @@ struct br_budget {
     int64_t written_at;
     long told;              /* the tracker's word on b->day, -1 when none */
     struct pace_bucket pace[PACE_BUCKETS];
+    uint64_t hours[HOURS];  /* b->day's requests by hour, kept for the days after */
+    uint64_t hours_stored[HOURS];
+    /*
+     * The shape of the days before (br_budget_projected): at each hour of
+     * the day, the most requests any of the BR_BUDGET_HISTORY_DAYS days
+     * before b->day sent; history is false when none of them sent any.
+     */
+    uint64_t shape[HOURS];
+    bool history;
 };
 
 int64_t
@@ -71,6 +82,21 @@ pace_width(void)
     return w > 0 ? w : 1;
 }
 
+/* The length of an hour of the budget's day (a 24th of it) and the hour now_ms is in (0 to 23). */
+static int64_t
+hour_ms(void)
+{
+    int64_t h = br_budget_day_ms() / HOURS;
+    return h > 0 ? h : 1;
+}
+
+static int
+hour_of(int64_t now_ms)
+{
+    int64_t h = (now_ms - day_of(now_ms) * br_budget_day_ms()) / hour_ms();
+    return h < 0 ? 0 : h >= HOURS ? HOURS - 1 : (int)h;
+}
+
 static void
 write_count(struct br_budget *b, int64_t now_ms)
 {
@@ -79,6 +105,33 @@ write_count(struct br_budget *b, int64_t now_ms)
         b->stored = b->used;
         b->written_at = now_ms;
     }
+    for (int h = 0; h < HOURS; h++)
+        if (b->hours[h] != b->hours_stored[h] && br_store_usage_hour_put(b->store, b->day, h, b->hours[h]) == 0)
+            b->hours_stored[h] = b->hours[h];
+}
+
+/* Reads b->day's hours (a restart goes on counting them) and the shape of the days before. */
+static void
+load_hours(struct br_budget *b)
+{
+    uint64_t past[(BR_BUDGET_HISTORY_DAYS + 1) * HOURS];
+    const uint64_t *today = past + BR_BUDGET_HISTORY_DAYS * HOURS;
+
+    memset(b->shape, 0, sizeof(b->shape));
+    b->history = false;
+    /* A store that cannot answer: no history (the projection is the recent pace's) and today from 0. */
+    if (br_store_usage_hours(b->store, b->day - BR_BUDGET_HISTORY_DAYS, BR_BUDGET_HISTORY_DAYS + 1, past) != 0)
+        memset(past, 0, sizeof(past));
+    for (int d = 0; d < BR_BUDGET_HISTORY_DAYS; d++)
+        for (int h = 0; h < HOURS; h++) {
+            uint64_t n = past[d * HOURS + h];
+            if (n > b->shape[h])
+                b->shape[h] = n;
+            if (n > 0)
+                b->history = true;
+        }
+    memcpy(b->hours, today, sizeof(b->hours));
+    memcpy(b->hours_stored, today, sizeof(b->hours_stored));
 }
 
 /* Makes b count the day of now_ms: the day before is written, the new one read (a clock set back finds its count). */
@@ -96,6 +149,7 @@ roll(struct br_budget *b, int64_t now_ms)
     if (br_store_usage_get(b->store, day, &b->used) != 0)
         b->used = 0;
     b->stored = b->used;
+    load_hours(b);
     br_store_usage_prune(b->store, day - BR_BUDGET_KEEP_DAYS);
 }
 
@@ -143,6 +197,7 @@ br_budget_spend(struct br_budget *b, int64_t now_ms)
 
     roll(b, now_ms);
     b->used++;
+    b->hours[hour_of(now_ms)]++;
     if (pb->slot != slot) {
         pb->slot = slot;
         pb->n = 0;
@@ -198,23 +253,57 @@ br_budget_exhausted(const struct br_budget *b, int64_t now_ms)
     return b->quota > 0 && br_budget_used_today(b, now_ms) >= (uint64_t)b->quota;
 }
 
+/* The shape's requests from the start of the day to now_ms (the hour now_ms is in pro rata). */
+static double
+shape_until(const struct br_budget *b, int64_t now_ms)
+{
+    int64_t into = now_ms - day_of(now_ms) * br_budget_day_ms();
+    int h = hour_of(now_ms);
+    double part = (double)(into - (int64_t)h * hour_ms()) / (double)hour_ms(), n = 0;
+
+    for (int i = 0; i < h; i++)
+        n += (double)b->shape[i];
+    return n + (double)b->shape[h] * (part < 0 ? 0 : part > 1 ? 1 : part);
+}
+
 double
 br_budget_projected(const struct br_budget *b, int64_t now_ms)
 {
-    int64_t slot = now_ms / pace_width();
-    double recent = 0;
+    int64_t slot = now_ms / pace_width(), end = br_budget_day_end(b, now_ms), rest = end - now_ms;
+    double recent = 0, pace, used = (double)br_budget_used_today(b, now_ms), whole = 0, so_far, smooth, trend;
+    double near, rest_now, rest_after;
 
     for (size_t i = 0; i < PACE_BUCKETS; i++)
         if (b->pace[i].n > 0 && b->pace[i].slot <= slot && b->pace[i].slot > slot - PACE_BUCKETS)
             recent += b->pace[i].n;
     /*
-     * The pace over the window times the rest of the day: with a day of
-     * 86,400 s the window is exactly 1/24 of it, so this is recent x 24 x
-     * (share of the day left); a short scenario day rounds the window down
+     * The pace over the window, per ms: with a day of 86,400 s the window
+     * is exactly 1/24 of it; a short scenario day rounds the window down
      * to whole milliseconds per slice, and the pace is taken over that.
      */
-    return (double)br_budget_used_today(b, now_ms) +
-           recent / (double)(pace_width() * PACE_BUCKETS) * (double)(br_budget_day_end(b, now_ms) - now_ms);
+    pace = recent / (double)(pace_width() * PACE_BUCKETS);
+    /* No day before to go by (or the budget is still on yesterday): the recent pace for the rest of the day. */
+    if (!b->history || day_of(now_ms) != b->day)
+        return used + pace * (double)rest;
+    /*
+     * The days before: the rest of the day as the shape has it, times how
+     * much busier today has been so far (never less than the shape; a
+     * smoothing of half an hour of the quota's even pace keeps the first
+     * few requests of a morning from making a large factor); the next
+     * hour at the recent pace when that says more (a rush, or a day
+     * unlike the others).
+     */
+    for (int h = 0; h < HOURS; h++)
+        whole += (double)b->shape[h];
+    so_far = shape_until(b, now_ms);
+    smooth = b->quota > 0 ? (double)b->quota / 48.0 : 1.0;
+    trend = (used + smooth) / (so_far + smooth);
+    if (trend < 1.0)
+        trend = 1.0;
+    rest_now = (whole - so_far) * trend;
+    near = pace * (double)(rest < hour_ms() ? rest : hour_ms());
+    rest_after = rest <= hour_ms() ? 0 : (whole - shape_until(b, now_ms + hour_ms())) * trend;
+    return used + (near + rest_after > rest_now ? near + rest_after : rest_now);
 }
 
 int64_t

@@ -8,7 +8,8 @@
  * clock shortens the day with BR_BUDGET_DAY_S (seconds, read once).
  *
  * The count is kept in the store (store_usage.c), so a restart goes on
- * where the day was.  It is written at most once a second while requests
+ * where the day was, with the count of each hour of the day (a 24th of
+ * it), which shapes the projection of the days after.  It is written at most once a second while requests
  * are sent (br_budget_spend) and by br_budget_flush (the engine's tick) and
  * br_budget_free, so a crash loses at most the requests of the last second
  * or so.  Days older than BR_BUDGET_KEEP_DAYS are removed.
@@ -24,6 +25,8 @@
 #include <stdint.h>
 
 #define BR_BUDGET_KEEP_DAYS 30
+/* The days before today whose hours shape the day's projection. */
+#define BR_BUDGET_HISTORY_DAYS 7
 
 struct br_store;
 struct br_budget;
@@ -49,8 +52,19 @@ long br_budget_left(const struct br_budget *b, int64_t now_ms);
 /* Whether a daily quota is set and today's count has reached it. */
 bool br_budget_exhausted(const struct br_budget *b, int64_t now_ms);
 /*
- * The day's use at the recent pace: used today + (requests over the last
- * 1/24 of a day, an hour) x 24 x (share of the day left).
+ * The day's use by its end, projected:
+ *  - with no request in the BR_BUDGET_HISTORY_DAYS days before today (a
+ *    new bridge, or one that was off): used today + (requests over the
+ *    last 1/24 of a day, an hour) x 24 x (share of the day left);
+ *  - else the days before give the shape: at each hour of the day the
+ *    most any of them sent.  used today + the larger of
+ *      the shape's rest of the day x trend, and
+ *      the last hour's pace over the next hour + the shape's rest after
+ *      that hour x trend,
+ *    where trend = (used today + q) / (the shape until now + q), never
+ *    below 1, and q = quota / 48 (half an hour at the quota's even pace;
+ *    1 with no quota): a day busier than the ones before is projected
+ *    that much busier, and a rush counts for the hour it may go on.
  */
 double br_budget_projected(const struct br_budget *b, int64_t now_ms);
 /* Writes the count to the store when it changed since the last write. */

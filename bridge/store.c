@@ -315,7 +315,7 @@ make_instance_id(char out[40])
  * in a transaction) and raises SCHEMA_VERSION; a database is never
  * silently used with a shape the code does not expect.
  */
-#define SCHEMA_VERSION 9
+#define SCHEMA_VERSION 10
 
 /* migrations[i] takes a store from version i + 1 to i + 2. */
 static const char *const migrations[SCHEMA_VERSION - 1] = {
@@ -384,6 +384,13 @@ static const char *const migrations[SCHEMA_VERSION - 1] = {
      * without a walk past the waiting comments.
      */
     "CREATE INDEX jobs_urgent ON jobs(upstream, next_at) WHERE state < 2 AND kind IN ('fetch', 'poll', 'reply', 'user');",
+    /*
+     * 10: the tracker's requests by hour of each day (budget.h): the day's
+     * projection follows the shape of the days before (hour 0 to 23 of the
+     * budget's day).
+     */
+    "CREATE TABLE tracker_usage_hours(day INTEGER NOT NULL, hour INTEGER NOT NULL, requests INTEGER NOT NULL,"
+    "  PRIMARY KEY(day, hour)) WITHOUT ROWID;",
 };
 
 static int

@@ -171,7 +171,14 @@ int br_store_conv_set_crm_shown(struct br_store *s, int64_t conv_id, const char 
 int br_store_usage_get(struct br_store *s, int64_t day, uint64_t *requests);
 /* Sets day's count to requests, never lower than what is stored. */
 int br_store_usage_put(struct br_store *s, int64_t day, uint64_t requests);
-/* Removes the days before day. */
+/* Sets the count of hour (0 to 23) of day, never lower than what is stored. */
+int br_store_usage_hour_put(struct br_store *s, int64_t day, int hour, uint64_t requests);
+/*
+ * The hours' counts of the days from first_day on, for days days:
+ * counts[(day - first_day) * 24 + hour]; hours not stored are 0.
+ */
+int br_store_usage_hours(struct br_store *s, int64_t first_day, int days, uint64_t *counts);
+/* Removes the days (and their hours) before day. */
 int br_store_usage_prune(struct br_store *s, int64_t before_day);
 
 /* ---- persons: the identity map ---- */

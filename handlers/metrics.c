@@ -148,8 +148,8 @@ write_budget(struct br_buf *out, const struct br_budget *b)
     if (br_budget_quota(b) > 0)
         br_metrics_write_sample(out, "chatra_bridge_tracker_daily_quota", NULL, NULL, (double)br_budget_quota(b));
     br_metrics_write_family(out, "chatra_bridge_tracker_requests_projected", "gauge",
-                            "Today's requests to the tracker projected to the end of the day at the pace of the "
-                            "last hour (1/24 of a day).");
+                            "Today's requests to the tracker projected to the end of the day: by the hours of the "
+                            "7 days before when they sent any, else at the pace of the last hour (1/24 of a day).");
     br_metrics_write_sample(out, "chatra_bridge_tracker_requests_projected", NULL, NULL,
                             br_budget_projected(b, now));
 }

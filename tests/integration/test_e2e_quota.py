@@ -8,7 +8,10 @@
     line saying until when), jobs wait, and at the next day everything goes on, nothing lost
     (the day shortened to 30 s with BR_BUDGET_DAY_S, the benchmark's scenario clock);
   - a reload that raises the quota lifts the hold;
-  - check-config refuses a negative or a non-integer quota with a clear line.
+  - check-config refuses a negative or a non-integer quota with a clear line;
+  - the requests of each hour are kept too, and the days before shape the day's projection (a
+    bridge that sent 100 requests an hour yesterday projects the rest of today at that, not at
+    the pace of its last, quiet hour).
 """
 
 import os
@@ -16,6 +19,7 @@ import re
 import signal
 import sqlite3
 import sys
+import time
 import unittest
 
 # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
@@ -101,6 +105,45 @@ class TestQuota(E2ECase):
         self.bridge.start()
         self.assertEqual(self.tracker()["quota"]["used_today"], sent)
         self.assertEqual(self.metrics()["chatra_bridge_tracker_requests_today"], sent)
+
+    def hours_stored(self, day):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.bridge.tmpdir, "bridge.db"), uri=True)
+        try:
+            return dict(db.execute("SELECT hour, requests FROM tracker_usage_hours WHERE day=?", (day,)).fetchall())
+        finally:
+            db.close()
+
+    def test_the_days_before_shape_the_projection(self):
+        # The test's days are UTC days: not across a midnight.
+        to_midnight = 86400 - (now_ms() % 86400000) / 1000.0
+        if to_midnight < 120:
+            time.sleep(to_midnight + 1)
+        self.start_bridge()
+        self.assertEqual(self.bridge.stop(), 0)
+        # Yesterday: 100 requests in every hour (2,400), as an earlier run of the bridge kept them.
+        today = now_ms() // 86400000
+        db = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
+        with db:
+            db.executemany("INSERT INTO tracker_usage_hours(day, hour, requests) VALUES(?,?,100)",
+                           [(today - 1, h) for h in range(24)])
+            db.execute("INSERT INTO tracker_usage(day, requests) VALUES(?, 2400)", (today - 1,))
+        db.close()
+        self.bridge.start()
+        m = self.metrics()
+        left = 1 - (now_ms() % 86400000) / 86400000.0
+        used = m["chatra_bridge_tracker_requests_today"]
+        # The recent pace alone (nothing sent in the last hour) would project today's count alone.
+        self.assertAlmostEqual(m["chatra_bridge_tracker_requests_projected"], used + 2400 * left,
+                               delta=used + 10)
+
+        # Today's requests go to the store by the hour they were sent in.
+        self.open_chat("client-1", email="maria@example.org")
+        self.wait_idle()
+        sent = self.tracker()["quota"]["used_today"]
+        self.assertGreater(sent, 0)
+        wait_until(lambda: sum(self.hours_stored(today).values()) == sent or None,
+                   message=lambda: "hours stored: %r, sent %d" % (self.hours_stored(today), sent))
+        self.assertIn((now_ms() % 86400000) // 3600000, self.hours_stored(today))
 
     def test_no_daily_limit(self):
         self.start_bridge(tracker={"daily_quota": 0})

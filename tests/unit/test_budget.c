@@ -217,6 +217,101 @@ test_projection(void **state)
     br_budget_free(b);
 }
 
+#define HOUR (DAY / 24)
+/* hh:mm of day d. */
+#define AT(d, hh, mm) ((d) * DAY + (hh) * HOUR + (mm) * 60LL * 1000)
+
+/* n requests spent by b from t on, one a second. */
+static void
+spend_n(struct br_budget *b, int64_t t, int n)
+{
+    for (int i = 0; i < n; i++)
+        br_budget_spend(b, t + i * 1000LL);
+}
+
+static uint64_t
+stored_hour(struct fx *f, int64_t day, int hour)
+{
+    uint64_t h[24];
+    assert_int_equal(br_store_usage_hours(f->s, day, 1, h), 0);
+    return h[hour];
+}
+
+/*
+ * The days before shape the projection: a site busy at 09:00 and 14:00
+ * every day is not projected at its rush's pace for the whole day, a day
+ * busier than the ones before is projected that much busier, and a rush
+ * unlike the others counts for the next hour.  The hours are kept in the
+ * store across runs; days beyond BR_BUDGET_HISTORY_DAYS do not count.
+ */
+static void
+test_projection_history(void **state)
+{
+    struct fx *f = *state;
+    struct br_budget *b;
+    const int64_t y = D - 1; /* yesterday */
+    double p;
+
+    /* Yesterday, two runs: 100 requests from 09:00 (then a restart), 100 from 14:00. */
+    b = br_budget_new(f->s, 4800, AT(y, 8, 0));
+    spend_n(b, AT(y, 9, 0), 100);
+    br_budget_free(b);
+    assert_int_equal(stored_hour(f, y, 9), 100);
+    b = br_budget_new(f->s, 4800, AT(y, 13, 0));
+    spend_n(b, AT(y, 14, 0), 100);
+    br_budget_free(b);
+    assert_int_equal(stored_hour(f, y, 14), 100);
+    assert_int_equal(stored_hour(f, y, 9), 100);
+    assert_int_equal(stored(f, y), 200);
+
+    /* Today at 09:30, 50 requests in the last half hour, like yesterday's pace. */
+    b = br_budget_new(f->s, 4800, AT(D, 0, 1));
+    spend_n(b, AT(D, 9, 0), 50);
+    /*
+     * The recent pace alone would say 50 + 50 x 14.5 = 775.  The shape:
+     * 50 so far (half of 09:00's 100), trend (50 + 100) / (50 + 100) = 1;
+     * the rest of the day 150; the next hour at the pace (50) + the
+     * shape after 10:30 (100) = 150: 50 + 150.
+     */
+    p = br_budget_projected(b, AT(D, 9, 30));
+    assert_float_equal(p, 200.0, 1e-6);
+    /*
+     * Three times yesterday by 09:30 (q = 4800 / 48 = 100): trend
+     * (150 + 100) / (50 + 100).  The rest at the shape, 150 x trend, says
+     * less than the next hour at the pace (150) + 100 x trend after it.
+     */
+    spend_n(b, AT(D, 9, 1), 100);
+    p = br_budget_projected(b, AT(D, 9, 30));
+    assert_float_equal(p, 150.0 + 150.0 + 100.0 * 250.0 / 150.0, 1e-4);
+    /* A rush at 16:00, when the shape has nothing left: the next hour at its pace. */
+    spend_n(b, AT(D, 15, 40), 300);
+    p = br_budget_projected(b, AT(D, 16, 0));
+    assert_true(p > 450.0 + 299.0);
+    assert_true(p < 450.0 + 301.0 + 1.0);
+    br_budget_free(b);
+
+    /* Today's hours are kept for tomorrow. */
+    assert_int_equal(stored_hour(f, D, 9), 150);
+    assert_int_equal(stored_hour(f, D, 15), 300);
+
+    /* A week and a day later the days before are too old: the recent pace again. */
+    b = br_budget_new(f->s, 4800, AT(D + 8, 9, 0));
+    spend_n(b, AT(D + 8, 9, 0), 60);
+    p = br_budget_projected(b, AT(D + 8, 9, 30));
+    assert_float_equal(p, 60.0 + 60.0 * 14.5, 1e-6);
+    br_budget_free(b);
+    /*
+     * Seven days later D still counts: at 12:00, nothing sent in the last
+     * hour (the recent pace alone would say 10), but D's 300 at 15:00 are
+     * still to come.
+     */
+    b = br_budget_new(f->s, 4800, AT(D + 7, 0, 1));
+    spend_n(b, AT(D + 7, 9, 0), 10);
+    p = br_budget_projected(b, AT(D + 7, 12, 0));
+    assert_float_equal(p, 10.0 + 300.0, 1e-6);
+    br_budget_free(b);
+}
+
 /*
  * BR_BUDGET_DAY_S: run in a child (this program with --day-child) with the
  * variable set, since it is read once per process.
@@ -288,6 +383,7 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_day_rollover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projection_history, setup, teardown),
         cmocka_unit_test(test_scenario_day),
     };
 

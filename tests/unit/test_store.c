@@ -118,7 +118,7 @@ test_schema_upgrade(void **state)
     br_store_free(f->s);
     f->s = NULL;
     /* The current version, index present; then made to look like version 1. */
-    assert_int_equal(user_version(f->path, NULL), 91);
+    assert_int_equal(user_version(f->path, NULL), 101);
     assert_int_equal(user_version(f->path, "DROP INDEX conv_clients_conv; DROP INDEX inbox_pending_kind; "
                                            "DROP TABLE employee_users; DROP TABLE chatra_agents; "
                                            "DROP TRIGGER jobs_activity; DROP TABLE activity; "
@@ -126,18 +126,18 @@ test_schema_upgrade(void **state)
                                            "ALTER TABLE conversations DROP COLUMN crm_card; "
                                            "ALTER TABLE conversations DROP COLUMN crm_shown; "
                                            "DROP TABLE tracker_usage; DROP INDEX tasks_open; DROP INDEX jobs_urgent; "
-                                           "PRAGMA user_version=1;"),
+                                           "DROP TABLE tracker_usage_hours; PRAGMA user_version=1;"),
                      10);
     reopen(f);
-    assert_int_equal(user_version(f->path, NULL), 91);
+    assert_int_equal(user_version(f->path, NULL), 101);
     assert_int_equal(br_store_inbox_pending(f->s), 1);
     /* A store newer than this build is refused, untouched. */
     br_store_free(f->s);
     f->s = NULL;
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=10;"), 101);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=11;"), 111);
     assert_int_not_equal(br_store_open(&f->s, f->path), 0);
     assert_null(f->s);
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=9;"), 91);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=10;"), 101);
     reopen(f);
 }
 
