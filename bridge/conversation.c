@@ -515,8 +515,16 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         if ((rc = br_store_task_get(env->store, c.id, c.gen, &t)))
             goto out;
         if (br_task_is_active(&t)) {
+            /*
+             * While the tracker is behind, the completion waits as long as
+             * a message would: the messages of other chats, which the
+             * visitors wait to see, go before it.
+             */
+            int64_t late = br_env_coalesce_wait_ms(env);
+            if (late <= env->cfg->coalesce_ms)
+                late = 0;
             if ((rc = br_store_task_set(env->store, c.id, c.gen, NULL, BR_TASK_CLOSING)) ||
-                (rc = br_env_add_job(env, 't', "tracker", "close", c.id, json_pack("{s:i}", "gen", c.gen))))
+                (rc = br_queue_add(env->queue, 't', "tracker", "close", c.id, json_pack("{s:i}", "gen", c.gen), late)))
                 goto out;
         }
     }

@@ -119,6 +119,27 @@ class TestTheWaitAdapts(BatchingCase):
                           if re.match(r"^/rest/contact/\d+$", p["path"])], [])
         self.assertEqual({m["state"] for m in self.messages(2).values()}, {"in_description"})
 
+    def test_a_leaving_visitor_waits_behind_the_messages_typed_before(self):
+        self.start_admin(tracker={"requests_per_second": 1, "coalesce_ms": 1000, "coalesce_max_s": 40,
+                                  "timeout_ms": 60000})
+        task_x, _ = self.open_chat("client-x")
+        task_w, _ = self.open_chat("client-w")
+        task_y, _ = self.open_chat("client-y")
+        self.wait_idle(timeout=30)
+        self.fall_behind(task_y)
+        # X writes, then W's visitor leaves: X's message, typed first, reaches the tracker first.
+        self.post(chat_event("chatFragment", "client-x", [msg("xa", "still there?")]))
+        time.sleep(1)
+        self.post(chat_event("chatTranscript", "client-w", []))
+        self.wait_pf("/rest/task/%d" % task_w, timeout=90)
+        self.wait_comment_posts(task_x, 1, timeout=90)
+        self.wait_idle(timeout=60)
+        order = [c for c in self.pf_calls() if c in ("POST /rest/task/%d/comments/" % task_x,
+                                                     "POST /rest/task/%d" % task_w)]
+        self.assertEqual(order, ["POST /rest/task/%d/comments/" % task_x, "POST /rest/task/%d" % task_w])
+        self.assertEqual(self.fakes.planfix_task(task_w)["status"], 3)
+        self.assertEqual(self.comment_texts(task_x), ["still there?"])
+
     def test_coalesce_max_0_never_widens(self):
         self.start_admin(tracker={"requests_per_second": 1, "coalesce_ms": 1000, "coalesce_max_s": 0,
                                   "timeout_ms": 60000})
