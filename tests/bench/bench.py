@@ -77,9 +77,11 @@ nothing fails on a figure (this is not a test and is not in ctest).  Everything 
    --reply-rps.  The rate-limit wait of a reply comes from the requests the fakes recorded
    and the times the bridge queued its jobs (read from the store afterwards): the fetch job
    is ready when queued (or at the webhook, if a fetch was already waiting); the budget is
-   free at the previous tracker request + 1/rps; the wait is the difference, clamped to
-   [0, time until the comments read]; the same for the Chatra budget between the reply job
-   and the message.  "own" = latency - those waits: the bridge's own time, of which the
+   free by the bridge's rule (README, "When something goes wrong"): the tracker's next request leaves a
+   spacing of 1.03 / rps + 2 ms after the previous one's answer (the fake's answer time), one
+   at a time; the wait is the difference, clamped to [0, time until the comments read]; the
+   same for the Chatra budget between the reply job and the message (its spacing after
+   Chatra's previous request).  "own" = latency - those waits: the bridge's own time, of which the
    part from the webhook to the fetch job is shown too (the inbox path).
    Printed: p50/p99 of latency and of own, the largest wait, replies that never arrived.
    Goal: own p99 < 100 ms (latency p99 within 100 ms plus the rate-limit wait).
@@ -663,15 +665,22 @@ def reply_jobs(path):
         db.close()
 
 
+def upstream_gap(rps):
+    """The bridge's gap between two requests of one upstream, in seconds (upstream.c spacing_of)."""
+    return 1.0 / rps * 1.03 + 0.002
+
+
 def reply_stats(sent, fakes, task, rps, chatra_rps, jobs):
     """Latency of each reply, split with the fakes' records and the bridge's job times:
 
     webhook (t0) -> fetch job queued -> comments read arrives at Planfix -> reply job queued
     -> POST /messages/ arrives at Chatra.  The rate-limit wait before the read is how long
-    after the job was ready (queued, or t0 if a fetch was already waiting) the budget freed up:
-    previous tracker request + 1/rps, clamped to [0, read - ready]; the same for Chatra
-    before the message.  own = latency - both waits."""
-    tracker = sorted(r["time"] for r in fakes.planfix_requests())
+    after the job was ready (queued, or t0 if a fetch was already waiting) the budget freed up,
+    by the bridge's rule (upstream.c): one tracker request at a time, the next one a spacing
+    (1.03 / rps + 2 ms) after the previous one's answer (Planfix counts arrivals), clamped to
+    [0, read - ready]; before the message, Chatra's previous request + its spacing.  own =
+    latency - both waits."""
+    tracker = sorted((r["time"], r.get("answered", r["time"])) for r in fakes.planfix_requests())
     reads = sorted(r["time"] for r in fakes.planfix_requests() if r["path"] == "/rest/task/%d/comments/list" % task)
     chatra = sorted((r["time"], r["body"]) for r in fakes.chatra_requests())
     fetches = [t for k, t, _ in jobs if k == "fetch"]
@@ -685,11 +694,11 @@ def reply_stats(sent, fakes, task, rps, chatra_rps, jobs):
         made = max([t for t in fetches if t <= read] or [t0])
         ready = max(t0, made)
         queued.append(ready - t0)
-        prev = max([t for t in tracker if t < read] or [0.0])
-        wait = min(max(0.0, prev + 1.0 / rps - ready), read - ready)
+        prev = max([a for t, a in tracker if t < read] or [0.0])
+        wait = min(max(0.0, prev + upstream_gap(rps) - ready), read - ready)
         reply_made = next((t for k, t, p in jobs if k == "reply" and token in p), read)
         prev = max([t for t, _ in chatra if t < got] or [0.0])
-        wait += min(max(0.0, prev + 1.0 / chatra_rps - reply_made), max(0.0, got - reply_made))
+        wait += min(max(0.0, prev + upstream_gap(chatra_rps) - reply_made), max(0.0, got - reply_made))
         total.append(got - t0)
         own.append(got - t0 - wait)
         waits.append(wait)
@@ -752,7 +761,8 @@ def part_reply(args, report):
                      met(s["own99"] is not None and s["own99"] < 0.1 and s["missing"] == 0)])
     report.append("## 4. Reply latency\n\nPlanfix reply webhook -> the fake Chatra receives POST /messages/.  "
                   "Tracker budget %g requests/s, Chatra's %g; a reply every %.2f s; the load is wrk as in part 1 "
-                  "(1 conversation).  \"own\" = latency minus the rate-limit waits (Planfix's before the comments read, "
+                  "(1 conversation).  \"own\" = latency minus the rate-limit waits (Planfix's before the comments read: "
+                  "a spacing of 1.03 / rps + 2 ms after the previous request's answer, one request at a time; "
                   "Chatra's before the message), measured from when the bridge queued each job.  Goal: own p99 < 100 ms "
                   "(p99 within 100 ms plus the rate-limit wait), every reply delivered (waited for up to %d s).\n"
                   % (args.reply_rps, chatra_rps, spacing, args.reply_wait))

@@ -267,6 +267,7 @@ class FakeApp:
             rec["status"] = "dropped"
             raise
         rec["status"] = reply.status
+        rec["answered"] = time.time()  # the answer is written right after (the bench's rate-limit waits)
         return reply
 
     def _effect(self, req):
