@@ -25,6 +25,9 @@ nothing fails on a figure (this is not a test and is not in ctest).  Everything 
    tracker budget 1 request/s (Planfix's), no per-address limit; its fake tracker and fake
    Chatra answer, so jobs queue behind the 1 request/s budget as they would in production.
    Goal: bridge >= 0.5 x nginx with every acknowledged request stored.
+   Then the door's steps alone (bench_door_steps, door_steps.c, with the body wrk sent): the
+   library's parse, the door's parse, the record, the inbox commit and the record read back,
+   each in microseconds a webhook on one core, beside nginx's round trip.
 
 2. Tracker efficiency.  A scripted day (day.py) at each of --day-loads (200, 2,000 and 6,000
    chats) over 8 hours, against a daily quota of --day-quota (20,000) requests: half of the
@@ -274,6 +277,8 @@ def wrk_result(stdout):
             r = json.loads(line[len("WRK_JSON "):])
             r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
             r["ok"] = r["requests"] - r["status_errors"]
+            r["sample"] = next((x[len("WRK_SAMPLE "):] for x in stdout.splitlines() if x.startswith("WRK_SAMPLE ")),
+                               None)
             return r
     raise RuntimeError("wrk printed no summary:\n%s" % stdout[-2000:])
 
@@ -427,6 +432,7 @@ def intake_on_bridge(bridge, fakes, conversations, tag, args, drain=20):
 def part_intake(args, report):
     rows, notes = [], []
     body_bytes = 0
+    sample, nginx_us = None, float("inf")
     fakes = h.Fakes()
     try:
         for conversations in (1, 1000):
@@ -461,6 +467,8 @@ def part_intake(args, report):
             if not b["durable"]:
                 notes.append("**%d conversation(s): %d acknowledged but %d stored (%d distinct)**"
                              % (conversations, b["ok"], b["stored"], b["stored_distinct"]))
+            sample = b.get("sample") or sample
+            nginx_us = min(nginx_us, 1e6 / n["rps"]) if n["rps"] else nginx_us
     finally:
         fakes.cleanup()
     report.append("## 1. Intake\n\nwrk, %d threads, %d connections, %d s, a %d-byte chatFragment, each request a new "
@@ -469,6 +477,34 @@ def part_intake(args, report):
     report.append(table(["conversations", "nginx req/s", "nginx p50 / p99", "bridge req/s", "bridge p50 / p99",
                          "bridge / nginx", "acknowledged / stored / applied", "errors", "goal"], rows))
     report.append("\n" + "\n".join("- " + n for n in notes) + "\n")
+    report.append(door_steps(args, sample, nginx_us))
+
+
+def door_steps(args, sample, nginx_us):
+    """The door's steps timed alone on one core (door_steps.c), beside nginx's whole round trip."""
+    binary = os.path.join(os.path.dirname(args.binary), "bench_door_steps")
+    if sample is None or not os.path.exists(binary):
+        return "\nThe door's steps alone: not measured (%s).\n" % (
+            "no body from wrk" if sample is None else "no %s" % binary)
+    out = subprocess.run([binary], input=sample + "\n", capture_output=True, text=True, timeout=300)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("DOOR_JSON ")), None)
+    if line is None:
+        return "\nThe door's steps alone: not measured (%s).\n" % (out.stderr.strip()[-300:] or "no answer")
+    d = json.loads(line[len("DOOR_JSON "):])
+    steps = [("jansson's json_loadb of the body (the library's parse alone)", d["json_us"]),
+             ("the door's parse (br_chatra_event_parse: that parse, checked and mapped)", d["parse_us"]),
+             ("the record (br_chatra_event_dump)", d["dump_us"]),
+             ("the record committed to the inbox, 16 to a commit", d["store_us"]),
+             ("reading the record back when it is applied (br_chatra_event_load)", d["load_us"])]
+    rows = [[name, "%.1f us" % us, num(1e6 / us) if us > 0 else "-"] for name, us in steps]
+    rows.append(["nginx's whole round trip in the same run (1 / its best req/s)", "%.1f us" % nginx_us,
+                 num(1e6 / nginx_us)])
+    half = 2 * nginx_us
+    return ("\n### The door's steps alone\n\nEach step of taking this %d-byte webhook, timed alone over %s rounds on one "
+            "core (`bench_door_steps`, tests/bench/door_steps.c).  Half of nginx's rate leaves the bridge %.1f us a "
+            "request for everything: the HTTP round trip, the parse, the record, the commit and its share of "
+            "applying.\n\n%s" % (d["bytes"], num(d["rounds"]), half,
+                                  table(["step", "per webhook", "at most a second on one core"], rows)))
 
 
 # --- part 2: tracker efficiency ---------------------------------------------------

@@ -5,7 +5,8 @@
 --
 -- CONVERSATIONS: how many distinct visitors (Chatra client ids) the requests cycle through.
 -- TAG: prefix of every message id ("TAG-<thread>-<n>") and client id ("TAG-client-<k>").
--- done() prints one line "WRK_JSON {...}" with the counts and latency percentiles (microseconds).
+-- done() prints one line "WRK_JSON {...}" with the counts and latency percentiles (microseconds),
+-- and one "WRK_SAMPLE <body>" with a body as the requests carried it.
 
 local next_thread = 0
 
@@ -63,4 +64,6 @@ function done(summary, latency, requests)
       #sample, summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
       e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
       latency.mean, latency.max))
+   -- The body itself (one line), for the door's steps timed alone (door_steps.c).
+   io.write("WRK_SAMPLE " .. sample .. "\n")
 end
