@@ -34,6 +34,7 @@ struct br_budget {
     uint64_t stored;        /* the count last written to the store */
     int64_t written_at;
     long told;              /* the tracker's word on b->day, -1 when none */
+    bool unread;            /* the store could not tell b->day's count: b->used counts since */
     struct pace_bucket pace[PACE_BUCKETS];
     uint64_t hours[HOURS];  /* b->day's requests by hour, kept for the days after */
     uint64_t hours_stored[HOURS];
@@ -97,9 +98,29 @@ hour_of(int64_t now_ms)
     return h < 0 ? 0 : h >= HOURS ? HOURS - 1 : (int)h;
 }
 
+/*
+ * A store that could not tell the day's count is asked again: what it
+ * holds (an earlier run's requests) is added to what was counted since.
+ * Until it answers, nothing is written over it.
+ */
+static bool
+reread(struct br_budget *b)
+{
+    uint64_t n;
+
+    if (b->unread && br_store_usage_get(b->store, b->day, &n) == 0) {
+        b->used += n;
+        b->stored = n;
+        b->unread = false;
+    }
+    return !b->unread;
+}
+
 static void
 write_count(struct br_budget *b, int64_t now_ms)
 {
+    if (!reread(b))
+        return;
     /* A store that refuses writes keeps the count dirty: the next try writes it all. */
     if (br_store_usage_put(b->store, b->day, b->used) == 0) {
         b->stored = b->used;
@@ -146,8 +167,9 @@ roll(struct br_budget *b, int64_t now_ms)
         write_count(b, now_ms);
     b->day = day;
     b->told = -1;
-    if (br_store_usage_get(b->store, day, &b->used) != 0)
-        b->used = 0;
+    b->unread = br_store_usage_get(b->store, day, &b->used) != 0;
+    if (b->unread)
+        b->used = 0; /* asked again at the next request and at each flush (reread) */
     b->stored = b->used;
     load_hours(b);
     br_store_usage_prune(b->store, day - BR_BUDGET_KEEP_DAYS);
@@ -211,7 +233,7 @@ void
 br_budget_flush(struct br_budget *b, int64_t now_ms)
 {
     roll(b, now_ms);
-    if (b->used != b->stored)
+    if (b->unread || b->used != b->stored)
         write_count(b, now_ms);
 }
 

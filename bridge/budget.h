@@ -12,7 +12,10 @@
  * it), which shapes the projection of the days after.  It is written at most once a second while requests
  * are sent (br_budget_spend) and by br_budget_flush (the engine's tick) and
  * br_budget_free, so a crash loses at most the requests of the last second
- * or so.  Days older than BR_BUDGET_KEEP_DAYS are removed.
+ * or so.  A store that cannot tell the day's count when the day starts is
+ * asked again at each write and flush; what it then holds is added to
+ * the requests counted meanwhile, and nothing is written over it before.
+ * Days older than BR_BUDGET_KEEP_DAYS are removed.
  *
  * The budget only counts and tells; the engine pauses the tracker's
  * upstream when the day's count reaches the quota.  It borrows the store,

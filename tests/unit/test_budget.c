@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "bridge/br.h"
 #include "bridge/budget.h"
 #include "bridge/log.h"
@@ -190,6 +192,47 @@ test_persistence(void **state)
     assert_int_equal(br_store_open(&f->s, f->db), 0);
     b = br_budget_new(f->s, 0, NOON + 120000);
     assert_int_equal(br_budget_used_today(b, NOON + 120000), 6);
+    br_budget_free(b);
+}
+
+/* Runs sql on the store's file through a connection of its own. */
+static void
+sql_beside(struct fx *f, const char *sql)
+{
+    sqlite3 *db;
+
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/*
+ * A store that cannot tell the day's count when the budget starts: what
+ * the budget counts meanwhile is not written over it, and once the store
+ * answers, the count it held (an earlier run's) is added.
+ */
+static void
+test_count_unread_at_start(void **state)
+{
+    struct fx *f = *state;
+    struct br_budget *b;
+
+    assert_int_equal(br_store_usage_put(f->s, D, 500), 0);
+    /* A budget of an earlier run makes the store's statements: from here on, only their answers fail. */
+    br_budget_free(br_budget_new(f->s, 1000, NOON - 10));
+    sql_beside(f, "ALTER TABLE tracker_usage RENAME TO tracker_usage_away;");
+    b = br_budget_new(f->s, 1000, NOON);
+    br_budget_spend(b, NOON + 1);
+    br_budget_spend(b, NOON + 2);
+    br_budget_flush(b, NOON + 3); /* still no answer: nothing written, the two kept */
+    assert_int_equal(br_budget_used_today(b, NOON + 3), 2);
+    sql_beside(f, "ALTER TABLE tracker_usage_away RENAME TO tracker_usage;");
+    br_budget_flush(b, NOON + 4);
+    assert_int_equal(br_budget_used_today(b, NOON + 4), 502);
+    assert_int_equal(br_budget_left(b, NOON + 4), 498);
+    assert_int_equal(stored(f, D), 502);
+    br_budget_spend(b, NOON + 1500);
+    assert_int_equal(stored(f, D), 503);
     br_budget_free(b);
 }
 
@@ -382,6 +425,7 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_counting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_day_rollover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_unread_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projection_history, setup, teardown),
         cmocka_unit_test(test_scenario_day),
