@@ -304,9 +304,31 @@ br_budget_projected(const struct br_budget *b, int64_t now_ms)
      * to whole milliseconds per slice, and the pace is taken over that.
      */
     pace = recent / (double)(pace_width() * PACE_BUCKETS);
-    /* No day before to go by (or the budget is still on yesterday): the recent pace for the rest of the day. */
-    if (!b->history || day_of(now_ms) != b->day)
+    near = pace * (double)(rest < hour_ms() ? rest : hour_ms());
+    /* The budget is still on yesterday (nothing sent today yet): the recent pace for the rest of the day. */
+    if (day_of(now_ms) != b->day)
         return used + pace * (double)rest;
+    if (!b->history) {
+        /*
+         * No day before to go by: the next hour at the recent pace, the
+         * rest at the pace seen since today's first request (at least an
+         * hour back): a rush counts for the hour it may go on, not for
+         * the whole day.
+         */
+        double seen = 0;
+        int64_t first = -1, span;
+        for (int h = 0; h < HOURS; h++) {
+            if (b->hours[h] > 0 && first < 0)
+                first = h;
+            seen += (double)b->hours[h];
+        }
+        if (first < 0 || rest <= hour_ms())
+            return used + near;
+        span = now_ms - (day_of(now_ms) * br_budget_day_ms() + first * hour_ms());
+        if (span < hour_ms())
+            span = hour_ms();
+        return used + near + seen / (double)span * (double)(rest - hour_ms());
+    }
     /*
      * The days before: the rest of the day as the shape has it, times how
      * much busier today has been so far (never less than the shape; a
@@ -323,7 +345,6 @@ br_budget_projected(const struct br_budget *b, int64_t now_ms)
     if (trend < 1.0)
         trend = 1.0;
     rest_now = (whole - so_far) * trend;
-    near = pace * (double)(rest < hour_ms() ? rest : hour_ms());
     rest_after = rest <= hour_ms() ? 0 : (whole - shape_until(b, now_ms + hour_ms())) * trend;
     return used + (near + rest_after > rest_now ? near + rest_after : rest_now);
 }

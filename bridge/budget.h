@@ -57,8 +57,9 @@ bool br_budget_exhausted(const struct br_budget *b, int64_t now_ms);
 /*
  * The day's use by its end, projected:
  *  - with no request in the BR_BUDGET_HISTORY_DAYS days before today (a
- *    new bridge, or one that was off): used today + (requests over the
- *    last 1/24 of a day, an hour) x 24 x (share of the day left);
+ *    new bridge, or one that was off): used today + the pace of the last
+ *    1/24 of a day (an hour) over the next hour + the pace since today's
+ *    first request (at least an hour back) over the rest of the day;
  *  - else the days before give the shape: at each hour of the day the
  *    most any of them sent.  used today + the larger of
  *      the shape's rest of the day x trend, and

@@ -149,7 +149,8 @@ write_budget(struct br_buf *out, const struct br_budget *b)
         br_metrics_write_sample(out, "chatra_bridge_tracker_daily_quota", NULL, NULL, (double)br_budget_quota(b));
     br_metrics_write_family(out, "chatra_bridge_tracker_requests_projected", "gauge",
                             "Today's requests to the tracker projected to the end of the day: by the hours of the "
-                            "7 days before when they sent any, else at the pace of the last hour (1/24 of a day).");
+                            "7 days before when they sent any, else at the last hour's pace for the next hour and "
+                            "the pace since today's first request after it.");
     br_metrics_write_sample(out, "chatra_bridge_tracker_requests_projected", NULL, NULL,
                             br_budget_projected(b, now));
 }

@@ -236,7 +236,11 @@ test_count_unread_at_start(void **state)
     br_budget_free(b);
 }
 
-/* Used today + the pace of the last 1/24 of a day (an hour) over the rest of the day. */
+/*
+ * No day before to go by: used today + the pace of the last 1/24 of a day
+ * (an hour) over the next hour + the pace seen since today's first request
+ * (at least an hour back) over the rest of the day.
+ */
 static void
 test_projection(void **state)
 {
@@ -244,19 +248,27 @@ test_projection(void **state)
     struct br_budget *b = br_budget_new(f->s, 20000, NOON - 3 * 3600 * 1000);
 
     assert_true(br_budget_projected(b, NOON) == 0.0);
-    /* Two hours before noon: counted today, but outside the window. */
+    /* Four at 10:00, outside the last hour: 4 in the 2 h since, over the 11 h after the next one. */
     for (int i = 0; i < 4; i++)
         br_budget_spend(b, NOON - 2 * 3600 * 1000 + i);
-    assert_true(br_budget_projected(b, NOON) == 4.0);
-    /* Ten within the last hour (a busy ten minutes among them): 10 x 24 x 0.5 more by the end of the day. */
+    assert_float_equal(br_budget_projected(b, NOON), 4.0 + 4.0 / 2 * 11, 1e-6);
+    /*
+     * Ten within the last hour (a busy ten minutes): the next hour at
+     * that pace (10), the 11 after at the pace since 10:00 (14 in 2 h).
+     * The last hour's pace for the whole rest of the day would say
+     * 14 + 120.
+     */
     for (int i = 0; i < 10; i++)
         br_budget_spend(b, NOON - 5000 - i * 60 * 1000);
-    assert_float_equal(br_budget_projected(b, NOON), 14.0 + 120.0, 1e-6);
-    /* At 18:00 one request within the window, a quarter of the day left: 1 x 24 x 0.25. */
+    assert_float_equal(br_budget_projected(b, NOON), 14.0 + 10.0 + 14.0 / 2 * 11, 1e-6);
+    /* At 18:00 one request within the window: 1 for the next hour, 15 in 8 h for the 5 after. */
     br_budget_spend(b, NOON + DAY / 4 - 1000);
-    assert_float_equal(br_budget_projected(b, NOON + DAY / 4), 15.0 + 6.0, 1e-6);
-    /* An hour later the window is empty again: the day's count is all. */
-    assert_float_equal(br_budget_projected(b, NOON + DAY / 4 + 3600 * 1000), 15.0, 1e-6);
+    assert_float_equal(br_budget_projected(b, NOON + DAY / 4), 15.0 + 1.0 + 15.0 / 8 * 5, 1e-6);
+    /* An hour later the window is empty: 15 in 9 h for the 4 h after the next one. */
+    assert_float_equal(br_budget_projected(b, NOON + DAY / 4 + 3600 * 1000), 15.0 + 15.0 / 9 * 4, 1e-6);
+    /* In the last hour of the day, the next hour is all there is. */
+    br_budget_spend(b, (D + 1) * DAY - 1800 * 1000);
+    assert_float_equal(br_budget_projected(b, (D + 1) * DAY - 1200 * 1000), 16.0 + 1.0 / 3, 1e-6);
     br_budget_free(b);
 }
 
