@@ -20,6 +20,14 @@
  * chatra_event.c; the keys read here are that module's, not Chatra's.
  */
 
+/* The wait while the tracker is behind (wider than coalesce_ms), else 0: what a task, its contact or a completion waits. */
+static int64_t
+behind_wait_ms(const struct br_env *env)
+{
+    int64_t w = br_env_coalesce_wait_ms(env);
+    return w > env->cfg->coalesce_ms ? w : 0;
+}
+
 static const char *
 jstr(json_t *o, const char *k)
 {
@@ -79,9 +87,7 @@ open_generation(struct br_env *env, struct br_conv *c)
      * more saved each.  The first job of the lane carries the wait: the
      * others wait behind it.
      */
-    late = br_env_coalesce_wait_ms(env);
-    if (late <= env->cfg->coalesce_ms)
-        late = 0;
+    late = behind_wait_ms(env);
     if (br_env_has_contacts(env) &&
         (rc = br_queue_add(env->queue, 't', "tracker", "contact", c->id, json_pack("{s:i}", "gen", gen), late)))
         return rc;
@@ -520,9 +526,7 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
              * a message would: the messages of other chats, which the
              * visitors wait to see, go before it.
              */
-            int64_t late = br_env_coalesce_wait_ms(env);
-            if (late <= env->cfg->coalesce_ms)
-                late = 0;
+            int64_t late = behind_wait_ms(env);
             if ((rc = br_store_task_set(env->store, c.id, c.gen, NULL, BR_TASK_CLOSING)) ||
                 (rc = br_queue_add(env->queue, 't', "tracker", "close", c.id, json_pack("{s:i}", "gen", c.gen), late)))
                 goto out;
