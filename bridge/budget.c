@@ -69,11 +69,46 @@ br_budget_day_ms(void)
     return day_ms;
 }
 
+/*
+ * When a day begins: at 00:00 UTC, or (the benchmark's scenario clock) at
+ * BR_BUDGET_DAY_FROM_MS, a wall-clock moment in ms since the epoch, and
+ * every br_budget_day_ms() before and after it.  Read once.
+ */
+static int64_t
+day_origin_ms(void)
+{
+    static bool read;
+    static int64_t origin;
+
+    if (!read) {
+        const char *v = getenv("BR_BUDGET_DAY_FROM_MS");
+        read = true;
+        if (v != NULL && *v != '\0') {
+            char *end;
+            long long ms;
+            errno = 0;
+            ms = strtoll(v, &end, 10);
+            if (errno == 0 && *end == '\0' && ms >= 0)
+                origin = (int64_t)ms;
+            else
+                br_warn("budget: BR_BUDGET_DAY_FROM_MS must be a time in ms since 1970; days begin at 00:00 UTC");
+        }
+    }
+    return origin;
+}
+
 static int64_t
 day_of(int64_t now_ms)
 {
-    int64_t d = br_budget_day_ms();
-    return now_ms >= 0 ? now_ms / d : -((-now_ms + d - 1) / d);
+    int64_t d = br_budget_day_ms(), t = now_ms - day_origin_ms();
+    return t >= 0 ? t / d : -((-t + d - 1) / d);
+}
+
+/* When day `day` begins (ms, wall clock). */
+static int64_t
+day_start(int64_t day)
+{
+    return day_origin_ms() + day * br_budget_day_ms();
 }
 
 static int64_t
@@ -94,7 +129,7 @@ hour_ms(void)
 static int
 hour_of(int64_t now_ms)
 {
-    int64_t h = (now_ms - day_of(now_ms) * br_budget_day_ms()) / hour_ms();
+    int64_t h = (now_ms - day_start(day_of(now_ms))) / hour_ms();
     return h < 0 ? 0 : h >= HOURS ? HOURS - 1 : (int)h;
 }
 
@@ -279,7 +314,7 @@ br_budget_exhausted(const struct br_budget *b, int64_t now_ms)
 static double
 shape_until(const struct br_budget *b, int64_t now_ms)
 {
-    int64_t into = now_ms - day_of(now_ms) * br_budget_day_ms();
+    int64_t into = now_ms - day_start(day_of(now_ms));
     int h = hour_of(now_ms);
     double part = (double)(into - (int64_t)h * hour_ms()) / (double)hour_ms(), n = 0;
 
@@ -324,7 +359,7 @@ br_budget_projected(const struct br_budget *b, int64_t now_ms)
         }
         if (first < 0 || rest <= hour_ms())
             return used + near;
-        span = now_ms - (day_of(now_ms) * br_budget_day_ms() + first * hour_ms());
+        span = now_ms - (day_start(day_of(now_ms)) + first * hour_ms());
         if (span < hour_ms())
             span = hour_ms();
         return used + near + seen / (double)span * (double)(rest - hour_ms());
@@ -353,5 +388,5 @@ int64_t
 br_budget_day_end(const struct br_budget *b, int64_t now_ms)
 {
     (void)b;
-    return (day_of(now_ms) + 1) * br_budget_day_ms();
+    return day_start(day_of(now_ms) + 1);
 }

@@ -5,7 +5,9 @@
  *
  * Days are UTC days: a day's index is floor(now_ms / day_ms), so with the
  * default length a day starts at 00:00 UTC.  The benchmark's scenario
- * clock shortens the day with BR_BUDGET_DAY_S (seconds, read once).
+ * clock shortens the day with BR_BUDGET_DAY_S (seconds) and may move its
+ * start with BR_BUDGET_DAY_FROM_MS (a moment a day begins, ms since the
+ * epoch; day indexes then count from it); both read once.
  *
  * The count is kept in the store (store_usage.c), so a restart goes on
  * where the day was, with the count of each hour of the day (a 24th of

@@ -58,7 +58,10 @@ nothing fails on a figure (this is not a test and is not in ctest).  Everything 
    lookup + contact + task + one comment per visitor message + close when the visitor
    leaves (16 per conversation for 12 messages).  Goals: within the quota, none lost, 0
    violations, 95% visible within coalesce_ms + 2 s at 200 a day and within 10 minutes at
-   2,000 and 6,000 a day.
+   2,000 and 6,000 a day.  Each load runs --days (2) days in a row on one store, the script
+   beginning at 06:00 of the budget's day (BR_BUDGET_DAY_FROM_MS): day 1 is a new bridge's
+   (no day before: the projection follows its pace), day 2 has day 1's hours in the store
+   (the projection's shape), as a bridge that has been running has.
 
 3. Scale.  The store is pre-filled by loader.py (one transaction, executemany) with 10,000 /
    100,000 / 1,000,000 finished conversations, each as the bridge would have written it:
@@ -362,9 +365,10 @@ def stop_bridge(bridge, grace=30):
 
 
 def log_problems(bridge):
-    """Warnings and errors in the bridge's log, counted by message (numbers blanked)."""
+    """Warnings and errors in the bridge's log of its last run, counted by message (numbers blanked)."""
     counts = {}
-    for line in bridge.log().splitlines():
+    # The last run's lines: a bridge restarted for a later day appends to the same log.
+    for line in bridge.log().split("=== harness:")[-1].splitlines():
         m = re.match(r"\S+ (warn|error) (.*)", line)
         if m:
             key = "%s: %s" % (m.group(1), re.sub(r"\d+", "N", m.group(2))[:140])
@@ -521,30 +525,46 @@ def day_config(fakes, scale, rps, args):
                                  "mirror_agent_messages": args.mirror})
 
 
-def run_day(args, conversations, scale):
-    """One scripted day of `conversations` chats against a fresh bridge, the scenario clock
-    running `scale` times faster than real time; the replay's figures."""
+# The scripted day's first event is at 06:00 of the budget's day (09:00 in Moscow).
+DAY_STARTS_AT_H = 6
+
+
+def run_days(args, conversations, scale):
+    """--days scripted days of `conversations` chats each against one bridge and its store, the
+    scenario clock running `scale` times faster than real time; each day's figures.  Day 1 is a
+    new bridge's (no requests on the days before); each later day comes after the ones before
+    it, with their hours in the store (the projection's shape), new chats and visitors, and the
+    bridge restarted in between (the budget's day begins anew)."""
     rps = 1.0 * scale
-    chats, events = day.make_day(conversations, args.day_hours)
-    log("tracker: %d chats, %d events over %.1f scenario hours, x%g -> about %.0f s"
-        % (len(chats), len(events), args.day_hours, scale, events[-1][0] / scale))
+    day_ms = 86400 * 1000.0 / scale
     fakes = h.Fakes(planfix_rps=rps)
     fakes.settings("planfix", rps_tolerance=args.rps_tolerance / rps)
     # The poll is off here and its cost added by arithmetic: it re-reads the last 10 minutes of
     # comments (Planfix filters by the minute), wall-clock minutes that a sped-up clock would
     # fill with far more comments (and pages) than a real day has.  Part 5 measures it idle.
     bridge = h.Bridge(fakes, day_config(fakes, scale, rps, args), binary=args.binary)
-    # The budget's day is on the scenario clock too: 24 scenario hours.
+    # The budget's day is on the scenario clock too: 24 scenario hours, the script beginning at
+    # DAY_STARTS_AT_H of day n (n = 0, 1, ...: BR_BUDGET_DAY_FROM_MS puts day 0 where it must).
     bridge.env["BR_BUDGET_DAY_S"] = "%d" % max(1, int(round(86400 / scale)))
+    days = []
     try:
-        bridge.start(timeout=60)
-        d = day.replay(bridge, fakes, chats, events, scale, rps, log=log, drain_timeout=args.drain_timeout)
-        d["problems"] = log_problems(bridge)
-        d["stop"] = stop_bridge(bridge)
+        for n in range(args.days):
+            chats, events = day.make_day(conversations, args.day_hours, seed=20240601 + n, first=n * conversations)
+            log("tracker: day %d: %d chats, %d events over %.1f scenario hours, x%g -> about %.0f s"
+                % (n + 1, len(chats), len(events), args.day_hours, scale, events[-1][0] / scale))
+            # Planfix's count of what is left begins anew with the day.
+            fakes.settings("planfix", remaining=args.day_quota)
+            begins = time.time() * 1000 + 1500          # the replay's first event, about
+            bridge.env["BR_BUDGET_DAY_FROM_MS"] = "%d" % (begins - (n + DAY_STARTS_AT_H / 24.0) * day_ms)
+            bridge.start(timeout=60)
+            d = day.replay(bridge, fakes, chats, events, scale, rps, log=log, drain_timeout=args.drain_timeout)
+            d["problems"] = log_problems(bridge)
+            d["stop"] = stop_bridge(bridge)
+            days.append(d)
     finally:
         bridge.cleanup()
         fakes.cleanup()
-    return d
+    return days
 
 
 def part_tracker(args, report):
@@ -552,52 +572,54 @@ def part_tracker(args, report):
     summary, details = [], []
     for load, scale in args.day_loads:
         scn = lambda s: "-" if s is None else ("%.1f s" % (s * scale))  # noqa: E731
-        d = run_day(args, load, scale)
-        n = d["chats"]
-        used = d["requests"] + polls
-        all_in = d["visitor_in"] == d["visitor_msgs"] and d["agent_in"] == d["agent_msgs"]
-        replies_ok = d["replies_relayed"] == d["planfix_replies"] and d["echoes_mirrored"] == 0
-        # What "visible soon enough" means at this load: the quiet day's coalesce_ms + 2 s, the
-        # busy day's 10 minutes (the wait may widen up to coalesce_max_s to fit the quota).
-        limit = 4.0 if load <= 200 else 600.0
-        fast = d["within"](limit / scale)
-        goal_ok = used <= args.day_quota and all_in and d["violations"] == 0 and replies_ok and fast >= 0.95
-        summary.append([
-            num(n), "x%g" % scale, "%d / %d" % (d["visitor_msgs"], d["agent_msgs"]), num(d["requests"]), "%.2f" % (d["requests"] / n),
-            "%.2f" % (d["naive"] / n), "%s of %s" % (num(used), num(args.day_quota)),
-            "%d (%d)" % (d["violations"], d["status_429"]),
-            "%s / %s" % (scn(d["delay_p50"]), scn(d["delay_p95"])),
-            "%.1f%% within %s" % (fast * 100, "%g s" % limit),
-            "%d/%d, %d/%d" % (d["visitor_in"], d["visitor_msgs"], d["agent_in"], d["agent_msgs"]),
-            "%d of %d / %d" % (d["replies_relayed"], d["planfix_replies"], d["echoes_mirrored"]),
-            met(goal_ok)])
-        kinds = sorted(d["by_kind"].items(), key=lambda kv: -kv[1])
-        notes = ["%d new visitors, %d returning, %d on another device; %d late e-mails; %d leave; %d replies in "
-                 "Planfix; %d webhooks" % (d["kinds"]["new"], d["kinds"]["returning"], d["kinds"]["other-device"],
-                                           d["late_emails"], d["leaves"], d["planfix_replies"], d["webhooks"]),
-                 "replay: events took %.0f s wall (largest lag behind the script %.2f s), queue %s %.0f s after the "
-                 "last event; bridge stop: %s" % (d["wall_events"], d["lag"],
-                                                   "drained" if d["drained"] else "**not drained**", d["wall_drain"],
-                                                   d["stop"]),
-                 "webhook -> visible in wall time: p50 %s, p95 %s, max %s" % (
-                     ms(d["delay_p50"], "s"), ms(d["delay_p95"], "s"), ms(d["delay_max"], "s")),
-                 "Planfix reply -> Chatra message (scenario time): p50 %s, p95 %s" % (scn(d["reply_p50"]),
-                                                                                     scn(d["reply_p95"]))]
-        late = sorted(d["late_by"](limit / scale).items(), key=lambda kv: -kv[1])
-        if late:
-            notes.append("visible later than %g s, by the request that carried them: %s"
-                         % (limit, ", ".join("%s %d" % kv for kv in late)))
-        if d["mirrored"]:
-            notes.append("**Planfix replies that came back as comments**: %s" % ", ".join(d["mirrored"][:10]))
-        if d["skipped_replies"]:
-            notes.append("%d Planfix replies skipped: their task did not exist yet" % d["skipped_replies"])
-        if d["failures"]:
-            notes.append("**%d webhooks not answered 200**, e.g. %s" % (len(d["failures"]), d["failures"][:3]))
-        notes += ["bridge log: %d x %s" % (c, k) for k, c in sorted(d["problems"].items(), key=lambda kv: -kv[1])[:6]]
-        details.append("### %s chats a day\n\n" % num(n) +
-                       table(["tracker request", "count", "per conversation"],
-                             [[k, num(c), "%.2f" % (c / n)] for k, c in kinds]) +
-                       "\n" + "\n".join("- " + x for x in notes) + "\n")
+        for k, d in enumerate(run_days(args, load, scale)):
+            which = "%d (%s)" % (k + 1, "a new bridge" if k == 0 else "after %s" % ("day 1" if k == 1 else "days 1-%d" % k))
+            n = d["chats"]
+            used = d["requests"] + polls
+            all_in = d["visitor_in"] == d["visitor_msgs"] and d["agent_in"] == d["agent_msgs"]
+            replies_ok = d["replies_relayed"] == d["planfix_replies"] and d["echoes_mirrored"] == 0
+            # What "visible soon enough" means at this load: the quiet day's coalesce_ms + 2 s, the
+            # busy day's 10 minutes (the wait may widen up to coalesce_max_s to fit the quota).
+            limit = 4.0 if load <= 200 else 600.0
+            fast = d["within"](limit / scale)
+            goal_ok = used <= args.day_quota and all_in and d["violations"] == 0 and replies_ok and fast >= 0.95
+            summary.append([
+                num(n), which, "x%g" % scale, "%d / %d" % (d["visitor_msgs"], d["agent_msgs"]), num(d["requests"]), "%.2f" % (d["requests"] / n),
+                "%.2f" % (d["naive"] / n), "%s of %s" % (num(used), num(args.day_quota)),
+                "%d (%d)" % (d["violations"], d["status_429"]),
+                "%s / %s" % (scn(d["delay_p50"]), scn(d["delay_p95"])),
+                "%.1f%% within %s" % (fast * 100, "%g s" % limit),
+                "%d/%d, %d/%d" % (d["visitor_in"], d["visitor_msgs"], d["agent_in"], d["agent_msgs"]),
+                "%d of %d / %d" % (d["replies_relayed"], d["planfix_replies"], d["echoes_mirrored"]),
+                met(goal_ok)])
+            kinds = sorted(d["by_kind"].items(), key=lambda kv: -kv[1])
+            notes = ["%d new visitors, %d returning, %d on another device; %d late e-mails; %d leave; %d replies in "
+                     "Planfix; %d webhooks" % (d["kinds"]["new"], d["kinds"]["returning"], d["kinds"]["other-device"],
+                                               d["late_emails"], d["leaves"], d["planfix_replies"], d["webhooks"]),
+                     "replay: events took %.0f s wall (largest lag behind the script %.2f s), queue %s %.0f s after the "
+                     "last event; bridge stop: %s" % (d["wall_events"], d["lag"],
+                                                       "drained" if d["drained"] else "**not drained**", d["wall_drain"],
+                                                       d["stop"]),
+                     "webhook -> visible in wall time: p50 %s, p95 %s, max %s" % (
+                         ms(d["delay_p50"], "s"), ms(d["delay_p95"], "s"), ms(d["delay_max"], "s")),
+                     "Planfix reply -> Chatra message (scenario time): p50 %s, p95 %s" % (scn(d["reply_p50"]),
+                                                                                         scn(d["reply_p95"]))]
+            late = sorted(d["late_by"](limit / scale).items(), key=lambda kv: -kv[1])
+            if late:
+                notes.append("visible later than %g s, by the request that carried them: %s"
+                             % (limit, ", ".join("%s %d" % kv for kv in late)))
+            if d["mirrored"]:
+                notes.append("**Planfix replies that came back as comments**: %s" % ", ".join(d["mirrored"][:10]))
+            if d["skipped_replies"]:
+                notes.append("%d Planfix replies skipped: their task did not exist yet" % d["skipped_replies"])
+            if d["failures"]:
+                notes.append("**%d webhooks not answered 200**, e.g. %s" % (len(d["failures"]), d["failures"][:3]))
+            notes += ["bridge log: %d x %s" % (c, k) for k, c in sorted(d["problems"].items(), key=lambda kv: -kv[1])[:6]]
+            details.append("### %s chats a day, day %s\n\n" % (num(n), which) +
+                           table(["tracker request", "count", "per conversation"],
+                                 [[k, num(c), "%.2f" % (c / n)] for k, c in kinds]) +
+                           "\n" + "\n".join("- " + x for x in notes) + "\n")
+
     report.append(
         "## 2. Tracker efficiency\n\nA scripted day (day.py) at %s chats, each over %g hours of scenario time, "
         "against a daily quota of %s requests.  The scenario clock runs faster than real time (\"clock\"): the "
@@ -609,10 +631,15 @@ def part_tracker(args, report):
         "`mirror_agent_messages: \"%s\"`.  The poll is not replayed: its worst case, one request a minute over "
         "the %g hours (%d), is added to \"quota used\" (part 5 measures it idle).  Goals: within the quota, none "
         "lost, 0 violations; at 200 a day 95%% visible within coalesce_ms + 2 s, at 6,000 a day within 10 "
-        "minutes (scenario time; 2,000 a day is held to the same 10 minutes).\n"
+        "minutes (scenario time; 2,000 a day is held to the same 10 minutes).  Each load runs %d day(s) in a row "
+        "on one store (\"day\"), the script beginning at %02d:00 of the budget's day: day 1 is a new bridge's, "
+        "which knows no day before and projects the day from its pace; a later day has the hours of the days "
+        "before in the store (the projection's shape: README, Batching), as a bridge that has been running has, "
+        "and new chats and visitors of the same load.\n"
         % (", ".join(num(x) for x, _ in args.day_loads), args.day_hours, num(args.day_quota),
-           args.rps_tolerance * 100, args.coalesce_max_s, args.mirror, args.day_hours, polls))
-    report.append(table(["chats", "clock", "visitor / agent messages", "tracker requests", "per conversation",
+           args.rps_tolerance * 100, args.coalesce_max_s, args.mirror, args.day_hours, polls, args.days,
+           DAY_STARTS_AT_H))
+    report.append(table(["chats", "day", "clock", "visitor / agent messages", "tracker requests", "per conversation",
                          "naive per conversation", "quota used (with the poll)", "violations (429)",
                          "visible p50 / p95 (scenario)", "visible soon enough", "messages in (visitor, agent)",
                          "replies relayed / mirrored back", "goal"], summary))
@@ -879,6 +906,9 @@ def parse_args():
                    help="channels[].mirror_agent_messages of the scripted days (default with_visitor)")
     p.add_argument("--drain-timeout", type=int, default=600, help="seconds to wait for the queue after a day")
     p.add_argument("--day-hours", type=float, default=8.0)
+    p.add_argument("--days", type=int, default=2,
+                   help="scripted days in a row at each load, on one store (default 2: a new bridge's first "
+                        "day, then a day with the first one's hours in the store)")
     p.add_argument("--time-scale", type=float, default=100.0,
                    help="scenario clock speed-up for the days; budgets scale with it (default 100)")
     p.add_argument("--rps-tolerance", type=float, default=0.1,

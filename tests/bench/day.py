@@ -30,9 +30,9 @@ AGENT_TEXTS = [
     "Yes, 10% with the code TWO10.", "Done, the address is changed.", "It has a two-year warranty.",
 ]
 # The tokens that end every message text (see make_day).
-VISITOR_TOKEN = re.compile(r"#c\d{4}m\d\d")
-ANY_TOKEN = re.compile(r"#c\d{4}[ma]\d\d")
-REPLY_TOKEN = re.compile(r"#c\d{4}r")
+VISITOR_TOKEN = re.compile(r"#c\d{5}m\d\d")
+ANY_TOKEN = re.compile(r"#c\d{5}[ma]\d\d")
+REPLY_TOKEN = re.compile(r"#c\d{5}r")
 CITIES = [("Madrid", "Spain"), ("Berlin", "Germany"), ("Lyon", "France"), ("Leeds", "United Kingdom")]
 
 
@@ -43,7 +43,7 @@ class Chat:
         self.no = no                  # 0-based, in order of start
         self.start = start            # scenario seconds
         self.client_id = None
-        self.chat_id = "day-chat-%04d" % no
+        self.chat_id = "day-chat-%05d" % no
         self.name = None
         self.email = None
         self.email_from = 0           # index of the first visitor message whose webhook carries the e-mail
@@ -57,7 +57,7 @@ class Chat:
 
 def _client(chat, rng_city, with_email):
     city, country = rng_city
-    c = {"displayedName": "Visitor %04d" % chat.no, "info": {"plan": "trial", "segment": chat.kind},
+    c = {"displayedName": "Visitor %05d" % chat.no, "info": {"plan": "trial", "segment": chat.kind},
          "basicInfo": {"city": city, "country": country, "browser": "Firefox 127", "os": "macOS",
                        "pages": [{"url": "https://shop.example.org/kettles", "title": "Kettles"}]}}
     if with_email and chat.email:
@@ -66,15 +66,16 @@ def _client(chat, rng_city, with_email):
     return c
 
 
-def make_day(conversations=200, hours=8.0, seed=20240601):
+def make_day(conversations=200, hours=8.0, seed=20240601, first=0):
     """The day's chats and their events, sorted by time.
 
     Event: (t, seq, kind, chat, data) with kind "webhook" (data: body dict, visitor tokens it
     carries for the first time), "planfix_reply" (an employee answers in Planfix; data: token),
     "echo" (Chatra repeats the relayed reply as an agent message in a fragment) or
     "transcript" (the visitor left: the whole chat, echoes included, in a chatTranscript).
-    Every message text ends with a token (#c0012m03: chat 12's 4th visitor message; a: agent;
-    r: Planfix reply) by which it is found in the fakes' records.
+    Every message text ends with a token (#c00012m03: chat 12's 4th visitor message; a: agent;
+    r: Planfix reply) by which it is found in the fakes' records.  A later day numbers its chats
+    from `first`, so that its tokens, visitors and e-mails are new.
     """
     rng = random.Random(seed)
     day = hours * 3600.0
@@ -82,7 +83,7 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
     rushes = [day * f for f in (0.15, 0.40, 0.62, 0.85)]
     starts = sorted(rng.uniform(0, day * 0.97) if rng.random() < 0.5
                     else rng.choice(rushes) + rng.uniform(0, 1200) for _ in range(conversations))
-    chats = [Chat(i, t) for i, t in enumerate(starts)]
+    chats = [Chat(first + i, t) for i, t in enumerate(starts)]
     events = []
     seq = [0]
 
@@ -93,9 +94,9 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
     for chat in chats:
         r = rng.random()
         # The earlier chats a returning visitor or another device can be (listed only when needed).
-        earlier_done = [c for c in chats[:chat.no] if c.end + 120 < chat.start and c.kind != "other-device"] \
+        earlier_done = [c for c in chats[:chat.no - first] if c.end + 120 < chat.start and c.kind != "other-device"] \
             if r < 0.10 else []
-        earlier_mail = [c for c in chats[:chat.no] if c.email and c.end < chat.start] \
+        earlier_mail = [c for c in chats[:chat.no - first] if c.email and c.end < chat.start] \
             if r < 0.15 and not earlier_done else []
         if r < 0.10 and earlier_done:
             # A returning visitor: the same browser opens a new chat later that day.
@@ -106,12 +107,12 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
             # The same person on another device: the e-mail joins it to the earlier thread,
             # at once or only when given later (then the newer thread is merged into the older).
             prev = rng.choice(earlier_mail)
-            chat.kind, chat.client_id, chat.name, chat.email = "other-device", "day-visitor-%04d" % chat.no, \
+            chat.kind, chat.client_id, chat.name, chat.email = "other-device", "day-visitor-%05d" % chat.no, \
                 prev.name, prev.email
         else:
-            chat.client_id = "day-visitor-%04d" % chat.no
-            chat.name = "Visitor %04d" % chat.no
-            chat.email = "visitor%04d@example.org" % chat.no if rng.random() < 0.8 else None
+            chat.client_id = "day-visitor-%05d" % chat.no
+            chat.name = "Visitor %05d" % chat.no
+            chat.email = "visitor%05d@example.org" % chat.no if rng.random() < 0.8 else None
 
         n = rng.randint(4, 20)                                     # visitor messages, 12 on average
         chat.visitor_msgs = n
@@ -126,9 +127,9 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
         while sent < n:
             burst = min(n - sent, rng.choice([1, 1, 2, 2, 3, 4, 5]))
             for _ in range(burst):
-                token = "#c%04dm%02d" % (chat.no, m_no)
+                token = "#c%05dm%02d" % (chat.no, m_no)
                 text = "%s %s" % (VISITOR_TEXTS[(chat.no + m_no) % len(VISITOR_TEXTS)], token)
-                m = h.msg("day-%04d-m%02d" % (chat.no, m_no), text, created_at=0)
+                m = h.msg("day-%05d-m%02d" % (chat.no, m_no), text, created_at=0)
                 transcript.append(m)
                 body = h.chat_event("chatStarted" if sent == 0 else "chatFragment", chat.client_id, [m],
                                     chatId=chat.chat_id, **_client(chat, city, sent >= chat.email_from))
@@ -141,8 +142,8 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
             if rng.random() < 0.7:
                 # An agent answers in Chatra.
                 t += rng.uniform(15, 60)
-                text = "%s #c%04da%02d" % (AGENT_TEXTS[(chat.no + a_no) % len(AGENT_TEXTS)], chat.no, a_no)
-                m = h.msg("day-%04d-a%02d" % (chat.no, a_no), text, type="agent", agent_id=AGENT, created_at=0)
+                text = "%s #c%05da%02d" % (AGENT_TEXTS[(chat.no + a_no) % len(AGENT_TEXTS)], chat.no, a_no)
+                m = h.msg("day-%05d-a%02d" % (chat.no, a_no), text, type="agent", agent_id=AGENT, created_at=0)
                 transcript.append(m)
                 body = h.chat_event("chatFragment", chat.client_id, [m], chatId=chat.chat_id,
                                     **_client(chat, city, sent >= chat.email_from))
@@ -153,7 +154,7 @@ def make_day(conversations=200, hours=8.0, seed=20240601):
                 # An employee answers in Planfix instead; Chatra shows it and repeats it in a
                 # later fragment (the echo the bridge must not mirror back).
                 t += rng.uniform(20, 60)
-                token = "#c%04dr" % chat.no
+                token = "#c%05dr" % chat.no
                 add(t, "planfix_reply", chat, {"token": token})
                 add(t + rng.uniform(5, 15), "echo", chat, {"token": token, "city": city,
                                                           "transcript": transcript})
@@ -250,7 +251,8 @@ def _stamp(body):
 
 
 def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=300):
-    """Play the day against bridge (already started with tracker budget rps) and measure."""
+    """Play the day against bridge (already started with tracker budget rps) and measure.  The
+    fakes may hold an earlier day: only the requests and violations from now on count."""
     store = bridge.config["store"]["path"]
     if not store.startswith("/"):
         store = bridge.tmpdir + "/" + store
@@ -262,6 +264,8 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
     sent_at = {}             # planfix reply token -> wall time of its webhook
     relayed = {}             # planfix reply token -> (text, agentId) as Chatra received it
     lag, failures, skipped_replies = 0.0, [], 0
+    before = len(fakes.planfix_requests())
+    violations_before = fakes.stats("planfix")["violations"]
     t_wall0 = time.time() + 1.0
     total = len(events)
     last_report = time.time()
@@ -303,7 +307,7 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
                         relayed.setdefault(tok, (b["text"], b.get("agentId"), rq["time"]))
             msgs = []
             for tok, (text, agent, _) in relayed.items():
-                if tok.startswith("#c%04dr" % chat.no):
+                if tok.startswith("#c%05dr" % chat.no):
                     msgs.append(h.msg("day-echo-%s" % tok[1:], text, type="agent", agent_id=agent, created_at=0))
             if kind == "transcript":
                 msgs = data["transcript"] + msgs
@@ -322,7 +326,7 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
     drained = open_jobs(store) == 0
     t_drained = time.time()
 
-    reqs = fakes.planfix_requests()
+    reqs = fakes.planfix_requests()[before:]
     stats = fakes.stats("planfix")
     by_kind = {}
     for rq in reqs:
@@ -337,13 +341,14 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
                 first_seen[tok] = rq["time"]
                 first_kind[tok] = classify(rq["method"], rq["path"])
     delays = [max(0.0, first_seen[tok] - ts) for tok, ts in first_sent.items() if tok in first_seen]
+                     "reqs": [(rq["time"], rq.get("answered"), rq["method"], rq["path"], rq["status"]) for rq in reqs]}, _f)
     late_by = {tok: (first_kind[tok], first_seen[tok] - ts) for tok, ts in first_sent.items() if tok in first_seen}
     state = fakes.planfix_state()
     texts = [t.get("description") or "" for t in state["tasks"]] + \
             [c.get("description") or "" for c in state["comments"]]
     in_tracker = set(ANY_TOKEN.findall("\n".join(texts)))
-    visitor_tokens = ["#c%04dm%02d" % (c.no, i) for c in chats for i in range(c.visitor_msgs)]
-    agent_tokens = ["#c%04da%02d" % (c.no, i) for c in chats for i in range(c.agent_msgs)]
+    visitor_tokens = ["#c%05dm%02d" % (c.no, i) for c in chats for i in range(c.visitor_msgs)]
+    agent_tokens = ["#c%05da%02d" % (c.no, i) for c in chats for i in range(c.agent_msgs)]
     api_comments = [c for c in state["comments"] if c.get("via") == "api"]
     echoes = [tok for c in api_comments for tok in REPLY_TOKEN.findall(c.get("description") or "") if tok in sent_at]
     mirrored = sorted(set(echoes))
@@ -370,7 +375,7 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
         "requests": len(reqs),
         "requests_no_poll": len(reqs) - polls,
         "by_kind": by_kind,
-        "violations": stats["violations"],
+        "violations": stats["violations"] - violations_before,
         "status_429": sum(1 for rq in reqs if rq["status"] == 429),
         "min_interval": stats["min_interval"],
         "naive": naive,
@@ -387,7 +392,7 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
         "visitor_in": sum(1 for tok in visitor_tokens if tok in in_tracker),
         "agent_in": sum(1 for tok in agent_tokens if tok in in_tracker),
         "echoes_mirrored": echoes_mirrored,
-        "mirrored": ["%s (%s)" % (tok, describe(chats[int(tok[2:6])])) for tok in mirrored],
+        "mirrored": ["%s (%s)" % (tok, describe(next(c for c in chats if c.no == int(tok[2:7])))) for tok in mirrored],
         "failures": failures,
         "lag": lag,
         "wall_events": t_end_events - t_wall0,

@@ -368,16 +368,20 @@ test_projection_history(void **state)
 }
 
 /*
- * BR_BUDGET_DAY_S: run in a child (this program with --day-child) with the
- * variable set, since it is read once per process.
+ * BR_BUDGET_DAY_S and BR_BUDGET_DAY_FROM_MS: run in a child (this program
+ * with --day-child) with the variables set, since they are read once per
+ * process.  With BR_BUDGET_DAY_FROM_MS "10000" (a bad value counts as
+ * unset) the 30-second days begin at 10 s, 40 s, 70 s...
  */
 static int
 day_child(void)
 {
-    const char *v = getenv("BR_BUDGET_DAY_S");
+    const char *v = getenv("BR_BUDGET_DAY_S"), *from = getenv("BR_BUDGET_DAY_FROM_MS");
+    int64_t o = from != NULL && strcmp(from, "10000") == 0 ? 10000 : 0;
     char dir[] = "/tmp/br-test-budget-day-XXXXXX";
     struct br_store *s;
     struct br_budget *b;
+    uint64_t hours[24] = {0};
     char *db;
     int ok;
 
@@ -388,15 +392,18 @@ day_child(void)
     db = br_asprintf("%s/bridge.db", dir);
     if (br_store_open(&s, db) != 0)
         return 5;
-    b = br_budget_new(s, 2, 29000);
-    br_budget_spend(b, 29000);
-    br_budget_spend(b, 29500);
-    ok = br_budget_exhausted(b, 29999) && br_budget_day_end(b, 29999) == 30000 &&
-         br_budget_used_today(b, 30000) == 0 && !br_budget_exhausted(b, 30000) &&
-         br_budget_day_end(b, 30000) == 60000;
-    br_budget_spend(b, 30001);
-    ok = ok && br_budget_used_today(b, 30001) == 1;
+    b = br_budget_new(s, 2, o + 29000);
+    br_budget_spend(b, o + 29000);
+    br_budget_spend(b, o + 29500);
+    ok = br_budget_exhausted(b, o + 29999) && br_budget_day_end(b, o + 29999) == o + 30000 &&
+         br_budget_used_today(b, o + 30000) == 0 && !br_budget_exhausted(b, o + 30000) &&
+         br_budget_day_end(b, o + 30000) == o + 60000;
+    br_budget_spend(b, o + 30001);
+    ok = ok && br_budget_used_today(b, o + 30001) == 1;
     br_budget_free(b);
+    /* Days count from the origin: the first two requests are day 0's last hour (1.25 s each), the third day 1's first. */
+    ok = ok && br_store_usage_hours(s, 0, 1, hours) == 0 && hours[23] == 2 && hours[22] == 0;
+    ok = ok && br_store_usage_hours(s, 1, 1, hours) == 0 && hours[0] == 1;
     br_store_free(s);
     tmpdir_remove(dir);
     free(db);
@@ -404,7 +411,7 @@ day_child(void)
 }
 
 static int
-run_child(const char *value)
+run_child(const char *value, const char *from)
 {
     pid_t pid = fork();
     int status;
@@ -412,6 +419,8 @@ run_child(const char *value)
     assert_true(pid >= 0);
     if (pid == 0) {
         setenv("BR_BUDGET_DAY_S", value, 1);
+        if (from != NULL)
+            setenv("BR_BUDGET_DAY_FROM_MS", from, 1);
         execl(self_path, self_path, "--day-child", (char *)NULL);
         _exit(127);
     }
@@ -424,9 +433,12 @@ static void
 test_scenario_day(void **state)
 {
     (void)state;
-    assert_int_equal(run_child("30"), 0);
-    assert_int_equal(run_child("thirty"), 0);
-    assert_int_equal(run_child("-5"), 0);
+    assert_int_equal(run_child("30", NULL), 0);
+    assert_int_equal(run_child("thirty", NULL), 0);
+    assert_int_equal(run_child("-5", NULL), 0);
+    assert_int_equal(run_child("30", "10000"), 0);
+    assert_int_equal(run_child("30", "soon"), 0);
+    assert_int_equal(run_child("30", "-1"), 0);
 }
 
 int
@@ -448,5 +460,6 @@ main(int argc, char **argv)
         return day_child();
     self_path = "/proc/self/exe";
     unsetenv("BR_BUDGET_DAY_S");
+    unsetenv("BR_BUDGET_DAY_FROM_MS");
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
