@@ -341,7 +341,6 @@ def replay(bridge, fakes, chats, events, scale, rps, log=print, drain_timeout=30
                 first_seen[tok] = rq["time"]
                 first_kind[tok] = classify(rq["method"], rq["path"])
     delays = [max(0.0, first_seen[tok] - ts) for tok, ts in first_sent.items() if tok in first_seen]
-                     "reqs": [(rq["time"], rq.get("answered"), rq["method"], rq["path"], rq["status"]) for rq in reqs]}, _f)
     late_by = {tok: (first_kind[tok], first_seen[tok] - ts) for tok, ts in first_sent.items() if tok in first_seen}
     state = fakes.planfix_state()
     texts = [t.get("description") or "" for t in state["tasks"]] + \
