@@ -11,7 +11,9 @@
   - check-config refuses a negative or a non-integer quota with a clear line;
   - the requests of each hour are kept too, and the days before shape the day's projection (a
     bridge that sent 100 requests an hour yesterday projects the rest of today at that, not at
-    the pace of its last, quiet hour).
+    the pace of its last, quiet hour);
+  - the benchmark's scenario day may begin at a given moment (BR_BUDGET_DAY_FROM_MS): days are
+    counted from it, for the count, the hours and the days before.
 """
 
 import os
@@ -144,6 +146,41 @@ class TestQuota(E2ECase):
         wait_until(lambda: sum(self.hours_stored(today).values()) == sent or None,
                    message=lambda: "hours stored: %r, sent %d" % (self.hours_stored(today), sent))
         self.assertIn((now_ms() % 86400000) // 3600000, self.hours_stored(today))
+
+    def test_the_scenario_day_can_begin_at_a_given_moment(self):
+        # The benchmark's clock: 40-minute days (100-second hours) beginning where
+        # BR_BUDGET_DAY_FROM_MS says, so that now is 12:00 of day 1.
+        day_s, hour_ms = 2400, 100000
+        origin = now_ms() - (day_s + day_s // 2) * 1000
+        self.bridge.env["BR_BUDGET_DAY_S"] = str(day_s)
+        self.bridge.env["BR_BUDGET_DAY_FROM_MS"] = str(origin)
+        self.start_bridge()
+        self.assertEqual(self.bridge.stop(), 0)
+        # Day 0 (counted from the origin, not from 1970): 100 requests in every hour.
+        db = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
+        with db:
+            db.executemany("INSERT INTO tracker_usage_hours(day, hour, requests) VALUES(0,?,100)",
+                           [(h,) for h in range(24)])
+            db.execute("INSERT INTO tracker_usage(day, requests) VALUES(0, 2400)")
+        db.close()
+        self.bridge.start()
+        m = self.metrics()
+        left = 1 - ((now_ms() - origin) % (day_s * 1000)) / (day_s * 1000.0)
+        used = m["chatra_bridge_tracker_requests_today"]
+        # Day 0 is the day before: the rest of today is projected at its shape (about 1,200).
+        # Days counted from 1970 would find no day before and project today's count alone.
+        self.assertAlmostEqual(m["chatra_bridge_tracker_requests_projected"], used + 2400 * left, delta=used + 10)
+
+        # Today's requests go to day 1, by the hour of the scenario day they were sent in.
+        self.open_chat("client-1", email="maria@example.org")
+        self.wait_idle()
+        sent = self.tracker()["quota"]["used_today"]
+        self.assertGreater(sent, 0)
+        wait_until(lambda: sum(self.hours_stored(1).values()) == sent or None,
+                   message=lambda: "hours stored: %r, sent %d" % (self.hours_stored(1), sent))
+        hour_now = (now_ms() - origin) % (day_s * 1000) // hour_ms
+        self.assertTrue(set(self.hours_stored(1)) <= {12, 13, hour_now}, self.hours_stored(1))
+        self.assertEqual(self.hours_stored(0), {h: 100 for h in range(24)})
 
     def test_no_daily_limit(self):
         self.start_bridge(tracker={"daily_quota": 0})
