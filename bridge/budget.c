@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,25 +48,41 @@ struct br_budget {
     bool history;
 };
 
+/*
+ * A whole number from the environment (the benchmark's scenario clock):
+ * true with *out set when `name` holds one from lo to hi; a value that is
+ * not one is warned about with `help` and counts as unset.
+ */
+static bool
+env_number(const char *name, long long lo, long long hi, const char *help, long long *out)
+{
+    const char *v = getenv(name);
+    char *end;
+    long long n;
+
+    if (v == NULL || *v == '\0')
+        return false;
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < lo || n > hi) {
+        br_warn("budget: %s %s", name, help);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
 int64_t
 br_budget_day_ms(void)
 {
     static int64_t day_ms;
+    long long s;
 
-    if (day_ms == 0) {
-        const char *v = getenv("BR_BUDGET_DAY_S");
-        day_ms = DAY_MS_DEFAULT;
-        if (v != NULL && *v != '\0') {
-            char *end;
-            long s;
-            errno = 0;
-            s = strtol(v, &end, 10);
-            if (errno == 0 && *end == '\0' && s >= 1 && s <= 86400L * 366)
-                day_ms = (int64_t)s * 1000;
-            else
-                br_warn("budget: BR_BUDGET_DAY_S must be a number of seconds from 1 to 31622400; a day is 86400 s");
-        }
-    }
+    if (day_ms == 0)
+        day_ms = env_number("BR_BUDGET_DAY_S", 1, 86400LL * 366,
+                            "must be a number of seconds from 1 to 31622400; a day is 86400 s", &s)
+                     ? (int64_t)s * 1000
+                     : DAY_MS_DEFAULT;
     return day_ms;
 }
 
@@ -79,20 +96,13 @@ day_origin_ms(void)
 {
     static bool read;
     static int64_t origin;
+    long long ms;
 
     if (!read) {
-        const char *v = getenv("BR_BUDGET_DAY_FROM_MS");
         read = true;
-        if (v != NULL && *v != '\0') {
-            char *end;
-            long long ms;
-            errno = 0;
-            ms = strtoll(v, &end, 10);
-            if (errno == 0 && *end == '\0' && ms >= 0)
-                origin = (int64_t)ms;
-            else
-                br_warn("budget: BR_BUDGET_DAY_FROM_MS must be a time in ms since 1970; days begin at 00:00 UTC");
-        }
+        if (env_number("BR_BUDGET_DAY_FROM_MS", 0, LLONG_MAX, "must be a time in ms since 1970; days begin at 00:00 UTC",
+                       &ms))
+            origin = (int64_t)ms;
     }
     return origin;
 }
