@@ -265,12 +265,25 @@ typedef void (*br_msg_cb)(void *arg, const struct br_msg *m);
 int br_store_msg_each(struct br_store *s, int64_t conv_id, int gen, br_msg_cb cb, void *arg);
 
 /* ---- tracker comments already seen (echo suppression and reply dedup) ---- */
-enum br_comment_origin { BR_COMMENT_BRIDGE = 1, BR_COMMENT_RELAYED = 2, BR_COMMENT_IGNORED = 3 };
+/*
+ * BRIDGE: the bridge wrote it and no read has listed it since; the others
+ * were taken by a read of the task's comments (BRIDGE_READ: the bridge's
+ * own, read back).
+ */
+enum br_comment_origin { BR_COMMENT_BRIDGE = 1, BR_COMMENT_RELAYED = 2, BR_COMMENT_IGNORED = 3, BR_COMMENT_BRIDGE_READ = 4 };
 /* Returns true in *is_new when (task_id, comment_id) was not known. */
 int br_store_comment_mark(struct br_store *s, const char *task_id, const char *comment_id,
                           int origin, bool *is_new);
+/* A comment of the bridge's listed by a read: BRIDGE_READ, whether it was known or not. */
+int br_store_comment_read_back(struct br_store *s, const char *task_id, const char *comment_id);
 
 bool br_store_comment_seen(struct br_store *s, const char *task_id, const char *comment_id);
+/*
+ * Whether a read of the task's comments has taken it (any origin but
+ * BRIDGE): a read took every comment older than it, too, but those whose
+ * author was still being looked up.
+ */
+bool br_store_comment_taken(struct br_store *s, const char *task_id, const char *comment_id);
 /* A small key/value of the bridge's own (e.g. when the tracker was last polled). */
 int64_t br_store_meta_int(struct br_store *s, const char *key, int64_t def);
 int br_store_meta_set_int(struct br_store *s, const char *key, int64_t value);

@@ -222,15 +222,38 @@ br_store_comment_mark(struct br_store *s, const char *task_id, const char *comme
     return 0;
 }
 
+int
+br_store_comment_read_back(struct br_store *s, const char *task_id, const char *comment_id)
+{
+    return br_sql_done(s, br_sql_bind(s, "INSERT INTO tracker_comments(task_id, comment_id, origin, seen_at) "
+                                         "VALUES(?,?,4,?) ON CONFLICT(task_id, comment_id) DO UPDATE SET origin=4 "
+                                         "WHERE origin=1",
+                                      "tti", task_id, comment_id, br_now_ms()))
+               ? BR_EIO : 0;
+}
+
+/* Whether one row of sql (bound to task_id, comment_id) is there. */
+static bool
+comment_row(struct br_store *s, const char *sql, const char *task_id, const char *comment_id)
+{
+    sqlite3_stmt *st = br_sql_bind(s, sql, "tt", task_id, comment_id);
+    bool found = br_sql_row(s, st) == 0;
+    if (found)
+        sqlite3_reset(st);
+    return found;
+}
+
 bool
 br_store_comment_seen(struct br_store *s, const char *task_id, const char *comment_id)
 {
-    sqlite3_stmt *st = br_sql_bind(s, "SELECT 1 FROM tracker_comments WHERE task_id=? AND comment_id=?", "tt", task_id,
-                                   comment_id);
-    bool seen = br_sql_row(s, st) == 0;
-    if (seen)
-        sqlite3_reset(st);
-    return seen;
+    return comment_row(s, "SELECT 1 FROM tracker_comments WHERE task_id=? AND comment_id=?", task_id, comment_id);
+}
+
+bool
+br_store_comment_taken(struct br_store *s, const char *task_id, const char *comment_id)
+{
+    return comment_row(s, "SELECT 1 FROM tracker_comments WHERE task_id=? AND comment_id=? AND origin<>1", task_id,
+                       comment_id);
 }
 
 /* ---- relays ---- */

@@ -156,6 +156,12 @@ struct br_tracker_caps {
  * (never inside the call), also when the upstream refuses the request at
  * shutdown (BR_ECANCELED).
  */
+/* Whether the caller already has a task's comment (list_comments may stop there). */
+struct br_comments_known {
+    bool (*has)(void *arg, const char *comment_id);
+    void *arg;
+};
+
 struct br_tracker_ops {
     /* Its kind: name, label (log lines, Chatra's receivedFrom), text format (HTML, Textile). */
     const struct br_tracker_kind *kind;
@@ -196,11 +202,16 @@ struct br_tracker_ops {
     void (*add_comment)(struct br_tracker *t, const struct br_comment_spec *s, br_result_cb cb,
                        void *arg);
     /*
-     * All comments of a task, oldest first, in res->comments.  A driver
+     * The comments of a task, oldest first, in res->comments.  A driver
      * whose polls name changes (Redmine) sets res->change to the change
-     * these comments settle for good: the poll skips it.
+     * these comments settle for good: the poll skips it.  With known
+     * (may be NULL: all of them), a driver that reads in pages may read
+     * newest first and stop after a page that proves it is newest first
+     * and ends with a comment known says the caller already has: only
+     * the comments since then, and older ones on the same pages, come.
      */
-    void (*list_comments)(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg);
+    void (*list_comments)(struct br_tracker *t, const char *task_id, const struct br_comments_known *known,
+                          br_result_cb cb, void *arg);
     /*
      * Without caps.comment_keys: the comments that have s's author and
      * text, oldest first, in res->comments (ids only).  After a crash the

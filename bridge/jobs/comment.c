@@ -193,7 +193,8 @@ send_comment(struct br_run *r, enum br_source_kind kind, int64_t key_id)
     }
     if (r->job.recover) {
         r->step = 1;
-        r->env->tracker->ops->list_comments(r->env->tracker, r->task_id, comment_found, r);
+        /* All of them: the comment looked for may be older than comments a fetch has seen since. */
+        r->env->tracker->ops->list_comments(r->env->tracker, r->task_id, NULL, comment_found, r);
         return;
     }
     post_comment(r);

@@ -81,7 +81,7 @@ br_jobs_take_comments(struct br_run *r, const struct br_comment_list *comments)
         bool hidden = it->hidden;
         bool relay = emp && !ours && !hidden;
         char *text = NULL;
-        bool is_new;
+        bool is_new = false;
 
         if (id == NULL)
             continue;
@@ -95,7 +95,9 @@ br_jobs_take_comments(struct br_run *r, const struct br_comment_list *comments)
             text = br_html_to_text(it->html ? it->html : "");
             relay = *text != '\0';
         }
-        if (rc == 0)
+        if (rc == 0 && ours)
+            rc = br_store_comment_read_back(env->store, r->task_id, id); /* ours is never relayed */
+        else if (rc == 0)
             rc = br_store_comment_mark(env->store, r->task_id, id, relay ? BR_COMMENT_RELAYED : BR_COMMENT_IGNORED,
                                        &is_new);
         if (rc == 0 && is_new && relay) {
@@ -150,16 +152,27 @@ comments_listed(void *arg, struct br_result *res)
     br_run_recorded(r, res, rc);
 }
 
+/* A comment of the task this fetch reads that an earlier read has taken (list_comments may stop there). */
+static bool
+comment_taken(void *arg, const char *comment_id)
+{
+    struct br_run *r = arg;
+
+    return br_store_comment_taken(r->env->store, r->task_id, comment_id);
+}
+
 void
 br_job_fetch(struct br_run *r)
 {
+    struct br_comments_known known = {comment_taken, r};
+
     if (br_employees_channel_pending(r->env, r->ch)) {
         /* Whose comments are whose is not known yet: look when the lookup has answered. */
         br_run_later(r, BR_EMPLOYEES_WAIT_MS);
         return;
     }
     r->task_id = br_strdup(br_jobs_str(r->payload, "task") ? br_jobs_str(r->payload, "task") : "");
-    r->env->tracker->ops->list_comments(r->env->tracker, r->task_id, comments_listed, r);
+    r->env->tracker->ops->list_comments(r->env->tracker, r->task_id, &known, comments_listed, r);
 }
 
 /*

@@ -55,6 +55,8 @@ struct call {
     /* A poll: only comments of this wall-clock window (ms, UTC) are kept (see pf_list_recent_comments). */
     bool windowed;
     int64_t win_from_ms, win_to_ms;
+    /* A task's comments read newest first, down to one the caller has (see pf_list_comments). */
+    struct br_comments_known known;
 };
 
 static const struct br_rest_api planfix_api;
@@ -611,6 +613,66 @@ pf_add_comment(struct br_tracker *t, const struct br_comment_spec *s, br_result_
     free(path);
 }
 
+/* A comment id as Planfix's number, or -1. */
+static long long
+id_number(const char *id)
+{
+    char *end;
+    long long n;
+
+    if (id == NULL || *id < '0' || *id > '9')
+        return -1;
+    n = strtoll(id, &end, 10);
+    return *end == '\0' ? n : -1;
+}
+
+static long long
+comment_number(json_t *id)
+{
+    return json_is_integer(id) ? json_integer_value(id) : id_number(json_string_value(id));
+}
+
+/*
+ * Whether a page of a read newest first is the last one needed: it is
+ * full (a shorter one is the last anyway), its ids fall strictly from the
+ * first to the last (an order Planfix ignored proves nothing: the read
+ * goes on as without known), and its last, oldest comment is one the
+ * caller has.  Older comments than that are the caller's already.
+ */
+static bool
+page_reaches_known(struct call *c, json_t *list)
+{
+    size_t i, n = json_array_size(list);
+    long long prev = -1;
+    char *last;
+    bool has;
+
+    if (n != PAGE_SIZE)
+        return false;
+    for (i = 0; i < n; i++) {
+        long long id = comment_number(json_object_get(json_array_get(list, i), "id"));
+        if (id < 0 || (i > 0 && id >= prev))
+            return false;
+        prev = id;
+    }
+    last = br_tracker_id(json_object_get(json_array_get(list, n - 1), "id"));
+    has = last != NULL && c->known.has(c->known.arg, last);
+    free(last);
+    return has;
+}
+
+/* qsort: by Planfix's id, the order comments were made in. */
+static int
+oldest_first(const void *a, const void *b)
+{
+    const struct br_comment_item *x = a, *y = b;
+    long long nx = id_number(x->id), ny = id_number(y->id);
+
+    if (nx >= 0 && ny >= 0)
+        return nx < ny ? -1 : nx > ny;
+    return strcmp(x->id, y->id);
+}
+
 static void
 got_comments(struct br_rest_call *rc, json_t *answer)
 {
@@ -664,20 +726,36 @@ got_comments(struct br_rest_call *rc, json_t *answer)
      */
     if (c->windowed && newest_first && first_ms > last_ms && last_ms < win_from)
         return;
-    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES)
+    if (c->known.has != NULL && page_reaches_known(c, list))
+        goto done;
+    if (json_array_size(list) == PAGE_SIZE && ++c->page < MAX_PAGES) {
         next_page(c);
+        return;
+    }
+done:
+    if (c->known.has != NULL)
+        qsort(rc->res.comments.items, rc->res.comments.n, sizeof(rc->res.comments.items[0]), oldest_first);
 }
 
+/*
+ * A task's comments.  With known (a fetch after a reply webhook or a
+ * poll), newest first: a long chat's task costs one page a read, not one
+ * per hundred comments it ever had.  Either way they come oldest first.
+ */
 static void
-pf_list_comments(struct br_tracker *t, const char *task_id, br_result_cb cb, void *arg)
+pf_list_comments(struct br_tracker *t, const char *task_id, const struct br_comments_known *known, br_result_cb cb,
+                 void *arg)
 {
     struct call *c = call_new(t, cb, arg);
     char *path = br_asprintf("/task/%s/comments/list", task_id);
+    json_t *body = json_pack("{s:i, s:i, s:s, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
+                             "id,dateTime,description,owner,isHidden,type,sourceObjectId", "typeList", "Comments");
 
-    start_list(c, path,
-                    json_pack("{s:i, s:i, s:s, s:s}", "offset", 0, "pageSize", PAGE_SIZE, "fields",
-                              "id,dateTime,description,owner,isHidden,type,sourceObjectId", "typeList", "Comments"),
-                    got_comments);
+    if (known != NULL && known->has != NULL) {
+        c->known = *known;
+        json_object_set_new(body, "resultOrder", json_pack("[{s:s, s:s}]", "field", "id", "direction", "Desc"));
+    }
+    start_list(c, path, body, got_comments);
     free(path);
 }
 

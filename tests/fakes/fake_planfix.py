@@ -26,7 +26,8 @@ Control API (no auth, not recorded), besides the common ones in fakecommon.py:
   POST /_control/task {...task fields as POST /task/...}  -> {"id":N}  a task made by hand
   POST /_control/users [{"id":8,"name":"..","email":".."}] add or replace users
   POST /_control/settings {"rps":N,"rps_tolerance":S,"remaining":N,"utc_offset_min":M,
-                           "statuses":{"8":{"name":"Archived","isActive":false}}}
+                           "statuses":{"8":{"name":"Archived","isActive":false}},
+                           "ignore_order":true}   lists of comments disregard resultOrder
 """
 
 import re
@@ -142,6 +143,7 @@ class Planfix(FakeApp):
         self.users = {u["id"]: dict(u) for u in DEFAULT_USERS}
         self.statuses = {k: dict(v) for k, v in DEFAULT_STATUSES.items()}
         self.remaining = 20000
+        self.ignore_order = False
 
     def extra_headers(self):
         self.remaining = max(0, self.remaining - 1)
@@ -153,6 +155,8 @@ class Planfix(FakeApp):
             self.remaining = int(body["remaining"])
         if "utc_offset_min" in body:
             self.utc_offset_min = check_offset(body["utc_offset_min"])
+        if "ignore_order" in body:
+            self.ignore_order = bool(body["ignore_order"])
         for k, v in (body.get("statuses") or {}).items():
             self.statuses[int(k)] = {"name": v.get("name", "Status %s" % k), "isActive": bool(v.get("isActive", True))}
 
@@ -430,7 +434,7 @@ class Planfix(FakeApp):
 
     def page_comments(self, found, body):
         offset, size = paging(body)
-        order = body.get("resultOrder")
+        order = None if self.ignore_order else body.get("resultOrder")
         order = order[0] if isinstance(order, list) and order and isinstance(order[0], dict) else {}
         # By id, or by time (to the minute, as Planfix keeps it) then id.
         if order.get("field") == "dateTime":

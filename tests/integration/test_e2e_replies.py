@@ -55,16 +55,76 @@ class TestRelay(ReplyCase):
                          ["POST /rest/contact/list", "POST /rest/contact/", "POST /rest/task/"])
 
     def test_comments_beyond_the_first_page_are_read(self):
-        # 120 comments by a watcher (not relayed), then Anna's reply on the second page.
+        # Anna's first reply, 120 comments by a watcher (not relayed), then her second: read
+        # newest first, the first reply is on the second page.  Both reach the chat, oldest first.
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="on page two")
         for i in range(120):
             self.fakes.employee_comment(self.task, owner="user:7", name="Viktor", text="note %d" % i)
-        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="on page two")
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="on page one")
         self.planfix_hook()
-        [send] = self.wait_chatra()
-        self.assertEqual(send["body"]["text"], "on page two")
+        self.wait_chatra(count=2)
+        self.assert_quiet()
+        self.assertEqual([m["text"] for m in self.chat_messages()], ["on page two", "on page one"])
         offsets = [r["body"]["offset"] for r in self.comment_lists()]
         self.assertEqual(offsets, [0, 100])
+
+    def long_task(self, notes=150):
+        """A task with many comments, read once: notes by a watcher and Anna's "reply one"."""
+        for i in range(notes):
+            self.fakes.employee_comment(self.task, owner="user:7", name="Viktor", text="note %d" % i)
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="reply one")
+        self.planfix_hook()
+        self.wait_chatra(count=1)
+        self.wait_idle()
+
+    def test_a_long_task_costs_one_page_a_read(self):
+        self.long_task()
+        # The first read knows no comment: every page.
+        self.assertEqual([r["body"]["offset"] for r in self.comment_lists()], [0, 100])
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="reply two")
+        self.planfix_hook()
+        self.wait_chatra(count=2)
         self.assert_quiet()
+        # The next one stops at the first page: it ends with comments the first read took.
+        self.assertEqual([r["body"]["offset"] for r in self.comment_lists()], [0, 100, 0])
+        self.assertEqual([m["text"] for m in self.chat_messages()], ["reply one", "reply two"])
+
+    def test_a_reply_behind_a_hundred_comments_of_the_bridge_is_read(self):
+        # The bridge's own comments are known before any read lists them: a read may not stop
+        # at them, or Anna's reply written before them would never be read.
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="reply one")
+        self.planfix_hook()
+        self.wait_chatra(count=1)
+        self.wait_idle()
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="behind them")
+        before = len(self.comment_posts(self.task))
+        for i in range(101):
+            self.post(chat_event("chatFragment", "client-1", [msg("client-1-b%d" % i, "message %d" % i)]))
+            self.wait_comment_posts(self.task, before + i + 1)
+        self.planfix_hook()
+        self.wait_chatra(count=2)
+        self.assert_quiet()
+        self.assertEqual([m["text"] for m in self.chat_messages()], ["reply one", "behind them"])
+        reads = self.comment_lists()
+        self.assertEqual([r["body"]["offset"] for r in reads[1:]], [0, 100])
+        # Read back, they are known: the next read takes one page.
+        self.planfix_hook()
+        self.wait_pf("/rest/task/%d/comments/list" % self.task, count=len(reads) + 1)
+        self.assert_quiet()
+        self.assertEqual([r["body"]["offset"] for r in self.comment_lists()[len(reads):]], [0])
+        self.assertEqual(len(self.chat_messages()), 2)
+
+    def test_a_planfix_that_ignores_the_order_is_read_whole(self):
+        # Oldest first whatever was asked: no page proves it is newest first, so every read
+        # takes every page, and nothing is missed or sent twice.
+        self.fakes.settings("planfix", ignore_order=True)
+        self.long_task()
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="reply two")
+        self.planfix_hook()
+        self.wait_chatra(count=2)
+        self.assert_quiet()
+        self.assertEqual([r["body"]["offset"] for r in self.comment_lists()], [0, 100, 0, 100])
+        self.assertEqual([m["text"] for m in self.chat_messages()], ["reply one", "reply two"])
 
     def test_entities_and_tags_become_plain_text(self):
         self.fakes.employee_comment(self.task, text="Price: 5&nbsp;&euro; &lt;tax incl.&gt; &quot;ok&quot; &#39;x&#39; "

@@ -31,7 +31,7 @@ ANNA_AGENT = ANNA["chatra_agent_id"]
 CONTACT_FIND_FIELDS = "id,name,lastname,email,sourceObjectId"
 COMMENTS_LIST_BODY = {"offset": 0, "pageSize": 100,
                       "fields": "id,dateTime,description,owner,isHidden,type,sourceObjectId",
-                      "typeList": "Comments"}
+                      "typeList": "Comments", "resultOrder": [{"field": "id", "direction": "Desc"}]}
 
 
 def contact_find_body(email):

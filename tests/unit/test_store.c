@@ -582,6 +582,33 @@ test_comment_mark(void **state)
     assert_false(is_new);
 }
 
+/* Taken: listed by a read of the task; the bridge's own comment is only when read back. */
+static void
+test_comment_taken(void **state)
+{
+    struct fx *f = *state;
+    bool is_new = false;
+
+    assert_int_equal(br_store_comment_mark(f->s, "1042", "b1", BR_COMMENT_BRIDGE, &is_new), 0);
+    assert_true(br_store_comment_seen(f->s, "1042", "b1"));
+    assert_false(br_store_comment_taken(f->s, "1042", "b1"));
+    assert_int_equal(br_store_comment_read_back(f->s, "1042", "b1"), 0);
+    assert_true(br_store_comment_taken(f->s, "1042", "b1"));
+    /* Read back, it stays so; one the store did not know yet is taken at once. */
+    assert_int_equal(br_store_comment_read_back(f->s, "1042", "b1"), 0);
+    assert_int_equal(br_store_comment_read_back(f->s, "1042", "b2"), 0);
+    assert_true(br_store_comment_taken(f->s, "1042", "b2"));
+    assert_false(br_store_comment_taken(f->s, "1043", "b2"));
+    /* A relayed or ignored comment was marked by a read. */
+    assert_int_equal(br_store_comment_mark(f->s, "1042", "c1", BR_COMMENT_RELAYED, &is_new), 0);
+    assert_int_equal(br_store_comment_mark(f->s, "1042", "c2", BR_COMMENT_IGNORED, &is_new), 0);
+    assert_true(br_store_comment_taken(f->s, "1042", "c1"));
+    assert_true(br_store_comment_taken(f->s, "1042", "c2"));
+    reopen(f);
+    assert_true(br_store_comment_taken(f->s, "1042", "b1"));
+    assert_false(br_store_comment_taken(f->s, "1042", "nope"));
+}
+
 static void
 test_relays(void **state)
 {
@@ -1066,6 +1093,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_tasks_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_comment_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_comment_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relays_follow_a_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relays_by_email, setup, teardown),
