@@ -140,6 +140,17 @@ comments_listed(void *arg, struct br_result *res)
         bool is_new;
         rc = br_store_comment_mark(r->env->store, r->task_id, res->change, BR_COMMENT_IGNORED, &is_new);
     }
+    if (rc == 0 && r->undecided) {
+        /*
+         * Read again, all of it: a comment left unseen here may be older
+         * than the comments taken since, where a read newest first stops.
+         */
+        char *payload;
+        json_object_set_new(r->payload, "whole", json_true());
+        payload = json_dumps(r->payload, JSON_COMPACT);
+        rc = br_store_job_payload(r->env->store, r->job.id, payload);
+        free(payload);
+    }
     /* All or nothing: a reply is either queued together with its "seen" mark, or read again. */
     rc = br_store_end(r->env->store, rc);
     if (rc == 0 && r->undecided) {
@@ -165,6 +176,7 @@ void
 br_job_fetch(struct br_run *r)
 {
     struct br_comments_known known = {comment_taken, r};
+    bool whole = json_is_true(json_object_get(r->payload, "whole"));
 
     if (br_employees_channel_pending(r->env, r->ch)) {
         /* Whose comments are whose is not known yet: look when the lookup has answered. */
@@ -172,7 +184,7 @@ br_job_fetch(struct br_run *r)
         return;
     }
     r->task_id = br_strdup(br_jobs_str(r->payload, "task") ? br_jobs_str(r->payload, "task") : "");
-    r->env->tracker->ops->list_comments(r->env->tracker, r->task_id, &known, comments_listed, r);
+    r->env->tracker->ops->list_comments(r->env->tracker, r->task_id, whole ? NULL : &known, comments_listed, r);
 }
 
 /*
