@@ -120,22 +120,89 @@ br_store_job_ready_urgent(struct br_store *s, const char *upstream, int64_t now,
                       out, max, n);
 }
 
+/*
+ * The due jobs looked at in order before the lanes are walked instead:
+ * enough for a day of many chats, where most lanes are free; a flood into
+ * one chat queues thousands of due jobs behind its first one.
+ */
+#define DUE_ROWS 256
+
+/* The lane's first job that holds up the rest (LANE_FREE's rule), among the rows of jobs_lane. */
+#define LANE_HEAD                                                                                                     \
+    "(SELECT h.id FROM jobs h INDEXED BY jobs_lane WHERE h.lane=lanes.lane AND h.state<>2 AND "                     \
+    "(h.state IN (0,1) OR (h.state=3 AND h.kind='task')) ORDER BY h.id LIMIT 1)"
+
+/*
+ * The first free ones among the first DUE_ROWS due jobs, in order (next_at,
+ * id); *exact when those were all the due jobs or enough: nothing further
+ * down could come before them.
+ */
+static int
+ready_in_order(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max, size_t *n,
+               bool *exact)
+{
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT " JOB_COLS ", " LANE_FREE " FROM jobs j "
+                                      "WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.kind NOT IN " URGENT_KINDS
+                                      " AND j.next_at<=? ORDER BY j.next_at, j.id LIMIT ?",
+                                   "tii", upstream, now, (int64_t)DUE_ROWS);
+    size_t rows = 0;
+    int rc = SQLITE_DONE;
+
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows++;
+        if (sqlite3_column_int(st, 11))
+            job_fill(st, &out[(*n)++]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        br_sql_failed(s, rc, sqlite3_errmsg(s->db));
+        return BR_EIO;
+    }
+    *exact = *n == max || rows < DUE_ROWS;
+    return 0;
+}
+
+/*
+ * The same answer by the lanes: each lane's first job (one step down
+ * jobs_lane per lane, however many jobs wait behind it), kept when it is
+ * this upstream's, waiting and due.  The lanes are found one seek apart.
+ */
+static int
+ready_by_lanes(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max, size_t *n)
+{
+    return ready_rows(s,
+                      br_sql_bind(s, "WITH RECURSIVE lanes(lane) AS ("
+                                     "SELECT (SELECT min(lane) FROM jobs INDEXED BY jobs_lane WHERE state<>2) "
+                                     "UNION ALL SELECT (SELECT min(k.lane) FROM jobs k INDEXED BY jobs_lane "
+                                     "WHERE k.state<>2 AND k.lane>lanes.lane) FROM lanes WHERE lanes.lane IS NOT NULL) "
+                                     "SELECT " JOB_COLS " FROM lanes JOIN jobs j ON j.id=" LANE_HEAD
+                                     " WHERE lanes.lane IS NOT NULL AND j.upstream=? AND j.state=0 AND j.kind NOT IN "
+                                     URGENT_KINDS " AND j.next_at<=? ORDER BY j.next_at, j.id LIMIT ?",
+                                  "tii", upstream, now, (int64_t)max),
+                      out, max, n);
+}
+
 int
 br_store_job_ready(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max,
                    size_t *n)
 {
-    size_t urgent = 0;
+    size_t urgent = 0, found = 0;
+    bool exact = true;
     int rc = br_store_job_ready_urgent(s, upstream, now, out, max, &urgent);
 
     *n = urgent;
     if (rc || urgent == max)
         return rc;
-    return ready_rows(s,
-                      br_sql_bind(s, "SELECT " JOB_COLS " FROM jobs j "
-                                     "WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.kind NOT IN " URGENT_KINDS
-                                     " AND j.next_at<=? AND " LANE_FREE " ORDER BY j.next_at, j.id LIMIT ?",
-                                  "tii", upstream, now, (int64_t)(max - urgent)),
-                      out, max, n);
+    rc = ready_in_order(s, upstream, now, out + urgent, max - urgent, &found, &exact);
+    if (rc == 0 && !exact) {
+        /* Long blocked lanes filled the window: the first free jobs may lie past it. */
+        for (size_t i = 0; i < found; i++)
+            br_job_dispose(&out[urgent + i]);
+        found = 0;
+        rc = ready_by_lanes(s, upstream, now, out + urgent, max - urgent, &found);
+    }
+    *n = urgent + found;
+    return rc;
 }
 
 int64_t

@@ -893,6 +893,53 @@ test_job_dead_task_blocks(void **state)
     }
 }
 
+/*
+ * Past a long blocked lane: a flood into one chat queues hundreds of due
+ * jobs behind its first one, in flight.  The other lanes' first jobs,
+ * due after them, are found all the same, by the same rules.
+ */
+static void
+test_job_ready_past_a_long_lane(void **state)
+{
+    struct fx *f = *state;
+    int64_t head, id, task1, free4, fetch5, ids[16];
+    int64_t now;
+
+    assert_int_equal(br_store_begin(f->s), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:long", "tracker", "comment", 1, "{}", &head), 0);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(br_store_job_add(f->s, "t:long", "tracker", "comment", 1, "{}", &id), 0);
+    assert_int_equal(br_store_commit(f->s), 0);
+    assert_int_equal(br_store_job_start(f->s, head), 0);
+    /* A dead contact does not hold its task back; a dead task holds its comment. */
+    assert_int_equal(br_store_job_add(f->s, "t:1", "tracker", "contact", 2, "{}", &id), 0);
+    assert_int_equal(br_store_job_finish(f->s, id, BR_JOB_DEAD, 3, 0, false, "HTTP 403", NULL, NULL), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:1", "tracker", "task", 2, "{}", &task1), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:2", "tracker", "task", 3, "{}", &id), 0);
+    assert_int_equal(br_store_job_finish(f->s, id, BR_JOB_DEAD, 3, 0, false, "HTTP 403", NULL, NULL), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:2", "tracker", "comment", 3, "{}", &id), 0);
+    /* Not due yet; another upstream's; an urgent one. */
+    assert_int_equal(br_store_job_add_at(f->s, "t:3", "tracker", "comment", 4, "{}", br_now_ms() + 60000, &id), 0);
+    assert_int_equal(br_store_job_add(f->s, "t:4", "tracker", "comment", 5, "{}", &free4), 0);
+    assert_int_equal(br_store_job_add(f->s, "c:4", "chatra:shop", "reply", 5, "{}", &id), 0);
+    assert_int_equal(br_store_job_add(f->s, "f:5", "tracker", "fetch", 6, "{}", &fetch5), 0);
+    now = br_now_ms() + 1000;
+
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 3);
+    assert_int_equal(ids[0], fetch5);
+    assert_int_equal(ids[1], task1);
+    assert_int_equal(ids[2], free4);
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 2), 2);
+    assert_int_equal(ids[1], task1);
+    /* The long lane's head done: its next job is ready, first by its time. */
+    assert_int_equal(br_store_job_finish(f->s, head, BR_JOB_DONE, 1, 0, false, NULL, NULL, NULL), 0);
+    assert_int_equal(ready_ids(f, "tracker", now, ids, 16), 4);
+    assert_int_equal(ids[0], fetch5);
+    assert_int_equal(ids[1], head + 1);
+    assert_int_equal(ids[2], task1);
+    assert_int_equal(ids[3], free4);
+}
+
 static void
 test_job_next_at_and_retry(void **state)
 {
@@ -1101,6 +1148,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_job_add_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_lane_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_dead_task_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_ready_past_a_long_lane, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_next_at_and_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_recover_and_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_note_waiting, setup, teardown),
