@@ -733,7 +733,7 @@ got_comments(struct br_rest_call *rc, json_t *answer)
         return;
     }
 done:
-    if (c->known.has != NULL)
+    if (c->known.has != NULL && rc->res.comments.n > 1)
         qsort(rc->res.comments.items, rc->res.comments.n, sizeof(rc->res.comments.items[0]), oldest_first);
 }
 
