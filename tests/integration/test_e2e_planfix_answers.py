@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from harness import chat_event, msg, wait_until  # noqa: E402
 from e2e import E2ECase  # noqa: E402
 
-ATTEMPTS = 5  # UNKNOWN_CODE_ATTEMPTS in bridge/trackers/planfix.c, named in the README
+ATTEMPTS = 5  # UNKNOWN_CODE_ATTEMPTS in bridge/trackers/planfix_call.c, named in the README
 
 
 class TestUnknownCodes(E2ECase):
