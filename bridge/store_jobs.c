@@ -86,13 +86,22 @@ job_fill(sqlite3_stmt *st, struct br_job *j)
     "NOT EXISTS (SELECT 1 FROM jobs k WHERE k.lane=j.lane AND k.id<j.id AND "                                       \
     "k.state<>2 AND (k.state IN (0,1) OR (k.state=3 AND k.kind='task')))"
 
+/*
+ * Steps st into out, up to max jobs.  free_col >= 0: a row is taken only
+ * when that column (LANE_FREE) is true.  *rows counts the rows stepped.
+ */
 static int
-ready_rows(struct br_store *s, sqlite3_stmt *st, struct br_job *out, size_t max, size_t *n)
+ready_rows(struct br_store *s, sqlite3_stmt *st, int free_col, struct br_job *out, size_t max, size_t *n,
+           size_t *rows)
 {
     int rc = SQLITE_DONE;
 
-    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        job_fill(st, &out[(*n)++]);
+    *rows = 0;
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ++*rows;
+        if (free_col < 0 || sqlite3_column_int(st, free_col))
+            job_fill(st, &out[(*n)++]);
+    }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         br_sql_failed(s, rc, sqlite3_errmsg(s->db));
@@ -105,6 +114,8 @@ int
 br_store_job_ready_urgent(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max,
                           size_t *n)
 {
+    size_t rows;
+
     *n = 0;
     if (max == 0)
         return 0;
@@ -117,7 +128,7 @@ br_store_job_ready_urgent(struct br_store *s, const char *upstream, int64_t now,
                                      "WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.kind IN " URGENT_KINDS
                                      " AND j.next_at<=? AND " LANE_FREE " ORDER BY j.next_at, j.id LIMIT ?",
                                   "tii", upstream, now, (int64_t)max),
-                      out, max, n);
+                      -1, out, max, n, &rows);
 }
 
 /*
@@ -126,6 +137,8 @@ br_store_job_ready_urgent(struct br_store *s, const char *upstream, int64_t now,
  * one chat queues thousands of due jobs behind its first one.
  */
 #define DUE_ROWS 256
+/* ready_in_order's column after JOB_COLS: LANE_FREE. */
+#define FREE_COL 11
 
 /* The lane's first job that holds up the rest (LANE_FREE's rule), among the rows of jobs_lane. */
 #define LANE_HEAD                                                                                                     \
@@ -145,21 +158,11 @@ ready_in_order(struct br_store *s, const char *upstream, int64_t now, struct br_
                                       "WHERE j.upstream=? AND j.state=0 AND j.state<2 AND j.kind NOT IN " URGENT_KINDS
                                       " AND j.next_at<=? ORDER BY j.next_at, j.id LIMIT ?",
                                    "tii", upstream, now, (int64_t)DUE_ROWS);
-    size_t rows = 0;
-    int rc = SQLITE_DONE;
+    size_t rows;
+    int rc = ready_rows(s, st, FREE_COL, out, max, n, &rows);
 
-    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rows++;
-        if (sqlite3_column_int(st, 11))
-            job_fill(st, &out[(*n)++]);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        br_sql_failed(s, rc, sqlite3_errmsg(s->db));
-        return BR_EIO;
-    }
     *exact = *n == max || rows < DUE_ROWS;
-    return 0;
+    return rc;
 }
 
 /*
@@ -170,6 +173,8 @@ ready_in_order(struct br_store *s, const char *upstream, int64_t now, struct br_
 static int
 ready_by_lanes(struct br_store *s, const char *upstream, int64_t now, struct br_job *out, size_t max, size_t *n)
 {
+    size_t rows;
+
     return ready_rows(s,
                       br_sql_bind(s, "WITH RECURSIVE lanes(lane) AS ("
                                      "SELECT (SELECT min(lane) FROM jobs INDEXED BY jobs_lane WHERE state<>2) "
@@ -179,7 +184,7 @@ ready_by_lanes(struct br_store *s, const char *upstream, int64_t now, struct br_
                                      " WHERE lanes.lane IS NOT NULL AND j.upstream=? AND j.state=0 AND j.kind NOT IN "
                                      URGENT_KINDS " AND j.next_at<=? ORDER BY j.next_at, j.id LIMIT ?",
                                   "tii", upstream, now, (int64_t)max),
-                      out, max, n);
+                      -1, out, max, n, &rows);
 }
 
 int
