@@ -191,19 +191,20 @@ struct collect {
     json_t *ids;     /* when set: only the messages still waiting for the tracker, and their ids */
 };
 
-static void
+static bool
 collect_msg(void *arg, const struct br_msg *m)
 {
     struct collect *cc = arg;
 
     if (m->state == BR_MSG_SKIPPED)
-        return;
+        return true;
     if (cc->ids) {
         if (m->state != BR_MSG_PENDING)
-            return;
+            return true;
         json_array_append_new(cc->ids, json_integer(m->id));
     }
     json_array_append_new(cc->arr, br_context_message(cc->cfg, cc->store, cc->ch, cc->base, m));
+    return true;
 }
 
 json_t *

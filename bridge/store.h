@@ -260,9 +260,15 @@ int br_store_msg_set_gen(struct br_store *s, int64_t id, int gen);
 /* Messages still waiting for the tracker move to another task generation. */
 int br_store_msg_move_pending(struct br_store *s, int64_t conv_id, int from_gen, int to_gen);
 int br_store_msg_set_state(struct br_store *s, int64_t id, int state, const char *comment_id);
-/* Messages of one generation in order, as a callback walk. */
-typedef void (*br_msg_cb)(void *arg, const struct br_msg *m);
+/* A walk's callback: false ends the walk. */
+typedef bool (*br_msg_cb)(void *arg, const struct br_msg *m);
+/* Messages of one generation in order. */
 int br_store_msg_each(struct br_store *s, int64_t conv_id, int gen, br_msg_cb cb, void *arg);
+/*
+ * The messages of one generation still waiting for the tracker, in order
+ * from message id first on: a comment's run, one seek into a long chat.
+ */
+int br_store_msg_pending_from(struct br_store *s, int64_t conv_id, int gen, int64_t first, br_msg_cb cb, void *arg);
 
 /* ---- tracker comments already seen (echo suppression and reply dedup) ---- */
 /*

@@ -188,25 +188,40 @@ br_store_msg_set_state(struct br_store *s, int64_t id, int state, const char *co
                                       "nti", state, comment_id, id));
 }
 
-int
-br_store_msg_each(struct br_store *s, int64_t conv_id, int gen, br_msg_cb cb, void *arg)
+/* Hands st's rows to cb until it says stop or they end. */
+static int
+msg_walk(struct br_store *s, sqlite3_stmt *st, br_msg_cb cb, void *arg)
 {
-    sqlite3_stmt *st = br_sql_bind(s, "SELECT " MSG_COLS " FROM messages WHERE conv_id=? AND gen=? ORDER BY id", "in",
-                                   conv_id, gen);
-    int rc;
+    int rc = SQLITE_DONE;
+    bool more = true;
 
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (more && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct br_msg m;
         msg_fill(st, &m);
-        cb(arg, &m);
+        more = cb(arg, &m);
         br_msg_dispose(&m);
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    if (more && rc != SQLITE_DONE) {
         br_sql_failed(s, rc, sqlite3_errmsg(s->db));
         return BR_EIO;
     }
     return 0;
+}
+
+/* Over messages_gen: the generation's rows in id order, however long the chat. */
+int
+br_store_msg_each(struct br_store *s, int64_t conv_id, int gen, br_msg_cb cb, void *arg)
+{
+    return msg_walk(s, br_sql_bind(s, "SELECT " MSG_COLS " FROM messages WHERE conv_id=? AND gen=? ORDER BY id", "in",
+                                   conv_id, gen), cb, arg);
+}
+
+int
+br_store_msg_pending_from(struct br_store *s, int64_t conv_id, int gen, int64_t first, br_msg_cb cb, void *arg)
+{
+    return msg_walk(s, br_sql_bind(s, "SELECT " MSG_COLS " FROM messages WHERE conv_id=? AND gen=? AND id>=? "
+                                      "AND state=0 ORDER BY id", "ini", conv_id, gen, first), cb, arg);
 }
 
 /* ---- tracker comments ---- */

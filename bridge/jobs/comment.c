@@ -210,13 +210,12 @@ add_to_run(struct run_of_msgs *ro, const struct br_msg *m)
     json_array_append_new(ro->msgs, item);
 }
 
-static void
+/* The waiting messages from the job's own on (br_store_msg_pending_from), until the run ends. */
+static bool
 collect_run(void *arg, const struct br_msg *m)
 {
     struct run_of_msgs *ro = arg;
 
-    if (ro->stopped || m->id < ro->first || m->state != BR_MSG_PENDING)
-        return;
     /*
      * An agent's message, unless it joins (with_visitor), ends the run: the
      * order between authors is kept.
@@ -226,9 +225,10 @@ collect_run(void *arg, const struct br_msg *m)
         ro->bytes + strlen(m->text) > COALESCE_MAX_BYTES) {
         ro->stopped = ro->first != m->id;
         if (ro->stopped)
-            return;
+            return false;
     }
     add_to_run(ro, m);
+    return true;
 }
 
 /*
@@ -257,7 +257,7 @@ coalesce(struct br_run *r, const struct br_msg *m, json_t *ctx)
         }
     } else {
         char *payload;
-        br_store_msg_each(r->env->store, r->conv.id, m->gen, collect_run, &ro);
+        br_store_msg_pending_from(r->env->store, r->conv.id, m->gen, m->id, collect_run, &ro);
         json_object_set(r->payload, "msgs", ro.ids);
         payload = json_dumps(r->payload, JSON_COMPACT);
         if (br_store_job_payload(r->env->store, r->job.id, payload) != 0) {

@@ -536,7 +536,7 @@ expect_task(struct fx *f, int64_t conv_id, int gen, int state, const char *task_
     br_task_dispose(&t);
 }
 
-static void
+static bool
 msg_line(void *arg, const struct br_msg *m)
 {
     static const char *const states[] = {"pending", "mirrored", "skipped"};
@@ -544,6 +544,7 @@ msg_line(void *arg, const struct br_msg *m)
     if (b->len)
         br_buf_puts(b, "; ");
     br_buf_printf(b, "%s %s %s", m->key, m->type, m->state >= 0 && m->state < 3 ? states[m->state] : "?");
+    return true;
 }
 
 /* The messages of one task generation, "key type state" each, in order. */

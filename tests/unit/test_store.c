@@ -118,7 +118,7 @@ test_schema_upgrade(void **state)
     br_store_free(f->s);
     f->s = NULL;
     /* The current version, index present; then made to look like version 1. */
-    assert_int_equal(user_version(f->path, NULL), 101);
+    assert_int_equal(user_version(f->path, NULL), 111);
     assert_int_equal(user_version(f->path, "DROP INDEX conv_clients_conv; DROP INDEX inbox_pending_kind; "
                                            "DROP TABLE employee_users; DROP TABLE chatra_agents; "
                                            "DROP TRIGGER jobs_activity; DROP TABLE activity; "
@@ -126,18 +126,19 @@ test_schema_upgrade(void **state)
                                            "ALTER TABLE conversations DROP COLUMN crm_card; "
                                            "ALTER TABLE conversations DROP COLUMN crm_shown; "
                                            "DROP TABLE tracker_usage; DROP INDEX tasks_open; DROP INDEX jobs_urgent; "
-                                           "DROP TABLE tracker_usage_hours; PRAGMA user_version=1;"),
+                                           "DROP TABLE tracker_usage_hours; DROP INDEX messages_gen; "
+                                           "PRAGMA user_version=1;"),
                      10);
     reopen(f);
-    assert_int_equal(user_version(f->path, NULL), 101);
+    assert_int_equal(user_version(f->path, NULL), 111);
     assert_int_equal(br_store_inbox_pending(f->s), 1);
     /* A store newer than this build is refused, untouched. */
     br_store_free(f->s);
     f->s = NULL;
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=11;"), 111);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=12;"), 121);
     assert_int_not_equal(br_store_open(&f->s, f->path), 0);
     assert_null(f->s);
-    assert_int_equal(user_version(f->path, "PRAGMA user_version=10;"), 101);
+    assert_int_equal(user_version(f->path, "PRAGMA user_version=11;"), 111);
     reopen(f);
 }
 
@@ -395,12 +396,13 @@ test_tasks(void **state)
 
 struct walk {
     int n;
+    int stop_at;     /* the callback says stop after this many (0: never) */
     char keys[8][32];
     char texts[8][64];
     int states[8];
 };
 
-static void
+static bool
 on_msg(void *arg, const struct br_msg *m)
 {
     struct walk *w = arg;
@@ -409,6 +411,7 @@ on_msg(void *arg, const struct br_msg *m)
     snprintf(w->texts[w->n], sizeof(w->texts[0]), "%s", m->text);
     w->states[w->n] = m->state;
     w->n++;
+    return w->n < w->stop_at || w->stop_at == 0;
 }
 
 /* For the poll: some task open, and one of those with a message, a reply or a webhook since a time. */
@@ -558,6 +561,86 @@ test_messages(void **state)
                      0);
     assert_false(is_new);
     assert_int_equal(again, a);
+}
+
+/* The plan SQLite makes for sql on the store at path, its lines joined. */
+static void
+query_plan(const char *path, const char *sql, char *out, size_t size)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char *q = br_asprintf("EXPLAIN QUERY PLAN %s", sql);
+    size_t len = 0;
+
+    out[0] = '\0';
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW && len < size)
+        len += (size_t)snprintf(out + len, size - len, "%s; ", (const char *)sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(q);
+}
+
+/*
+ * A comment's run in a long chat: the waiting messages from the job's own
+ * on, in order, and the walk ends when the callback says so (a run is at
+ * most 50 messages; the chat may have thousands).
+ */
+static void
+test_msg_pending_from(void **state)
+{
+    struct fx *f = *state;
+    struct walk w = {0};
+    bool is_new;
+    int64_t conv = 0, ids[300];
+    char key[32], plan[512];
+
+    assert_int_equal(br_store_conv_create(f->s, "shop", "c1", &conv), 0);
+    assert_int_equal(br_store_begin(f->s), 0);
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "id:%03d", i);
+        /* The first 200 went to the tracker already; 250 is skipped (an agent's, mirror off). */
+        assert_int_equal(br_store_msg_insert(f->s, conv, 1, key, "client", NULL, key, 1000 + i,
+                                             i < 200 ? BR_MSG_MIRRORED : i == 250 ? BR_MSG_SKIPPED : BR_MSG_PENDING,
+                                             &is_new, &ids[i]),
+                         0);
+    }
+    assert_int_equal(br_store_commit(f->s), 0);
+
+    /* From the 248th on: 248, 249, 251..., the skipped one left out; stopped after 4. */
+    w.stop_at = 4;
+    assert_int_equal(br_store_msg_pending_from(f->s, conv, 1, ids[248], on_msg, &w), 0);
+    assert_int_equal(w.n, 4);
+    assert_string_equal(w.keys[0], "id:248");
+    assert_string_equal(w.keys[1], "id:249");
+    assert_string_equal(w.keys[2], "id:251");
+    assert_string_equal(w.keys[3], "id:252");
+    /* From a message already sent: the next waiting ones. */
+    memset(&w, 0, sizeof(w));
+    w.stop_at = 2;
+    assert_int_equal(br_store_msg_pending_from(f->s, conv, 1, ids[150], on_msg, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.keys[0], "id:200");
+    /* Another generation has none of them. */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(br_store_msg_pending_from(f->s, conv, 2, ids[0], on_msg, &w), 0);
+    assert_int_equal(w.n, 0);
+    /* The whole walk stops too when told. */
+    memset(&w, 0, sizeof(w));
+    w.stop_at = 3;
+    assert_int_equal(br_store_msg_each(f->s, conv, 1, on_msg, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_string_equal(w.keys[2], "id:002");
+
+    /* Both walks seek into the chat's messages by the index, never a scan of them. */
+    query_plan(f->path, "SELECT text FROM messages WHERE conv_id=1 AND gen=1 AND id>=5 AND state=0 ORDER BY id", plan,
+               sizeof(plan));
+    assert_non_null(strstr(plan, "USING INDEX messages_gen (conv_id=? AND gen=? AND rowid>?)"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    query_plan(f->path, "SELECT text FROM messages WHERE conv_id=1 AND gen=1 ORDER BY id", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "USING INDEX messages_gen (conv_id=? AND gen=?)"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
 }
 
 /* ---- tracker comments and relays --------------------------------------------- */
@@ -1139,6 +1222,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tasks_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_msg_pending_from, setup, teardown),
         cmocka_unit_test_setup_teardown(test_comment_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_comment_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relays, setup, teardown),
