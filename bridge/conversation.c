@@ -362,6 +362,67 @@ agent_echo(struct br_env *env, const struct br_channel *ch, int64_t conv_id, con
     return rc;
 }
 
+/*
+ * An agent's message in a returning visitor's new chat, while the task of
+ * the last one is completed (a greeting, typed before the visitor writes):
+ * it belongs to the task the visitor's first message will open, not to
+ * the completed one.  It is filed under that next generation and waits,
+ * as do the agent's further messages until then (*held); the visitor's
+ * message opens the task and sends them first (queue_held).  A visitor who
+ * never writes opens no task, and the greeting goes nowhere.
+ */
+static bool
+has_message(void *arg, const struct br_msg *m)
+{
+    (void)m;
+    *(bool *)arg = true;
+    return false;
+}
+
+static int
+held_for_next_task(struct br_env *env, const struct br_channel *ch, const struct br_conv *c, const struct br_task *t,
+                   bool new_chat, bool *held)
+{
+    *held = false;
+    if (c->gen == 0 || br_task_is_active(t) || !ch->new_task_if_no_active)
+        return 0;
+    if (new_chat) {
+        *held = true;
+        return 0;
+    }
+    return br_store_msg_pending_from(env->store, c->id, c->gen + 1, 0, has_message, held);
+}
+
+struct held_jobs {
+    struct br_env *env;
+    const struct br_channel *ch;
+    int64_t conv_id, until;
+    int rc;
+};
+
+static bool
+queue_one_held(void *arg, const struct br_msg *m)
+{
+    struct held_jobs *h = arg;
+
+    if (m->id >= h->until)
+        return false;
+    h->rc = br_queue_add(h->env->queue, 't', "tracker", "comment", h->conv_id,
+                         json_pack("{s:I}", "msg", (json_int_t)m->id),
+                         h->ch->mirror_agent == BR_MIRROR_AGENT_WITH_VISITOR ? br_env_coalesce_wait_ms(h->env) : 0);
+    return h->rc == 0;
+}
+
+/* The new task's held agent messages (before the visitor's message mid) go to it, in order, before mid. */
+static int
+queue_held(struct br_env *env, const struct br_channel *ch, const struct br_conv *c, int64_t mid)
+{
+    struct held_jobs h = {env, ch, c->id, mid, 0};
+    int rc = br_store_msg_pending_from(env->store, c->id, c->gen, 0, queue_one_held, &h);
+
+    return rc ? rc : h.rc;
+}
+
 static int
 apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatra_event *ev)
 {
@@ -438,7 +499,7 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         const char *text = m->text;
         const char *agent = m->agent_id;
         int64_t at = m->created_at;
-        bool is_new, echo = false;
+        bool is_new, echo = false, held = false;
         int64_t mid;
         int state = BR_MSG_PENDING;
 
@@ -448,15 +509,17 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
             /* A reply's copy is never mirrored back; with mirror_agent_messages "off" no agent message is. */
             if (echo || ch->mirror_agent == BR_MIRROR_AGENT_OFF)
                 state = BR_MSG_SKIPPED;
+            else if ((rc = held_for_next_task(env, ch, &c, &t, new_chat && !transcript, &held)))
+                goto out;
         }
-        if ((rc = br_store_msg_insert(env->store, c.id, c.gen, m->key, type, agent, text, at, state, &is_new,
-                                      &mid)))
+        if ((rc = br_store_msg_insert(env->store, c.id, held ? c.gen + 1 : c.gen, m->key, type, agent, text, at,
+                                      state, &is_new, &mid)))
             goto out;
         /* Its fate (the description, a comment, skipped) is read from the message itself. */
         if (is_new &&
             (rc = br_activity_add(env->store, c.id, "message", json_pack("{s:I}", "message_id", (json_int_t)mid))))
             goto out;
-        if (!is_new || state != BR_MSG_PENDING)
+        if (!is_new || state != BR_MSG_PENDING || held)
             continue;
         if (strcmp(type, "client") == 0 && !transcript && !br_task_is_active(&t) && ch->new_task_if_no_active) {
             /*
@@ -468,7 +531,7 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
             if ((rc = open_generation(env, &c)) || (rc = br_store_task_get(env->store, c.id, c.gen, &t)))
                 goto out;
             /* The message was filed under the old generation: move it to the new one. */
-            if ((rc = br_store_msg_set_gen(env->store, mid, c.gen)))
+            if ((rc = br_store_msg_set_gen(env->store, mid, c.gen)) || (rc = queue_held(env, ch, &c, mid)))
                 goto out;
         }
         /*

@@ -1,6 +1,7 @@
 """Issue behaviour 8: the visitor leaves (chatTranscript), and comes back later."""
 
 import os
+import signal
 import sys
 import unittest
 
@@ -162,6 +163,102 @@ class TestVisitorComesBack(LeaveCase):
         self.post(sample("chat-started"))
         self.assert_quiet()
         self.assertEqual(self.calls_since(before), [])
+        self.assertEqual(len(self.fakes.planfix_tasks()), 1)
+
+    # --- an agent greets the returning visitor before they write -----------------------------
+
+    def new_chat(self, event_name, *messages):
+        ev = chat_event(event_name, CLIENT, list(messages), name="Maria Lopez", email="maria.lopez@example.org")
+        ev["client"]["chatId"] = "chat-2-of-maria"
+        self.post(ev)
+
+    def greet(self, old, contact):
+        """Two agent messages in the new chat, before the visitor writes: nothing reaches the
+        completed task, and no task is made (the new chat is a visit on the contact's card).
+        Returns the completed task's comment count."""
+        before = len(self.fakes.planfix_requests())
+        comments = len(self.fakes.planfix_comments(old))
+        self.new_chat("chatStarted", msg("greet00000000001", "Welcome back, Maria!", type="agent",
+                                         agent_id=ANNA_AGENT))
+        self.new_chat("chatFragment", msg("greet00000000002", "Can I help with anything?", type="agent",
+                                          agent_id=ANNA_AGENT))
+        self.assert_quiet()
+        self.assertEqual(self.calls_since(before), ["POST /rest/contact/%s/comments/" % contact.split(":")[1]])
+        self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
+        self.assertEqual(len(self.fakes.planfix_tasks()), 1)
+        return comments
+
+    def test_an_agent_greeting_in_a_new_chat_goes_to_the_task_the_visitor_opens(self):
+        self.start_bridge()
+        old, contact = self.close_first_chat()
+        comments = self.greet(old, contact)
+        self.new_chat("chatFragment", msg("back0000000000001", "Yes: the kettle leaks"))
+        new = self.wait_task(2)[1]
+        self.assert_quiet()
+        # The greetings are the new task's, before the visitor's words, and nowhere else.
+        d = new["description"]
+        self.assertLess(d.index("Welcome back, Maria!"), d.index("Can I help with anything?"))
+        self.assertLess(d.index("Can I help with anything?"), d.index("Yes: the kettle leaks"))
+        self.assertEqual(self.comment_posts(new["id"]), [])
+        self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
+        # The chat goes on in the new task.
+        self.new_chat("chatFragment", msg("greet00000000003", "Sorry to hear that", type="agent",
+                                          agent_id=ANNA_AGENT))
+        [post] = self.wait_comment_posts(new["id"], 1)
+        self.assertEqual(post["body"]["description"], "Sorry to hear that")
+
+    def test_greetings_wait_across_a_kill(self):
+        self.start_bridge()
+        old, contact = self.close_first_chat()
+        comments = self.greet(old, contact)
+        self.assertEqual(self.bridge.kill(signal.SIGKILL), -signal.SIGKILL)
+        self.bridge.restart()
+        self.new_chat("chatFragment", msg("back0000000000001", "Yes: the kettle leaks"))
+        new = self.wait_task(2)[1]
+        self.assert_quiet()
+        d = new["description"]
+        self.assertLess(d.index("Welcome back, Maria!"), d.index("Can I help with anything?"))
+        self.assertLess(d.index("Can I help with anything?"), d.index("Yes: the kettle leaks"))
+        self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
+        self.assertEqual(len(self.fakes.planfix_tasks()), 2)
+
+    def test_greetings_the_description_does_not_show_go_first_as_comments_of_the_new_task(self):
+        self.start_bridge(channel={"task": {"description": "<p>Chat with {{visitor.name}}</p>"}})
+        old, contact = self.close_first_chat()
+        comments = self.greet(old, contact)
+        self.new_chat("chatFragment", msg("back0000000000001", "Yes: the kettle leaks"))
+        new = self.wait_task(2)[1]
+        posts = self.wait_comment_posts(new["id"], 3)
+        self.assert_quiet()
+        self.assertEqual([(p["body"]["description"], p["body"]["owner"]) for p in posts],
+                         [("Welcome back, Maria!", {"id": "user:5"}), ("Can I help with anything?", {"id": "user:5"}),
+                          ("Yes: the kettle leaks", {"id": contact})])
+        self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
+
+    def test_greetings_with_the_visitors_messages_share_their_comment_in_the_new_task(self):
+        self.start_bridge(channel={"task": {"description": "<p>Chat with {{visitor.name}}</p>"},
+                                   "mirror_agent_messages": "with_visitor"})
+        old, contact = self.close_first_chat()
+        comments = self.greet(old, contact)
+        self.new_chat("chatFragment", msg("back0000000000001", "Yes: the kettle leaks"))
+        new = self.wait_task(2)[1]
+        [post] = self.wait_comment_posts(new["id"], 1)
+        self.assert_quiet()
+        parts = split_coalesced(post["body"]["description"])
+        self.assertEqual(len(parts), 3, parts)
+        self.assertIn("Welcome back, Maria!", parts[0])
+        self.assertIn("Can I help with anything?", parts[1])
+        self.assertIn("Yes: the kettle leaks", parts[2])
+        self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
+
+    def test_with_new_task_if_no_active_off_a_greeting_goes_to_the_old_task(self):
+        self.start_bridge(channel={"new_task_if_no_active": False})
+        old, contact = self.close_first_chat()
+        self.new_chat("chatStarted", msg("greet00000000001", "Welcome back, Maria!", type="agent",
+                                         agent_id=ANNA_AGENT))
+        [*_, post] = self.wait_comment_posts(old, 4)
+        self.assert_quiet()
+        self.assertEqual(post["body"]["description"], "Welcome back, Maria!")
         self.assertEqual(len(self.fakes.planfix_tasks()), 1)
 
     def test_new_task_if_no_active_off_keeps_commenting_on_the_old_task(self):
