@@ -423,6 +423,68 @@ queue_held(struct br_env *env, const struct br_channel *ch, const struct br_conv
     return rc ? rc : h.rc;
 }
 
+/*
+ * One message of a Chatra event, filed under the conversation's task (c,
+ * t: the next one when the message opens it) and queued for the tracker
+ * unless it was seen before or goes nowhere.
+ */
+static int
+file_message(struct br_env *env, const struct br_channel *ch, struct br_conv *c, struct br_task *t,
+             const struct br_chatra_message *m, bool new_chat, bool transcript)
+{
+    const char *type = m->type;
+    const char *text = m->text;
+    const char *agent = m->agent_id;
+    int64_t at = m->created_at;
+    bool is_new, echo = false, held = false;
+    int64_t mid;
+    int state = BR_MSG_PENDING;
+    int rc;
+
+    if (strcmp(type, "agent") == 0) {
+        if ((rc = agent_echo(env, ch, c->id, m, &echo)))
+            return rc;
+        /* A reply's copy is never mirrored back; with mirror_agent_messages "off" no agent message is. */
+        if (echo || ch->mirror_agent == BR_MIRROR_AGENT_OFF)
+            state = BR_MSG_SKIPPED;
+        else if ((rc = held_for_next_task(env, ch, c, t, new_chat && !transcript, &held)))
+            return rc;
+    }
+    if ((rc = br_store_msg_insert(env->store, c->id, held ? c->gen + 1 : c->gen, m->key, type, agent, text, at,
+                                  state, &is_new, &mid)))
+        return rc;
+    /* Its fate (the description, a comment, skipped) is read from the message itself. */
+    if (is_new &&
+        (rc = br_activity_add(env->store, c->id, "message", json_pack("{s:I}", "message_id", (json_int_t)mid))))
+        return rc;
+    if (!is_new || state != BR_MSG_PENDING || held)
+        return 0;
+    if (strcmp(type, "client") == 0 && !transcript && !br_task_is_active(t) && ch->new_task_if_no_active) {
+        /*
+         * The visitor came back after the task was completed: a new
+         * task for the new chat.  Only a message never seen before
+         * does this, so a late repeat of the old chat does not.
+         */
+        br_task_dispose(t);
+        if ((rc = open_generation(env, c)) || (rc = br_store_task_get(env->store, c->id, c->gen, t)))
+            return rc;
+        /* The message was filed under the old generation: move it to the new one. */
+        if ((rc = br_store_msg_set_gen(env->store, mid, c->gen)) || (rc = queue_held(env, ch, c, mid)))
+            return rc;
+    }
+    /*
+     * A visitor's message waits coalesce_ms (wider while the tracker is
+     * behind: batching.h) for the ones typed right after it: they go to
+     * the tracker as one comment (its budget is a request a second).
+     * An agent's message goes at once, as its own comment, unless the
+     * channel puts it with the visitor's (mirror_agent_messages).
+     */
+    return br_queue_add(env->queue, 't', "tracker", "comment", c->id, json_pack("{s:I}", "msg", (json_int_t)mid),
+                        strcmp(type, "client") == 0 || ch->mirror_agent == BR_MIRROR_AGENT_WITH_VISITOR
+                            ? br_env_coalesce_wait_ms(env)
+                            : 0);
+}
+
 static int
 apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatra_event *ev)
 {
@@ -493,60 +555,9 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         (rc = br_env_add_job(env, 't', "tracker", "check", c.id, json_pack("{s:i}", "gen", c.gen))))
         goto out;
 
-    for (size_t i = 0; i < ev->n_msgs; i++) {
-        const struct br_chatra_message *m = &ev->msgs[i];
-        const char *type = m->type;
-        const char *text = m->text;
-        const char *agent = m->agent_id;
-        int64_t at = m->created_at;
-        bool is_new, echo = false, held = false;
-        int64_t mid;
-        int state = BR_MSG_PENDING;
-
-        if (strcmp(type, "agent") == 0) {
-            if ((rc = agent_echo(env, ch, c.id, m, &echo)))
-                goto out;
-            /* A reply's copy is never mirrored back; with mirror_agent_messages "off" no agent message is. */
-            if (echo || ch->mirror_agent == BR_MIRROR_AGENT_OFF)
-                state = BR_MSG_SKIPPED;
-            else if ((rc = held_for_next_task(env, ch, &c, &t, new_chat && !transcript, &held)))
-                goto out;
-        }
-        if ((rc = br_store_msg_insert(env->store, c.id, held ? c.gen + 1 : c.gen, m->key, type, agent, text, at,
-                                      state, &is_new, &mid)))
+    for (size_t i = 0; i < ev->n_msgs; i++)
+        if ((rc = file_message(env, ch, &c, &t, &ev->msgs[i], new_chat, transcript)))
             goto out;
-        /* Its fate (the description, a comment, skipped) is read from the message itself. */
-        if (is_new &&
-            (rc = br_activity_add(env->store, c.id, "message", json_pack("{s:I}", "message_id", (json_int_t)mid))))
-            goto out;
-        if (!is_new || state != BR_MSG_PENDING || held)
-            continue;
-        if (strcmp(type, "client") == 0 && !transcript && !br_task_is_active(&t) && ch->new_task_if_no_active) {
-            /*
-             * The visitor came back after the task was completed: a new
-             * task for the new chat.  Only a message never seen before
-             * does this, so a late repeat of the old chat does not.
-             */
-            br_task_dispose(&t);
-            if ((rc = open_generation(env, &c)) || (rc = br_store_task_get(env->store, c.id, c.gen, &t)))
-                goto out;
-            /* The message was filed under the old generation: move it to the new one. */
-            if ((rc = br_store_msg_set_gen(env->store, mid, c.gen)) || (rc = queue_held(env, ch, &c, mid)))
-                goto out;
-        }
-        /*
-         * A visitor's message waits coalesce_ms (wider while the tracker is
-         * behind: batching.h) for the ones typed right after it: they go to
-         * the tracker as one comment (its budget is a request a second).
-         * An agent's message goes at once, as its own comment, unless the
-         * channel puts it with the visitor's (mirror_agent_messages).
-         */
-        if ((rc = br_queue_add(env->queue, 't', "tracker", "comment", c.id, json_pack("{s:I}", "msg", (json_int_t)mid),
-                                strcmp(type, "client") == 0 || ch->mirror_agent == BR_MIRROR_AGENT_WITH_VISITOR
-                                    ? br_env_coalesce_wait_ms(env)
-                                    : 0)))
-            goto out;
-    }
 
     /* Notes for the employees, after the messages they explain. */
     if (res.joined || res.merged_conv) {

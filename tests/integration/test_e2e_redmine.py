@@ -390,6 +390,31 @@ class TestRedmineEndToEnd(RedmineCase):
         self.assertEqual([t for _, t in self.notes(old)], [])
         self.assertEqual(len(self.issues()), 2)
 
+    def test_a_greeting_in_a_new_chat_after_the_visitor_left_goes_to_the_new_issue(self):
+        self.start()
+        email = "maria.greeted@example.org"
+        old = self.open_chat("rm-greet", "First visit question", name="Maria Greeted", email=email,
+                             chatId="chat-rm-greet-1")["id"]
+        self.transcript("rm-greet", email, self.first)
+        wait_until(lambda: self.issue(old)["status"]["is_closed"], POLL_WAIT, message="#%d not closed" % old)
+        self.wait_idle()
+        notes = self.notes(old)
+        # Anna greets the returning visitor in a new chat before they write: it waits.
+        ev = chat_event("chatStarted", "rm-greet", [msg("rm-greet-a1", "Welcome back!", type="agent",
+                                                        agent_id=ANNA_AGENT)], email=email)
+        ev["client"]["chatId"] = "chat-rm-greet-2"
+        self.post(ev)
+        self.wait_idle()
+        assert_stays(lambda: len(self.issues()) == 1 and self.notes(old) == notes, QUIET,
+                     message=lambda: "the greeting went somewhere: %s, #%d: %s" % (self.issues(), old, self.notes(old)))
+        self.say("rm-greet", "rm-greet-m2", "The kettle leaks", chat_id="chat-rm-greet-2", email=email)
+        issues = wait_until(lambda: (lambda i: i if len(i) == 2 else None)(self.issues()), POLL_WAIT,
+                            message=lambda: "no second issue: %s" % self.issues())
+        self.wait_idle()
+        d = self.issue(issues[1]["id"])["description"]
+        self.assertLess(d.index("Welcome back!"), d.index("The kettle leaks"))
+        self.assertEqual(self.notes(old), notes)
+
 
 if __name__ == "__main__":
     unittest.main()
