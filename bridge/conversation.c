@@ -393,6 +393,22 @@ held_for_next_task(struct br_env *env, const struct br_channel *ch, const struct
     return br_store_msg_pending_from(env->store, c->id, c->gen + 1, 0, has_message, held);
 }
 
+/*
+ * A message's comment job.  A visitor's message waits coalesce_ms (wider
+ * while the tracker is behind: batching.h) for the ones typed right after
+ * it: they go to the tracker as one comment (its budget is a request a
+ * second).  An agent's message goes at once, as its own comment, unless
+ * the channel puts it with the visitor's (mirror_agent_messages).
+ */
+static int
+queue_comment(struct br_env *env, const struct br_channel *ch, int64_t conv_id, int64_t mid, const char *type)
+{
+    bool waits = strcmp(type, "client") == 0 || ch->mirror_agent == BR_MIRROR_AGENT_WITH_VISITOR;
+
+    return br_queue_add(env->queue, 't', "tracker", "comment", conv_id, json_pack("{s:I}", "msg", (json_int_t)mid),
+                        waits ? br_env_coalesce_wait_ms(env) : 0);
+}
+
 struct held_jobs {
     struct br_env *env;
     const struct br_channel *ch;
@@ -407,9 +423,7 @@ queue_one_held(void *arg, const struct br_msg *m)
 
     if (m->id >= h->until)
         return false;
-    h->rc = br_queue_add(h->env->queue, 't', "tracker", "comment", h->conv_id,
-                         json_pack("{s:I}", "msg", (json_int_t)m->id),
-                         h->ch->mirror_agent == BR_MIRROR_AGENT_WITH_VISITOR ? br_env_coalesce_wait_ms(h->env) : 0);
+    h->rc = queue_comment(h->env, h->ch, h->conv_id, m->id, m->type);
     return h->rc == 0;
 }
 
@@ -472,17 +486,7 @@ file_message(struct br_env *env, const struct br_channel *ch, struct br_conv *c,
         if ((rc = br_store_msg_set_gen(env->store, mid, c->gen)) || (rc = queue_held(env, ch, c, mid)))
             return rc;
     }
-    /*
-     * A visitor's message waits coalesce_ms (wider while the tracker is
-     * behind: batching.h) for the ones typed right after it: they go to
-     * the tracker as one comment (its budget is a request a second).
-     * An agent's message goes at once, as its own comment, unless the
-     * channel puts it with the visitor's (mirror_agent_messages).
-     */
-    return br_queue_add(env->queue, 't', "tracker", "comment", c->id, json_pack("{s:I}", "msg", (json_int_t)mid),
-                        strcmp(type, "client") == 0 || ch->mirror_agent == BR_MIRROR_AGENT_WITH_VISITOR
-                            ? br_env_coalesce_wait_ms(env)
-                            : 0);
+    return queue_comment(env, ch, c->id, mid, type);
 }
 
 static int

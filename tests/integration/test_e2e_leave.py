@@ -188,19 +188,25 @@ class TestVisitorComesBack(LeaveCase):
         self.assertEqual(len(self.fakes.planfix_tasks()), 1)
         return comments
 
-    def test_an_agent_greeting_in_a_new_chat_goes_to_the_task_the_visitor_opens(self):
-        self.start_bridge()
-        old, contact = self.close_first_chat()
-        comments = self.greet(old, contact)
+    def visitor_answers(self, old, comments):
+        """The visitor writes in the new chat: a new task, whose description has the greetings
+        before the visitor's words; the completed task got nothing more."""
         self.new_chat("chatFragment", msg("back0000000000001", "Yes: the kettle leaks"))
         new = self.wait_task(2)[1]
         self.assert_quiet()
-        # The greetings are the new task's, before the visitor's words, and nowhere else.
         d = new["description"]
         self.assertLess(d.index("Welcome back, Maria!"), d.index("Can I help with anything?"))
         self.assertLess(d.index("Can I help with anything?"), d.index("Yes: the kettle leaks"))
-        self.assertEqual(self.comment_posts(new["id"]), [])
         self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
+        self.assertEqual(len(self.fakes.planfix_tasks()), 2)
+        return new
+
+    def test_an_agent_greeting_in_a_new_chat_goes_to_the_task_the_visitor_opens(self):
+        self.start_bridge()
+        old, contact = self.close_first_chat()
+        new = self.visitor_answers(old, self.greet(old, contact))
+        # Carried by the description: no comment.
+        self.assertEqual(self.comment_posts(new["id"]), [])
         # The chat goes on in the new task.
         self.new_chat("chatFragment", msg("greet00000000003", "Sorry to hear that", type="agent",
                                           agent_id=ANNA_AGENT))
@@ -213,14 +219,7 @@ class TestVisitorComesBack(LeaveCase):
         comments = self.greet(old, contact)
         self.assertEqual(self.bridge.kill(signal.SIGKILL), -signal.SIGKILL)
         self.bridge.restart()
-        self.new_chat("chatFragment", msg("back0000000000001", "Yes: the kettle leaks"))
-        new = self.wait_task(2)[1]
-        self.assert_quiet()
-        d = new["description"]
-        self.assertLess(d.index("Welcome back, Maria!"), d.index("Can I help with anything?"))
-        self.assertLess(d.index("Can I help with anything?"), d.index("Yes: the kettle leaks"))
-        self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
-        self.assertEqual(len(self.fakes.planfix_tasks()), 2)
+        self.visitor_answers(old, comments)
 
     def test_greetings_the_description_does_not_show_go_first_as_comments_of_the_new_task(self):
         self.start_bridge(channel={"task": {"description": "<p>Chat with {{visitor.name}}</p>"}})
