@@ -394,6 +394,24 @@ held_for_next_task(struct br_env *env, const struct br_channel *ch, const struct
 }
 
 /*
+ * A new chat begins while an earlier chat's greetings still wait: that
+ * visitor never answered them, so they open no task, now or later (the
+ * new chat's own greetings wait instead).  The admin page shows them
+ * skipped.
+ */
+static int
+drop_unanswered_greetings(struct br_env *env, const struct br_conv *c)
+{
+    int n = 0;
+    int rc = br_store_msg_skip_pending(env->store, c->id, c->gen + 1, &n);
+
+    if (rc == 0 && n > 0)
+        br_info("conversation %lld: %d greeting(s) of an earlier chat the visitor never answered go to no task",
+                (long long)c->id, n);
+    return rc;
+}
+
+/*
  * A message's comment job.  A visitor's message waits coalesce_ms (wider
  * while the tracker is behind: batching.h) for the ones typed right after
  * it: they go to the tracker as one comment (its budget is a request a
@@ -559,6 +577,8 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         (rc = br_env_add_job(env, 't', "tracker", "check", c.id, json_pack("{s:i}", "gen", c.gen))))
         goto out;
 
+    if (new_chat && (rc = drop_unanswered_greetings(env, &c)))
+        goto out;
     for (size_t i = 0; i < ev->n_msgs; i++)
         if ((rc = file_message(env, ch, &c, &t, &ev->msgs[i], new_chat, transcript)))
             goto out;

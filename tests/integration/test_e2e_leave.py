@@ -9,6 +9,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
 from harness import chat_event, msg, sample  # noqa: E402
+from admin import ADMIN_TOKEN, BEARER  # noqa: E402
 from e2e import split_coalesced, ANNA_AGENT, TASK_SOURCE_RE, E2ECase, calls  # noqa: E402
 
 CLIENT = "k2f8w0qz5mv1r7c3xj9t4ba6ne0yd2hs8pl1ug5o"   # the samples' visitor
@@ -167,9 +168,9 @@ class TestVisitorComesBack(LeaveCase):
 
     # --- an agent greets the returning visitor before they write -----------------------------
 
-    def new_chat(self, event_name, *messages):
+    def new_chat(self, event_name, *messages, chat="chat-2-of-maria"):
         ev = chat_event(event_name, CLIENT, list(messages), name="Maria Lopez", email="maria.lopez@example.org")
-        ev["client"]["chatId"] = "chat-2-of-maria"
+        ev["client"]["chatId"] = chat
         self.post(ev)
 
     def greet(self, old, contact):
@@ -249,6 +250,32 @@ class TestVisitorComesBack(LeaveCase):
         self.assertIn("Can I help with anything?", parts[1])
         self.assertIn("Yes: the kettle leaks", parts[2])
         self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
+
+    def test_greetings_the_visitor_never_answered_do_not_go_into_the_task_of_their_next_chat(self):
+        self.bridge.env["BR_ADMIN_TOKEN"] = ADMIN_TOKEN
+        self.start_bridge(admin={"token": "env:BR_ADMIN_TOKEN"})
+        old, contact = self.close_first_chat()
+        comments = self.greet(old, contact)
+        # The visitor never writes in that chat; weeks later they open another one, where the
+        # agent greets again and the visitor answers.
+        self.new_chat("chatStarted", msg("greet00000000011", "Hello again, Maria", type="agent",
+                                         agent_id=ANNA_AGENT), chat="chat-3-of-maria")
+        self.new_chat("chatFragment", msg("back0000000000011", "The lid is cracked now"), chat="chat-3-of-maria")
+        new = self.wait_task(2)[1]
+        self.assert_quiet()
+        d = new["description"]
+        self.assertLess(d.index("Hello again, Maria"), d.index("The lid is cracked now"))
+        for stale in ("Welcome back, Maria!", "Can I help with anything?"):
+            self.assertNotIn(stale, d)
+        self.assertEqual(self.comment_posts(new["id"]), [])
+        self.assertEqual(len(self.fakes.planfix_comments(old)), comments)
+        self.assertEqual(len(self.fakes.planfix_tasks()), 2)
+        # The admin page tells what became of them: skipped, in no task.
+        timeline = self.bridge.get("/admin/api/conversations/1", BEARER).json()["timeline"]
+        states = {m["text"]: m["state"] for m in timeline if m["type"] == "message"}
+        self.assertEqual(states["Welcome back, Maria!"], "skipped")
+        self.assertEqual(states["Can I help with anything?"], "skipped")
+        self.assertEqual(states["Hello again, Maria"], "in_description")
 
     def test_with_new_task_if_no_active_off_a_greeting_goes_to_the_old_task(self):
         self.start_bridge(channel={"new_task_if_no_active": False})
