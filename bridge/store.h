@@ -259,7 +259,10 @@ int br_store_msg_get(struct br_store *s, int64_t id, struct br_msg *out);
 int br_store_msg_set_gen(struct br_store *s, int64_t id, int gen);
 /* Messages still waiting for the tracker move to another task generation. */
 int br_store_msg_move_pending(struct br_store *s, int64_t conv_id, int from_gen, int to_gen);
-/* Messages of a generation still waiting for the tracker go nowhere (skipped); *n says how many. */
+/*
+ * Messages of a generation still waiting for the tracker go nowhere:
+ * skipped, and under no task (generation 0); *n says how many.
+ */
 int br_store_msg_skip_pending(struct br_store *s, int64_t conv_id, int gen, int *n);
 int br_store_msg_set_state(struct br_store *s, int64_t id, int state, const char *comment_id);
 /* A walk's callback: false ends the walk. */

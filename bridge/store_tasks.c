@@ -184,7 +184,7 @@ br_store_msg_move_pending(struct br_store *s, int64_t conv_id, int from_gen, int
 int
 br_store_msg_skip_pending(struct br_store *s, int64_t conv_id, int gen, int *n)
 {
-    int rc = br_sql_done(s, br_sql_bind(s, "UPDATE messages SET state=2 WHERE conv_id=? AND gen=? AND state=0", "in",
+    int rc = br_sql_done(s, br_sql_bind(s, "UPDATE messages SET state=2, gen=0 WHERE conv_id=? AND gen=? AND state=0", "in",
                                         conv_id, gen));
     *n = rc ? 0 : sqlite3_changes(s->db);
     return rc;

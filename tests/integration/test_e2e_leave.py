@@ -272,10 +272,10 @@ class TestVisitorComesBack(LeaveCase):
         self.assertEqual(len(self.fakes.planfix_tasks()), 2)
         # The admin page tells what became of them: skipped, in no task.
         timeline = self.bridge.get("/admin/api/conversations/1", BEARER).json()["timeline"]
-        states = {m["text"]: m["state"] for m in timeline if m["type"] == "message"}
-        self.assertEqual(states["Welcome back, Maria!"], "skipped")
-        self.assertEqual(states["Can I help with anything?"], "skipped")
-        self.assertEqual(states["Hello again, Maria"], "in_description")
+        states = {m["text"]: (m["state"], m["task"]) for m in timeline if m["type"] == "message"}
+        self.assertEqual(states["Welcome back, Maria!"], ("skipped", None))
+        self.assertEqual(states["Can I help with anything?"], ("skipped", None))
+        self.assertEqual(states["Hello again, Maria"], ("in_description", str(new["id"])))
 
     def test_with_new_task_if_no_active_off_a_greeting_goes_to_the_old_task(self):
         self.start_bridge(channel={"new_task_if_no_active": False})
