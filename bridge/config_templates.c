@@ -26,12 +26,13 @@ static const char template_schema[] =
     "\"chatra\":\"*\","
     "\"chat\":{\"id\":\"\",\"started_at\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\","
     "\"text_html\":\"\",\"time\":\"\",\"date\":\"\",\"clock\":\"\",\"type\":\"\",\"is_visitor\":\"\","
-    "\"is_agent\":\"\"}]},"
+    "\"is_agent\":\"\",\"agent\":{\"id\":\"\",\"name\":\"\"}}]},"
     "\"channel\":{\"name\":\"\"},"
     "\"contact\":{\"id\":\"\"},"
     "\"employee\":{\"name\":\"\",\"email\":\"\"},"
     "\"previous_task\":{\"id\":\"\",\"messages\":[{\"author\":\"\",\"text\":\"\",\"text_html\":\"\",\"time\":\"\","
-    "\"date\":\"\",\"clock\":\"\",\"type\":\"\",\"is_visitor\":\"\",\"is_agent\":\"\"}]}"
+    "\"date\":\"\",\"clock\":\"\",\"type\":\"\",\"is_visitor\":\"\",\"is_agent\":\"\","
+    "\"agent\":{\"id\":\"\",\"name\":\"\"}}]}"
     "}";
 
 const char *

@@ -134,8 +134,8 @@ br_context_message(const struct br_config *cfg, struct br_store *store, const st
         if (emp) {
             author = br_strdup(emp->name);
         } else {
-            json_t *ctx = json_pack("{s:{s:s?}, s:O?}", "agent", "id", m->agent_id, "channel",
-                                    json_object_get(base, "channel"));
+            json_t *ctx = json_pack("{s:{s:s?}, s:O?, s:O?}", "agent", "id", m->agent_id, "channel",
+                                    json_object_get(base, "channel"), "visitor", json_object_get(base, "visitor"));
             author = br_texts_string(cfg, BR_TEXT_AGENT_LABEL, ctx);
             json_decref(ctx);
         }

@@ -48,7 +48,7 @@ static const struct br_text_info infos[BR_TEXT_COUNT] = {
     [BR_TEXT_CONTACT_VISIT] = {"contact_visit", true,
                                "{" S_VISITOR "," S_CHANNEL "," S_DEVICE ",\"chat\":{\"id\":\"\"},\"task\":{\"id\":\"\"}}"},
     [BR_TEXT_VISITOR_LABEL] = {"visitor_label", false, "{" S_VISITOR "," S_CHANNEL "}"},
-    [BR_TEXT_AGENT_LABEL] = {"agent_label", false, "{" S_CHANNEL ",\"agent\":{\"id\":\"\",\"name\":\"\"}}"},
+    [BR_TEXT_AGENT_LABEL] = {"agent_label", false, "{" S_VISITOR "," S_CHANNEL ",\"agent\":{\"id\":\"\"}}"},
     [BR_TEXT_CONTACT_NAME] = {"contact_name", false, "{" S_VISITOR "," S_CHANNEL "}"},
     [BR_TEXT_FALLBACK_TITLE] = {"fallback_title", false, "{" S_VISITOR "," S_CHANNEL "}"},
     [BR_TEXT_FALLBACK_DESCRIPTION] = {"fallback_description", true, "{" S_VISITOR "," S_CHANNEL "}"},

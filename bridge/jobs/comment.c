@@ -344,11 +344,15 @@ br_job_comment(struct br_run *r)
             return;
         }
         item = br_context_message(r->env->cfg, r->env->store, r->ch, ctx, &m);
-        /* An agent no employee with a tracker user maps to: the bridge's own user writes, naming the agent. */
+        /*
+         * An agent no employee with a tracker user maps to: the bridge's own
+         * user writes, naming the agent (the employee's name, or else the
+         * agent_label text, as the item's author has it).
+         */
         if (user)
             r->author_employee = r->employee_user = br_strdup(user);
-        json_object_set_new(item, "agent", json_pack("{s:s?, s:s?, s:b}", "id", m.agent_id, "name",
-                                                      emp ? emp->name : NULL, "employee", user != NULL));
+        json_object_set_new(item, "agent", json_pack("{s:s?, s:O?, s:b}", "id", m.agent_id, "name",
+                                                      json_object_get(item, "author"), "employee", user != NULL));
         json_object_update(ctx, item);
         json_decref(item);
         ok = br_jobs_render(r, BR_TEXT_AGENT_MESSAGE, ctx);

@@ -77,6 +77,31 @@ class TestDeliveryIndependentOfTemplates(E2ECase):
         self.assertEqual(occurrences(whole, "Hi, Anna here"), 1, whole)
         self.assert_each_once_in_order(task, ["Do you ship to Riga?", "And to Tallinn?"])
 
+    def test_the_description_and_the_agent_label_read_the_agent_and_the_visitor(self):
+        # README, Templates: chat.messages[] (and previous_task.messages[]) have an agent's
+        # `agent`: `id`, `name`; agent_label reads `agent` (`id`) besides `visitor` and `channel`.
+        description = ("{{#chat.messages}}<p>{{#is_agent}}[{{agent.name}}|{{agent.id}}]{{/is_agent}}"
+                       "{{^is_agent}}{{author}}{{/is_agent}}: {{text}}</p>{{/chat.messages}}{{previous_task.id}}"
+                       "{{#previous_task.messages}}{{#is_agent}}<p>before: {{agent.name}}</p>{{/is_agent}}"
+                       "{{/previous_task.messages}}")
+        self.start_bridge(channel={"task": {"description": description}},
+                          texts={"agent_label": "{{channel.name}} agent {{agent.id}} for {{visitor.name}}",
+                                 "agent_message": "{{agent.name}}: {{text}}"})
+        task, _ = self.open_chat("t5", [msg("t5-m1", "Is the red one in stock?"),
+                                        msg("t5-a1", "Yes", type="agent", agent_id="bnRzp4CioKudG4aHm"),
+                                        msg("t5-a2", "Let me check", type="agent", agent_id="stranger0001")],
+                                 name="Ivo")
+        self.wait_idle()
+        d = self.fakes.planfix_task(task)["description"]
+        self.assertIn("<p>Visitor: Is the red one in stock?</p>", d)
+        self.assertIn("<p>[Anna Smirnova|bnRzp4CioKudG4aHm]: Yes</p>", d)
+        self.assertIn("<p>[shop agent stranger0001 for Ivo|stranger0001]: Let me check</p>", d)
+        # A later comment by the unmapped agent (agent_message) is named by the same label.
+        self.post(chat_event("chatFragment", "t5", [msg("t5-a3", "Found it", type="agent",
+                                                        agent_id="stranger0001")], name="Ivo"))
+        [post] = self.wait_comment_posts(task, 1)
+        self.assertEqual(post["body"]["description"], "shop agent stranger0001 for Ivo: Found it")
+
     def test_a_condition_decides_per_chat(self):
         self.start_bridge(channel={"task": {"description": IF_EMAIL}})
         with_email, _ = self.open_chat("t3a", [msg("t3a-m1", "Mail me")], email="kim@example.org")

@@ -1730,6 +1730,38 @@ test_texts_overridden(void **state)
     free(line);
 }
 
+/* The variables the README lists: an agent's line names its agent; agent_label reads the visitor and the channel. */
+static void
+test_agent_variables(void **state)
+{
+    struct fx *f = *state;
+    char *s;
+
+    write_cfg(f, "cfg.json",
+              "{'tracker': {'kind': 'planfix', 'url': 'https://pf.example.com/rest',\n"
+              "             'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:PLANFIX_WEBHOOK_SECRET'},\n"
+              " 'texts': {'agent_label': '{{channel.name}}: {{agent.id}} for {{visitor.name}}'},\n"
+              " 'channels': [{'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
+              "               'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY',\n"
+              "                          'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
+              "               'default_agent_id': 'A', 'close_on_leave': false,\n"
+              "               'task': {'description': '{{#chat.messages}}{{agent.name}} {{agent.id}}: {{text}}"
+              "{{/chat.messages}}{{previous_task.id}}{{#previous_task.messages}}{{agent.name}}{{agent.id}}"
+              "{{/previous_task.messages}}'}}]}\n");
+    load_ok(f);
+    s = render_text(f->cfg, BR_TEXT_AGENT_LABEL,
+                    "{\"agent\": {\"id\": \"a1\"}, \"visitor\": {\"name\": \"Ivo\"}, \"channel\": {\"name\": \"shop\"}}");
+    assert_string_equal(s, "shop: a1 for Ivo");
+    free(s);
+    br_config_free(f->cfg);
+    f->cfg = NULL;
+
+    /* The label is the agent's name: it has none of its own to read. */
+    write_small(f, "planfix", "'texts': {'agent_label': '{{agent.name}}'}");
+    assert_int_equal(load(f), BR_EINVAL);
+    expect_problem(f, "texts.agent_label:1:1: unknown template variable \"agent.name\"");
+}
+
 static void
 test_description_notices(void **state)
 {
@@ -1787,6 +1819,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unknown_tracker_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_language_and_zone_problems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_texts_overridden, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_variables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_description_notices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_employees_and_default_agent_by_email, setup, teardown),
         cmocka_unit_test_setup_teardown(test_employee_and_default_agent_problems, setup, teardown),
