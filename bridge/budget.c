@@ -356,9 +356,10 @@ br_budget_projected(const struct br_budget *b, int64_t now_ms)
     if (!b->history) {
         /*
          * No day before to go by: the next hour at the recent pace, the
-         * rest at the pace seen since today's first request (at least an
-         * hour back): a rush counts for the hour it may go on, not for
-         * the whole day.
+         * rest at the pace seen since the start of the hour of today's
+         * first request (the day is kept in whole hours; at least an hour
+         * back): a rush counts for the hour it may go on, not for the
+         * whole day.
          */
         double seen = 0;
         int64_t first = -1, span;
