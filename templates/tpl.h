@@ -109,7 +109,12 @@ int br_tpl_html_escape(struct br_buf *out, const char *s, size_t len, int newlin
  * interpret (* _ + - ^ ~ @ % | ! [ ] { } ( ) < > " = # &) or that starts
  * like a block signature ("p.", "h1.", "bq.") is wrapped in
  * <notextile>...</notextile>; plain lines are left as they are, so the
- * raw text stays readable.  Line breaks are kept ("\r" is dropped).
+ * raw text stays readable.  Redmine's own syntax works inside <notextile>
+ * too ("#1", "r12", "user:admin", "@admin", "[[Page]]", "{{macro}}"), and
+ * the visitor's own "</notextile>" or "<code>" would end it: such a line
+ * is wrapped in runs, the first character of each construct between them
+ * as a numeric entity ("user</notextile>&#58;<notextile>admin"), which
+ * shows as typed.  Line breaks are kept ("\r" is dropped).
  * Returns BR_ELIMIT (out unchanged) when out->max would be exceeded.
  */
 int br_tpl_textile_escape(struct br_buf *out, const char *s, size_t len);

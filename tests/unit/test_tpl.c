@@ -632,14 +632,17 @@ static void
 test_textile_escape(void **state)
 {
     struct br_buf out;
-    const char *s = "Hello there\r\n*bold* a_b\np. s. ok\n\nplain: 10:00, fine?\nsay </notextile> *x*";
+    const char *s =
+        "Hello there\r\n*bold* a_b\np. s. ok\n\nplain: 10:00, fine?\nsay </notextile> *x*\nnot notextile *x*";
 
     (void)state;
     br_buf_init(&out, 0);
     assert_int_equal(br_tpl_textile_escape(&out, s, strlen(s)), 0);
-    /* Plain lines stay readable; lines Textile would change are protected one by one. */
+    /* Plain lines stay readable; lines Textile would change are protected one by one, also a
+     * line that names the tag, whose own tag cannot end the protection. */
     assert_string_equal(out.data, "Hello there\n<notextile>*bold* a_b</notextile>\n<notextile>p. s. ok</notextile>\n"
-                                  "\nplain: 10:00, fine?\nsay </notextile> *x*");
+                                  "\nplain: 10:00, fine?\n<notextile>say </notextile>&#60;<notextile>/notextile> *x*"
+                                  "</notextile>\n<notextile>not notextile *x*</notextile>");
     br_buf_reset(&out);
     assert_int_equal(br_tpl_textile_escape(&out, "ann@example.com", 15), 0);
     assert_string_equal(out.data, "<notextile>ann@example.com</notextile>");
@@ -652,6 +655,78 @@ test_textile_escape(void **state)
     br_buf_init(&out, 16);
     assert_int_equal(br_buf_puts(&out, "ab"), 0);
     assert_int_equal(br_tpl_textile_escape(&out, "*x*", 3), BR_ELIMIT);
+    assert_string_equal(out.data, "ab");
+    br_buf_dispose(&out);
+}
+
+/* s escaped for Textile, as a string the caller frees. */
+static char *
+textile(const char *s)
+{
+    struct br_buf out;
+
+    br_buf_init(&out, 0);
+    assert_int_equal(br_tpl_textile_escape(&out, s, strlen(s)), 0);
+    return out.data ? out.data : strdup("");
+}
+
+#define assert_textile(s, want)                                                                                        \
+    do {                                                                                                               \
+        char *got_ = textile(s);                                                                                       \
+        assert_string_equal(got_, want);                                                                               \
+        free(got_);                                                                                                    \
+    } while (0)
+
+static void
+test_textile_escape_redmine_links(void **state)
+{
+    struct br_buf out;
+
+    (void)state;
+    /* Redmine links inside <notextile> too: the first character of each goes out as an entity. */
+    assert_textile("my login is user:admin",
+                   "<notextile>my login is user</notextile>&#58;<notextile>admin</notextile>");
+    assert_textile("#1 ##2 r12",
+                   "&#35;<notextile>1 </notextile>&#35;<notextile>#2 </notextile>&#114;<notextile>12</notextile>");
+    assert_textile("@anna, user@admin (user#3)", "&#64;<notextile>anna, user</notextile>&#64;<notextile>admin (user"
+                                                 "</notextile>&#35;<notextile>3)</notextile>");
+    assert_textile("document#1 version:1.0 project:x commit:abc source:a/b export:a forum:\"A B\" attachment:f.txt",
+                   "<notextile>document</notextile>&#35;<notextile>1 version</notextile>&#58;<notextile>1.0 project"
+                   "</notextile>&#58;<notextile>x commit</notextile>&#58;<notextile>abc source</notextile>&#58;"
+                   "<notextile>a/b export</notextile>&#58;<notextile>a forum</notextile>&#58;<notextile>\"A B\" "
+                   "attachment</notextile>&#58;<notextile>f.txt</notextile>");
+    assert_textile("news#1 message#2 #note-1 demo:r12 demo:#4 repo|r5",
+                   "<notextile>news</notextile>&#35;<notextile>1 message</notextile>&#35;<notextile>2 </notextile>"
+                   "&#35;<notextile>note-1 demo:</notextile>&#114;<notextile>12 demo:</notextile>&#35;<notextile>4 "
+                   "repo|</notextile>&#114;<notextile>5</notextile>");
+    /* Wiki links and macros; Redmine's own "!" escape stays the visitor's text. */
+    assert_textile("[[Foo]] {{toc}} ![[[x]]]", "&#91;<notextile>[Foo]] </notextile>&#123;<notextile>{toc}} !"
+                                               "</notextile>&#91;&#91;<notextile>[x]]]</notextile>");
+    assert_textile("!#1 !user:admin",
+                   "<notextile>!</notextile>&#35;<notextile>1 !user</notextile>&#58;<notextile>admin</notextile>");
+    /* Tags that would end <notextile>, RedCloth's "x%x%" and an @2x image source. */
+    assert_textile("<code>a</code> <PRE> <kbd x%x% x%& src=\"a@2x.png\"",
+                   "&#60;<notextile>code>a</notextile>&#60;<notextile>/code> </notextile>&#60;<notextile>PRE> "
+                   "</notextile>&#60;<notextile>kbd x</notextile>&#37;<notextile>x% x</notextile>&#37;<notextile>& "
+                   "src</notextile>&#61;<notextile>\"a@2x.png\"</notextile>");
+    /* Each line of a text on its own: a construct at a line's start too. */
+    assert_textile("a\r\nr1\n\n@b", "a\n&#114;<notextile>1</notextile>\n\n&#64;<notextile>b</notextile>");
+    /* Inside words, with a space after the colon, in capitals or in other words, Redmine links
+     * nothing: the line is as before. */
+    assert_textile("email@host a#1 br12 x_@y superuser:admin mydocument#1",
+                   "<notextile>email@host a#1 br12 x_@y superuser:admin mydocument#1</notextile>");
+    assert_textile("plain: 10:00, Source: web, User:admin, R12, user: x, r, #a, <b> <codex",
+                   "<notextile>plain: 10:00, Source: web, User:admin, R12, user: x, r, #a, <b> <codex</notextile>");
+    assert_textile("plain: 10:00, Source: web, User:admin, R12, user: x, r",
+                   "plain: 10:00, Source: web, User:admin, R12, user: x, r");
+    /* Nor after a '/': a page's address is as before. */
+    assert_textile("https://shop.example/r2d2/user:x", "https://shop.example/r2d2/user:x");
+    assert_textile("https://shop.example/r2#1", "<notextile>https://shop.example/r2#1</notextile>");
+
+    /* Over the limit in the middle of a line: out stays as it was. */
+    br_buf_init(&out, 24);
+    assert_int_equal(br_buf_puts(&out, "ab"), 0);
+    assert_int_equal(br_tpl_textile_escape(&out, "user:admin", 10), BR_ELIMIT);
     assert_string_equal(out.data, "ab");
     br_buf_dispose(&out);
 }
@@ -788,6 +863,7 @@ main(void)
         cmocka_unit_test(test_default_title),
         cmocka_unit_test(test_default_description),
         cmocka_unit_test(test_textile_escape),
+        cmocka_unit_test(test_textile_escape_redmine_links),
         cmocka_unit_test(test_default_description_textile),
         cmocka_unit_test(test_render_seen),
         cmocka_unit_test(test_reads),
