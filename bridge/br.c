@@ -111,9 +111,15 @@ br_buf_dispose(struct br_buf *b)
 void
 br_buf_reset(struct br_buf *b)
 {
-    b->len = 0;
+    br_buf_truncate(b, 0);
+}
+
+void
+br_buf_truncate(struct br_buf *b, size_t len)
+{
+    b->len = len;
     if (b->data)
-        b->data[0] = '\0';
+        b->data[len] = '\0';
 }
 
 static int

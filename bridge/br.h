@@ -53,6 +53,8 @@ struct br_buf {
 void br_buf_init(struct br_buf *b, size_t max);
 void br_buf_dispose(struct br_buf *b);
 void br_buf_reset(struct br_buf *b);
+/* Cuts the text back to its first len bytes (len <= b->len): what a failed append left is undone. */
+void br_buf_truncate(struct br_buf *b, size_t len);
 int br_buf_append(struct br_buf *b, const void *p, size_t n);
 int br_buf_puts(struct br_buf *b, const char *s);
 int br_buf_putc(struct br_buf *b, char c);
