@@ -732,6 +732,32 @@ br_conversation_reopen(struct br_env *env, struct br_conv *c, int old_gen)
     return 0;
 }
 
+static bool
+visitor_message(void *arg, const struct br_msg *m)
+{
+    *(bool *)arg = strcmp(m->type, "client") == 0;
+    return !*(bool *)arg;
+}
+
+int
+br_conversation_gone_before_the_visitor_wrote(struct br_env *env, int64_t conv_id, int gen, bool *held)
+{
+    struct br_store *st = env->store;
+    bool visitor = false;
+    int rc;
+
+    *held = false;
+    if ((rc = br_store_begin(st)))
+        return rc;
+    rc = br_store_msg_pending_from(st, conv_id, gen, 0, visitor_message, &visitor);
+    if (rc == 0 && !visitor && (rc = br_store_task_set(st, conv_id, gen, NULL, BR_TASK_CLOSED)) == 0 &&
+        (rc = br_store_msg_move_pending(st, conv_id, gen, gen + 1)) == 0)
+        rc = activity_task(env, conv_id, gen, "closed");
+    rc = br_store_end(st, rc);
+    *held = rc == 0 && !visitor;
+    return rc;
+}
+
 int
 br_conversation_task_slot(struct br_env *env, int64_t conv_id, int gen)
 {

@@ -43,6 +43,11 @@ bool br_task_is_active(const struct br_task *t);
  * State changes, each in a transaction of its own unless said otherwise:
  *  - reopen: the tracker says old_gen's task is completed or gone: the
  *    next generation opens with the messages still waiting (c->gen moves);
+ *  - gone_before_the_visitor_wrote: the tracker completed (or deleted)
+ *    the task, and only agents have written since (greetings in a new
+ *    chat): the task is closed, and their messages wait for the task the
+ *    visitor's first message opens, as greetings after a leave do; false
+ *    (nothing changed) when a visitor's message waits;
  *  - task_slot: the row of generation gen's task (made inside a job);
  *  - task_made: the task exists as task_id; the messages its description
  *    carries (ids in carried) are mirrored, and when prev_task is set a
@@ -55,6 +60,7 @@ bool br_task_is_active(const struct br_task *t);
  *    comment_id (caller's transaction).
  */
 int br_conversation_reopen(struct br_env *env, struct br_conv *c, int old_gen);
+int br_conversation_gone_before_the_visitor_wrote(struct br_env *env, int64_t conv_id, int gen, bool *held);
 int br_conversation_task_slot(struct br_env *env, int64_t conv_id, int gen);
 int br_conversation_task_made(struct br_env *env, int64_t conv_id, int gen, const char *task_id, json_t *carried,
                               const char *prev_task, bool closed);

@@ -309,7 +309,12 @@ br_job_comment(struct br_run *r)
         br_run_fail(r, BR_EFATAL, "message %lld is not in the store", (long long)mid);
         return;
     }
-    if (m.state != BR_MSG_PENDING) {
+    /*
+     * Sent already, skipped, or held for the task the visitor's first
+     * message will open (a greeting after the task ended: conversation.c
+     * queues it again then).
+     */
+    if (m.state != BR_MSG_PENDING || m.gen > r->conv.gen) {
         br_msg_dispose(&m);
         br_run_ok(r);
         return;
@@ -388,7 +393,14 @@ br_job_note(struct br_run *r)
     bool ok;
 
     if (gen == 0) {
-        if (r->conv.gen != (int)json_integer_value(json_object_get(r->payload, "gen_at"))) {
+        /*
+         * A visit note of the current task: dropped when the check before it
+         * found that task ended (the next task's text describes the visit).
+         */
+        struct br_task t = {0};
+        bool ended = br_store_task_get(r->env->store, r->conv.id, r->conv.gen, &t) == 0 && t.state == BR_TASK_CLOSED;
+        br_task_dispose(&t);
+        if (ended || r->conv.gen != (int)json_integer_value(json_object_get(r->payload, "gen_at"))) {
             br_run_ok(r);
             return;
         }

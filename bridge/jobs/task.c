@@ -370,6 +370,22 @@ task_checked(void *arg, struct br_result *res)
         br_run_ok(r);
         return;
     }
+    if (r->ch->new_task_if_no_active) {
+        /* Only agents have written in the new chat: their greetings wait for the visitor's first message. */
+        bool held;
+        int rc = br_conversation_gone_before_the_visitor_wrote(r->env, r->conv.id, gen, &held);
+        if (rc) {
+            br_run_fail(r, BR_ERETRY, "cannot store the task's end: %s", br_strerror(rc));
+            return;
+        }
+        if (held) {
+            br_info("conversation %lld: task %s is %s in the tracker; the visitor's first message in the new chat "
+                    "opens a new task", (long long)r->conv.id, r->task_id,
+                    status == BR_TASK_STATUS_DELETED ? "deleted" : "completed");
+            br_run_ok(r);
+            return;
+        }
+    }
     br_info("conversation %lld: task %s is %s in the tracker; the new chat gets a new task", (long long)r->conv.id,
             r->task_id, status == BR_TASK_STATUS_DELETED ? "deleted" : "completed");
     if (br_conversation_reopen(r->env, &r->conv, gen) != 0) {
