@@ -462,7 +462,7 @@ queue_held(struct br_env *env, const struct br_channel *ch, const struct br_conv
  */
 static int
 file_message(struct br_env *env, const struct br_channel *ch, struct br_conv *c, struct br_task *t,
-             const struct br_chatra_message *m, bool new_chat, bool transcript)
+             const struct br_chatra_message *m, bool new_chat, bool transcript, bool *wrote)
 {
     const char *type = m->type;
     const char *text = m->text;
@@ -485,6 +485,9 @@ file_message(struct br_env *env, const struct br_channel *ch, struct br_conv *c,
     if ((rc = br_store_msg_insert(env->store, c->id, held ? c->gen + 1 : c->gen, m->key, type, agent, text, at,
                                   state, &is_new, &mid)))
         return rc;
+    /* A transcript's message the bridge missed was typed before the webhooks it follows. */
+    if (is_new && !transcript && strcmp(type, "client") == 0)
+        *wrote = true;
     /* Its fate (the description, a comment, skipped) is read from the message itself. */
     if (is_new &&
         (rc = br_activity_add(env->store, c->id, "message", json_pack("{s:I}", "message_id", (json_int_t)mid))))
@@ -519,7 +522,7 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
     struct br_task t = {0};
     struct resolution res;
     bool transcript = ev->kind == BR_CHATRA_TRANSCRIPT;
-    bool introduced, new_chat;
+    bool introduced, new_chat, wrote = false;
     int gen_before;
     char *record = NULL;
     int rc;
@@ -562,8 +565,8 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
     if (new_chat && (rc = activity_device(env, c.id, "visit", client_id, json_pack("{s:s}", "note", "new_visit"))))
         goto out;
     record = br_context_record(ev->visitor, ev->raw_client);
-    if ((rc = br_store_conv_update_visitor(env->store, c.id, client_id, chat_id, ev->name, email, ev->phone,
-                                           record)))
+    /* The device replies go to changes only with a visitor's new message (below). */
+    if ((rc = br_store_conv_update_visitor(env->store, c.id, NULL, chat_id, ev->name, email, ev->phone, record)))
         goto out;
     if (c.gen == 0 && (rc = open_generation(env, &c)))
         goto out;
@@ -580,8 +583,14 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
     if (new_chat && (rc = drop_unanswered_greetings(env, &c)))
         goto out;
     for (size_t i = 0; i < ev->n_msgs; i++)
-        if ((rc = file_message(env, ch, &c, &t, &ev->msgs[i], new_chat, transcript)))
+        if ((rc = file_message(env, ch, &c, &t, &ev->msgs[i], new_chat, transcript, &wrote)))
             goto out;
+    /*
+     * Replies go to the device the visitor last wrote from: not to one whose
+     * webhook only repeats old messages (a transcript) or brings an agent's.
+     */
+    if (wrote && (rc = br_store_conv_update_visitor(env->store, c.id, client_id, NULL, NULL, NULL, NULL, NULL)))
+        goto out;
 
     /* Notes for the employees, after the messages they explain. */
     if (res.joined || res.merged_conv) {
