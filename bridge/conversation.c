@@ -575,8 +575,11 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         goto out;
     if (res.merged_conv && (rc = retire_merged(env, ch, &res, c.id, email, verified)))
         goto out;
-    /* A new chat: before its messages, ask whether the task is still active in the tracker. */
-    if (new_chat && t.state == BR_TASK_OPEN &&
+    /*
+     * A new chat, or a new device joining the person: before its messages,
+     * ask whether the task is still active in the tracker.
+     */
+    if ((new_chat || res.joined) && t.state == BR_TASK_OPEN &&
         (rc = br_env_add_job(env, 't', "tracker", "check", c.id, json_pack("{s:i}", "gen", c.gen))))
         goto out;
 
@@ -596,7 +599,8 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
     if (res.joined || res.merged_conv) {
         json_t *ctx = json_pack("{s:o, s:s, s:b}", "device", br_context_device(ev->visitor), "email", email, "verified",
                                 verified);
-        if ((rc = br_conversation_note(env, c.id, c.gen, BR_TEXT_DEVICE_JOINED, ctx, 0)))
+        /* A join's note goes where the device's messages went, also when the check opens a new task. */
+        if ((rc = br_conversation_note(env, c.id, res.joined ? BR_GEN_CURRENT : c.gen, BR_TEXT_DEVICE_JOINED, ctx, 0)))
             goto out;
     } else if (new_chat && c.gen == gen_before && br_task_is_active(&t)) {
         /*

@@ -31,8 +31,11 @@ int br_conversation_apply(struct br_env *env, const struct br_inbox_row *row);
  * rendered when the job runs (task numbers are known then) from text kind
  * and ctx (taken), to which the conversation's context is added; ref_conv's
  * task becomes task.id.  gen 0: the current generation, and the note is
- * dropped when a new generation opened before it ran.  Caller's transaction.
+ * dropped when a new generation opened before it ran (or its task ended);
+ * BR_GEN_CURRENT: the task current when it runs, wherever the chat has
+ * moved by then.  Caller's transaction.
  */
+#define BR_GEN_CURRENT (-1)
 int br_conversation_note(struct br_env *env, int64_t conv_id, int gen, enum br_text text, json_t *ctx,
                          int64_t ref_conv);
 

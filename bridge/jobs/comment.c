@@ -405,6 +405,8 @@ br_job_note(struct br_run *r)
             return;
         }
         gen = r->conv.gen;
+    } else if (gen == BR_GEN_CURRENT) {
+        gen = r->conv.gen;
     }
     if (text < 0 && br_jobs_str(r->payload, "html") == NULL) {
         br_run_fail(r, BR_EFATAL, "note of an unknown kind (%s)", br_jobs_str(r->payload, "text") ? br_jobs_str(r->payload, "text") : "none");
