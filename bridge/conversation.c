@@ -621,10 +621,10 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
     if (c.gen > 0 && (res.merged_conv || res.joined || (email && changed(email, c.email))) &&
         (rc = queue_crm(env, c.id)))
         goto out;
-    if (introduced && !res.merged_conv && br_env_has_contacts(env) &&
+    if (introduced && br_env_has_contacts(env) &&
         (rc = br_env_add_job(env, 't', "tracker", "update_contact", c.id, json_object())))
         goto out;
-    if (introduced && !res.merged_conv && !br_env_has_contacts(env) && (rc = note_details(env, ch, &c, ev)))
+    if (introduced && !br_env_has_contacts(env) && (rc = note_details(env, ch, &c, ev)))
         goto out;
 
     if (transcript && ch->close_on_leave) {
