@@ -242,7 +242,8 @@ resolve_conv(struct br_env *env, const struct br_channel *ch, const struct br_ch
             if ((rc = br_store_conv_create(env->store, ch->name, client_id, &id)) == 0)
                 rc = br_store_conv_get(env->store, id, c);
         }
-    } else if (rc == 0 && match && pid != c->person_id) {
+    } else if (rc == 0 && match && pid != c->person_id &&
+               !br_store_merge_undone(env->store, ch->name, client_id, email)) {
         struct br_conv other = {0};
         if (br_store_conv_of_person(env->store, ch->name, pid, &other) == 0 && other.id != c->id) {
             /* The older thread survives, whichever side the e-mail came from. */
@@ -616,6 +617,12 @@ apply_chatra(struct br_env *env, const char *channel_name, const struct br_chatr
         (rc = br_env_add_job(env, 't', "tracker", "contact_visit", c.id,
                       json_pack("{s:{s:o, s:{s:s?}}}", "ctx", "device", br_context_device(ev->visitor), "chat", "id",
                                 chat_id))))
+        goto out;
+    /* Without a contact card (Redmine) a joining device's visit, its pages, is a note on the task. */
+    if (res.joined && !env->tracker->ops->caps.contact_comments &&
+        (rc = br_conversation_note(env, c.id, BR_GEN_CURRENT, BR_TEXT_NEW_VISIT,
+                                   json_pack("{s:o, s:{s:s?}}", "device", br_context_device(ev->visitor), "chat",
+                                             "id", chat_id), 0)))
         goto out;
     /* A new e-mail of the person (typed, set by the site, or a merge's): the CRM is asked again. */
     if (c.gen > 0 && (res.merged_conv || res.joined || (email && changed(email, c.email))) &&

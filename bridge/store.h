@@ -209,6 +209,12 @@ typedef void (*br_merge_count_cb)(void *arg, const char *channel, int64_t joins,
 int br_store_merge_counts(struct br_store *s, br_merge_count_cb cb, void *arg);
 /* Undoes one merge: devices and e-mails go back; BR_ENOTFOUND / BR_EEXIST (already undone). */
 int br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv);
+/*
+ * Whether an admin undid a merge or join on this e-mail that this device
+ * was part of (either side): its webhooks, which keep naming the address,
+ * must not make it again.
+ */
+bool br_store_merge_undone(struct br_store *s, const char *channel, const char *client_id, const char *email);
 /* The two conversations of a merge (merged is 0 for a device that joined and was never undone); BR_ENOTFOUND. */
 int br_store_merge_sides(struct br_store *s, int64_t merge_id, int64_t *survivor, int64_t *merged);
 /* The identity map as JSON (persons with e-mails, devices, contact, merges); email filters. */

@@ -415,6 +415,22 @@ br_store_unmerge(struct br_store *s, int64_t merge_id, int64_t *merged_conv)
     return rc;
 }
 
+bool
+br_store_merge_undone(struct br_store *s, const char *channel, const char *client_id, const char *email)
+{
+    /* Either side: a device the merge moved, or one of the thread it was joined into. */
+    sqlite3_stmt *st = br_sql_bind(s, "SELECT 1 FROM merges WHERE undone_at IS NOT NULL AND channel=?1 AND email=?2 "
+                                      "AND (EXISTS(SELECT 1 FROM json_each(merges.clients) WHERE value=?3) OR "
+                                      "survivor_conv=(SELECT conv_id FROM conv_clients WHERE channel=?1 AND client_id=?3)) "
+                                      "LIMIT 1",
+                                   "ttt", channel, email, client_id);
+    bool undone = br_sql_row(s, st) == 0;
+
+    if (undone)
+        sqlite3_reset(st);
+    return undone;
+}
+
 /* Bound client ids are secrets: show only enough to tell devices apart. */
 char *
 br_store_client_shown(const char *id)
