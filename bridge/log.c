@@ -208,6 +208,21 @@ json_line(struct br_buf *out, const char *ts, enum br_log_level lvl, const char 
     free(text);
 }
 
+/*
+ * A text line stays one line whatever a message carries (an upstream's
+ * error text, say): control bytes are written as \xNN.  UTF-8 is kept.
+ */
+static void
+put_one_line(struct br_buf *out, const char *msg)
+{
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            br_buf_printf(out, "\\x%02x", *p);
+        else
+            br_buf_putc(out, (char)*p);
+    }
+}
+
 void
 br_log_at(enum br_log_level lvl, const char *module, const char *fmt, ...)
 {
@@ -243,7 +258,7 @@ br_log_at(enum br_log_level lvl, const char *module, const char *fmt, ...)
             br_buf_printf(&line, "<%d>%s ", level_priorities[lvl], level_names[lvl]);
         else
             br_buf_printf(&line, "%s %s ", ts, level_names[lvl]);
-        br_buf_puts(&line, msg.data);
+        put_one_line(&line, msg.data);
         br_buf_putc(&line, '\n');
     }
     fputs(line.data, stderr);
