@@ -59,19 +59,58 @@ struct pss {
 
 /* ---- lws logging ---------------------------------------------------- */
 
+/*
+ * What lws says is mostly about a request it could not read (headers too
+ * large, a broken connection): a client can cause it at will, so it is a
+ * warning, and the same text (its first LWS_KEY bytes) is written at most
+ * once a minute, the next one saying how many were left out.  Loop thread.
+ */
+#define LWS_KEY 40
+#define LWS_KEYS 8
+#define LWS_QUIET_MS 60000
+
+static struct lws_line {
+    char key[LWS_KEY + 1];
+    int64_t at;
+    unsigned long left_out;
+} lws_lines[LWS_KEYS];
+
 static void
 lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
+    int64_t now = (int64_t)(uv_hrtime() / 1000000) + LWS_QUIET_MS; /* never 0: a free slot's at */
+    struct lws_line *l = NULL, *oldest = &lws_lines[0];
     char *esc;
 
     (void)level;
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
+    for (size_t i = 0; i < LWS_KEYS && l == NULL; i++) {
+        if (strncmp(lws_lines[i].key, line, n < LWS_KEY ? n : LWS_KEY) == 0 &&
+            strlen(lws_lines[i].key) == (n < LWS_KEY ? n : LWS_KEY))
+            l = &lws_lines[i];
+        else if (lws_lines[i].at < oldest->at)
+            oldest = &lws_lines[i];
+    }
+    if (l != NULL && now - l->at < LWS_QUIET_MS) {
+        l->left_out++;
+        return;
+    }
+    if (l == NULL) {
+        l = oldest;
+        snprintf(l->key, sizeof(l->key), "%.*s", (int)(n < LWS_KEY ? n : LWS_KEY), line);
+        l->left_out = 0;
+    }
     /* lws may quote request bytes in its errors. */
     esc = br_log_escape(line, n);
-    br_error("lws: %s", esc);
+    if (l->left_out > 0)
+        br_warn("lws: %s (%lu more like it in the last minute)", esc, l->left_out);
+    else
+        br_warn("lws: %s", esc);
     free(esc);
+    l->at = now;
+    l->left_out = 0;
 }
 
 /* ---- the lws callback ------------------------------------------------- */

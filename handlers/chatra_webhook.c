@@ -54,9 +54,8 @@ br_handle_chatra_webhook(struct br_handler_ctx *h, const struct br_http_request 
         return;
     }
     if (rc) {
-        char *safe = br_log_escape(err, 200);
-        br_warn("chatra webhook (%s): rejected: %s", ch->name, safe);
-        free(safe);
+        /* The detail is escaped by the refusals' log (at most a line a minute per address). */
+        br_handler_refused(h, req, 400, "invalid chatra webhook", err);
         br_handler_count(h, "chatra", ch->name, BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, err);
         return;

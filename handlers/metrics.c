@@ -217,8 +217,10 @@ br_handle_metrics(struct br_handler_ctx *h, const struct br_http_request *req, s
 
     (void)params;
     if (h->cfg->metrics_token != NULL && !token_given(req->authorization, h->cfg->metrics_token)) {
-        br_warn("metrics: wrong or missing bearer token from %s", req->remote_addr);
-        if (!br_handler_secret_failed(h, req))
+        bool allowed = br_handler_secret_failed(h, req);
+        br_handler_refused(h, req, allowed ? 401 : 429,
+                           allowed ? "wrong or missing metrics token" : "too many wrong metrics tokens", NULL);
+        if (!allowed)
             br_respond_error(res, 429, "too many wrong tokens from this address; wait a minute");
         else
             br_respond_error(res, 401, "GET /metrics needs the header Authorization: Bearer <metrics.token>");

@@ -76,6 +76,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
         json_t *v = json_object_get(o, "task");
         if (o == NULL) {
             json_decref(o);
+            br_handler_refused(h, req, 400, "invalid tracker webhook", "malformed JSON");
             br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
             br_respond_error(res, 400, "malformed JSON");
             return;
@@ -91,6 +92,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
     if (raw == NULL)
         raw = br_form_value(req->query, strlen(req->query), "task");
     if (raw == NULL) {
+        br_handler_refused(h, req, 400, "invalid tracker webhook", "no task number");
         br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, "the task number is missing (JSON {\"task\":N}, form field task or ?task=N)");
         return;
@@ -98,6 +100,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
     rc = task_number(raw, task);
     free(raw);
     if (rc) {
+        br_handler_refused(h, req, 400, "invalid tracker webhook", "the task number is not a positive integer");
         br_handler_count(h, "planfix", "", BR_WEBHOOK_INVALID);
         br_respond_error(res, 400, "the task number must be a positive integer");
         return;

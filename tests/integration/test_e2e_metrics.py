@@ -382,7 +382,7 @@ class TestMetricsToken(MetricsCase):
         # The scheme in any case, as HTTP has it.
         self.metrics({"Authorization": "bearer " + METRICS_TOKEN})
         self.assertEqual(self.bridge.get("/healthz").status, 200)
-        self.assertIn("metrics: wrong or missing bearer token", self.bridge.log())
+        self.assertIn("refused: 401 wrong or missing metrics token", self.bridge.log())
         self.assertNotIn(METRICS_TOKEN, self.bridge.log())
 
     def test_a_token_from_a_file(self):
