@@ -896,11 +896,17 @@ test_email_join(void **state)
     expect_sql_text(f, "SELECT email FROM merges", MARIA);
     assert_int_equal(sql_int(f, "SELECT verified FROM merges"), 0);
 
-    /* No new task: the message, a note for the employees, and the visit on the contact's card (Planfix). */
-    expect_new_jobs(f, f->contacts ? "t:1 comment; t:1 note; t:1 contact_visit" : "t:1 comment; t:1 note");
+    /*
+     * No new task: the message, a note for the employees (on the task the
+     * message goes to when it runs: BR_GEN_CURRENT), and the visit on the
+     * contact's card (Planfix) or, without one, a visit note on the task.
+     */
+    expect_new_jobs(f, f->contacts ? "t:1 comment; t:1 note; t:1 contact_visit" : "t:1 comment; t:1 note; t:1 note");
     expect_payload_has(f, "t:1 note", 0,
-                       "{'gen': 1, 'gen_at': 1, 'text': 'device_joined', 'ctx': {'email': '" MARIA
+                       "{'gen': -1, 'gen_at': 1, 'text': 'device_joined', 'ctx': {'email': '" MARIA
                        "', 'verified': false}}");
+    if (!f->contacts)
+        expect_payload_has(f, "t:1 note", 1, "{'gen': -1, 'text': 'new_visit'}");
     {
         json_t *p = batch_payload(f, "t:1 note", 0);
         assert_true(json_is_object(json_object_get(json_object_get(p, "ctx"), "device")));
@@ -1005,9 +1011,12 @@ test_late_email_older_survives(void **state)
     assert_int_equal(sql_int(f, "SELECT merged_conv FROM merges"), 2);
     expect_msgs(f, 1, 1, "id:x1 client pending; id:y1 client skipped; id:x2 client pending");
     expect_task(f, 2, 1, BR_TASK_CLOSING, NULL);
-    expect_new_jobs(f, f->contacts ? "t:2 note; t:2 close; t:2 drop_contact; t:1 comment; t:1 note"
-                                   : "t:2 note; t:2 close; t:1 comment; t:1 note");
+    /* The e-mail the surviving device just gave updates its contact (a note of the details without one). */
+    expect_new_jobs(f, f->contacts ? "t:2 note; t:2 close; t:2 drop_contact; t:1 comment; t:1 note; t:1 update_contact"
+                                   : "t:2 note; t:2 close; t:1 comment; t:1 note; t:1 note; t:1 fields");
     expect_payload_has(f, "t:2 note", 0, "{'text': 'continues_in', 'ref_conv': 1}");
+    if (!f->contacts)
+        expect_payload_has(f, "t:1 note", 1, "{'text': 'visitor_details'}");
 }
 
 /*
