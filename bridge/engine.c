@@ -377,6 +377,8 @@ set_upstream(struct br_engine *e, const char *name, double rps, int depth)
 
     if (up) {
         br_upstream_set_rate(up, rps);
+        /* A reload may bring the right key: a refused one is tried again at once. */
+        br_upstream_refused_lift(up);
         return up;
     }
     e->ups = br_realloc(e->ups, (e->n_ups + 1) * sizeof(*e->ups));

@@ -25,6 +25,7 @@
 #define MAX_ATTEMPTS BR_QUEUE_MAX_ATTEMPTS
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define QUOTA_PAUSE_MS (15 * 60 * 1000)
+#define REFUSED_PAUSE_MS (60 * 1000) /* a refused key is tried again each minute (or at a reload) */
 
 struct lane_up {
     char *name;                /* "tracker" or "chatra:<channel>" */
@@ -306,6 +307,9 @@ br_run_finish(struct br_run *r, struct br_result *res)
         if (res->quota_exhausted) {
             br_upstream_pause_until(r->up, br_now_ms() + QUOTA_PAUSE_MS);
             attempts--; /* waiting for the quota is not the job's fault */
+        } else if (res->key_refused) {
+            br_upstream_refused_until(r->up, br_now_ms() + REFUSED_PAUSE_MS);
+            attempts--; /* nor is waiting for the admin to fix the key (a reload tries again at once) */
         }
         next_at += delay;
         /* A failure the driver does not understand is worth a few attempts, not MAX_ATTEMPTS. */
@@ -328,7 +332,7 @@ br_run_finish(struct br_run *r, struct br_result *res)
      * proves nothing about the write before it.
      */
     recover = state == BR_JOB_QUEUED &&
-              (r->job.recover || !(res && (res->quota_exhausted || res->status == 429)));
+              (r->job.recover || !(res && (res->quota_exhausted || res->key_refused || res->status == 429)));
     br_metrics_add(BR_METRIC_JOBS,
                    BR_LABELS(r->job.kind, state == BR_JOB_DONE ? "done" : state == BR_JOB_DEAD ? "dead" : "retry"), 1);
     record_outcome(q, &r->job, state, attempts, next_at, recover,

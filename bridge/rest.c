@@ -174,6 +174,15 @@ by_status(struct br_rest_call *c, long status)
 {
     int err = br_rest_status_err(status, c->notfound_404);
 
+    /*
+     * A refused key (401, 403) is the account's, not the request's: the
+     * job waits for the admin to fix the key, as for a 429.
+     */
+    if (status == 401 || status == 403) {
+        c->res.key_refused = 1;
+        err = BR_ERETRY;
+    }
+
     /* A 2xx that is not the API's answer (a proxy's page): try again later. */
     c->res.err = err ? err : BR_ERETRY;
     if (c->res.error == NULL)

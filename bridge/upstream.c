@@ -47,6 +47,7 @@ struct br_upstream {
     double next_allowed;     /* ms, monotonic clock */
     int64_t paused_until;    /* ms, wall clock */
     int64_t held_until;      /* ms, wall clock: the daily budget's hold (br_upstream_hold_until) */
+    int64_t refused_until;   /* ms, wall clock: its key was refused (br_upstream_refused_until) */
     void (*on_sent)(void *arg);
     void *on_sent_arg;
     void (*on_left)(void *arg, long left);
@@ -225,13 +226,22 @@ on_done(void *arg, const struct br_http_result *res)
         pump(u);
 }
 
+/* The latest of its pause, the budget's hold and a refused key's wait (ms, wall clock). */
+static int64_t
+stopped_until(const struct br_upstream *u)
+{
+    int64_t until = u->paused_until > u->held_until ? u->paused_until : u->held_until;
+
+    return u->refused_until > until ? u->refused_until : until;
+}
+
 static void
 pump(struct br_upstream *u)
 {
     while (next_pending(u) && !u->closing && u->inflight < u->max_inflight) {
         double now = mono_ms(u->timer.loop);
         int64_t wall = br_now_ms();
-        int64_t until = u->paused_until > u->held_until ? u->paused_until : u->held_until;
+        int64_t until = stopped_until(u);
         struct pending *p;
 
         if (until > wall) {
@@ -331,9 +341,29 @@ br_upstream_pause_until(struct br_upstream *u, int64_t until_ms)
 int64_t
 br_upstream_paused_until(const struct br_upstream *u)
 {
-    int64_t until = u->paused_until > u->held_until ? u->paused_until : u->held_until;
+    int64_t until = stopped_until(u);
 
     return until > br_now_ms() ? until : 0;
+}
+
+void
+br_upstream_refused_until(struct br_upstream *u, int64_t until_ms)
+{
+    if (until_ms > u->refused_until) {
+        u->refused_until = until_ms;
+        br_warn("upstream %s: its key was refused; tried again in %lld s, or at a reload",
+                u->name, (long long)((until_ms - br_now_ms()) / 1000));
+    }
+}
+
+void
+br_upstream_refused_lift(struct br_upstream *u)
+{
+    if (u->refused_until == 0)
+        return;
+    u->refused_until = 0;
+    if (next_pending(u) && !u->closing)
+        uv_timer_start(&u->timer, on_timer, 0, 0);
 }
 
 void

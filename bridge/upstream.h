@@ -63,6 +63,13 @@ void br_upstream_pause_until(struct br_upstream *u, int64_t until_ms);
  * pause it may be shortened, and 0 lifts it (a reload raised the quota).
  */
 void br_upstream_hold_until(struct br_upstream *u, int64_t until_ms);
+/*
+ * The upstream's key was refused (401, 403): nothing more goes until
+ * until_ms (wall clock), or until br_upstream_refused_lift (a reload, with
+ * perhaps the right key).  A 429's pause and the budget's hold go on.
+ */
+void br_upstream_refused_until(struct br_upstream *u, int64_t until_ms);
+void br_upstream_refused_lift(struct br_upstream *u);
 /* The end of the pause or hold now in force, 0 when none is. */
 int64_t br_upstream_paused_until(const struct br_upstream *u);
 /*

@@ -532,8 +532,9 @@ test_check_hook(void **state)
 
     c = new_call(&fx, &checked_api, 5000);
     run_call(&fx, c, &(struct br_rest_req){.method = "GET", .path = "/s/401"}, take_id);
-    assert_int_equal(fx.res.err, BR_EFATAL);
+    assert_int_equal(fx.res.err, BR_ERETRY);
     assert_string_equal(fx.error, "Checked answered HTTP 401");
+    assert_int_equal(fx.res.key_refused, 1);
 
     c = new_call(&fx, &checked_api, 5000);
     run_call(&fx, c, &(struct br_rest_req){.method = "GET", .path = "/s/200"}, take_id);
