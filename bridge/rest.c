@@ -175,10 +175,12 @@ by_status(struct br_rest_call *c, long status)
     int err = br_rest_status_err(status, c->notfound_404);
 
     /*
-     * A refused key (401, 403) is the account's, not the request's: the
-     * job waits for the admin to fix the key, as for a 429.
+     * A refused key (401) is the account's, not the request's: the job
+     * waits for the admin to fix the key, as for a 429.  A 403 may be
+     * about one request (an employee without the right in one project):
+     * it stays that request's failure.
      */
-    if (status == 401 || status == 403) {
+    if (status == 401) {
         c->res.key_refused = 1;
         err = BR_ERETRY;
     }

@@ -64,7 +64,7 @@ struct br_result {
     long status;           /* HTTP status of the last answer, 0 when none came */
     long retry_after_s;    /* -1 when the upstream did not say */
     int quota_exhausted;   /* the daily quota is gone: pause the upstream */
-    int key_refused;       /* the account's key was refused (401, 403): pause the upstream, the job waits */
+    int key_refused;       /* the account's key was refused (401): pause the upstream, the job waits */
     char *error;           /* one line for the log and the dead-letter list */
     char *request;         /* "METHOD path body" of the last request, for dead letters */
     char *response;        /* status and body of the last answer (truncated) */

@@ -64,7 +64,7 @@ void br_upstream_pause_until(struct br_upstream *u, int64_t until_ms);
  */
 void br_upstream_hold_until(struct br_upstream *u, int64_t until_ms);
 /*
- * The upstream's key was refused (401, 403): nothing more goes until
+ * The upstream's key was refused (401): nothing more goes until
  * until_ms (wall clock), or until br_upstream_refused_lift (a reload, with
  * perhaps the right key).  A 429's pause and the budget's hold go on.
  */

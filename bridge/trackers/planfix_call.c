@@ -62,8 +62,8 @@ br_pf_get_ci(json_t *obj, const char *key)
 static int
 is_fatal_code(long code)
 {
-    /* invalid JSON, missing parameter, invalid value, invalid e-mail */
-    return code == 30 || code == 40 || code == 41 || code == 2004;
+    /* scope denied, invalid JSON, missing parameter, invalid value, invalid e-mail */
+    return code == 5 || code == 30 || code == 40 || code == 41 || code == 2004;
 }
 
 /*
@@ -103,8 +103,8 @@ check_answer(struct br_rest_call *rc, const struct br_http_result *r, json_t *an
     }
     if (ncode == 1000)
         return BR_ENOTFOUND;
-    /* A bad token (1) or one without the scope (5): the account's, so the jobs wait (rest.h). */
-    if (ncode == 1 || ncode == 5) {
+    /* A bad token (1) is the account's, so the jobs wait; one without a scope (5) fails that request. */
+    if (ncode == 1) {
         rc->res.key_refused = 1;
         return BR_ERETRY;
     }

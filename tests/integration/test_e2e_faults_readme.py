@@ -171,33 +171,47 @@ class TestPauses(ReadmeCase):
 # --- what Planfix refuses -------------------------------------------------------------------------
 
 class TestRefusals(ReadmeCase):
-    def test_codes_1_and_5_pause_the_tracker_and_the_jobs_wait_for_the_key(self):
-        """README: "A refused key (HTTP 401 or 403, Planfix's codes 1 and 5 among them) pauses that
-        upstream a minute at a time: its jobs wait, with no attempt counted ... a reload tries again
-        at once"; /healthz: degraded."""
+    def test_code_1_pauses_the_tracker_and_the_job_waits_for_the_key(self):
+        """README: "A refused key (HTTP 401, or Planfix's code 1, bad token) pauses that upstream
+        ... a minute at a time: its jobs wait, with no attempt counted ... reload ... the jobs go on
+        at once, nothing lost"; /healthz: degraded."""
         self.start_bridge()
         task, _ = self.open_chat("visitor-a", email="a@example.org")
         self.wait_idle()
-        path = "POST /rest/task/%d/comments/$" % task
-        for code, status in ((1, 401), (5, 403)):
-            self.fakes.faults("planfix", [{"match": path, "action": "status", "status": status,
-                                           "body": {"result": "fail", "code": code, "error": "refused %d" % code}}])
-            self.post(chat_event("chatFragment", "visitor-a", [msg("m%d" % code, "refused %d" % code)],
-                                 email="a@example.org"))
-            wait_until(lambda: self.upstream()["state"] == "paused" or None, 10, message=lambda: self.health_any())
-            status, body = self.health_any()
-            self.assertEqual((status, body["status"]), (200, "degraded"))
-            self.assertIn("code %d" % code, self.upstream()["last_error"])
-            self.assertIn("its key was refused", self.bridge.log())
-            self.assert_no_new_requests(1.5)
-            self.assertEqual(self.dead_jobs(), 0)
-            # The key is put right (the fake answers again); a reload tries at once.
-            self.hup()
-            wait_until(lambda: ("refused %d" % code) in self.everything() or None, 10,
-                       message=lambda: self.health_any())
-        self.wait_idle()
-        self.assert_each_once(["refused 1", "refused 5"])
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/$" % task, "action": "status",
+                                       "status": 401, "body": {"result": "fail", "code": 1, "error": "bad token"}}])
+        self.post(chat_event("chatFragment", "visitor-a", [msg("m1", "refused 1")], email="a@example.org"))
+        wait_until(lambda: self.upstream()["state"] == "paused" or None, 10, message=lambda: self.health_any())
+        status, body = self.health_any()
+        self.assertEqual((status, body["status"]), (200, "degraded"))
+        self.assertIn("code 1", self.upstream()["last_error"])
+        self.assertIn("upstream tracker: its key was refused; tried again in 60 s, or at a reload",
+                      self.bridge.log())
+        self.assert_no_new_requests(1.5)
         self.assertEqual(self.dead_jobs(), 0)
+        # The key is put right (the fake answers again); a reload tries at once.
+        self.hup()
+        wait_until(lambda: "refused 1" in self.everything() or None, 10, message=lambda: self.health_any())
+        self.wait_idle()
+        self.assert_each_once(["refused 1"])
+        self.assertEqual(self.dead_jobs(), 0)
+
+    def test_code_5_and_a_403_are_the_requests_own_dead_letters(self):
+        """README: "A 403 is the one request's (an employee without the right, a token without a
+        scope: Planfix's code 5), and it goes to the dead letters at once"."""
+        self.start_bridge()
+        task, _ = self.open_chat("visitor-a", email="a@example.org")
+        self.wait_idle()
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/$" % task, "action": "status",
+                                       "status": 403, "body": {"result": "fail", "code": 5, "error": "scope"}}])
+        self.post(chat_event("chatFragment", "visitor-a", [msg("m5", "refused 5")], email="a@example.org"))
+        wait_until(lambda: self.dead_jobs() == 1 or None, 10, message=lambda: self.health_any())
+        dead = json.loads(self.cli("dead-letters").stdout)
+        self.assertEqual([(d["attempts"], d["response"][:3]) for d in dead], [(0, "403")])
+        self.assertEqual(self.upstream()["state"], "failing")
+        # The tracker goes on for the others.
+        self.open_chat("visitor-b", [msg("b1", "another visitor")], email="b@example.org")
+        self.assert_each_once(["another visitor"])
 
     def test_a_refused_key_degrades_and_its_jobs_wait_and_retry(self):
         """README, Health: "`degraded` | 200 | an upstream ... its last answer failed: ... a refused
