@@ -35,7 +35,9 @@ HOLD_LINE = re.compile(r"tracker: (\d+) request\(s\) today reach tracker\.daily_
                        r"to Planfix until the day ends, at (\S+) \(in (\d+) s\); jobs wait")
 
 
-class TestQuota(E2ECase):
+class QuotaReads:
+    """What /healthz and /metrics say of the tracker (also for test_e2e_quota_readme)."""
+
     def tracker(self):
         up = self.health()["engine"]["upstreams"][0]
         self.assertEqual(up["name"], "tracker")
@@ -52,6 +54,8 @@ class TestQuota(E2ECase):
                 out[m.group(1)] = float(m.group(2))
         return out
 
+
+class TestQuota(QuotaReads, E2ECase):
     def stored_today(self):
         """The count the store holds for today (read beside the running bridge)."""
         db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.bridge.tmpdir, "bridge.db"), uri=True)

@@ -18,6 +18,7 @@ from harness import ANNA, apply_overrides, assert_stays, chat_event, msg, now_ms
 from admin import BEARER, AdminCase  # noqa: E402
 from test_e2e_redmine import RedmineCase  # noqa: E402
 from redmine_proxy import RedmineProxy  # noqa: E402
+from test_e2e_quota import QuotaReads  # noqa: E402
 
 HOLD_LINE = re.compile(r"tracker: (\d+) request\(s\) today reach tracker\.daily_quota \((\d+)\): nothing more goes "
                        r"to (\w+) until the day ends, at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \(in (\d+) s\); jobs wait")
@@ -28,24 +29,8 @@ def midnight_utc():
     return (now_ms() // DAY_MS + 1) * DAY_MS
 
 
-class BudgetMixin:
+class BudgetMixin(QuotaReads):
     """What the three places (/healthz, /metrics, /admin/api/overview) say of the tracker."""
-
-    def tracker(self):
-        up = self.health()["engine"]["upstreams"][0]
-        self.assertEqual(up["name"], "tracker")
-        return up
-
-    def metrics(self):
-        """The samples of /metrics without labels, by name."""
-        r = self.bridge.get("/metrics")
-        self.assertEqual(r.status, 200)
-        out = {}
-        for line in r.body.splitlines():
-            m = re.match(r"^([a-z_]+) (\S+)$", line)
-            if m:
-                out[m.group(1)] = float(m.group(2))
-        return out
 
     def overview_tracker(self):
         r = self.bridge.get("/admin/api/overview", BEARER)

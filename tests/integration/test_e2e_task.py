@@ -182,8 +182,10 @@ class TestSamePersonSecondDevice(E2ECase):
         self.assertIn("A new device joined this conversation", note["body"]["description"])
         self.assertIn("unverified e-mail maria@example.org", note["body"]["description"])
         self.assert_quiet()
-        # The message, the note, and the visit on the contact's card (issue 10).
-        self.assertEqual(calls(self.fakes.planfix_requests()[before:]), ["POST /rest/task/%d/comments/" % task] * 2
+        # Is the task still active (README: asked when a new device joins)?  Then the message, the
+        # note, and the visit on the contact's card (issue 10).
+        self.assertEqual(calls(self.fakes.planfix_requests()[before:]),
+                         ["GET /rest/task/%d" % task] + ["POST /rest/task/%d/comments/" % task] * 2
                          + ["POST /rest/contact/%s/comments/" % contact.split(":")[1]])
         self.assertEqual(len(self.fakes.planfix_tasks()), 1)
         self.assertEqual(len(self.fakes.planfix_contacts()), 1)
