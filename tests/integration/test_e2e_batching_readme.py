@@ -48,6 +48,19 @@ class TestBatchingPlanfix(AdminCase):
     def messages(self, conv):
         return {m["text"]: m for m in self.timeline(conv, "message")}
 
+    def one_comment(self, client, later, webhook=None, **start):
+        """Starts the bridge (5 requests a second, coalesce_ms 1.5 s unless start says otherwise),
+        opens client's chat with "Hello", then sends the messages later in one webhook; returns
+        the text of the one comment they become."""
+        tracker = dict({"requests_per_second": 5, "coalesce_ms": 1500}, **start.pop("tracker", {}))
+        self.start_admin(tracker=tracker, **start)
+        task, _ = self.open_chat(client, [msg(client + "-m0", "Hello", created_at=AT)])
+        self.wait_idle(timeout=15)
+        self.post(chat_event("chatFragment", client, later, **(webhook or {})))
+        [post] = self.wait_comment_posts(task, 1, timeout=15)
+        self.assert_quiet()
+        return post["body"]["description"]
+
     # --- Templates: the variables the README lists ------------------------------------------
 
     def test_description_may_read_the_agent_of_chat_messages(self):
@@ -130,35 +143,23 @@ class TestBatchingPlanfix(AdminCase):
 
     def test_agent_label_text_names_an_unmapped_agent_in_the_visitors_comment(self):
         # README: an agent's line has `agent.name`: "the employee's name or the `agent_label` text".
-        self.start_admin(texts={"agent_label": "Operator {{agent.id}}"},
-                         tracker={"requests_per_second": 5, "coalesce_ms": 1500},
-                         channel={"mirror_agent_messages": "with_visitor"})
-        task, _ = self.open_chat("l-1", [msg("l-1-m0", "Hello", created_at=AT)])
-        self.wait_idle(timeout=15)
-        self.post(chat_event("chatFragment", "l-1", [
-            msg("l-q1", "Anyone?", created_at=AT + 60000),
-            msg("l-x1", "Me", type="agent", agent_id=STRANGER, created_at=AT + 61000)]))
-        [post] = self.wait_comment_posts(task, 1, timeout=15)
-        self.assert_quiet()
-        self.assertEqual(post["body"]["description"],
+        text = self.one_comment("l-1", [msg("l-q1", "Anyone?", created_at=AT + 60000),
+                                        msg("l-x1", "Me", type="agent", agent_id=STRANGER, created_at=AT + 61000)],
+                                texts={"agent_label": "Operator {{agent.id}}"},
+                                channel={"mirror_agent_messages": "with_visitor"})
+        self.assertEqual(text,
                          "<i>10:01:00</i> Anyone?<br><i>10:01:01</i> <b>Operator someStranger:</b> Me")
 
     def test_with_visitor_names_an_employee_found_by_the_agents_email(self):
         # README, Employees by e-mail: a message typed in Chatra is the employee's "whose e-mail
         # the webhook's agents[] names for its agent"; with_visitor labels it "with the
         # employee's name".
-        self.start_admin(employees=[dict(e) for e in self.config["employees"]] + [dict(CARL)],
-                         tracker={"requests_per_second": 5, "coalesce_ms": 1500},
-                         channel={"mirror_agent_messages": "with_visitor"})
-        task, _ = self.open_chat("e-1", [msg("e-1-m0", "Hello", created_at=AT)])
-        self.wait_idle(timeout=15)
-        self.post(chat_event("chatFragment", "e-1", [
-            msg("e-q1", "Question", created_at=AT + 60000),
-            msg("e-c1", "Answer", type="agent", agent_id=CARL_AGENT, created_at=AT + 61000)],
-            agents=[{"id": CARL_AGENT, "email": CARL["email"]}]))
-        [post] = self.wait_comment_posts(task, 1, timeout=15)
-        self.assert_quiet()
-        self.assertEqual(post["body"]["description"],
+        text = self.one_comment("e-1", [msg("e-q1", "Question", created_at=AT + 60000),
+                                        msg("e-c1", "Answer", type="agent", agent_id=CARL_AGENT, created_at=AT + 61000)],
+                                webhook={"agents": [{"id": CARL_AGENT, "email": CARL["email"]}]},
+                                employees=[dict(e) for e in self.config["employees"]] + [dict(CARL)],
+                                channel={"mirror_agent_messages": "with_visitor"})
+        self.assertEqual(text,
                          "<i>10:01:00</i> Question<br><i>10:01:01</i> <b>Carl Jung:</b> Answer")
 
     # --- escaping ------------------------------------------------------------------------------
@@ -166,15 +167,10 @@ class TestBatchingPlanfix(AdminCase):
     def test_visitor_text_is_escaped_in_the_default_and_a_custom_messages_text(self):
         # README, Templates: "`{{x}}` (escaped: HTML for Planfix ...)", "`text_html` (escaped, line
         # breaks kept)".
-        self.start_admin(tracker={"requests_per_second": 5, "coalesce_ms": 1500})
-        task, _ = self.open_chat("h-1", [msg("h-1-m0", "Hello", created_at=AT)])
-        self.wait_idle(timeout=15)
         evil = "<script>alert(1)</script> & \"x\"\nline 2"
-        self.post(chat_event("chatFragment", "h-1", [msg("h-q1", evil, created_at=AT + 1000),
-                                                     msg("h-q2", "<b>bold</b>", created_at=AT + 2000)]))
-        [post] = self.wait_comment_posts(task, 1, timeout=15)
-        self.assert_quiet()
-        self.assertEqual(post["body"]["description"],
+        text = self.one_comment("h-1", [msg("h-q1", evil, created_at=AT + 1000),
+                                        msg("h-q2", "<b>bold</b>", created_at=AT + 2000)])
+        self.assertEqual(text,
                          "<i>10:00:01</i> &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;<br>line 2<br>"
                          "<i>10:00:02</i> &lt;b&gt;bold&lt;/b&gt;")
 

@@ -37,16 +37,21 @@ class ReadmeCase(IdentityCase):
 # --- replies go to the device the visitor last wrote from ----------------------------------------
 
 class TestRepliesFollowTheVisitor(ReadmeCase):
-    def test_a_laptop_transcript_after_the_visitor_wrote_from_the_phone(self):
-        # README: "Replies always go to the device the visitor last wrote from."
-        # The laptop's chat ends (its tab closed) after the visitor moved to the phone; with
-        # close_on_leave off the task stays open and the visitor waits on the phone.
-        self.start_bridge(channel={"close_on_leave": False})
+    def visitor_moved_to_the_phone(self, **start):
+        """The laptop's chat, the phone joins it, and the visitor writes again from the phone: T1."""
+        self.start_bridge(**start)
         t1, c1 = self.laptop_with_email()
         self.joined_phone(t1)
         self.send("chatFragment", P, msg("p2", "I am on my phone now"), email=EMAIL, **PHONE_DEVICE)
         self.wait_comment_posts(t1, 3)
         self.wait_idle()
+        return t1
+
+    def test_a_laptop_transcript_after_the_visitor_wrote_from_the_phone(self):
+        # README: "Replies always go to the device the visitor last wrote from."
+        # The laptop's chat ends (its tab closed) after the visitor moved to the phone; with
+        # close_on_leave off the task stays open and the visitor waits on the phone.
+        t1 = self.visitor_moved_to_the_phone(channel={"close_on_leave": False})
         self.send("chatTranscript", L, msg("l1", "Hello from my laptop"), name="Maria Lopez", email=EMAIL)
         self.wait_idle()
         self.assertEqual(self.replies_to(t1, "Answer for the phone"), P,
@@ -54,12 +59,7 @@ class TestRepliesFollowTheVisitor(ReadmeCase):
 
     def test_an_agent_message_in_the_laptop_chat_after_the_visitor_wrote_from_the_phone(self):
         # An agent types into the laptop's (still open) chat in Chatra; the visitor wrote last from the phone.
-        self.start_bridge()
-        t1, c1 = self.laptop_with_email()
-        self.joined_phone(t1)
-        self.send("chatFragment", P, msg("p2", "I am on my phone now"), email=EMAIL, **PHONE_DEVICE)
-        self.wait_comment_posts(t1, 3)
-        self.wait_idle()
+        t1 = self.visitor_moved_to_the_phone()
         self.send("chatFragment", L, msg("a1", "Are you still there?", type="agent", agent_id=ANNA_AGENT),
                   name="Maria Lopez", email=EMAIL)
         self.wait_comment_posts(t1, 4)

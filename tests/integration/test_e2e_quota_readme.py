@@ -32,6 +32,13 @@ def midnight_utc():
 class BudgetMixin(QuotaReads):
     """What the three places (/healthz, /metrics, /admin/api/overview) say of the tracker."""
 
+    def chat_near_the_quota(self, **tracker):
+        """A chat at noon of a scenario day against a quota of 5: today's projection passes it."""
+        self.at_noon_of_a_scenario_day()
+        self.start_admin(tracker=dict({"daily_quota": 5, "requests_per_second": 20}, **tracker))
+        self.open_chat("client-1")
+        self.wait_idle()
+
     def at_noon_of_a_scenario_day(self):
         """A whole-day projection needs half a day ahead, whatever the hour of the real clock: the
         benchmark's scenario clock (a 40-minute day, 100-second hours) starts the bridge at 12:00
@@ -284,11 +291,7 @@ class TestPlanfixBudget(BudgetMixin, AdminCase):
     def test_the_wait_widens_to_coalesce_max_s_as_the_projection_reaches_the_quota(self):
         # README Batching: "from 80% of the daily quota projected for today to 100%, evenly, up to
         # the full coalesce_max_s (when the bridge knows the quota)".
-        self.at_noon_of_a_scenario_day()
-        self.start_admin(tracker={"daily_quota": 5, "coalesce_ms": 1000, "coalesce_max_s": 30,
-                                  "requests_per_second": 20})
-        self.open_chat("client-1")
-        self.wait_idle()
+        self.chat_near_the_quota(coalesce_ms=1000, coalesce_max_s=30)
         m = wait_until(lambda: (lambda m: m if m["chatra_bridge_coalesce_wait_seconds"] >= 30 else None)(
             self.metrics()), timeout=5, message=lambda: "metrics: %s" % self.metrics())
         self.assertGreaterEqual(m["chatra_bridge_tracker_requests_projected"], 5)
@@ -297,10 +300,7 @@ class TestPlanfixBudget(BudgetMixin, AdminCase):
 
     def test_coalesce_max_0_keeps_coalesce_ms_even_near_the_quota(self):
         # README: "coalesce_max_s: 0 keeps coalesce_ms always".
-        self.start_admin(tracker={"daily_quota": 5, "coalesce_ms": 1000, "coalesce_max_s": 0,
-                                  "requests_per_second": 20})
-        self.open_chat("client-1")
-        self.wait_idle()
+        self.chat_near_the_quota(coalesce_ms=1000, coalesce_max_s=0)
         for _ in range(3):
             time.sleep(0.6)
             self.assertEqual(self.metrics()["chatra_bridge_coalesce_wait_seconds"], 1.0)
@@ -308,10 +308,7 @@ class TestPlanfixBudget(BudgetMixin, AdminCase):
 
     def test_coalesce_ms_0_sends_at_once_even_near_the_quota(self):
         # README: "coalesce_ms: 0 sends every message at once, always".
-        self.start_admin(tracker={"daily_quota": 5, "coalesce_ms": 0, "coalesce_max_s": 30,
-                                  "requests_per_second": 20})
-        self.open_chat("client-1")
-        self.wait_idle()
+        self.chat_near_the_quota(coalesce_ms=0, coalesce_max_s=30)
         time.sleep(1.2)
         self.assertEqual(self.metrics()["chatra_bridge_coalesce_wait_seconds"], 0.0)
         self.assertEqual(self.overview_tracker()["coalesce_wait_ms"], 0)
@@ -337,11 +334,7 @@ class TestPlanfixBudget(BudgetMixin, AdminCase):
 
     def test_a_reload_changes_coalesce_max_s(self):
         # README Reload: tracker settings take effect for new work; coalesce_max_s 0 keeps coalesce_ms.
-        self.at_noon_of_a_scenario_day()
-        self.start_admin(tracker={"daily_quota": 5, "coalesce_ms": 1000, "coalesce_max_s": 30,
-                                  "requests_per_second": 20})
-        self.open_chat("client-1")
-        self.wait_idle()
+        self.chat_near_the_quota(coalesce_ms=1000, coalesce_max_s=30)
         wait_until(lambda: self.metrics()["chatra_bridge_coalesce_wait_seconds"] == 30 or None, timeout=5)
         self.rewrite(tracker={"coalesce_max_s": 0})
         self.hup()
