@@ -11,10 +11,14 @@ An employees[] entry with only a name and an e-mail is complete:
   - a reply written while the lookup has not answered yet waits for it (never dropped);
   - explicit tracker_user / chatra_agent_id win and cost no lookup;
   - the channel's default agent may be given by e-mail;
-  - an e-mail no Planfix user has is logged clearly, and nothing else changes.
+  - an e-mail no Planfix user has is logged clearly, and nothing else changes;
+  - by the clock (README: "a user found is confirmed once a week, and an e-mail that matched
+    nobody is ... asked again after an hour, when a comment by an unknown user comes"): the time of
+    the last lookup is moved back in the store while the bridge is stopped.
 """
 
 import os
+import sqlite3
 import sys
 import time
 import unittest
@@ -249,6 +253,74 @@ class TestEmailWithoutPlanfixUser(EmailCase):
         self.assert_quiet()
         self.assertEqual(len(self.user_lists()), 2)
         self.assertEqual(self.sent(), [])
+
+
+class TestLookupsByTheClock(EmailCase):
+    employees = [{"name": "Nadia Novak", "email": "nadia@example.com"}, ANNA_BY_EMAIL]
+    channel = {"employees": ["nadia@example.com", "anna@example.com"]}
+
+    def looked_up(self):
+        return [r["body"]["filters"][0]["value"] for r in self.user_lists()]
+
+    def asked_at(self, email, ago_ms=None):
+        """The time of email's last lookup in the store (the bridge stopped); ago_ms moves it back."""
+        db = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
+        try:
+            with db:
+                if ago_ms is not None:
+                    db.execute("UPDATE employee_users SET checked_at=? WHERE email=?",
+                               (int(time.time() * 1000) - ago_ms, email))
+                return db.execute("SELECT checked_at FROM employee_users WHERE email=?", (email,)).fetchone()[0]
+        finally:
+            db.close()
+
+    def test_a_user_found_is_confirmed_after_a_week_and_not_before(self):
+        week = 7 * 24 * 3600 * 1000
+        wait_until(lambda: len(self.user_lists()) == 2, message=lambda: "lookups: %s" % self.user_lists())
+        self.open()
+        self.assertEqual(self.bridge.stop(), 0)
+        self.asked_at("anna@example.com", ago_ms=week - 3600 * 1000)
+        self.bridge.start()
+        self.assert_quiet(1.5)      # the housekeeping looks five times a second
+        self.assertEqual(self.looked_up(), ["nadia@example.com", "anna@example.com"])
+        self.assertEqual(self.bridge.stop(), 0)
+        before = self.asked_at("anna@example.com", ago_ms=week + 60000)
+        self.bridge.start()
+        wait_until(lambda: len(self.user_lists()) == 3, message=lambda: "lookups: %s" % self.user_lists())
+        self.assert_quiet()
+        self.assertEqual(self.looked_up(), ["nadia@example.com", "anna@example.com", "anna@example.com"])
+        # Still her user: a reply goes as Anna.
+        self.reply("Confirmed")
+        self.wait_chatra()
+        self.assertEqual(self.sent(), [dict(AS_ANNA, text="Confirmed")])
+        self.assertEqual(self.bridge.stop(), 0)
+        self.assertGreater(self.asked_at("anna@example.com"), before + week)
+
+    def test_nobody_is_asked_again_after_an_hour_only_when_an_unknown_users_comment_comes(self):
+        hour, margin = 3600 * 1000, 15000
+        wait_until(lambda: len(self.user_lists()) == 2, message=lambda: "lookups: %s" % self.user_lists())
+        self.open()
+        self.assertEqual(self.bridge.stop(), 0)
+        # The hour runs out margin ms after this, while the bridge runs.
+        ends = self.asked_at("nadia@example.com", ago_ms=hour - margin) + hour
+        self.bridge.start()
+        self.assertLess(time.time() * 1000, ends, "the bridge took too long to start")
+        # Within the hour a comment by an unknown user asks nothing.
+        self.reply("a colleague's note", owner="user:7", name="Viktor")
+        self.wait_pf("/task/%d/comments/list" % self.task)
+        self.assert_quiet()
+        self.assertLess(time.time() * 1000, ends, "the hour ran out before the check")
+        self.assertEqual(len(self.user_lists()), 2)
+        # Past the hour, nothing asks either until such a comment comes.
+        wait_until(lambda: time.time() * 1000 > ends + 500, timeout=margin / 1000 + 5, interval=0.2)
+        self.assert_quiet(1.0)
+        self.assertEqual(len(self.user_lists()), 2)
+        self.reply("another note", owner="user:7", name="Viktor")
+        wait_until(lambda: len(self.user_lists()) == 3, message=lambda: "lookups: %s" % self.user_lists())
+        self.assert_quiet()
+        self.assertEqual(self.looked_up()[2], "nadia@example.com")
+        self.assertEqual(self.sent(), [])
+        self.assertEqual(self.dead_jobs(), 0)
 
 
 if __name__ == "__main__":
