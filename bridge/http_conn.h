@@ -78,6 +78,7 @@ struct br_http_server {
     uv_timer_t accept_timer;
     uv_timer_t shutdown_timer;
     uv_check_t flush_check;    /* after each loop turn's I/O: flush, then answer the waiting */
+    uv_check_t destroy_check;  /* shutdown: lws's first destroy, right before the turn's close callbacks */
     int handles_open;
     struct conn *waiting;      /* answers waiting for the flush */
     unsigned turn;             /* flushes so far */

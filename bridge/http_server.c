@@ -17,6 +17,15 @@
  *    the loop: once no handle is closing for two ticks in a row, every
  *    close chain lws started has run out and the second destroy is safe.
  *
+ *  - That first destroy closes the descriptor of lws's event pipe (an
+ *    eventfd) at once, and again in the close callback of its uv handle
+ *    at the end of the loop turn.  A descriptor opened in between (a
+ *    connection of the HTTP client, whose jobs still run) would get the
+ *    same number and be closed under its owner, and libuv aborts when it
+ *    next watches it.  So the first destroy runs in a check callback: no
+ *    I/O callback, nothing that opens a descriptor, runs between the
+ *    checks and the turn's close callbacks.
+ *
  * Here: the lws callback, listening and accepting, start and shutdown.
  * Reading a request is http_request.c's, a connection's answer
  * http_conn.c's, WebSockets http_ws.c's; http_conn.h is what they share.
@@ -385,7 +394,9 @@ br_http_server_new(struct br_http_server **out, uv_loop_t *loop, const struct br
     s->flush_check.data = s;
     if (s->opts.flush != NULL)
         uv_check_start(&s->flush_check, br_http_flush_waiting);
-    s->handles_open = 4;
+    uv_check_init(loop, &s->destroy_check);
+    s->destroy_check.data = s;
+    s->handles_open = 5;
     uv_poll_start(&s->listen_poll, UV_READABLE, on_readable);
 
     br_info("http server: listening on %s", host_port(hp, sizeof(hp), s->host, s->port));
@@ -453,6 +464,18 @@ finish_shutdown(struct br_http_server *s)
     uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed);
     uv_check_stop(&s->flush_check);
     uv_close((uv_handle_t *)&s->flush_check, on_handle_closed);
+    uv_check_stop(&s->destroy_check);
+    uv_close((uv_handle_t *)&s->destroy_check, on_handle_closed);
+}
+
+/* Step one of the shutdown (see the top of the file for why it is a check). */
+static void
+on_destroy_check(uv_check_t *h)
+{
+    struct br_http_server *s = h->data;
+
+    uv_check_stop(h);
+    lws_context_destroy(s->ctx);
 }
 
 static void
@@ -469,12 +492,14 @@ on_shutdown_tick(uv_timer_t *t)
         for (c = s->conns; c != NULL; c = c->next)
             if (c->out != NULL && s->ticks < SHUTDOWN_GRACE_TICKS)
                 return;
-        /* Step one: lws closes every connection and starts closing its handles. */
+        /* Step one, in this turn's check: lws closes every connection and starts closing its handles. */
         s->destroy_started = 1;
         s->ticks = 0;
-        lws_context_destroy(s->ctx);
+        uv_check_start(&s->destroy_check, on_destroy_check);
         return;
     }
+    if (uv_is_active((uv_handle_t *)&s->destroy_check))
+        return; /* step one has not run yet */
     uv_walk(s->loop, count_closing, &w);
     s->quiet_ticks = w.closing > 0 || s->live_wsi > 0 ? 0 : s->quiet_ticks + 1;
     if (s->ctx_alive != NULL && s->quiet_ticks >= 2) {

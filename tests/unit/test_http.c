@@ -15,10 +15,12 @@
 #include "http_server.h"
 #include "log.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define MAX_RESULTS 16
@@ -1306,6 +1308,81 @@ test_server_close_idle(void **state)
     fx_teardown(&fx);
 }
 
+/*
+ * Another part of the daemon opening descriptors while the server shuts
+ * down (the HTTP client's connections, for jobs still running): lws 4.1
+ * closes its event pipe's descriptor twice, and a descriptor opened between
+ * the two closes must not be the one closed the second time.
+ */
+#define GRAB_MAX 256
+#define GRAB_PER_TURN 32
+
+struct grabber {
+    uv_poll_t poll;          /* on a pipe's write end: its callback runs in every turn's I/O */
+    int pipe[2];
+    int fds[GRAB_MAX];
+    int n;
+    int stolen;              /* descriptors of ours found closed */
+    int server_closed;
+};
+
+static void
+on_grab(uv_poll_t *h, int status, int events)
+{
+    struct grabber *g = h->data;
+
+    (void)status;
+    (void)events;
+    for (int i = 0; i < g->n; i++)
+        if (g->fds[i] >= 0 && fcntl(g->fds[i], F_GETFD) == -1) {
+            g->stolen++;
+            g->fds[i] = -1;
+        }
+    for (int i = 0; i < GRAB_PER_TURN && g->n < GRAB_MAX && !g->server_closed; i++)
+        g->fds[g->n++] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void
+on_grab_server_closed(void *arg)
+{
+    struct grabber *g = arg;
+
+    g->server_closed = 1;
+    uv_poll_stop(&g->poll);
+    uv_close((uv_handle_t *)&g->poll, NULL);
+}
+
+static void
+test_server_close_leaves_other_descriptors_alone(void **state)
+{
+    struct fx fx;
+    struct grabber g;
+
+    (void)state;
+    memset(&g, 0, sizeof(g));
+    fx_init(&fx);
+    start_server(&fx, 0, 0);
+    assert_int_equal(pipe(g.pipe), 0);
+    assert_int_equal(uv_poll_init(&fx.loop, &g.poll, g.pipe[1]), 0);
+    g.poll.data = &g;
+    assert_int_equal(uv_poll_start(&g.poll, UV_WRITABLE, on_grab), 0);
+    br_http_server_close(fx.srv, on_grab_server_closed, &g);
+    uv_close((uv_handle_t *)&fx.aux, NULL);
+    uv_timer_stop(&fx.watchdog);
+    uv_close((uv_handle_t *)&fx.watchdog, NULL);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    assert_true(g.server_closed);
+    assert_true(g.n > 0);
+    assert_int_equal(g.stolen, 0);
+    for (int i = 0; i < g.n; i++)
+        if (g.fds[i] >= 0)
+            assert_int_equal(close(g.fds[i]), 0);
+    close(g.pipe[0]);
+    close(g.pipe[1]);
+    br_http_server_free(fx.srv);
+    assert_int_equal(uv_loop_close(&fx.loop), 0);
+}
+
 int
 main(void)
 {
@@ -1330,6 +1407,7 @@ main(void)
         cmocka_unit_test(test_client_close_cancels),
         cmocka_unit_test(test_server_bind_failure),
         cmocka_unit_test(test_server_close_idle),
+        cmocka_unit_test(test_server_close_leaves_other_descriptors_alone),
     };
 
     br_log_set_level(getenv("BR_TEST_VERBOSE") != NULL ? BR_LOG_DEBUG : BR_LOG_ERROR);
