@@ -137,6 +137,12 @@ br_conf_resolve(struct br_conf_loader *L, const char *path, const char *v, bool 
     return out;
 }
 
+char *
+br_conf_string(struct br_conf_loader *L, json_t *v, const char *path, bool secret)
+{
+    return json_is_string(v) ? br_conf_resolve(L, path, json_string_value(v), secret) : NULL;
+}
+
 json_t *
 br_conf_get(json_t *obj, const char *key)
 {

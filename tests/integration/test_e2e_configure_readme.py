@@ -5,18 +5,57 @@ where the claim is about them.  Each test quotes the README line it checks."""
 import json
 import os
 import re
+import shutil
 import sys
 import unittest
 
 # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
-from harness import TEST_ENV, chat_event, msg, wait_until  # noqa: E402
+from harness import SOURCE_DIR, chat_event, msg, wait_until  # noqa: E402
 from e2e import E2ECase  # noqa: E402
+from admin import ADMIN_TOKEN, AdminCase  # noqa: E402
+from ws_client import Refused, WebSocket  # noqa: E402
 
 AT = 1764669600000            # 2025-12-02 10:00:00 UTC = 13:00 in Moscow
 HOSTILE = "<b>A&B</b> \"q\" 'x'"
 HOSTILE_HTML = "&lt;b&gt;A&amp;B&lt;/b&gt; &quot;q&quot; &#39;x&#39;"
+
+
+class TestReferences(E2ECase):
+    # README: "A string value `"env:NAME"` is read from the environment variable NAME,
+    # `"file:PATH"` from a file (relative to the config file); anything else is literal."
+    # Every string value: also a list's items and a template.
+    def test_every_string_value_may_be_a_reference(self):
+        with open(os.path.join(self.bridge.tmpdir, "proxy.txt"), "w") as f:
+            f.write("127.0.0.1\n")
+        with open(os.path.join(self.bridge.tmpdir, "description.html"), "w") as f:
+            f.write("<p>From a file named by env: {{#chat.messages}}{{text}}{{/chat.messages}}</p>")
+        self.bridge.env.update({"BR_T_TITLE": "Env title {{visitor.name}}", "BR_T_WATCHER": "user:7",
+                                "BR_T_EMPLOYEE": "anna@example.com", "BR_T_FIELD": "{{visitor.email}}",
+                                "BR_T_DESC_FILE": "description.html", "BR_T_DOMAIN": "example.org"})
+        self.start_bridge(listen={"trusted_proxies": ["file:proxy.txt"]},
+                          limits={"per_address_rps": 0.001, "per_address_burst": 2},
+                          companies={"enabled": True, "template_id": 5, "public_domains": ["env:BR_T_DOMAIN"]},
+                          channel={"employees": ["env:BR_T_EMPLOYEE"], "watchers": ["env:BR_T_WATCHER"],
+                                   "task": {"title": "env:BR_T_TITLE", "description_file": "env:BR_T_DESC_FILE",
+                                            "custom_fields": [{"id": 3, "value": "env:BR_T_FIELD"}]}})
+        task, _ = self.open_chat("ref-1", [msg("ref-1-m1", "Hello")], name="Ola", email="ola@example.org")
+        self.wait_idle()
+        body = self.pf("/task/")[0]["body"]
+        self.assertEqual(body["name"], "Env title Ola")
+        self.assertEqual(body["description"], "<p>From a file named by env: Hello</p>")
+        self.assertEqual(body["customFieldData"], [{"field": {"id": 3}, "value": "ola@example.org"}])
+        self.assertEqual(body["auditors"], {"users": [{"id": "user:7"}]})
+        # example.org is a public domain here: no company contact.
+        self.assertEqual(len(self.fakes.planfix_contacts()), 1, self.fakes.planfix_contacts())
+        # The proxy from the file: X-Forwarded-For is believed.
+        self.assertEqual([self.bridge.post("/webhooks/chatra/nochannel/x", {}, {"X-Forwarded-For": a}).status
+                          for a in ("203.0.113.1", "203.0.113.2", "203.0.113.1", "203.0.113.1")], [404, 404, 404, 429])
+        # Anna's comment reaches the chat: she is the channel's employee, named by env:.
+        self.fakes.employee_comment(task, owner="user:5", name="Anna", text="Hi Ola")
+        self.bridge.post_planfix(task)
+        self.wait_chatra()
 
 
 class TestTemplates(E2ECase):
@@ -187,6 +226,148 @@ class TestOwnWords(E2ECase):
         self.wait_idle()
         self.assertIn("CI[%s|%d|pia@example.org]" % (e, second),
                       [c["description"] for c in self.fakes.planfix_comments(tablet)])
+
+
+class TestRussianDefaults(E2ECase):
+    # README: "from `templates/en/` or `templates/ru/` by `language`": the visit on the contact's
+    # card and the previous task's link, in Russian, what the visitor sent escaped.
+    def test_contact_visit_and_previous_task_in_russian(self):
+        self.start_bridge(language="ru", timezone="Europe/Moscow",
+                          channel={"task": {"description": "<p>{{#chat.messages}}{{text}}{{/chat.messages}}</p>"}})
+        first, _ = self.open_chat("ru-v", [msg("ru-v1", "Первый", created_at=AT)], name="Мария", chatId="chat-1")
+        self.wait_idle()
+        self.post(chat_event("chatStarted", "ru-v", [msg("ru-v2", "Снова", created_at=AT + 1000)], name="Мария",
+                             chatId="chat-2", browser="Fire<fox>", city="Москва",
+                             pages=[{"url": "https://shop.example/?a=1&b=2", "title": "Чайники <новые>"}]))
+        visits = wait_until(lambda: self.fakes.planfix_contact_comments(), message="no visit on the card")
+        self.wait_idle()
+        self.assertEqual([v["description"] for v in self.fakes.planfix_contact_comments()],
+                         ["<b>Визит</b> (shop): браузер Fire&lt;fox&gt;, город Москва.\n"
+                          "<br>Страница: Чайники &lt;новые&gt; &mdash; https://shop.example/?a=1&amp;b=2\n"
+                          "<br>Задача #%d" % first])
+        self.assertTrue(visits)
+        self.fakes.set_task_status(first, 3)
+        self.post(chat_event("chatStarted", "ru-v", [msg("ru-v3", "Опять", created_at=AT + 2000)], name="Мария",
+                             chatId="chat-3"))
+        second = self.wait_task(2)[1]["id"]
+        wait_until(lambda: "<b>Предыдущий разговор:</b> задача #%d" % first
+                   in [c["description"] for c in self.fakes.planfix_comments(second)],
+                   message=lambda: self.fakes.planfix_comments(second))
+
+
+REFUSED = re.compile(r"request from (\S+) refused: (\d+) ([^\n]*)")
+
+
+class TestAdminBehindProxy(AdminCase):
+    """README (The admin page, Through nginx): `proxy_set_header Host $host;`,
+    `X-Forwarded-For $remote_addr`, `X-Forwarded-Proto $scheme;   # the cookie gets Secure over
+    HTTPS`, "with `listen.trusted_proxies` set to nginx's address, so that wrong tokens are counted
+    per visitor"; "a browser's `Origin` must be the page's own"."""
+
+    PROXIED = {"Host": "bridge.example.com", "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+
+    def refused(self):
+        return [m.groups() for m in REFUSED.finditer(self.bridge.log())]
+
+    def ws(self, headers):
+        ws = WebSocket(self.bridge.port, "/admin/ws", headers, "br-admin")
+        self.addCleanup(ws.close)
+        return ws
+
+    def test_the_page_through_a_trusted_proxy(self):
+        self.start_admin(listen={"trusted_proxies": ["127.0.0.1"]}, limits={"bad_secrets_per_minute": 2})
+        r = self.bridge.post("/admin/login", {"token": ADMIN_TOKEN}, self.PROXIED)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(r.headers["Set-Cookie"].endswith("; Secure"), r.headers)
+        cookie = {"Cookie": r.headers["Set-Cookie"].split(";")[0]}
+        # The WebSocket from the page's own origin, as the proxy passes it on, is let in.
+        ws = self.ws(dict(self.PROXIED, Origin="https://bridge.example.com", **cookie))
+        self.assertEqual(ws.protocol, "br-admin")
+        # Another site's page is refused, and the log names the visitor, not the proxy.
+        with self.assertRaises(Refused):
+            self.ws(dict(self.PROXIED, Origin="https://evil.example", **cookie))
+        wait_until(lambda: any(a == "203.0.113.7" and s == "403" and "another origin" in d
+                               for a, s, d in self.refused()), message=lambda: self.refused())
+        # Wrong tokens are counted per visitor behind the proxy.
+        def wrong(client):
+            return self.bridge.post("/admin/login", {"token": "wrong-token-000000"},
+                                    dict(self.PROXIED, **{"X-Forwarded-For": client})).status
+        self.assertEqual([wrong("198.51.100.1") for _ in range(3)], [401, 401, 429])
+        self.assertEqual(wrong("198.51.100.2"), 401)
+        wait_until(lambda: ("198.51.100.1", "429") in [(a, s) for a, s, _ in self.refused()],
+                   message=lambda: self.refused())
+        self.assertNotIn("127.0.0.1", [a for a, _, _ in self.refused()])
+
+    def test_an_untrusted_peer_cannot_claim_https_or_another_address(self):
+        # README: "from any other address the headers are ignored"
+        self.start_admin(limits={"bad_secrets_per_minute": 2})
+        r = self.bridge.post("/admin/login", {"token": ADMIN_TOKEN}, self.PROXIED)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(r.headers["Set-Cookie"].endswith("; SameSite=Strict"), r.headers)
+        statuses = [self.bridge.post("/admin/login", {"token": "wrong-token-000000"},
+                                     {"X-Forwarded-For": "198.51.100.%d" % i}).status for i in range(3)]
+        self.assertEqual(statuses, [401, 401, 429])
+        wait_until(lambda: ("127.0.0.1", "429") in [(a, s) for a, s, _ in self.refused()],
+                   message=lambda: self.refused())
+
+
+class TestTemplatesDir(E2ECase):
+    # README: "`templates_dir` | the directory of the default templates (`<language>/<name>`),
+    # relative to the config file (default: the install's `share/chatra-bridge/templates`, ...,
+    # or `BR_TEMPLATES_DIR` from the environment ...)"
+    def own_templates(self, name):
+        d = os.path.join(self.bridge.tmpdir, name)
+        shutil.copytree(os.path.join(SOURCE_DIR, "templates", "en"), os.path.join(d, "en"))
+        shutil.copytree(os.path.join(SOURCE_DIR, "templates", "ru"), os.path.join(d, "ru"))
+        with open(os.path.join(d, "ru", "task_title.txt"), "w") as f:
+            f.write("{{! mine }}\nМой чат: {{visitor.name}}\n")
+        with open(os.path.join(d, "ru", "visitor_label.txt"), "w") as f:
+            f.write("Гость {{visitor.name}}\n")
+        return d
+
+    def check(self, description):
+        task, _ = self.open_chat("td-1", [msg("td-1-m1", "Привет", created_at=AT)], name="Ира")
+        self.wait_idle()
+        t = self.fakes.planfix_task(task)
+        self.assertEqual(t["name"], "Мой чат: Ира")
+        self.assertIn(description, t["description"])
+
+    def test_a_relative_templates_dir(self):
+        self.own_templates("mine")
+        self.start_bridge(language="ru", templates_dir="mine")
+        self.check("<b>Гость Ира</b>")
+
+    def test_br_templates_dir_from_the_environment(self):
+        self.bridge.env["BR_TEMPLATES_DIR"] = self.own_templates("elsewhere")
+        self.start_bridge(language="ru")
+        self.check("<b>Гость Ира</b>")
+
+    def test_a_templates_dir_without_a_file_is_named(self):
+        d = self.own_templates("broken")
+        os.remove(os.path.join(d, "ru", "new_visit.html"))
+        self.config["language"] = "ru"
+        self.config["templates_dir"] = "broken"
+        r = self.bridge.run("check-config", "--config", self.bridge.write_config())
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("ru/new_visit.html", r.stderr)
+
+
+class TestDefaultLimits(E2ECase):
+    # README: "`limits.max_body_bytes` | largest webhook body accepted (default 1 MiB; larger gets 413)"
+    # README: "`limits.per_address_rps`, `limits.per_address_burst` | ... (default: no limit; over it: 429)"
+    # README: "`limits.bad_secrets_per_minute` | wrong webhook secrets ... before 429 (default 20)"
+    def test_the_defaults(self):
+        self.start_bridge()
+        over = json.dumps(chat_event("chatStarted", "big", [msg("big-1", "x" * (1024 * 1024))]))
+        self.assertEqual(self.bridge.post_chatra(over).status, 413)
+        # Just under 1 MiB: taken (the text itself is refused as too long, 400, not 413).
+        under = json.dumps(chat_event("chatStarted", "big", [msg("big-1", "x" * (1024 * 1024 - 300))]))
+        self.assertLessEqual(len(under), 1024 * 1024)
+        self.assertEqual(self.bridge.post_chatra(under).status, 400)
+        # No per-address limit: many requests from one address all get their answer.
+        self.assertEqual({self.bridge.post("/webhooks/chatra/nochannel/x", {}).status for _ in range(60)}, {404})
+        wrong = [self.bridge.post_chatra({}, secret="wrong-secret-0000000").status for _ in range(21)]
+        self.assertEqual(wrong, [401] * 20 + [429])
 
 
 if __name__ == "__main__":
