@@ -12,14 +12,69 @@ import unittest
 # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
-from harness import SOURCE_DIR, chat_event, msg, wait_until  # noqa: E402
+from harness import SOURCE_DIR, chat_event, default_config, msg, wait_until  # noqa: E402
 from e2e import E2ECase  # noqa: E402
 from admin import ADMIN_TOKEN, AdminCase  # noqa: E402
 from ws_client import Refused, WebSocket  # noqa: E402
+from test_e2e_redmine import POLL_WAIT, RedmineCase  # noqa: E402
 
 AT = 1764669600000            # 2025-12-02 10:00:00 UTC = 13:00 in Moscow
 HOSTILE = "<b>A&B</b> \"q\" 'x'"
 HOSTILE_HTML = "&lt;b&gt;A&amp;B&lt;/b&gt; &quot;q&quot; &#39;x&#39;"
+
+
+class TestCheckConfigMessages(E2ECase):
+    # README: "`chatra-bridge check-config --config FILE` checks it ... and prints every problem at
+    # once, with ... the key path (`channels[0].task.closed_status_id`) for everything else."
+    # Each setting's bounds and values, as the settings table gives them; exit code 1.
+    MISTAKES = [
+        ({"listen": {"port": 70000}}, "listen.port: must be between 0 and 65535"),
+        ({"listen": {"hots": "x"}}, "listen.hots: unknown setting"),
+        ({"log": {"level": "verbose"}}, "log.level: must be one of debug, info, warn, error"),
+        ({"log": {"format": "xml"}}, 'log.format: must be "text" or "json"'),
+        ({"language": "de"}, 'language: "de" is not supported (supported: en, ru)'),
+        ({"timezone": "Mars/Base"}, 'timezone: "Mars/Base" is not a time zone this machine knows'),
+        ({"limits": {"max_body_bytes": 10}}, "limits.max_body_bytes: must be between 1024 and 67108864"),
+        ({"limits": {"per_address_rps": -1}}, "limits.per_address_rps: must be between 0 and 1000000"),
+        ({"limits": {"bad_secrets_per_minute": "a"}}, "limits.bad_secrets_per_minute: must be a number"),
+        ({"metrics": {"token": "short"}}, "metrics.token: must be at least 16 characters long"),
+        ({"metrics": {"token": "abcdefghijklmnop qr"}},
+         "metrics.token: may contain only letters, digits and - . _ ~ + / ="),
+        ({"tracker": {"kind": "jira"}}, 'tracker.kind: "jira" is not supported (supported: planfix, redmine)'),
+        ({"tracker": {"url": "ftp://x"}}, "tracker.url: must start with http:// or https://"),
+        ({"tracker": {"closed_status_id": 0}}, "tracker.closed_status_id: must be 1 or more"),
+        ({"tracker": {"requests_per_second": 0}}, "tracker.requests_per_second: must be between 0.01 and 1000"),
+        ({"tracker": {"daily_quota": 10000001}}, "tracker.daily_quota: must be between 0 and 10000000"),
+        ({"tracker": {"coalesce_ms": 5000, "coalesce_max_s": 2}},
+         "tracker.coalesce_max_s: is 2 s, shorter than coalesce_ms (5000 ms): set 0 (never wider) or at least 5"),
+        ({"tracker": {"webhook_secret": "short"}}, "tracker.webhook_secret: must be at least 16 characters long"),
+        ({"tracker": {"api_key": "x"}}, 'tracker.api_key: is a Redmine setting (tracker.kind is "planfix")'),
+        ({"admin": {"token": "short"}}, "admin.token: must be at least 16 characters long"),
+        ({"admin": {"session_ttl_s": 59}}, "admin.session_ttl_s: must be between 60 and 2592000"),
+        ({"texts": {"nonsense": "x"}}, "texts.nonsense: unknown text"),
+        ({"texts": {"new_visit": "{{#x}}"}}, "texts.new_visit:1:1: section '{{#x}}' is never closed"),
+        ({"texts": {"new_visit": "{{nope}}"}}, 'texts.new_visit:1:1: unknown template variable "nope"'),
+        ({"channel": {"task": {"closed_status_id": 0}}}, "channels[0].task.closed_status_id: "),
+        ({"channel": {"mirror_agent_messages": "maybe"}},
+         'channels[0].mirror_agent_messages: must be "comment", "with_visitor" or "off"'),
+        ({"channel": {"merge_policy": "sometimes"}}, 'channels[0].merge_policy: must be "email", "verified" or "off"'),
+        ({"channel": {"task": {"title": "{{visitor.nmae}}"}}},
+         'channels[0].task.title:1:1: unknown template variable "visitor.nmae"'),
+        ({"listen": {"trusted_proxies": ["env:BR_T_UNSET"]}},
+         "listen.trusted_proxies[0]: environment variable BR_T_UNSET is not set"),
+    ]
+
+    def test_each_mistake_is_named_with_its_key_path(self):
+        for overrides, expected in self.MISTAKES:
+            with self.subTest(overrides=overrides):
+                self.bridge.config = self.config = default_config(self.fakes, **overrides)
+                path = self.bridge.write_config()
+                r = self.bridge.run("check-config", "--config", path)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertEqual(r.stdout, "")
+                lines = r.stderr.splitlines()
+                self.assertEqual(lines[-1], "1 problem in %s" % path, r.stderr)
+                self.assertTrue(lines[0].startswith("%s: %s" % (path, expected)), r.stderr)
 
 
 class TestReferences(E2ECase):
@@ -58,6 +113,38 @@ class TestReferences(E2ECase):
         self.wait_chatra()
 
 
+class TestExampleConfigs(E2ECase):
+    # README: "`scripts/run` ... on config/bridge.example.json"; "`chatra-bridge check-config
+    # --config FILE` checks it (templates included) and prints every problem at once"; "The
+    # daemon refuses to start ... on the same problems".
+    SECRETS = {"PLANFIX_TOKEN": "demo-planfix-token", "PLANFIX_WEBHOOK_SECRET": "demo-planfix-webhook-secret",
+               "CHATRA_SHOP_WEBHOOK_SECRET": "demo-shop-webhook-secret",
+               "CHATRA_SHOP_PUBLIC_KEY": "demo-chatra-public-key", "CHATRA_SHOP_SECRET_KEY": "demo-chatra-secret-key",
+               "REDMINE_API_KEY": "demo-redmine-api-key"}
+
+    def check(self, name, env):
+        path = os.path.join(SOURCE_DIR, "config", name)
+        self.bridge.env = dict(env)
+        return path, self.bridge.run("check-config", "--config", path)
+
+    def test_the_examples_pass_with_their_secrets_and_name_each_missing_one(self):
+        for name, needs in (("bridge.example.json", ["PLANFIX_TOKEN", "PLANFIX_WEBHOOK_SECRET",
+                                                     "CHATRA_SHOP_WEBHOOK_SECRET", "CHATRA_SHOP_PUBLIC_KEY",
+                                                     "CHATRA_SHOP_SECRET_KEY"]),
+                            ("bridge.redmine.example.json", ["REDMINE_API_KEY", "CHATRA_SHOP_WEBHOOK_SECRET",
+                                                             "CHATRA_SHOP_PUBLIC_KEY", "CHATRA_SHOP_SECRET_KEY"])):
+            with self.subTest(name=name):
+                path, r = self.check(name, self.SECRETS)
+                self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "%s: OK\n" % path, ""))
+                path, r = self.check(name, {})
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                lines = r.stderr.splitlines()
+                self.assertEqual(lines[-1], "%d problems in %s" % (len(needs), path))
+                for var in needs:
+                    self.assertEqual(len([l for l in lines if l.endswith("environment variable %s is not set" % var)]),
+                                     1, r.stderr)
+
+
 class TestTemplates(E2ECase):
     # README: "`{{x}}` (escaped: HTML for Planfix, ...), `{{{x}}}` (raw), `{{#list}}...{{/list}}`,
     # `{{^x}}...{{/x}}` (when empty), dotted paths."
@@ -81,7 +168,7 @@ class TestTemplates(E2ECase):
             "t-1", [msg("t-1-m1", "Is it <b>blue</b> & big?\nline 2", created_at=AT),
                     msg("t-1-a1", "Yes", type="agent", agent_id="bnRzp4CioKudG4aHm", created_at=AT + 60000)],
             name=HOSTILE, displayedName="Green & Owl", info={"plan": "<trial>"}, customKey="K&1",
-            city="A&B", country="NL", browser="Firefox", os="Linux", ip="192.0.2.1",
+            city="A&B", country="NL", browser="Firefox", os="Linux", ip="192.0.2.1", phone="",
             referrer="https://ref.example/?a=1&b=2", device="desktop", notes="vip <3",
             pages=[{"url": "https://shop.example/k?x=1&y=2", "title": "Kettles <new>"}])
         self.wait_idle()
@@ -102,6 +189,24 @@ class TestTemplates(E2ECase):
         # Custom fields are plain values, as the title: the tracker stores them as given.
         self.assertEqual(self.pf("/task/")[0]["body"]["customFieldData"], [{"field": {"id": 3}, "value": HOSTILE}])
         self.assertEqual(self.contact_body()["customFieldData"], [{"field": {"id": 9}, "value": "A&B"}])
+
+    # README: "`chatra.profile`: the visitor as Chatra's `GET /clients/{id}` returned it (fetched beside
+    # the contact lookup on a visitor's first chat; missing when it failed)"; "`chatra.client`: the
+    # raw client object of the latest webhook (any key)"
+    def test_the_chatra_profile_and_client(self):
+        self.start_bridge(channel={"task": {
+            "title": "{{chatra.profile.plan}}{{^chatra.profile}}no profile{{/chatra.profile}}",
+            "description": "<p>{{chatra.profile.notes}} {{chatra.client.shop.cart}} "
+                           "{{#chat.messages}}{{text}}{{/chat.messages}}</p>"}})
+        self.fakes.set_chatra_client("pr-1", {"id": "pr-1", "plan": "Gold & more", "notes": "<vip>"})
+        task, _ = self.open_chat("pr-1", [msg("pr-1-m1", "Hi")], shop={"cart": "2 < 3"})
+        # Without a profile (Chatra answered 404): the section for a missing one shows.
+        other, _ = self.open_chat("pr-2", [msg("pr-2-m1", "Hey")])
+        self.wait_idle()
+        t = self.fakes.planfix_task(task)
+        self.assertEqual(t["name"], "Gold & more")
+        self.assertEqual(t["description"], "<p>&lt;vip&gt; 2 &lt; 3 Hi</p>")
+        self.assertEqual(self.fakes.planfix_task(other)["name"], "no profile")
 
     # README: "a title that renders empty (or a text too long to render) falls back to `fallback_title`"
     # README (texts): "`fallback_title`, `fallback_description` | when the task's own templates cannot render"
@@ -279,6 +384,8 @@ class TestAdminBehindProxy(AdminCase):
         r = self.bridge.post("/admin/login", {"token": ADMIN_TOKEN}, self.PROXIED)
         self.assertEqual(r.status, 200, r.body)
         self.assertTrue(r.headers["Set-Cookie"].endswith("; Secure"), r.headers)
+        # README: "`admin.session_ttl_s` | how long a login to the admin page lasts (default 43200: 12 hours ...)"
+        self.assertIn("; Max-Age=43200;", r.headers["Set-Cookie"])
         cookie = {"Cookie": r.headers["Set-Cookie"].split(";")[0]}
         # The WebSocket from the page's own origin, as the proxy passes it on, is let in.
         ws = self.ws(dict(self.PROXIED, Origin="https://bridge.example.com", **cookie))
@@ -368,6 +475,29 @@ class TestDefaultLimits(E2ECase):
         self.assertEqual({self.bridge.post("/webhooks/chatra/nochannel/x", {}).status for _ in range(60)}, {404})
         wrong = [self.bridge.post_chatra({}, secret="wrong-secret-0000000").status for _ in range(21)]
         self.assertEqual(wrong, [401] * 20 + [429])
+
+
+class TestRedmineOwnWords(RedmineCase):
+    # README: "`{{x}}` (escaped: HTML for Planfix, kept literal in Textile for Redmine)"; the
+    # bridge's own words "in the tracker's text format (... `.textile` for Redmine ...)";
+    # `visitor_details` | "Redmine: the visitor gave a new name, e-mail or phone" | `details`.
+    def test_visitor_details_and_messages_replaced_in_textile(self):
+        self.config["texts"] = {"visitor_details": "VD {{visitor.name}}: {{details.name}} / {{details.email}}",
+                                "messages": "MS {{#messages}}{{text}}{{/messages}}"}
+        self.config["language"] = "ru"
+        self.start(task={"title": "Subject {{visitor.name}}"}, tracker={"coalesce_ms": 0})
+        client = "rm-own"
+        issue = self.open_chat(client, "Hi *there*", name="Ann")
+        n = issue["id"]
+        self.assertEqual(issue["subject"], "Subject Ann")
+        self.say(client, client + "-m2", "Now *bold* _x_", name="*Ann* <b>", email="ann@example.org")
+        wait_until(lambda: any(t.startswith("VD ") for _, t in self.notes(n)) and
+                   any(t.startswith("MS ") for _, t in self.notes(n)), POLL_WAIT,
+                   message=lambda: self.notes(n))
+        notes = [t for _, t in self.notes(n)]
+        self.assertIn("MS <notextile>Now *bold* _x_</notextile>", notes)
+        self.assertIn("VD <notextile>*Ann* <b></notextile>: <notextile>*Ann* <b></notextile> / "
+                      "<notextile>ann@example.org</notextile>", notes)
 
 
 if __name__ == "__main__":
