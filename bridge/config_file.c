@@ -63,22 +63,20 @@ load_trusted_proxies(struct br_conf_loader *L, json_t *arr)
     }
     c->trusted_proxies = br_calloc(json_array_size(arr) + 1, sizeof(*c->trusted_proxies));
     json_array_foreach(arr, i, v) {
+        char *p = br_asprintf("listen.trusted_proxies[%zu]", i);
+        char *s = br_conf_string(L, v, p, false);
         char why[120];
-        char *p;
 
-        if (json_is_string(v) &&
-            br_cidr_parse(json_string_value(v), &c->trusted_proxies[c->n_trusted_proxies], why, sizeof(why)) == 0) {
+        if (!json_is_string(v)) {
+            PROBLEM(L, p, "must be a string: an address or a range such as \"10.0.0.0/8\"");
+        } else if (s && br_cidr_parse(s, &c->trusted_proxies[c->n_trusted_proxies], why, sizeof(why)) == 0) {
             c->n_trusted_proxies++;
-            continue;
-        }
-        p = br_asprintf("listen.trusted_proxies[%zu]", i);
-        if (json_is_string(v)) {
-            char *shown = br_log_escape(json_string_value(v), 60);
+        } else if (s) {
+            char *shown = br_log_escape(s, 60);
             PROBLEM(L, p, "\"%s\" %s", shown, why);
             free(shown);
-        } else {
-            PROBLEM(L, p, "must be a string: an address or a range such as \"10.0.0.0/8\"");
         }
+        free(s);
         free(p);
     }
 }

@@ -41,6 +41,12 @@ char *br_conf_read_file(const char *path, size_t max, int *err);
 /* A path relative to the config file's directory. */
 char *br_conf_relative(struct br_conf_loader *L, const char *p);
 
+/*
+ * A string value read where br_conf_str is not (a list's items, a
+ * template): "env:" and "file:" resolved, NULL with a problem at path when
+ * that fails; NULL without one when v is not a string.
+ */
+char *br_conf_string(struct br_conf_loader *L, json_t *v, const char *path, bool secret);
 /* The value of key in obj, or NULL (also when obj is not an object). */
 json_t *br_conf_get(json_t *obj, const char *key);
 /*

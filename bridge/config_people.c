@@ -44,14 +44,19 @@ br_conf_load_public_domains(struct br_conf_loader *L, json_t *arr)
     }
     c->public_domains = br_calloc(json_array_size(arr) + 1, sizeof(char *));
     json_array_foreach(arr, i, v) {
-        if (!json_is_string(v) || json_string_length(v) == 0 || strchr(json_string_value(v), '@')) {
-            char *p = br_asprintf("companies.public_domains[%zu]", i);
+        char *p = br_asprintf("companies.public_domains[%zu]", i);
+        char *d = br_conf_string(L, v, p, false);
+
+        if (json_is_string(v) && d == NULL) {
+            /* env: or file: that could not be read: reported */
+        } else if (d == NULL || *d == '\0' || strchr(d, '@')) {
             PROBLEM(L, p, "must be a domain such as \"gmail.com\"");
-            free(p);
-            continue;
+            free(d);
+        } else {
+            br_conf_lower(d);
+            c->public_domains[c->n_public_domains++] = d;
         }
-        c->public_domains[c->n_public_domains] = br_strdup(json_string_value(v));
-        br_conf_lower(c->public_domains[c->n_public_domains++]);
+        free(p);
     }
 }
 
@@ -291,10 +296,11 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
         ch->employees = br_calloc(json_array_size(arr) + 1, sizeof(*ch->employees));
         json_array_foreach(arr, i, v) {
             char *ip = br_asprintf("%s.employees[%zu]", base, i);
+            char *item = br_conf_string(L, v, ip, false);
             if (!json_is_string(v)) {
                 PROBLEM(L, ip, "must be an employee e-mail");
-            } else {
-                char *email = br_conf_email(br_strdup(json_string_value(v)));
+            } else if (item) {
+                char *email = br_conf_email(item);
                 struct br_employee *found = NULL;
                 for (size_t k = 0; k < c->n_employees; k++)
                     if (c->employees[k].email && strcmp(c->employees[k].email, email) == 0)
@@ -317,25 +323,26 @@ br_conf_load_channel(struct br_conf_loader *L, json_t *o, const char *base, stru
     } else if (arr) {
         ch->watchers = br_calloc(json_array_size(arr) + 1, sizeof(*ch->watchers));
         json_array_foreach(arr, i, v) {
-            if (!json_is_string(v) || json_string_length(v) == 0) {
-                char *ip = br_asprintf("%s.watchers[%zu]", base, i);
+            char *ip = br_asprintf("%s.watchers[%zu]", base, i);
+            char *item = br_conf_string(L, v, ip, false);
+            const char *w = item;
+
+            if (json_is_string(v) && item == NULL) {
+                /* env: or file: that could not be read: reported */
+            } else if (item == NULL || *item == '\0') {
                 PROBLEM(L, ip, "must be a tracker user id such as \"user:7\"");
-                free(ip);
+            } else if (c->tracker && c->tracker->numeric_watchers) {
+                /* Redmine names watchers by numeric user id ("7" or "user:7"). */
+                const char *d = strncmp(w, "user:", 5) == 0 ? w + 5 : w;
+                if (*d == '\0' || strspn(d, "0123456789") != strlen(d))
+                    PROBLEM(L, ip, "must be a %s user id such as \"7\"", c->tracker->label);
+                else
+                    ch->watchers[ch->n_watchers++] = br_strdup(d);
             } else {
-                const char *w = json_string_value(v);
-                if (c->tracker && c->tracker->numeric_watchers) {
-                    /* Redmine names watchers by numeric user id ("7" or "user:7"). */
-                    const char *d = strncmp(w, "user:", 5) == 0 ? w + 5 : w;
-                    if (*d == '\0' || strspn(d, "0123456789") != strlen(d)) {
-                        char *ip = br_asprintf("%s.watchers[%zu]", base, i);
-                        PROBLEM(L, ip, "must be a %s user id such as \"7\"", c->tracker->label);
-                        free(ip);
-                        continue;
-                    }
-                    w = d;
-                }
                 ch->watchers[ch->n_watchers++] = br_strdup(w);
             }
+            free(item);
+            free(ip);
         }
     }
 

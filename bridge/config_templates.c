@@ -76,18 +76,18 @@ br_conf_template(struct br_conf_loader *L, json_t *obj, const char *base, const 
     } else if (inl) {
         if (!json_is_string(inl))
             PROBLEM(L, path, "must be a string");
-        else {
-            src = br_strdup(json_string_value(inl));
+        else if ((src = br_conf_string(L, inl, path, false)) != NULL)
             /* Inline templates have no file position of their own: name the key path. */
             where = br_asprintf("%s: %s", L->file, path);
-        }
     } else {
         char *file = NULL;
         if (fil) {
+            char *name = br_conf_string(L, fil, fpath, false);
             if (!json_is_string(fil))
                 PROBLEM(L, fpath, "must be a string");
-            else
-                file = br_conf_relative(L, json_string_value(fil));
+            else if (name)
+                file = br_conf_relative(L, name);
+            free(name);
         } else if (default_file) {
             file = br_strdup(default_file);
         }

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,12 @@ br_conf_resolve(struct br_conf_loader *L, const char *path, const char *v, bool 
     return out;
 }
 
+char *
+br_conf_string(struct br_conf_loader *L, json_t *v, const char *path, bool secret)
+{
+    return json_is_string(v) ? br_conf_resolve(L, path, json_string_value(v), secret) : NULL;
+}
+
 json_t *
 br_conf_get(json_t *obj, const char *key)
 {
@@ -184,7 +191,10 @@ br_conf_int(struct br_conf_loader *L, json_t *obj, const char *base, const char 
     } else if (!json_is_integer(v)) {
         PROBLEM(L, path, "must be an integer");
     } else if (json_integer_value(v) < min || json_integer_value(v) > max) {
-        PROBLEM(L, path, "must be between %ld and %ld", min, max);
+        if (max == LONG_MAX)
+            PROBLEM(L, path, "must be %ld or more", min);
+        else
+            PROBLEM(L, path, "must be between %ld and %ld", min, max);
     } else {
         out = (long)json_integer_value(v);
     }
@@ -205,7 +215,7 @@ br_conf_num(struct br_conf_loader *L, json_t *obj, const char *base, const char 
     } else if (!json_is_number(v)) {
         PROBLEM(L, path, "must be a number");
     } else if (json_number_value(v) < min || json_number_value(v) > max) {
-        PROBLEM(L, path, "must be between %g and %g", min, max);
+        PROBLEM(L, path, "must be between %.15g and %.15g", min, max);
     } else {
         out = json_number_value(v);
     }

@@ -382,6 +382,17 @@ text_by_key(const char *key)
     return -1;
 }
 
+/* The visitor of the conversation a note points to (a new reference). */
+static json_t *
+ref_visitor_of(struct br_run *r, const struct br_conv *ref)
+{
+    json_t *ctx = br_context_conversation(r->env->cfg, r->ch, ref);
+    json_t *v = json_incref(json_object_get(ctx, "visitor"));
+
+    json_decref(ctx);
+    return v;
+}
+
 void
 br_job_note(struct br_run *r)
 {
@@ -389,7 +400,7 @@ br_job_note(struct br_run *r)
     int64_t ref = json_integer_value(json_object_get(r->payload, "ref_conv"));
     int text = text_by_key(br_jobs_str(r->payload, "text"));
     char *ref_task = NULL;
-    json_t *ctx;
+    json_t *ctx, *ref_visitor = NULL;
     bool ok;
 
     if (gen == 0) {
@@ -419,6 +430,12 @@ br_job_note(struct br_run *r)
     if (ref) {
         struct br_conv rc = {0};
         bool found = br_store_conv_get(r->env->store, ref, &rc) == 0 && br_jobs_task_of(r, rc.id, rc.gen, &ref_task);
+        /*
+         * The thread goes on there: its visitor is the person as now known,
+         * with the details of the very webhook that joined the threads.
+         */
+        if (found && text >= 0)
+            ref_visitor = ref_visitor_of(r, &rc);
         br_conv_dispose(&rc);
         if (!found) {
             br_run_fail(r, BR_ERETRY, "the task this note points to does not exist yet");
@@ -454,6 +471,8 @@ br_job_note(struct br_run *r)
         json_object_update(ctx, json_object_get(r->payload, "ctx"));
     if (ref_task)
         json_object_set_new(ctx, "task", json_pack("{s:s}", "id", ref_task));
+    if (ref_visitor)
+        json_object_set_new(ctx, "visitor", ref_visitor);
     ok = br_jobs_render(r, (enum br_text)text, ctx);
     json_decref(ctx);
     free(ref_task);

@@ -47,8 +47,9 @@ class WebSocket:
 
     def _handshake(self, host, port, path, headers, subprotocol):
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = ["GET %s HTTP/1.1" % path, "Host: %s:%d" % (host, port), "Upgrade: websocket",
-                 "Connection: Upgrade", "Sec-WebSocket-Key: %s" % key, "Sec-WebSocket-Version: 13"]
+        # A Host in headers (what a reverse proxy passes on) replaces the address connected to.
+        lines = ["GET %s HTTP/1.1" % path] + ([] if "Host" in headers else ["Host: %s:%d" % (host, port)]) + [
+            "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: %s" % key, "Sec-WebSocket-Version: 13"]
         if subprotocol:
             lines.append("Sec-WebSocket-Protocol: %s" % subprotocol)
         lines += ["%s: %s" % kv for kv in headers.items()]
