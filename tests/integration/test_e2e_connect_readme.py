@@ -1,0 +1,184 @@
+"""README, "Connect Chatra and Planfix", "Redmine" and "How it works", claim by claim.
+
+Each test quotes the README line it checks.  The Planfix side runs against the fake Planfix and
+the fake Chatra (tests/fakes); the Redmine side against a real Redmine (RedmineCase of
+test_e2e_redmine.py: one Redmine per class, a fresh bridge and fakes per test).
+"""
+
+import json
+import os
+import sqlite3
+import sys
+import unittest
+
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import (CHATRA_SHOP_WEBHOOK_SECRET, PLANFIX_WEBHOOK_SECRET, assert_stays, chat_event, msg,  # noqa: E402
+                     wait_until)
+from test_e2e_redmine import CLOSED, POLL_WAIT, QUIET, REJECTED, RedmineCase  # noqa: E402
+from test_e2e_replies import ReplyCase  # noqa: E402
+from e2e import ANNA_AGENT, E2ECase  # noqa: E402
+
+
+class TestConnectPlanfix(ReplyCase):
+    def reply(self, html):
+        self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text=html)
+        self.planfix_hook()
+        [send] = self.wait_chatra(count=len(self.chat_messages()) + 1)[-1:]
+        return send["body"]
+
+    def test_every_html_entity_reaches_the_chat_as_its_character(self):
+        # README: "A reply reaches the chat as plain text that keeps what the employee wrote: ...
+        # and every HTML entity as its character".  HTML5's names too, not only HTML 4's.
+        body = self.reply("<p>&check; Paid&colon; 25&dollar; &bigstar;&half; &lpar;ok&rpar;"
+                          " &LT;3 &amp;check;</p>")
+        self.assertEqual(body["text"], "\u2713 Paid: 25$ \u2605\u00bd (ok) <3 &check;")
+        self.assertEqual(body["agentId"], ANNA_AGENT)
+
+
+class TestWebhookUrls(E2ECase):
+    HELP_SECRET = "help-hook-secret-7890ab"
+
+    def test_each_url_takes_only_its_own_secret(self):
+        # README: "the URL `https://YOUR-HOST/webhooks/chatra/<channel>/<webhook_secret>`" and
+        # "`POST https://YOUR-HOST/webhooks/planfix/<tracker.webhook_secret>`": a channel's URL takes
+        # its own secret only, not another channel's nor the tracker's; an unknown channel is 404.
+        help_channel = dict(self.config["channels"][0], name="help", webhook_secret=self.HELP_SECRET)
+        self.start_bridge(channels=self.config["channels"] + [help_channel])
+        ev = chat_event("chatStarted", "client-url", [msg("client-url-m1", "Hello")])
+        self.assertEqual(self.bridge.post_chatra(ev, channel="help", secret=CHATRA_SHOP_WEBHOOK_SECRET)[0], 401)
+        self.assertEqual(self.bridge.post_chatra(ev, channel="shop", secret=self.HELP_SECRET)[0], 401)
+        self.assertEqual(self.bridge.post_chatra(ev, channel="shop", secret=PLANFIX_WEBHOOK_SECRET)[0], 401)
+        self.assertEqual(self.bridge.post_chatra(ev, channel="shop", secret=CHATRA_SHOP_WEBHOOK_SECRET.upper())[0],
+                         401)
+        self.assertEqual(self.bridge.post_chatra(ev, channel="helpdesk", secret=self.HELP_SECRET)[0], 404)
+        self.assertEqual(self.bridge.post_planfix(1, secret=CHATRA_SHOP_WEBHOOK_SECRET)[0], 401)
+        self.assertEqual(self.bridge.post_planfix(1, secret=self.HELP_SECRET)[0], 401)
+        self.assert_quiet()
+        self.assertEqual(self.pf_calls(), [])
+        self.assertEqual(self.health()["engine"]["inbox_pending"], 0)
+        # Each channel's own secret opens its own task.
+        self.post(ev, channel="help", secret=self.HELP_SECRET)
+        self.wait_task(1)
+
+
+class TestHowItWorksPlanfix(ReplyCase):
+    def fragment(self, *messages):
+        self.post(chat_event("chatFragment", "client-1", list(messages), name="Maria Lopez",
+                             email="maria@example.org"))
+
+    def test_messages_without_an_id_are_told_apart_by_type_time_and_text(self):
+        # README: "Messages are deduplicated by their Chatra id (or, without one, by type, time and
+        # text)."  The same three again is the same message; another time, or another type, is not.
+        t = 1763800100000
+        self.fragment(msg(None, "no id", created_at=t))
+        self.fragment(msg(None, "no id", created_at=t))
+        self.fragment(msg(None, "no id", created_at=t + 60000))
+        self.fragment(msg(None, "no id", created_at=t, type="agent", agent_id=ANNA_AGENT))
+        self.fragment(msg(None, "no id", created_at=t), msg(None, "no id", created_at=t + 60000))
+        self.wait_idle()
+        self.assert_quiet()
+        posts = self.comment_posts(self.task)
+        texts = [p["body"]["description"] for p in posts]
+        owners = sorted(p["body"]["owner"]["id"] for p in posts)
+        self.assertEqual(texts.count("no id"), 3, texts)
+        self.assertEqual(owners, sorted([self.contact, self.contact, "user:5"]), posts)
+
+
+class TestRedmineReadme(RedmineCase):
+    def test_a_private_note_of_a_channel_employee_never_reaches_the_chat(self):
+        # README: "Notes of the channel's `employees` reach the chat as them, exactly as written
+        # ...; private notes, other users' notes and the bridge's own never do."
+        self.start()
+        n = self.open_chat("rm-private", "Hello", name="Maria Private", email="maria.private@example.org")["id"]
+        self._api("PUT", "/issues/%d.json" % n, {"issue": {"notes": "internal: check stock", "private_notes": True}},
+                  switch_user="anna")
+        self.employee_note(n, "anna", "It is in stock.")
+        wait_until(lambda: self.replies("rm-private"), POLL_WAIT, message="anna's note did not reach the chat")
+        assert_stays(lambda: len(self.replies("rm-private")) == 1, QUIET,
+                     message=lambda: "chat: %s" % self.replies("rm-private"))
+        self.assertEqual(self.replies("rm-private"), [("It is in stock.", ANNA_AGENT)])
+
+    def test_a_close_the_workflow_forbade_closes_after_the_transition_is_allowed_and_retry(self):
+        # README: "a close that did not happen is a dead letter that names the status (allow the
+        # transition, then `chatra-bridge retry`)."
+        con = sqlite3.connect(self.rm.db)
+        with con:
+            rows = con.execute("SELECT * FROM workflows WHERE new_status_id = ?", (REJECTED,)).fetchall()
+            con.execute("DELETE FROM workflows WHERE new_status_id = ?", (REJECTED,))
+        con.close()
+        self.start(task={"closed_status_id": REJECTED})
+        email = "maria.retry@example.org"
+        n = self.open_chat("rm-retry", "Hello", name="Maria Retry", email=email)["id"]
+        self.post(chat_event("chatTranscript", "rm-retry", [self.first], email=email))
+        wait_until(lambda: self.dead_jobs() == 1, 30, message=lambda: "dead jobs: %s" % self.health())
+        out = self.bridge.run("dead-letters", "--config", self.bridge.config_path)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        [dead] = json.loads(out.stdout)
+        self.assertEqual(dead["kind"], "close")
+        self.assertRegex(dead["error"], r"status\b.*(\b%d\b|Rejected)" % REJECTED)
+        self.assertFalse(self.issue(n)["status"]["is_closed"])
+        con = sqlite3.connect(self.rm.db)
+        with con:
+            con.executemany("INSERT INTO workflows VALUES (%s)" % ",".join("?" * len(rows[0])), rows)
+        con.close()
+        out = self.bridge.run("retry", "--config", self.bridge.config_path, "--id", str(dead["id"]))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        status = wait_until(lambda: (lambda st: st if st["is_closed"] else None)(self.issue(n)["status"]),
+                            POLL_WAIT, message=lambda: "#%d still open: %s" % (n, self.issue(n)["status"]))
+        self.assertEqual(status["id"], REJECTED)
+        self.wait_idle()
+        self.assertEqual(self.dead_jobs(), 0)
+
+    def test_an_issue_made_after_the_visitor_left_in_the_default_status_is_closed_afterwards(self):
+        # README: "An issue made after the visitor left is made in `closed_status_id` at once; when the
+        # workflow does not allow that status for a new issue, Redmine makes it in its default status,
+        # and the bridge closes (and checks) it afterwards."  The packaged workflow allows none.
+        self.start()
+        self.post(chat_event("chatTranscript", "rm-gone", [msg("rm-gone-m1", "Hello"), msg("rm-gone-m2", "Bye")],
+                             email="maria.gone@example.org"))
+        [made] = wait_until(lambda: self.issues(), POLL_WAIT, message="no issue")
+        n = made["id"]
+        status = wait_until(lambda: (lambda st: st if st["is_closed"] else None)(self.issue(n)["status"]),
+                            POLL_WAIT, message=lambda: "#%d still open: %s" % (n, self.issue(n)["status"]))
+        self.assertEqual(status["id"], CLOSED)
+        self.wait_idle()
+        self.assertEqual(self.dead_jobs(), 0)
+        issue = self.issue(n)
+        for text in ("Hello", "Bye"):
+            self.assertIn(text, issue["description"])
+        self.assertEqual([t for _, t in self.notes(n)], [])
+
+    def test_the_descriptions_last_line_is_the_bridges_reference(self):
+        # README: "the description's last line is the bridge's reference, which finds the issue
+        # again after a crash."  Also under the admin's own description, whatever it ends with.
+        self.start(task={"description": "Custom: {{visitor.name}}\n\n-- the shop's footer --\n"})
+        issue = self.open_chat("rm-ref", "Hello", name="Maria Ref", email="maria.ref@example.org")
+        lines = issue["description"].replace("\r\n", "\n").rstrip("\n").split("\n")
+        self.assertEqual(lines[0], "Custom: Maria Ref")
+        self.assertIn("-- the shop's footer --", lines)
+        self.assertRegex(lines[-1], r"^_Chat bridge reference:_ <notextile>[0-9a-f-]{36}</notextile>$")
+
+    def test_a_phone_or_name_given_later_fills_the_custom_fields_again(self):
+        # README: "when the visitor tells a new name, e-mail or phone later, the bridge adds a note
+        # and fills the custom fields again."
+        self.start(task={"custom_fields": [{"id": self.cf, "value": "{{visitor.name}} / {{visitor.phone}}"}]})
+        client = "rm-later"
+        n = self.open_chat(client, "Hello", email="maria.later2@example.org")["id"]
+        cf = lambda: {f["id"]: f.get("value") for f in self.issue(n)["custom_fields"]}.get(self.cf)  # noqa: E731
+        self.say(client, client + "-m2", "my phone", email="maria.later2@example.org", phone="+34 600 999 000")
+        wait_until(lambda: cf() == " / +34 600 999 000", POLL_WAIT, message=lambda: "custom field: %r" % cf())
+        self.say(client, client + "-m3", "my name", email="maria.later2@example.org", phone="+34 600 999 000",
+                 name="Maria Later")
+        wait_until(lambda: cf() == "Maria Later / +34 600 999 000", POLL_WAIT,
+                   message=lambda: "custom field: %r" % cf())
+        self.wait_idle()
+        details = [t for _, t in self.notes(n) if "The visitor's details" in t]
+        self.assertEqual(len(details), 2, self.notes(n))
+        self.assertIn("+34 600 999 000", details[0])
+        self.assertNotIn("Maria Later", details[0])
+        self.assertIn("Maria Later", details[1])
+
+if __name__ == "__main__":
+    unittest.main()
