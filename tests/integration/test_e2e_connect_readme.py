@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from harness import (CHATRA_SHOP_WEBHOOK_SECRET, PLANFIX_WEBHOOK_SECRET, assert_stays, chat_event, msg,  # noqa: E402
                      wait_until)
 from test_e2e_redmine import CLOSED, POLL_WAIT, QUIET, REJECTED, RedmineCase  # noqa: E402
-from test_e2e_replies import ReplyCase  # noqa: E402
+from test_e2e_replies import ReplyCase, planfix_path, raw_post  # noqa: E402
 from e2e import ANNA_AGENT, E2ECase  # noqa: E402
 
 
@@ -35,6 +35,23 @@ class TestConnectPlanfix(ReplyCase):
                           " &LT;3 &amp;check;</p>")
         self.assertEqual(body["text"], "\u2713 Paid: 25$ \u2605\u00bd (ok) <3 &check;")
         self.assertEqual(body["agentId"], ANNA_AGENT)
+
+    def test_the_planfix_body_as_typed_in_its_request_action(self):
+        # README: "`POST https://YOUR-HOST/webhooks/planfix/<tracker.webhook_secret>` with the body
+        # `{"task": "{{Task.Number}}"}`": as typed in the action's body field, on lines of its own,
+        # whatever content type Planfix names.
+        texts = []
+        for i, (ctype, body) in enumerate((("text/plain", '\n  {"task": "%d"}\n'),
+                                           ("application/x-www-form-urlencoded", '\r\n{"task": "%d"}'),
+                                           ("application/json; charset=utf-8", '\t{ "task" : "%d" }\n'))):
+            self.fakes.employee_comment(self.task, owner="user:5", name="Anna", text="reply %d" % i)
+            status, answer = raw_post(self.bridge, planfix_path(), (body % self.task).encode(),
+                                      {"Content-Type": ctype})
+            self.assertEqual((status, answer), (200, '{"ok":true}'), ctype)
+            texts.append("reply %d" % i)
+            self.wait_chatra(count=i + 1)
+            self.wait_idle()
+        self.assertEqual([m["text"] for m in self.chat_messages()], texts)
 
 
 class TestWebhookUrls(E2ECase):
@@ -61,7 +78,6 @@ class TestWebhookUrls(E2ECase):
         # Each channel's own secret opens its own task.
         self.post(ev, channel="help", secret=self.HELP_SECRET)
         self.wait_task(1)
-
 
 class TestHowItWorksPlanfix(ReplyCase):
     def fragment(self, *messages):
