@@ -16,7 +16,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 
 from harness import (CHATRA_SHOP_WEBHOOK_SECRET, PLANFIX_WEBHOOK_SECRET, assert_stays, chat_event, msg,  # noqa: E402
                      wait_until)
-from test_e2e_redmine import CLOSED, POLL_WAIT, QUIET, REJECTED, RedmineCase  # noqa: E402
+from test_e2e_redmine import CLOSED, POLL_WAIT, QUIET, REJECTED  # noqa: E402
+from test_e2e_redmine_faults import ProxiedRedmineCase  # noqa: E402
 from test_e2e_replies import ReplyCase, planfix_path, raw_post  # noqa: E402
 from e2e import ANNA_AGENT, E2ECase  # noqa: E402
 
@@ -102,19 +103,41 @@ class TestHowItWorksPlanfix(ReplyCase):
         self.assertEqual(owners, sorted([self.contact, self.contact, "user:5"]), posts)
 
 
-class TestRedmineReadme(RedmineCase):
+class TestRedmineReadme(ProxiedRedmineCase):
+    def test_a_visitors_note_costs_two_requests(self):
+        # README: "Each note costs two requests (Redmine does not answer the note's id, so the
+        # bridge reads it back ...)", and "once per start, the key's user and the employees' logins
+        # are looked up".  The poll is kept out of the way by a long interval.
+        self.start_proxied(tracker={"poll_interval_s": 3600})
+        email = "maria.cost@example.org"
+        n = self.open_chat("rm-cost", "Hello", name="Maria Cost", email=email)["id"]
+        note = ["PUT /issues/%d.json" % n, "GET /issues/%d.json" % n]
+        for i in (2, 3):
+            self.wait_idle()
+            mark = self.proxy.last_seq()
+            self.say("rm-cost", "rm-cost-m%d" % i, "Question %d" % i, email=email)
+            self.wait_notes(n, i - 1)
+            self.wait_idle()
+            calls = [c.split("?")[0] for c in self.proxy.calls(mark)]
+            if i == 2 and calls[:1] == ["GET /users/current.json"]:
+                self.assertEqual(calls[1:-2], ["GET /users.json"] * len(self.config["employees"]))
+                calls = calls[-2:]
+            self.assertEqual(calls, note)
+
     def test_a_private_note_of_a_channel_employee_never_reaches_the_chat(self):
         # README: "Notes of the channel's `employees` reach the chat as them, exactly as written
         # ...; private notes, other users' notes and the bridge's own never do."
-        self.start()
+        self.start_proxied()
         n = self.open_chat("rm-private", "Hello", name="Maria Private", email="maria.private@example.org")["id"]
         self._api("PUT", "/issues/%d.json" % n, {"issue": {"notes": "internal: check stock", "private_notes": True}},
                   switch_user="anna")
-        self.employee_note(n, "anna", "It is in stock.")
+        # Exactly as written: what looks like an entity is her text too.
+        note = "It is in stock &amp; ready &check; &#x41;"
+        self.employee_note(n, "anna", note)
         wait_until(lambda: self.replies("rm-private"), POLL_WAIT, message="anna's note did not reach the chat")
         assert_stays(lambda: len(self.replies("rm-private")) == 1, QUIET,
                      message=lambda: "chat: %s" % self.replies("rm-private"))
-        self.assertEqual(self.replies("rm-private"), [("It is in stock.", ANNA_AGENT)])
+        self.assertEqual(self.replies("rm-private"), [(note, ANNA_AGENT)])
 
     def test_a_close_the_workflow_forbade_closes_after_the_transition_is_allowed_and_retry(self):
         # README: "a close that did not happen is a dead letter that names the status (allow the
