@@ -189,6 +189,29 @@ class TestRedmineReadme(ProxiedRedmineCase):
             self.assertIn(text, issue["description"])
         self.assertEqual([t for _, t in self.notes(n)], [])
 
+    def test_an_issue_made_closed_whose_answer_was_lost_at_a_crash_is_found_and_closed(self):
+        # README (How it works): "If the bridge dies before the answer is written back, the job first
+        # looks for what it may already have created ... A task found that way is completed by the
+        # close that follows when the visitor has left (also one that was being made completed: the
+        # lost answer cannot say whether it was)."  With Redmine, by the description's reference.
+        self.start_proxied()
+        self.open_chat("rm-warm", "Hello", name="Warm Up", email="warm.up@example.org")   # a used connection
+        self.before = {i["id"] for i in self.all_issues()}
+        rule = self.proxy.lose_answer("POST", r"^/issues\.json$", hold=4)
+        self.post(chat_event("chatTranscript", "rm-crash", [msg("rm-crash-m1", "Hello"), msg("rm-crash-m2", "Bye")],
+                             email="maria.crash@example.org"))
+        wait_until(rule.fired.is_set, POLL_WAIT, message=lambda: "no creation: %s" % self.proxy.calls())
+        self.kill_and_restart()
+        [made] = wait_until(self.issues, POLL_WAIT, message="no issue")
+        n = made["id"]
+        status = wait_until(lambda: (lambda st: st if st["is_closed"] else None)(self.issue(n)["status"]),
+                            POLL_WAIT, message=lambda: "#%d still open: %s" % (n, self.issue(n)["status"]))
+        self.assertEqual(status["id"], CLOSED)
+        self.wait_idle()
+        assert_stays(lambda: len(self.issues()) == 1, QUIET, message=lambda: "more issues: %s" % self.issues())
+        self.assertEqual(len(self.proxy.matching("POST", r"^/issues\.json$")), 2, self.proxy.calls())  # warm-up + 1
+        self.assertEqual(self.dead_jobs(), 0)
+
     def test_the_descriptions_last_line_is_the_bridges_reference(self):
         # README: "the description's last line is the bridge's reference, which finds the issue
         # again after a crash."  Also under the admin's own description, whatever it ends with.
