@@ -131,13 +131,14 @@ class TestRedmineReadme(ProxiedRedmineCase):
         n = self.open_chat("rm-private", "Hello", name="Maria Private", email="maria.private@example.org")["id"]
         self._api("PUT", "/issues/%d.json" % n, {"issue": {"notes": "internal: check stock", "private_notes": True}},
                   switch_user="anna")
-        # Exactly as written: what looks like an entity is her text too.
-        note = "It is in stock &amp; ready &check; &#x41;"
-        self.employee_note(n, "anna", note)
+        # "exactly as written (spaces and blank lines included, only the note's ends trimmed ...)":
+        # what looks like an entity is her text too.
+        note = "It is in stock &amp; ready\n\n\t  &check; &#x41;  "
+        self.employee_note(n, "anna", "\n" + note + "\n")
         wait_until(lambda: self.replies("rm-private"), POLL_WAIT, message="anna's note did not reach the chat")
         assert_stays(lambda: len(self.replies("rm-private")) == 1, QUIET,
                      message=lambda: "chat: %s" % self.replies("rm-private"))
-        self.assertEqual(self.replies("rm-private"), [(note, ANNA_AGENT)])
+        self.assertEqual(self.replies("rm-private"), [(note.strip(), ANNA_AGENT)])
 
     def test_a_close_the_workflow_forbade_closes_after_the_transition_is_allowed_and_retry(self):
         # README: "a close that did not happen is a dead letter that names the status (allow the
