@@ -14,7 +14,7 @@ import unittest
 # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
-from harness import (CHATRA_SHOP_WEBHOOK_SECRET, PLANFIX_WEBHOOK_SECRET, assert_stays, chat_event, msg,  # noqa: E402
+from harness import (ANNA, CHATRA_SHOP_WEBHOOK_SECRET, PLANFIX_WEBHOOK_SECRET, assert_stays, chat_event, msg,  # noqa: E402
                      wait_until)
 from test_e2e_redmine import CLOSED, POLL_WAIT, QUIET, REJECTED  # noqa: E402
 from test_e2e_redmine_faults import ProxiedRedmineCase  # noqa: E402
@@ -79,6 +79,40 @@ class TestWebhookUrls(E2ECase):
         # Each channel's own secret opens its own task.
         self.post(ev, channel="help", secret=self.HELP_SECRET)
         self.wait_task(1)
+    def check_config(self, tracker, users):
+        self.bridge.config = self.config = dict(self.config, tracker=dict(self.config["tracker"], **tracker))
+        self.config["employees"] = [dict(ANNA, tracker_user=u, email="e%d@example.com" % i)
+                                    for i, u in enumerate(users)]
+        self.config["channels"][0]["employees"] = []
+        self.bridge.env["REDMINE_API_KEY"] = "rm-key-0123456789abcdef"
+        return self.bridge.run("check-config", "--config", self.bridge.write_config())
+
+    def test_an_employees_tracker_user_is_checked_in_the_trackers_form(self):
+        # README: "`tracker_user` (Planfix `"user:5"`, Redmine the login ...)", and: Redmine writes
+        # "an agent's message typed in Chatra as that employee (`X-Redmine-Switch-User` with the
+        # employee's login in `tracker_user` ...)".  A value of another form would never match a
+        # comment's author: check-config names it.
+        r = self.check_config({}, ["user:5", "5", "anna", "user:"])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        for i, u in ((1, "5"), (2, "anna"), (3, "user:")):
+            self.assertIn('employees[%d].tracker_user: "%s" is not a Planfix user id such as "user:5"' % (i, u),
+                          r.stderr)
+        self.assertNotIn("employees[0]", r.stderr)
+        redmine = {"kind": "redmine", "url": "http://127.0.0.1:9", "api_key": "env:REDMINE_API_KEY",
+                   "project": "chats", "closed_status_id": 5, "token": None, "webhook_secret": None}
+        redmine = {k: v for k, v in redmine.items() if v is not None}
+        self.config["tracker"] = {}
+        self.config["channels"][0].pop("contact")
+        self.config["channels"][0]["task"] = {}
+        r = self.check_config(redmine, ["anna", "a.smith-2@shop_1", "user:5", "anna smith", "x" * 61])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        for i, u in ((2, "user:5"), (3, "anna smith"), (4, "x" * 61)):
+            self.assertIn('employees[%d].tracker_user: "%s" is not a Redmine login' % (i, u), r.stderr)
+        self.assertNotIn("employees[0]", r.stderr)
+        self.assertNotIn("employees[1]", r.stderr)
+        r = self.check_config(redmine, ["anna", "a.smith-2@shop_1"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
 
 class TestHowItWorksPlanfix(ReplyCase):
     def fragment(self, *messages):
