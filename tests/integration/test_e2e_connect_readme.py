@@ -32,9 +32,10 @@ class TestConnectPlanfix(ReplyCase):
     def test_every_html_entity_reaches_the_chat_as_its_character(self):
         # README: "A reply reaches the chat as plain text that keeps what the employee wrote: ...
         # and every HTML entity as its character".  HTML5's names too, not only HTML 4's.
+        # And the legacy ones a browser reads without their ';'.
         body = self.reply("<p>&check; Paid&colon; 25&dollar; &bigstar;&half; &lpar;ok&rpar;"
-                          " &LT;3 &amp;check;</p>")
-        self.assertEqual(body["text"], "\u2713 Paid: 25$ \u2605\u00bd (ok) <3 &check;")
+                          " &LT;3 &amp;check; &copy 2026 Shop</p>")
+        self.assertEqual(body["text"], "\u2713 Paid: 25$ \u2605\u00bd (ok) <3 &check; \u00a9 2026 Shop")
         self.assertEqual(body["agentId"], ANNA_AGENT)
 
     def test_the_planfix_body_as_typed_in_its_request_action(self):

@@ -167,6 +167,10 @@ test_entities(void **state)
     expect_text("<a href=\"https&colon;//shop.example/?a=1&amp;b=2\">shop</a>", "shop (https://shop.example/?a=1&b=2)");
     /* Read once, left to right: an escaped ampersand before a name stays text. */
     expect_text("&amp;check; &amp;amp; &check", "&check; &amp; &check");
+    /* HTML5's legacy names without their ';', as a browser reads them, unless a letter, digit or '=' follows. */
+    expect_text("&copy 2024 AT&amp T a &lt b, c&gt", "\xc2\xa9 2024 AT& T a < b, c>");
+    expect_text("&copy2 &notit &ampx R&D", "&copy2 &notit &ampx R&D");
+    expect_text("<a href=\"https://shop.example/?a=1&copy=2&lt\">shop</a>", "shop (https://shop.example/?a=1&copy=2<)");
     /* What is not an entity stays as written (a broken numeric one is libxml2's to mend). */
     expect_text("&unknown; & AT&T &", "&unknown; & AT&T &");
     expect_text("&#xZZ;", "ZZ;");
