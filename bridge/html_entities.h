@@ -11,7 +11,8 @@
 
 /*
  * Appends the n bytes of html to out, each named character reference of
- * HTML5's list ("&check;", "&NewLine;", "&amp;") written as the numeric
+ * HTML5's list ("&check;", "&NewLine;", "&amp;", and a legacy one without its
+ * ';' as html_entities.c says: "&copy 2024") written as the numeric
  * references of its code points ("&#x2713;"): the same text for an HTML
  * parser, which needs to know no name.  Everything else is copied as it is.
  * Returns 0, or BR_ELIMIT when out reached its maximum.
