@@ -74,6 +74,10 @@ class TestWebhookUrls(E2ECase):
         self.assertEqual(self.bridge.post_chatra(ev, channel="helpdesk", secret=self.HELP_SECRET)[0], 404)
         self.assertEqual(self.bridge.post_planfix(1, secret=CHATRA_SHOP_WEBHOOK_SECRET)[0], 401)
         self.assertEqual(self.bridge.post_planfix(1, secret=self.HELP_SECRET)[0], 401)
+        # README (How it works): "Chatra webhook -> check secret -> parse once ...": the secret first.
+        self.assertEqual(self.bridge.post_chatra("{not json", channel="shop", secret=self.HELP_SECRET)[0], 401)
+        self.assertEqual(self.bridge.post_chatra("{not json", channel="helpdesk", secret=self.HELP_SECRET)[0], 404)
+        self.assertEqual(self.bridge.post_chatra("{not json", channel="help", secret=self.HELP_SECRET)[0], 400)
         self.assert_quiet()
         self.assertEqual(self.pf_calls(), [])
         self.assertEqual(self.health()["engine"]["inbox_pending"], 0)
