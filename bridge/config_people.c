@@ -106,6 +106,11 @@ br_conf_load_employees(struct br_conf_loader *L, json_t *arr)
             char *p = br_conf_path(base, "tracker_user");
             PROBLEM(L, p, "must not be empty (leave it out to find the tracker user by e-mail)");
             free(p);
+        } else if (emp->tracker_user && c->tracker && c->tracker->user_problem &&
+                   c->tracker->user_problem(emp->tracker_user)) {
+            char *p = br_conf_path(base, "tracker_user");
+            PROBLEM(L, p, "\"%s\" is not %s", emp->tracker_user, c->tracker->user_problem(emp->tracker_user));
+            free(p);
         }
         if (emp->email && strchr(emp->email, '@') == NULL) {
             char *p = br_conf_path(base, "email");

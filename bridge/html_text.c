@@ -6,7 +6,8 @@
  *
  *  - Text: runs of spaces, tabs and newlines are one space, as in a
  *    browser; inside <pre> the text is kept as it is.  U+00A0 (&nbsp;) is a
- *    plain space.  Every entity libxml2 knows is decoded; control bytes are
+ *    plain space.  Every HTML5 entity is decoded (libxml2 knows HTML 4's:
+ *    html_entities.c writes the others as numeric ones); control bytes are
  *    dropped and invalid UTF-8 becomes U+FFFD.
  *  - Lines: <br> is a line break.  <p>, <h1>-<h6>, <blockquote>, <pre>,
  *    <hr> are paragraphs: a blank line around them.  <div>, <li>, <tr>
@@ -37,6 +38,7 @@
 #include "html_text.h"
 
 #include "br.h"
+#include "html_entities.h"
 #include "templates/tpl.h"
 
 #include <libxml/HTMLparser.h>
@@ -762,9 +764,9 @@ br_html_to_text(const char *html)
     struct out *o = br_calloc(1, sizeof(*o));
     size_t n;
     bool cut;
-    size_t plen = strlen(PREFIX);
+    struct br_buf src;
     htmlDocPtr doc;
-    char *src, *text;
+    char *text;
 
     /* A byte order mark is no part of the text (after PREFIX, libxml2 would keep it). */
     if (html != NULL && strncmp(html, "\xef\xbb\xbf", 3) == 0)
@@ -783,17 +785,17 @@ br_html_to_text(const char *html)
         if (lt != NULL && (gt == NULL || gt < lt) && n - (size_t)(lt - html) <= MAX_CUT_TAG)
             n = (size_t)(lt - html);
     }
-    src = br_malloc(plen + n + 1);
-    memcpy(src, PREFIX, plen);
+    /* At most 1 MiB in, and a name never grows past twice its length: within the default maximum. */
+    br_buf_init(&src, 0);
+    br_buf_puts(&src, PREFIX);
     if (n > 0)
-        memcpy(src + plen, html, n);
-    src[plen + n] = '\0';
+        br_html_entities_numeric(&src, html, n);
     br_buf_init(&o->b, BR_HTML_TEXT_MAX_OUTPUT + sizeof(ELLIPSIS));
-    doc = htmlReadMemory(src, (int)(plen + n), NULL, "UTF-8", PARSE_OPTIONS);
+    doc = htmlReadMemory(src.data, (int)src.len, NULL, "UTF-8", PARSE_OPTIONS);
     if (doc != NULL)
         walk(o, (xmlNode *)doc);
     xmlFreeDoc(doc);
-    free(src);
+    br_buf_dispose(&src);
     text = finish(o, cut);
     br_buf_dispose(&o->b);
     free(o);

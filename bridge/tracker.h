@@ -295,6 +295,8 @@ struct br_tracker_kind {
     bool polled_only;                 /* replies arrive by polling alone: the poll cannot be off */
     bool task_templates;              /* channels[].task.template_id */
     bool numeric_watchers;            /* watchers are numeric user ids ("7" or "user:7") */
+    /* NULL when user is an employees[].tracker_user of this tracker, else what one is ("a Planfix user id ..."). */
+    const char *(*user_problem)(const char *user);
     /*
      * Reads the kind's own keys of the tracker section (credentials, a
      * project) into the config and refuses another kind's, reporting

@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,21 @@ task_number(const char *in, char out[MAX_TASK_DIGITS + 1])
     if (n == 0 || *p != '\0' || strspn(out, "0") == n)
         return -1;
     return 0;
+}
+
+/*
+ * A JSON object, whatever the content type says: Planfix's request action
+ * sends its body field as typed, perhaps on lines of its own or as a form.
+ */
+static bool
+looks_like_json(const struct br_http_request *req)
+{
+    size_t i;
+
+    if (strstr(req->content_type, "json"))
+        return true;
+    i = strspn(req->body, " \t\r\n");
+    return i < req->body_len && req->body[i] == '{';
 }
 
 void
@@ -70,7 +86,7 @@ br_handle_planfix_webhook(struct br_handler_ctx *h, const struct br_http_request
         }
         return;
     }
-    if (req->body_len > 0 && (strstr(req->content_type, "json") || req->body[0] == '{')) {
+    if (req->body_len > 0 && looks_like_json(req)) {
         json_error_t je;
         json_t *o = json_loadb(req->body, req->body_len, 0, &je);
         json_t *v = json_object_get(o, "task");

@@ -498,6 +498,17 @@ pf_task_url(const struct br_config *cfg, const char *task_id)
     return br_asprintf("%.*s/task/%s", (int)n, url, task_id);
 }
 
+/* employees[].tracker_user: Planfix names its users "user:5" (comments' owners are compared with it). */
+static const char *
+pf_user_problem(const char *user)
+{
+    const char *id = strncmp(user, "user:", 5) == 0 ? user + 5 : "";
+
+    if (*id != '\0' && strspn(id, "0123456789") == strlen(id))
+        return NULL;
+    return "a Planfix user id such as \"user:5\"";
+}
+
 const struct br_tracker_kind br_planfix_kind = {
     .name = "planfix",
     .label = "Planfix",
@@ -511,6 +522,7 @@ const struct br_tracker_kind br_planfix_kind = {
     .task_templates = true,
     .keys = pf_keys,
     .load = pf_load,
+    .user_problem = pf_user_problem,
     .create = pf_new,
     .task_url = pf_task_url,
 };

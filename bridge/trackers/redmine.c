@@ -653,6 +653,18 @@ rm_task_url(const struct br_config *cfg, const char *task_id)
     return br_asprintf("%s/issues/%s", cfg->tracker_url, task_id);
 }
 
+/* employees[].tracker_user: a login as Redmine allows one (X-Redmine-Switch-User names it). */
+static const char *
+rm_user_problem(const char *user)
+{
+    static const char login_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-@.";
+    size_t n = strlen(user);
+
+    if (n <= 60 && strspn(user, login_chars) == n)
+        return NULL;
+    return "a Redmine login (at most 60 letters, digits and _ - @ .)";
+}
+
 const struct br_tracker_kind br_redmine_kind = {
     .name = "redmine",
     .label = "Redmine",
@@ -667,6 +679,7 @@ const struct br_tracker_kind br_redmine_kind = {
     .ops = &redmine_ops,
     .keys = rm_keys,
     .load = rm_load,
+    .user_problem = rm_user_problem,
     .create = rm_new,
     .task_url = rm_task_url,
 };

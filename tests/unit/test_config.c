@@ -837,7 +837,7 @@ test_all_problems_at_once(void **state)
               "              'token': 'env:PLANFIX_TOKEN', 'webhook_secret': 'env:BRT_SHORT',\n"
               "              'requests_per_second': 0, 'daily_quota': -1},\n"
               "  'employees': [{'name': 'Anna', 'email': 'anna.example.com', 'tracker_user': 'user:5'},\n"
-              "                {'name': 'Bob', 'email': 'bob@example.com'}],\n"
+              "                {'name': 'Bob', 'email': 'bob@example.com', 'tracker_user': '7'}],\n"
               "  'channels': [\n"
               "    {'name': 'shop', 'webhook_secret': 'env:CHATRA_SHOP_WEBHOOK_SECRET',\n"
               "     'chatra': {'public_key': 'env:CHATRA_SHOP_PUBLIC_KEY', 'secret_key': 'env:CHATRA_SHOP_SECRET_KEY'},\n"
@@ -862,6 +862,7 @@ test_all_problems_at_once(void **state)
     expect_problem(f, "tracker.requests_per_second: must be between 0.01 and 1000");
     expect_problem(f, "tracker.daily_quota: must be between 0 and 10000000");
     expect_problem(f, "employees[0].email: is not an e-mail address");
+    expect_problem(f, "employees[1].tracker_user: \"7\" is not a Planfix user id such as \"user:5\"");
     expect_problem(f, "channels[0].employees[0]: \"nobody@example.com\" is not in the top-level employees list");
     expect_problem(f, "channels[0].watchers[1]: must be a tracker user id such as \"user:7\"");
     expect_problem(f, "channels[0].send_as_employee: must be true or false");
@@ -871,9 +872,9 @@ test_all_problems_at_once(void **state)
                       "tracker.closed_status_id sets it for every channel)");
     expect_problem(f, "channels[0].task.title:1:4: unknown template variable \"visitor.nmae\"");
     expect_problem(f, "channels[1].name: \"shop\" is already used by channels[0]");
-    if (f->diag.n != 17) {
+    if (f->diag.n != 18) {
         dump_diag(&f->diag);
-        fail_msg("want exactly 17 problems, got %zu", f->diag.n);
+        fail_msg("want exactly 18 problems, got %zu", f->diag.n);
     }
     expect_no_secret_in_diag(f, extra);
     unsetenv("BRT_SHORT");
