@@ -1,0 +1,248 @@
+"""The README's "Install" and "Backups", claim by claim, where test_install.py, test_package.py
+and test_e2e_backup.py leave a variation open: the backup of a stopped (crashed) bridge, a full
+disk, a config with nothing but store.path, the service's user (not root), an admin's secrets
+file kept by a second install, and the package's removal and purge."""
+
+import json
+import os
+import resource
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+
+# The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+
+from harness import SOURCE_DIR, TEST_ENV, chat_event, msg  # noqa: E402
+from e2e import E2ECase  # noqa: E402
+from install import cmake_install, need  # noqa: E402
+
+NOBODY = 65534
+
+
+def open_ro(path):
+    return sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+
+
+def clients(path):
+    con = open_ro(path)
+    try:
+        return sorted(c for (c,) in con.execute("SELECT client_id FROM conv_clients"))
+    finally:
+        con.close()
+
+
+def bare_env():
+    """No secrets at all: the store commands need none."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+class TestBackupReadme(E2ECase):
+    def store(self):
+        return os.path.join(self.bridge.tmpdir, "bridge.db")
+
+    def bare(self, *args, cwd=None, preexec_fn=None):
+        return subprocess.run([self.bridge.binary] + list(args), cwd=cwd or self.bridge.tmpdir, env=bare_env(),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                              preexec_fn=preexec_fn)
+
+    def three_chats(self):
+        self.start_bridge()
+        for i in range(3):
+            self.post(chat_event("chatStarted", "bk-%d" % i, [msg("bk-%d-m1" % i, "Hello %d" % i)]))
+        self.wait_idle()
+
+    def test_backup_of_a_bridge_that_was_killed(self):
+        # "backup copies the store with SQLite's online backup API while the bridge runs" ... "Copying
+        # bridge.db with cp is not a backup: ... the latest commits live in bridge.db-wal": with the
+        # bridge stopped by a crash, the -wal is still there, and the backup has its commits.
+        self.three_chats()
+        self.assertEqual(self.bridge.kill(signal.SIGKILL), -signal.SIGKILL)
+        self.assertTrue(os.path.exists(self.store() + "-wal"))
+        d = os.path.join(self.bridge.tmpdir, "backups")
+        os.mkdir(d)
+        to = os.path.join(d, "bridge-1.db")
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # "readable by its owner only, and is one file that the bridge opens as its store"
+        self.assertEqual(os.listdir(d), ["bridge-1.db"])
+        self.assertEqual(stat.S_IMODE(os.stat(to).st_mode), 0o600)
+        self.assertEqual(clients(to), ["bk-0", "bk-1", "bk-2"])
+        # "To restore: stop the bridge; move the store and the -wal and -shm files beside it out of
+        # the way; copy the backup to store.path; start the bridge."
+        old = os.path.join(self.bridge.tmpdir, "old")
+        os.mkdir(old)
+        for name in os.listdir(self.bridge.tmpdir):
+            if name.startswith("bridge.db"):
+                os.rename(os.path.join(self.bridge.tmpdir, name), os.path.join(old, name))
+        shutil.copyfile(to, self.store())
+        self.bridge.start()
+        task, _ = self.open_chat("bk-after")
+        self.assertTrue(task)
+        self.assertEqual(clients(self.store()), ["bk-0", "bk-1", "bk-2", "bk-after"])
+
+    def test_a_full_disk_leaves_nothing_behind(self):
+        # "When it cannot write (PATH exists, its directory is missing or not writable, the disk is
+        # full), it says why, exits 1 and leaves nothing behind."  The disk fills at 40 kB (the
+        # limit of the file size a process may write): the store is larger.
+        self.three_chats()
+        con = open_ro(self.store())
+        try:
+            self.assertGreater(con.execute("PRAGMA page_count").fetchone()[0] * 4096, 64 * 1024)
+        finally:
+            con.close()
+        d = os.path.join(self.bridge.tmpdir, "small-disk")
+        os.mkdir(d)
+        to = os.path.join(d, "bridge-1.db")
+
+        def small_disk():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (40000, 40000))
+
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to, preexec_fn=small_disk)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        # Why: the system's reason, not only SQLite's "disk I/O error".
+        self.assertIn("backup: copying the store failed: ", r.stderr)
+        self.assertIn("(File too large)", r.stderr)
+        self.assertIn("no backup written", r.stderr)
+        self.assertEqual(os.listdir(d), [])
+        # The bridge went on, and a backup with room is written.
+        self.assertTrue(self.bridge.running)
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(clients(to), ["bk-0", "bk-1", "bk-2"])
+
+    def test_it_needs_only_store_path(self):
+        # "Like the other store commands it needs only store.path."  A config of that alone, its
+        # path relative to the config file (Configure: "relative to the config file"), and the
+        # command run from elsewhere, with PATH relative to where it runs.
+        self.three_chats()
+        only = os.path.join(self.bridge.tmpdir, "only-store.json")
+        with open(only, "w") as f:
+            json.dump({"store": {"path": "bridge.db"}}, f)
+        elsewhere = os.path.join(self.bridge.tmpdir, "elsewhere")
+        os.mkdir(elsewhere)
+        r = self.bare("backup", "--config", only, "--to", "copy.db", cwd=elsewhere)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.listdir(elsewhere), ["copy.db"])
+        self.assertEqual(clients(os.path.join(elsewhere, "copy.db")), ["bk-0", "bk-1", "bk-2"])
+        # The service's config names its secrets as file: values too, which the user running the
+        # store commands may not read ("they need no secrets").
+        full = dict(self.config)
+        full["tracker"] = dict(full["tracker"], token="file:/nonexistent/planfix-token")
+        full["store"] = {"path": self.store()}
+        with open(only, "w") as f:
+            json.dump(full, f)
+        r = self.bare("backup", "--config", only, "--to", os.path.join(elsewhere, "copy-2.db"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.bare("dead-letters", "--config", only)
+        self.assertEqual((r.returncode, json.loads(r.stdout)), (0, []), r.stderr)
+
+    def as_nobody(self):
+        """Runs a command as the service's user would: not root (NOBODY here)."""
+        setpriv = need("setpriv")
+        return lambda *args, cwd=None: subprocess.run(
+            [setpriv, "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", self.bridge.binary]
+            + list(args), cwd=cwd or "/", env=bare_env(), stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=60)
+
+    def test_as_the_services_user(self):
+        # "Run the store commands as that user, so that the database's files keep their owner:
+        # sudo -u chatra-bridge chatra-bridge dead-letters (they need no secrets)", and the backup's
+        # "its directory is ... not writable": the service's user is not root.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run as another user")
+        self.three_chats()
+        self.bridge.stop()
+        state = os.path.join(self.bridge.tmpdir, "state")
+        os.mkdir(state, 0o750)
+        for name in os.listdir(self.bridge.tmpdir):
+            if name.startswith("bridge.db"):
+                os.rename(os.path.join(self.bridge.tmpdir, name), os.path.join(state, name))
+        for p in [state] + [os.path.join(state, n) for n in os.listdir(state)]:
+            os.chown(p, NOBODY, NOBODY)
+        os.chmod(self.bridge.tmpdir, 0o755)
+        self.config["store"]["path"] = os.path.join(state, "bridge.db")
+        self.bridge.write_config()
+        os.chmod(self.bridge.config_path, 0o644)
+        run = self.as_nobody()
+        r = run("dead-letters", "--config", self.bridge.config_path)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "[]"), r.stderr)
+        for name in os.listdir(state):
+            self.assertEqual(os.stat(os.path.join(state, name)).st_uid, NOBODY, name)
+        # A directory the user may not write in: said, exit 1, nothing left.
+        locked = os.path.join(self.bridge.tmpdir, "root-only")
+        os.mkdir(locked, 0o755)
+        to = os.path.join(locked, "b.db")
+        r = run("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("backup: cannot create a file beside %s: Permission denied" % to, r.stderr)
+        self.assertIn("no backup written", r.stderr)
+        self.assertEqual(os.listdir(locked), [])
+        # Its own directory: the copy is its, readable by it only.
+        to = os.path.join(state, "backup-1.db")
+        r = run("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = os.stat(to)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (NOBODY, 0o600))
+        self.assertEqual(clients(to), ["bk-0", "bk-1", "bk-2"])
+        for name in os.listdir(state):
+            self.assertEqual(os.stat(os.path.join(state, name)).st_uid, NOBODY, name)
+
+
+class TestInstallReadme(unittest.TestCase):
+    def test_a_second_install_keeps_the_admins_secrets(self):
+        # "Your config and secrets are never overwritten: cmake --install keeps an existing
+        # bridge.json and env".
+        root = tempfile.mkdtemp(prefix="br-install-env-")
+        self.addCleanup(shutil.rmtree, root, True)
+        prefix = os.path.join(root, "p")
+        cmake_install(prefix)
+        env = os.path.join(prefix, "etc/chatra-bridge/env")
+        with open(env, "w") as f:
+            f.write("PLANFIX_TOKEN=%s\n" % TEST_ENV["PLANFIX_TOKEN"])
+        os.chmod(env, 0o600)
+        out = cmake_install(prefix)
+        self.assertIn("Kept: %s (yours)" % env, out)
+        with open(env) as f:
+            self.assertEqual(f.read(), "PLANFIX_TOKEN=%s\n" % TEST_ENV["PLANFIX_TOKEN"])
+        self.assertEqual(stat.S_IMODE(os.stat(env).st_mode), 0o600)
+
+    def maintainer_script(self, script, *args):
+        """A maintainer script of packaging/debian with every command it may call stubbed:
+        returns the calls."""
+        stubs = tempfile.mkdtemp(prefix="br-stubs-")
+        self.addCleanup(shutil.rmtree, stubs, True)
+        log = os.path.join(stubs, "calls")
+        for name in ("adduser", "deluser", "userdel", "systemctl", "getent", "rm", "deb-systemd-helper"):
+            with open(os.path.join(stubs, name), "w") as f:
+                f.write('#!/bin/sh\necho "%s $*" >> %s\n' % (name, log))
+            os.chmod(os.path.join(stubs, name), 0o755)
+        r = subprocess.run(["/bin/sh", os.path.join(SOURCE_DIR, "packaging/debian", script)] + list(args),
+                           env={"PATH": stubs}, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        if not os.path.exists(log):
+            return []
+        with open(log) as f:
+            return f.read().splitlines()
+
+    def test_removal_stops_and_disables_a_purge_keeps_data_and_user(self):
+        # "Removing the package stops and disables the service; a purge removes the config but
+        # keeps the database and the chatra-bridge user."
+        calls = self.maintainer_script("prerm", "remove")
+        self.assertIn("systemctl --no-reload disable chatra-bridge.service", calls)
+        if os.path.isdir("/run/systemd/system"):
+            self.assertIn("systemctl stop chatra-bridge.service", calls)
+        for step in ("remove", "purge"):
+            calls = self.maintainer_script("postrm", step)
+            self.assertEqual([c for c in calls if not c.startswith("systemctl daemon-reload")], [], step)
+
+
+if __name__ == "__main__":
+    unittest.main()
