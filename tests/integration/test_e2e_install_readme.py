@@ -18,9 +18,10 @@ import unittest
 # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
-from harness import SOURCE_DIR, TEST_ENV, chat_event, msg  # noqa: E402
+from harness import SOURCE_DIR, TEST_ENV, chat_event, msg, wait_until  # noqa: E402
 from e2e import E2ECase  # noqa: E402
-from install import cmake_install, need  # noqa: E402
+from install import cmake_install, need, need_build_dir, unit_settings  # noqa: E402
+from small_disk import SmallDisk  # noqa: E402
 
 NOBODY = 65534
 
@@ -117,6 +118,73 @@ class TestBackupReadme(E2ECase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(clients(to), ["bk-0", "bk-1", "bk-2"])
 
+    def test_a_full_disk_for_real(self):
+        # The same on a disk that is full indeed: SQLite's "database or disk is full".
+        self.three_chats()
+        disk = SmallDisk(size="4m")
+        self.addCleanup(disk.unmount)
+        disk.fill(leave=16 * 1024)
+        to = os.path.join(disk.path, "bridge-1.db")
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("backup: copying the store failed: database or disk is full", r.stderr)
+        self.assertIn("no backup written", r.stderr)
+        self.assertEqual(os.listdir(disk.path), ["filler"])
+        disk.free()
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(clients(to), ["bk-0", "bk-1", "bk-2"])
+
+    def test_a_restored_job_looks_before_it_writes(self):
+        # "It carries on from the moment of the backup: ... a tracker write the bridge made since then
+        # may be made again (jobs that were waiting in the copy look in the tracker before they
+        # write, as after a crash)."  A comment waits for Planfix (its answers fail) while the backup
+        # is taken; the bridge then posts it; the restored copy's job finds it and posts nothing.
+        self.start_bridge()
+        task, _ = self.open_chat("bk-wait")
+        self.wait_idle()
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/$" % task, "action": "status",
+                                       "status": 503, "times": 1000}])
+        self.post(chat_event("chatFragment", "bk-wait", [msg("bk-wait-m2", "Still there?")]))
+        self.wait_comment_posts(task, 1)
+        to = os.path.join(self.bridge.tmpdir, "bridge-1.db")
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.fakes.clear_faults("planfix")
+
+        def posted():
+            return [c for c in self.fakes.planfix_comments(task) if "Still there?" in c["description"]]
+
+        wait_until(posted, 30)
+        self.wait_idle(30)
+        self.assertEqual(self.bridge.stop(), 0)
+        for name in os.listdir(self.bridge.tmpdir):
+            if name.startswith("bridge.db"):
+                os.remove(os.path.join(self.bridge.tmpdir, name))
+        shutil.copyfile(to, self.store())
+        self.fakes.clear_requests()
+        self.bridge.start()
+        # It looks (the task's comments listed), finds its comment, and writes nothing.
+        self.wait_pf("/task/%d/comments/list" % task)
+        self.wait_idle(30)
+        self.assertEqual(self.comment_posts(task), [])
+        self.assertEqual(len(posted()), 1)
+
+    def test_its_exit_codes(self):
+        # "it says why, exits 1 and leaves nothing behind (without --to it exits 2)"; its help says
+        # the same.
+        r = self.bare("backup", "--config", self.bridge.write_config())
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("backup needs --to PATH", r.stderr)
+        r = self.bare("help", "backup")
+        self.assertIn("Exit status: 0 written, 1 failed (nothing written at PATH), 2 no --to,\n"
+                      "or the config's store section is wrong.", r.stdout)
+        with open(self.bridge.config_path, "w") as f:
+            json.dump({"store": {"path": 5}}, f)
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", "b.db")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("store.path", r.stderr)
+
     def test_it_needs_only_store_path(self):
         # "Like the other store commands it needs only store.path."  A config of that alone, its
         # path relative to the config file (Configure: "relative to the config file"), and the
@@ -212,6 +280,55 @@ class TestInstallReadme(unittest.TestCase):
         with open(env) as f:
             self.assertEqual(f.read(), "PLANFIX_TOKEN=%s\n" % TEST_ENV["PLANFIX_TOKEN"])
         self.assertEqual(stat.S_IMODE(os.stat(env).st_mode), 0o600)
+
+    def test_prefix_usr_puts_config_and_unit_where_the_package_does(self):
+        # "With --prefix /usr, cmake --install puts the config and the unit where the package does
+        # (/etc/chatra-bridge/, /lib/systemd/system/), not under /usr."  Into a DESTDIR, with the
+        # unit naming the paths without it.
+        root = tempfile.mkdtemp(prefix="br-install-usr-")
+        self.addCleanup(shutil.rmtree, root, True)
+        r = subprocess.run([need("cmake"), "--install", need_build_dir(), "--prefix", "/usr"],
+                           env=dict(os.environ, DESTDIR=root), stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for path in ["usr/bin/chatra-bridge", "etc/chatra-bridge/bridge.json", "etc/chatra-bridge/env",
+                     "lib/systemd/system/chatra-bridge.service", "usr/share/chatra-bridge/templates/en"]:
+            self.assertTrue(os.path.exists(os.path.join(root, path)), path)
+        self.assertFalse(os.path.exists(os.path.join(root, "usr/etc")))
+        u = unit_settings(os.path.join(root, "lib/systemd/system/chatra-bridge.service"))
+        self.assertEqual(u["Service.ExecStart"], ["/usr/bin/chatra-bridge run --config /etc/chatra-bridge/bridge.json"])
+        self.assertEqual(u["Service.EnvironmentFile"], ["-/etc/chatra-bridge/env"])
+
+    def test_the_check_of_step_3(self):
+        # "Put the secrets its env: values name in /etc/chatra-bridge/env, one NAME=value a line" ...
+        # "Check: sh -ac '. /etc/chatra-bridge/env; exec chatra-bridge check-config'", with
+        # "--config P/etc/chatra-bridge/bridge.json" after cmake --install.
+        root = tempfile.mkdtemp(prefix="br-install-check-")
+        self.addCleanup(shutil.rmtree, root, True)
+        prefix = os.path.join(root, "p")
+        cmake_install(prefix)
+        etc = os.path.join(prefix, "etc/chatra-bridge")
+        env = bare_env()
+        env["PATH"] = os.path.join(prefix, "bin") + ":" + env["PATH"]
+
+        def check():
+            return subprocess.run(["sh", "-ac", ". %s/env; exec chatra-bridge check-config --config %s/bridge.json"
+                                   % (etc, etc)], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=30)
+
+        # As installed (every secret commented out): each missing one is named.
+        r = check()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        for name in TEST_ENV:
+            self.assertIn(name, r.stdout + r.stderr)
+        with open(os.path.join(etc, "env"), "a") as f:
+            for name, value in TEST_ENV.items():
+                f.write("%s=%s\n" % (name, value))
+        r = check()
+        self.assertEqual((r.returncode, r.stdout.strip().splitlines()[-1]), (0, "%s/bridge.json: OK" % etc),
+                         r.stdout + r.stderr)
+        for value in TEST_ENV.values():
+            self.assertNotIn(value, r.stdout + r.stderr)
 
     def maintainer_script(self, script, *args):
         """A maintainer script of packaging/debian with every command it may call stubbed:
