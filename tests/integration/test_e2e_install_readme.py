@@ -47,6 +47,9 @@ class TestBackupReadme(E2ECase):
     def store(self):
         return os.path.join(self.bridge.tmpdir, "bridge.db")
 
+    def tracker(self):
+        return [u for u in self.health()["engine"]["upstreams"] if u["name"] == "tracker"][0]
+
     def bare(self, *args, cwd=None, preexec_fn=None):
         return subprocess.run([self.bridge.binary] + list(args), cwd=cwd or self.bridge.tmpdir, env=bare_env(),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
@@ -169,6 +172,81 @@ class TestBackupReadme(E2ECase):
         self.wait_idle(30)
         self.assertEqual(self.comment_posts(task), [])
         self.assertEqual(len(posted()), 1)
+
+    def test_a_restored_job_that_never_ran_looks_too(self):
+        # The same for a job that waited without an attempt (a refused key pauses the tracker:
+        # "its jobs wait, with no attempt counted"): it has nothing to look for by itself, the
+        # backup marks it so that it looks.
+        self.start_bridge()
+        task, _ = self.open_chat("bk-key")
+        self.wait_idle()
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/$" % task, "action": "status",
+                                       "status": 401}])
+        self.post(chat_event("chatFragment", "bk-key", [msg("bk-key-m2", "Anyone?")]))
+        self.wait_comment_posts(task, 1)
+        wait_until(lambda: self.tracker()["state"] == "paused", 10, message=lambda: str(self.tracker()))
+        to = os.path.join(self.bridge.tmpdir, "bridge-1.db")
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The key put right: a reload tries again at once.
+        os.kill(self.bridge.pid, signal.SIGHUP)
+
+        def posted():
+            return [c for c in self.fakes.planfix_comments(task) if "Anyone?" in c["description"]]
+
+        wait_until(posted, 30)
+        self.wait_idle(30)
+        self.assertEqual(self.bridge.stop(), 0)
+        for name in os.listdir(self.bridge.tmpdir):
+            if name.startswith("bridge.db"):
+                os.remove(os.path.join(self.bridge.tmpdir, name))
+        shutil.copyfile(to, self.store())
+        self.fakes.clear_requests()
+        self.bridge.start()
+        self.wait_pf("/task/%d/comments/list" % task)
+        self.wait_idle(30)
+        self.assertEqual(self.comment_posts(task), [])
+        self.assertEqual(len(posted()), 1)
+
+    def test_a_restored_task_that_was_not_made_yet_is_not_made_twice(self):
+        # The same for a chat whose task waited (the tracker paused by a refused key) when the
+        # backup began, and was made after it: the restored copy's job finds it.
+        self.start_bridge()
+        task, _ = self.open_chat("bk-first")
+        self.wait_idle()
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/$" % task, "action": "status",
+                                       "status": 401}])
+        self.post(chat_event("chatFragment", "bk-first", [msg("bk-first-m2", "Anyone?")]))
+        self.wait_comment_posts(task, 1)
+        wait_until(lambda: self.tracker()["state"] == "paused", 10, message=lambda: str(self.tracker()))
+        self.post(chat_event("chatStarted", "bk-second", [msg("bk-second-m1", "Hello from the second")],
+                             name="Second", email="second@example.org"))
+        wait_until(lambda: self.health()["engine"]["inbox_pending"] == 0, 10)
+        to = os.path.join(self.bridge.tmpdir, "bridge-1.db")
+        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.kill(self.bridge.pid, signal.SIGHUP)
+        self.wait_task(2, 30)
+        self.wait_idle(30)
+        self.assertEqual(self.bridge.stop(), 0)
+        tasks = self.fakes.planfix_tasks()
+        contacts = self.fakes.planfix_contacts()
+        comments = self.fakes.planfix_comments()
+        for name in os.listdir(self.bridge.tmpdir):
+            if name.startswith("bridge.db"):
+                os.remove(os.path.join(self.bridge.tmpdir, name))
+        shutil.copyfile(to, self.store())
+        self.fakes.clear_requests()
+        self.bridge.start()
+        self.wait_idle(30)
+        self.assertEqual((len(self.fakes.planfix_tasks()), len(self.fakes.planfix_contacts()),
+                          len(self.fakes.planfix_comments())), (len(tasks), len(contacts), len(comments)),
+                         (self.pf_calls(), self.fakes.planfix_comments(), comments))
+        # The restored bridge goes on with the second chat's task.
+        second = [t for t in self.fakes.planfix_tasks() if t["id"] != task][0]["id"]
+        self.post(chat_event("chatFragment", "bk-second", [msg("bk-second-m2", "Still here")],
+                             name="Second", email="second@example.org"))
+        self.wait_comment_posts(second, 1)
 
     def test_its_exit_codes(self):
         # "it says why, exits 1 and leaves nothing behind (without --to it exits 2)"; its help says
