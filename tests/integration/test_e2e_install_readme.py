@@ -1,7 +1,10 @@
 """The README's "Install" and "Backups", claim by claim, where test_install.py, test_package.py
 and test_e2e_backup.py leave a variation open: the backup of a stopped (crashed) bridge, a full
-disk, a config with nothing but store.path, the service's user (not root), an admin's secrets
-file kept by a second install, and the package's removal and purge."""
+disk (the reason said), a config with nothing but store.path, the service's user (not root),
+the backup's exit codes, a restored copy whose waiting jobs (a comment, a task not made yet)
+look in the tracker before they write, `cmake --install --prefix /usr`, the check of the
+README's step 3, an admin's secrets file kept by a second install, and the package's removal
+and purge."""
 
 import json
 import os
@@ -55,6 +58,16 @@ class TestBackupReadme(E2ECase):
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
                               preexec_fn=preexec_fn)
 
+    def restore(self, to):
+        """"move the store and the -wal and -shm files beside it out of the way ...; copy the backup
+        to store.path" (the bridge is stopped)."""
+        old = os.path.join(self.bridge.tmpdir, "old")
+        os.makedirs(old, exist_ok=True)
+        for name in os.listdir(self.bridge.tmpdir):
+            if name.startswith("bridge.db"):
+                os.rename(os.path.join(self.bridge.tmpdir, name), os.path.join(old, name))
+        shutil.copyfile(to, self.store())
+
     def three_chats(self):
         self.start_bridge()
         for i in range(3):
@@ -79,12 +92,7 @@ class TestBackupReadme(E2ECase):
         self.assertEqual(clients(to), ["bk-0", "bk-1", "bk-2"])
         # "To restore: stop the bridge; move the store and the -wal and -shm files beside it out of
         # the way; copy the backup to store.path; start the bridge."
-        old = os.path.join(self.bridge.tmpdir, "old")
-        os.mkdir(old)
-        for name in os.listdir(self.bridge.tmpdir):
-            if name.startswith("bridge.db"):
-                os.rename(os.path.join(self.bridge.tmpdir, name), os.path.join(old, name))
-        shutil.copyfile(to, self.store())
+        self.restore(to)
         self.bridge.start()
         task, _ = self.open_chat("bk-after")
         self.assertTrue(task)
@@ -161,10 +169,7 @@ class TestBackupReadme(E2ECase):
         wait_until(posted, 30)
         self.wait_idle(30)
         self.assertEqual(self.bridge.stop(), 0)
-        for name in os.listdir(self.bridge.tmpdir):
-            if name.startswith("bridge.db"):
-                os.remove(os.path.join(self.bridge.tmpdir, name))
-        shutil.copyfile(to, self.store())
+        self.restore(to)
         self.fakes.clear_requests()
         self.bridge.start()
         # It looks (the task's comments listed), finds its comment, and writes nothing.
@@ -197,10 +202,7 @@ class TestBackupReadme(E2ECase):
         wait_until(posted, 30)
         self.wait_idle(30)
         self.assertEqual(self.bridge.stop(), 0)
-        for name in os.listdir(self.bridge.tmpdir):
-            if name.startswith("bridge.db"):
-                os.remove(os.path.join(self.bridge.tmpdir, name))
-        shutil.copyfile(to, self.store())
+        self.restore(to)
         self.fakes.clear_requests()
         self.bridge.start()
         self.wait_pf("/task/%d/comments/list" % task)
@@ -232,10 +234,7 @@ class TestBackupReadme(E2ECase):
         tasks = self.fakes.planfix_tasks()
         contacts = self.fakes.planfix_contacts()
         comments = self.fakes.planfix_comments()
-        for name in os.listdir(self.bridge.tmpdir):
-            if name.startswith("bridge.db"):
-                os.remove(os.path.join(self.bridge.tmpdir, name))
-        shutil.copyfile(to, self.store())
+        self.restore(to)
         self.fakes.clear_requests()
         self.bridge.start()
         self.wait_idle(30)
@@ -290,10 +289,14 @@ class TestBackupReadme(E2ECase):
         self.assertEqual((r.returncode, json.loads(r.stdout)), (0, []), r.stderr)
 
     def as_nobody(self):
-        """Runs a command as the service's user would: not root (NOBODY here)."""
+        """Runs a command as the service's user would: not root (NOBODY here), with a copy of the
+        binary that user may run wherever the build tree is."""
         setpriv = need("setpriv")
+        binary = os.path.join(self.bridge.tmpdir, "chatra-bridge")
+        shutil.copy2(self.bridge.binary, binary)
+        os.chmod(binary, 0o755)
         return lambda *args, cwd=None: subprocess.run(
-            [setpriv, "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", self.bridge.binary]
+            [setpriv, "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", binary]
             + list(args), cwd=cwd or "/", env=bare_env(), stdin=subprocess.DEVNULL, capture_output=True,
             text=True, timeout=60)
 
