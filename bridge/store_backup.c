@@ -40,6 +40,22 @@ struct copy {
     sqlite3 *dst;
 };
 
+/*
+ * Why the copy's connection failed: SQLite's words, and for an I/O error the
+ * system's too ("disk I/O error" alone does not say that the file grew too
+ * large or that the disk went away).  Written into buf when both are given.
+ */
+static const char *
+why(sqlite3 *db, char *buf, size_t size)
+{
+    int code = sqlite3_errcode(db) & 0xff, err = sqlite3_system_errno(db);
+
+    if ((code != SQLITE_IOERR && code != SQLITE_CANTOPEN) || err == 0)
+        return sqlite3_errmsg(db);
+    snprintf(buf, size, "%s (%s)", sqlite3_errmsg(db), strerror(err));
+    return buf;
+}
+
 /* Removes the temporary file and whatever SQLite made beside it. */
 static void
 discard(struct copy *j)
@@ -110,7 +126,7 @@ copy_pages(struct br_store *s, struct copy *j, struct br_backup *b)
     int step = b && b->step_pages > 0 ? b->step_pages : STEP_PAGES;
     int rc, busy = 0, total;
     sqlite3_backup *bk;
-    char *err = NULL;
+    char *err = NULL, buf[256];
 
     if (!sqlite3_get_autocommit(s->db)) {
         br_error("backup: the store is inside a transaction");
@@ -126,7 +142,7 @@ copy_pages(struct br_store *s, struct copy *j, struct br_backup *b)
     }
     bk = sqlite3_backup_init(j->dst, "main", s->db, "main");
     if (bk == NULL) {
-        br_error("backup: cannot start: %s", sqlite3_errmsg(j->dst));
+        br_error("backup: cannot start: %s", why(j->dst, buf, sizeof(buf)));
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return BR_EIO;
     }
@@ -149,7 +165,7 @@ copy_pages(struct br_store *s, struct copy *j, struct br_backup *b)
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     if (rc != SQLITE_DONE) {
         br_error("backup: copying the store failed: %s",
-                 sqlite3_errcode(j->dst) != SQLITE_OK ? sqlite3_errmsg(j->dst) : sqlite3_errstr(rc));
+                 sqlite3_errcode(j->dst) != SQLITE_OK ? why(j->dst, buf, sizeof(buf)) : sqlite3_errstr(rc));
         return BR_EIO;
     }
     if (b)
@@ -182,11 +198,11 @@ static int
 finish_copy(struct copy *j, struct br_backup *b)
 {
     char *mode = pragma_text(j->dst, "PRAGMA journal_mode=DELETE");
-    char *check = NULL, *size = NULL;
+    char *check = NULL, *size = NULL, buf[256];
     int rc = 0;
 
     if (mode == NULL || strcmp(mode, "delete") != 0) {
-        br_error("backup: cannot make the copy a single file: %s", sqlite3_errmsg(j->dst));
+        br_error("backup: cannot make the copy a single file: %s", why(j->dst, buf, sizeof(buf)));
         rc = BR_EIO;
     }
     /*
@@ -195,7 +211,7 @@ finish_copy(struct copy *j, struct br_backup *b)
      * job left in flight by a crash does.
      */
     if (rc == 0 && sqlite3_exec(j->dst, "UPDATE jobs SET recover=1 WHERE state<2", NULL, NULL, NULL) != SQLITE_OK) {
-        br_error("backup: cannot mark the copy's open jobs: %s", sqlite3_errmsg(j->dst));
+        br_error("backup: cannot mark the copy's open jobs: %s", why(j->dst, buf, sizeof(buf)));
         rc = BR_EIO;
     }
     if (rc == 0 && ((check = pragma_text(j->dst, "PRAGMA integrity_check")) == NULL || strcmp(check, "ok") != 0)) {
@@ -203,7 +219,7 @@ finish_copy(struct copy *j, struct br_backup *b)
             br_error("backup: the copy fails SQLite's integrity check (%s): the store itself may be damaged; "
                      "nothing was written to %s", check, j->to);
         else
-            br_error("backup: cannot check the copy: %s", sqlite3_errmsg(j->dst));
+            br_error("backup: cannot check the copy: %s", why(j->dst, buf, sizeof(buf)));
         rc = check ? BR_EINVAL : BR_EIO;
     }
     if (rc == 0 && b && (size = pragma_text(j->dst, "PRAGMA page_size")) != NULL)
@@ -212,7 +228,7 @@ finish_copy(struct copy *j, struct br_backup *b)
     free(check);
     free(size);
     if (rc == 0 && sqlite3_close(j->dst) != SQLITE_OK) {
-        br_error("backup: cannot close the copy: %s", sqlite3_errmsg(j->dst));
+        br_error("backup: cannot close the copy: %s", why(j->dst, buf, sizeof(buf)));
         rc = BR_EIO;
     }
     if (rc == 0)

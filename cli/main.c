@@ -78,7 +78,8 @@ static const struct command commands[] = {
      "store.  The running bridge goes on meanwhile.  Needs only store.path.\n"
      "To restore: stop the bridge, move the store and its -wal and -shm files\n"
      "away, copy PATH to store.path, start the bridge.\n"
-     "Exit status: 0 written, 1 failed (nothing written at PATH).\n"},
+     "Exit status: 0 written, 1 failed (nothing written at PATH), 2 no --to,\n"
+     "or the config's store section is wrong.\n"},
 };
 
 static const struct command *

@@ -133,30 +133,26 @@ status_at_birth(struct br_run *r, int gen)
     return closing && r->ch->closed_status_id > 0 ? r->ch->closed_status_id : 0;
 }
 
-static void
-create_task(struct br_run *r)
+/*
+ * Renders the task's title and description, and commits which messages the
+ * description carries (and whether it links the previous task) before any
+ * request: after a crash, the task found again is known to hold just these.
+ * The others stay waiting and go out as comments, in order.  Returns the
+ * template context (the caller's), or NULL when the store refused.
+ */
+static json_t *
+render_and_commit(struct br_run *r, struct br_buf *title, struct br_buf *desc)
 {
     int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
     json_t *ids = json_array(), *carried = json_array();
     json_t *ctx = br_context_task(r->env->cfg, r->env->store, r->ch, &r->conv, gen, ids);
     const char *prev = br_jobs_str(json_object_get(ctx, "previous_task"), "id");
-    struct br_buf title, desc;
-    struct br_task_spec spec = {0};
-    struct br_field_value *fields;
     bool prev_linked = false;
     char *payload;
     int rc;
 
-    br_buf_init(&title, 4096);
-    br_buf_init(&desc, 256 * 1024);
-    render_task(r, ctx, ids, &title, &desc, carried, &prev_linked);
-    br_crm_card_describe(r->env, r->conv.id, ctx, &desc);
-    /*
-     * Which messages the description carries (and whether it links the
-     * previous task) is committed before the request: after a crash, the
-     * task found again is known to hold just these.  The others stay
-     * waiting and go out as comments, in order.
-     */
+    render_task(r, ctx, ids, title, desc, carried, &prev_linked);
+    br_crm_card_describe(r->env, r->conv.id, ctx, desc);
     json_object_set_new(r->payload, "msgs", carried);
     if (prev && !prev_linked)
         json_object_set_new(r->payload, "prev_task", json_string(prev));
@@ -167,9 +163,44 @@ create_task(struct br_run *r)
     free(payload);
     json_decref(ids);
     if (rc) {
+        json_decref(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* What the task would carry, committed without a request (for a task looked for first). */
+static bool
+commit_carried(struct br_run *r)
+{
+    struct br_buf title, desc;
+    json_t *ctx;
+    bool ok;
+
+    br_buf_init(&title, 4096);
+    br_buf_init(&desc, 256 * 1024);
+    ctx = render_and_commit(r, &title, &desc);
+    ok = ctx != NULL;
+    br_buf_dispose(&title);
+    br_buf_dispose(&desc);
+    json_decref(ctx);
+    return ok;
+}
+
+static void
+create_task(struct br_run *r)
+{
+    int gen = (int)json_integer_value(json_object_get(r->payload, "gen"));
+    struct br_buf title, desc;
+    struct br_task_spec spec = {0};
+    struct br_field_value *fields;
+    json_t *ctx;
+
+    br_buf_init(&title, 4096);
+    br_buf_init(&desc, 256 * 1024);
+    if ((ctx = render_and_commit(r, &title, &desc)) == NULL) {
         br_buf_dispose(&title);
         br_buf_dispose(&desc);
-        json_decref(ctx);
         br_run_fail(r, BR_ERETRY, "cannot store which messages the task text carries");
         return;
     }
@@ -322,7 +353,17 @@ br_job_task(struct br_run *r)
         }
     }
     br_task_dispose(&t);
-    if (tried && (r->conv.contact_id || !br_env_has_contacts(r->env))) {
+    /*
+     * A job marked to look (a backup's copy marks every waiting job so) may
+     * have made its task since, outside this store: the key comes from the
+     * job's id, so it is the same there, and the job looks for it first.
+     */
+    if ((tried || r->job.recover) && (r->conv.contact_id || !br_env_has_contacts(r->env))) {
+        /* Found, it holds what it would hold now: the messages of the store it was made from. */
+        if (!tried && !commit_carried(r)) {
+            br_run_fail(r, BR_ERETRY, "cannot store which messages the task text carries");
+            return;
+        }
         r->step = 1;
         r->env->tracker->ops->find_task(r->env->tracker, r->conv.contact_id, r->source_key, task_created, r);
         return;
