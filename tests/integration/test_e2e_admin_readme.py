@@ -453,6 +453,33 @@ class TestAdminReadme(AdminCase):
         r = self.bridge.run("check-config", "--config", self.bridge.config_path)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    # README: "Client ids are shortened, as `identities` shows them." (in every answer of the API:
+    # the timeline's requests to Chatra and the dead letters too).
+    def test_client_ids_are_shortened_everywhere(self):
+        client = "laptopQm7TzR2pLx9"
+        self.start_admin()
+        task, _ = self.open_chat(client, name="Maria", email="maria@example.org", chatId="chat-42")
+        self.wait_idle()
+        self.fakes.employee_comment(task, owner="user:5", name="Anna", text="<p>Yes, it is blue.</p>")
+        self.assertEqual(self.bridge.post_planfix(task)[0], 200)
+        self.wait_chatra()
+        self.wait_idle()
+        # A reply Chatra refuses for good: a dead letter with its request.
+        self.fakes.faults("chatra", [{"match": "POST /api/messages/", "action": "status", "status": 400,
+                                      "body": {"error": "Bad Request", "message": "no client " + client}}])
+        self.fakes.employee_comment(task, owner="user:5", name="Anna", text="<p>Second answer.</p>")
+        self.assertEqual(self.bridge.post_planfix(task)[0], 200)
+        wait_until(lambda: self.api("dead-letters") or None, message="no dead letter")
+        for path in ("conversations", "conversations/1", "identities", "dead-letters", "overview"):
+            r = self.bridge.get("/admin/api/" + path, BEARER)
+            self.assertEqual(r.status, 200, r.body)
+            self.assertNotIn(client, r.body, path)
+        # Chatra's answers name the visitor: kept with the id shortened.
+        [dead] = self.api("dead-letters")
+        self.assertIn("lapt...(17 chars)", dead["response"])
+        [sent] = [j for j in self.timeline(1, "job") if j["kind"] == "reply" and j["state"] == "done"]
+        self.assertIn('"clientId": "lapt...(17 chars)"', sent["response"])
+
     # README: "a page of `limit` (1 to 200) continues with `before=<next_before>`".
     def test_limit_bounds(self):
         self.start_admin()
