@@ -3,6 +3,7 @@ variations (custom values, options on and off), against the fakes (tests/fakes/f
 
 import json
 import os
+import signal
 import sqlite3
 import sys
 import unittest
@@ -15,6 +16,7 @@ from e2e import E2ECase  # noqa: E402
 from admin import ADMIN_TOKEN, BEARER, FORM, AdminCase  # noqa: E402
 from chartmogul import ACME, FakeChartMogul, add_env, enrich  # noqa: E402
 from test_e2e_redmine import POLL_WAIT, RedmineCase  # noqa: E402
+from ws_client import Closed, WebSocket  # noqa: E402
 
 
 class CrmCase(E2ECase):
@@ -346,7 +348,6 @@ class TestAdminReadme(AdminCase):
     # README: "GET /admin/ws (WebSocket, subprotocol br-admin, the same port) with the cookie or the
     # Bearer token" and the overview's version, uptime and config file.
     def test_a_script_gets_live_updates_with_the_bearer_token(self):
-        from ws_client import WebSocket
         self.start_admin()
         ws = WebSocket(self.bridge.port, "/admin/ws", BEARER, "br-admin")
         self.addCleanup(ws.close)
@@ -479,6 +480,57 @@ class TestAdminReadme(AdminCase):
         self.assertIn("lapt...(17 chars)", dead["response"])
         [sent] = [j for j in self.timeline(1, "job") if j["kind"] == "reply" and j["state"] == "done"]
         self.assertIn('"clientId": "lapt...(17 chars)"', sent["response"])
+
+    def reload_admin(self, admin):
+        """A reload (SIGHUP) with admin as the config's admin section (None: without one)."""
+        if admin is None:
+            self.bridge.config.pop("admin", None)
+        else:
+            self.bridge.config["admin"] = admin
+        self.bridge.write_config()
+        n = self.bridge.log().count("reload: config ")
+        self.bridge.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.bridge.log().count("reload: config ") > n, message="no reload")
+
+    def assert_closed(self, ws):
+        seen = []
+        with self.assertRaises((Closed, ConnectionError), msg=lambda: seen):
+            while True:
+                seen.append(ws.recv(timeout=5))
+
+    # README: "`admin.token` (a new one ends every login to the admin page)" (a reload), and the live
+    # updates are had "with the cookie or the Bearer token": a new token ends the WebSockets of the old
+    # one at once, the sessions' and the scripts'.
+    def test_a_new_token_ends_the_websockets_of_the_old_one(self):
+        token_file = os.path.join(self.bridge.tmpdir, "admin.token")
+        with open(token_file, "w") as f:
+            f.write(ADMIN_TOKEN)
+        self.start_admin(admin={"token": "file:" + token_file})
+        session, _ = self.login()
+        page, script = WebSocket(self.bridge.port, "/admin/ws", session), WebSocket(self.bridge.port, "/admin/ws",
+                                                                                      BEARER)
+        self.addCleanup(page.close)
+        self.addCleanup(script.close)
+        with open(token_file, "w") as f:
+            f.write("another-admin-token-9876543210")
+        self.reload_admin(self.bridge.config["admin"])
+        fresh = WebSocket(self.bridge.port, "/admin/ws", {"Authorization": "Bearer another-admin-token-9876543210"})
+        self.addCleanup(fresh.close)
+        self.post(chat_event("chatStarted", "client-1", [msg("m1", "Hello")]))
+        self.assert_closed(page)
+        self.assert_closed(script)
+        # The new token's go on.
+        wait_until(lambda: fresh.recv_json(10) == {"type": "conversation", "id": 1}, message="no update")
+
+    # README: "Without `admin.token` it is off": a reload that removes it closes the live updates too.
+    def test_a_reload_without_the_token_closes_the_websockets(self):
+        self.start_admin()
+        script = WebSocket(self.bridge.port, "/admin/ws", BEARER)
+        self.addCleanup(script.close)
+        self.reload_admin(None)
+        self.post(chat_event("chatStarted", "client-1", [msg("m1", "Hello")]))
+        self.assert_closed(script)
+        self.assertEqual(self.bridge.get("/admin/api/overview", BEARER).status, 404)
 
     # README: "a page of `limit` (1 to 200) continues with `before=<next_before>`".
     def test_limit_bounds(self):
