@@ -66,6 +66,9 @@ class TestCrmCardReadme(CrmCase):
         self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co", d)
         self.assertNotIn("<script>", d)
         self.assertNotIn("javascript:", d)
+        # Without an address the name is no link (not one to the task itself).
+        self.assertIn("<b>ChartMogul</b>: &lt;script&gt;alert(1)&lt;/script&gt; &amp; Co (found by", d)
+        self.assertNotIn('href=""', d)
 
     # README: "cache_ttl_s ... (default 86400: a day; 0 = never cached)".
     def test_cache_ttl_0_asks_every_time(self):
@@ -279,6 +282,33 @@ class TestCrmCommandReadme(CrmCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["crm"]["plan"], "Business")
         self.assertEqual(len(self.cm.requests(prefix="/v1/customers/cus_")), 3 + 1)
+
+    # README: "`crm.url` (the customer in ChartMogul; only an `http(s)://` address)", the card "HTML
+    # for Planfix, Textile for Redmine, in `language`": without an address, no broken link.
+    def test_a_card_without_an_address_in_every_format_and_language(self):
+        self.cm.customers([dict(ACME, **{"chartmogul-url": "ftp://example.org/x"})])
+        trackers = {"planfix": self.config["tracker"],
+                    "redmine": {"kind": "redmine", "url": "http://127.0.0.1:9", "api_key": "k" * 20,
+                                "project": "chats"}}
+        channels = {"planfix": self.config["channels"],
+                    "redmine": [dict({k: v for k, v in self.config["channels"][0].items() if k != "contact"},
+                                     task={"closed_status_id": 3})]}
+        for language in ("en", "ru"):
+            for kind in ("planfix", "redmine"):
+                self.bridge.config = self.config = dict(self.config, language=language, tracker=trackers[kind],
+                                                        channels=channels[kind], enrich=enrich(self.cm))
+                r = self.crm("--email", "ceo@acme.test")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                out = json.loads(r.stdout)
+                self.assertNotIn("url", out["crm"])
+                card = out["card"]
+                self.assertNotIn("ftp:", card)
+                if kind == "planfix":
+                    self.assertNotIn("<a ", card, (language, card))
+                    self.assertIn("</b>: Acme Inc (", card)
+                else:
+                    self.assertNotIn('":', card, (language, card))
+                    self.assertIn("*: Acme Inc (", card)
 
 class TestAdminReadme(AdminCase):
     ROUTES = [("GET", "/admin/api/session"), ("GET", "/admin/api/overview"),
@@ -584,7 +614,7 @@ class TestAdminRedmineReadme(RedmineCase):
             r = self.bridge.get("/admin/api/" + path, BEARER)
             self.assertEqual(r.status, 200, r.body)
             return r.json()
-        wait_until(lambda: get("conversations")["conversations"][0]["task"], POLL_WAIT)
+        wait_until(lambda: get("conversations")["conversations"][0]["task"]["id"], POLL_WAIT)
         c = get("conversations")["conversations"][0]
         self.assertEqual(c["task"], {"id": str(issue["id"]), "state": "open",
                                      "url": "%s/issues/%d" % (self.rm.url, issue["id"])})
