@@ -225,6 +225,36 @@ class TestCrmCardReadme(CrmCase):
                    % (self.fakes.planfix_task(task["id"])["description"], self.card_comments(task["id"])))
         self.assertEqual(self.cm.searches()[0], "maria@acme.test")
 
+    # README: "the look-up runs again with the job queue's backoff (after 50 attempts it is a dead
+    # letter like any job: `retry` puts it back) ... The card follows as a comment once ChartMogul
+    # answers again."
+    def test_a_look_up_that_keeps_failing_is_a_dead_letter_and_retry_brings_the_card(self):
+        self.cm.customers([ACME])
+        self.bridge.env["BR_ADMIN_TOKEN"] = ADMIN_TOKEN
+        self.start_bridge(enrich=enrich(self.cm), admin={"token": "env:BR_ADMIN_TOKEN"})
+        self.cm.faults([{"action": "status", "status": 503, "times": 1000}])
+        self.chat("client-1", "ceo@acme.test")
+        [task] = self.wait_task()
+        self.assertNotIn("ChartMogul", task["description"])
+        self.cm.wait_requests(1)
+        # The 50th attempt is next.
+        self.bridge.stop()
+        db = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
+        with db:
+            self.assertEqual(db.execute("UPDATE jobs SET attempts=49, next_at=0 WHERE kind='crm' AND state<2").rowcount,
+                             1)
+        db.close()
+        self.bridge.start()
+        dead = wait_until(lambda: self.bridge.get("/admin/api/dead-letters", BEARER).json() or None,
+                          message="the look-up is no dead letter")
+        self.assertEqual([d["kind"] for d in dead], ["crm"])
+        self.assertIn("ChartMogul answered HTTP 503", dead[0]["error"])
+        self.cm.clear_faults()
+        r = self.bridge.post("/admin/api/dead-letters/%d/retry" % dead[0]["id"], b"", BEARER)
+        self.assertEqual(r.status, 200, r.body)
+        wait_until(lambda: self.card_comments(task["id"]), message="the card did not follow")
+        self.assertIn("(found by ceo@acme.test)", self.card_comments(task["id"])[0])
+
 class TestCrmCommandReadme(CrmCase):
     def crm(self, *args):
         self.bridge.write_config()
