@@ -255,6 +255,32 @@ class TestCrmCardReadme(CrmCase):
         wait_until(lambda: self.card_comments(task["id"]), message="the card did not follow")
         self.assertIn("(found by ceo@acme.test)", self.card_comments(task["id"])[0])
 
+    # README: "Answers are cached in the store by e-mail for `cache_ttl_s` ... Older answers are removed
+    # once a minute." (the first time when the bridge starts).
+    def test_older_answers_are_removed(self):
+        self.start_bridge(enrich=enrich(self.cm, cache_ttl_s=3600))
+        self.bridge.stop()
+        db = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
+        with db:
+            db.executemany("INSERT INTO crm_cache(email, card, fetched_at) VALUES(?, NULL, ?)",
+                           [("old@acme.test", now_ms() - 3601 * 1000), ("young@acme.test", now_ms() - 3000 * 1000)])
+        db.close()
+        self.bridge.start()
+
+        def cached():
+            db = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
+            try:
+                return sorted(e for (e,) in db.execute("SELECT email FROM crm_cache"))
+            finally:
+                db.close()
+        wait_until(lambda: cached() == ["young@acme.test"], message=lambda: cached())
+        # The young one still answers: no request for it.
+        self.chat("client-1", "young@acme.test")
+        [task] = self.wait_task()
+        self.wait_idle()
+        self.assertEqual(self.cm.searches(), [])
+        self.assertIn("not found by the visitor's e-mails", task["description"])
+
 class TestCrmCommandReadme(CrmCase):
     def crm(self, *args):
         self.bridge.write_config()
