@@ -651,6 +651,13 @@ class TestAdminReadme(AdminCase):
         for q in ("lope", "MARIA L", "lopez@example", "clientabc", "CDEF12", str(task)[1:], str(task)):
             self.assertEqual(found(q), [1], q)
         self.assertEqual(found("zzz"), [])
+        # Any case in other scripts too; the query is text, not a pattern.
+        self.open_chat("ClientCyr0000001", name="Мария 100% Ёлкина")
+        self.wait_idle()
+        for q in ("мария", "МАРИЯ", "ёлкина", "100%"):
+            self.assertEqual(found(q), [2], q)
+        self.assertEqual(found("_"), [])
+        self.assertEqual(found("%"), [2])
 
 
 class TestAdminRedmineReadme(RedmineCase):
