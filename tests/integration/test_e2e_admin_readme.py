@@ -618,6 +618,36 @@ class TestAdminReadme(AdminCase):
         self.assert_closed(script)
         self.assertEqual(self.bridge.get("/admin/api/overview", BEARER).status, 404)
 
+    # README: the bridge sends `{"type":"dead_letters"}` (the dead letters changed): a discard and an
+    # unmerge are told too.
+    def test_a_discard_and_an_unmerge_are_told(self):
+        self.start_admin()
+        task, _ = self.open_chat("laptopQm7TzR2pLx9", email="maria@example.org")
+        self.wait_idle()
+        ws = WebSocket(self.bridge.port, "/admin/ws", BEARER)
+        self.addCleanup(ws.close)
+        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/" % task, "action": "fail_in_2xx",
+                                       "code": 41}])
+        self.post(chat_event("chatFragment", "laptopQm7TzR2pLx9", [msg("m2", "refused")]))
+        wait_until(lambda: ws.recv_json(10) == {"type": "dead_letters"}, message="no dead_letters")
+        [dead] = self.api("dead-letters")
+        self.act("dead-letters/%d/discard" % dead["id"])
+        wait_until(lambda: ws.recv_json(10) == {"type": "dead_letters"}, message="the discard was not told")
+        # A merge by the e-mail, then its unmerge: both conversations are told.
+        self.open_chat("phoneVbN4cW8kDs3j")
+        self.wait_idle()
+        self.post(chat_event("chatFragment", "phoneVbN4cW8kDs3j", [msg("p2", "It is me")], email="maria@example.org"))
+        wait_until(lambda: self.api("identities")[0]["merges"] if self.api("identities") else None)
+        self.wait_idle()
+        [m] = self.api("identities")[0]["merges"]
+        told = set()
+        self.act("merges/%d/unmerge" % m["merge"])
+
+        def both():
+            told.add(json.dumps(ws.recv_json(10), sort_keys=True))
+            return {'{"id": 1, "type": "conversation"}', '{"id": 2, "type": "conversation"}'} <= told
+        wait_until(both, message=lambda: told)
+
     # README: "a page of `limit` (1 to 200) continues with `before=<next_before>`".
     def test_limit_bounds(self):
         self.start_admin()
