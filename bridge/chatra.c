@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "rest.h"
+#include "store.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -12,13 +13,17 @@
 /* Chatra's answers carry no words of their own: every 2xx is a success, the status decides the rest. */
 static const struct br_rest_api chatra_api = {.name = "Chatra"};
 
+/* A call about one visitor: their client id (it may be a bound, secret id) is shown shortened in its answer. */
 static struct br_rest_call *
-call_new(struct br_upstream *up, const struct br_channel *ch, br_result_cb cb, void *arg)
+call_new(struct br_upstream *up, const struct br_channel *ch, const char *client_id, br_result_cb cb, void *arg)
 {
     char *auth = br_asprintf("Authorization: Chatra.Simple %s:%s", ch->chatra_public_key, ch->chatra_secret_key);
     struct br_rest_target to = {up, ch->chatra_url, auth, CHATRA_TIMEOUT_MS};
     struct br_rest_call *c = br_rest_call_new(sizeof(*c), &chatra_api, &to, cb, arg);
+    char *shown = br_store_client_shown(client_id);
 
+    br_rest_call_hide(c, client_id, shown);
+    free(shown);
     free(auth);
     return c;
 }
@@ -48,7 +53,7 @@ int
 br_chatra_get_client(struct br_upstream *up, const struct br_channel *ch, const char *client_id, br_result_cb cb,
                      void *arg)
 {
-    struct br_rest_call *c = call_new(up, ch, cb, arg);
+    struct br_rest_call *c = call_new(up, ch, client_id, cb, arg);
     char *escaped = curl_easy_escape(NULL, client_id, 0);
     char *path = br_asprintf("/clients/%s", escaped ? escaped : "");
     /* The client id may be a bound, secret id: it stays out of the request summary. */
@@ -66,7 +71,7 @@ br_chatra_send_message(struct br_upstream *up, const struct br_channel *ch, cons
                        const struct br_chatra_agent *agent, br_result_cb cb, void *arg)
 {
     const char *agent_id = agent ? agent->id : NULL;
-    struct br_rest_call *c = call_new(up, ch, cb, arg);
+    struct br_rest_call *c = call_new(up, ch, client_id, cb, arg);
     json_t *body = json_pack("{s:s, s:s}", "clientId", client_id, "text", text);
     struct br_rest_req rq = {.method = "POST", .path = "/messages/", .body = body};
     char *summary;

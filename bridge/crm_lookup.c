@@ -72,7 +72,9 @@ static void ask_more(struct lookup *l);
 
 /*
  * Decides when it can: the first e-mail in order that the CRM knows wins
- * once every e-mail before it has answered.  Returns true when decided.
+ * once every e-mail before it has answered.  A match after a failed e-mail
+ * is only the best known so far: a failure, with that card.  Returns true
+ * when decided.
  */
 static bool
 decide(struct lookup *l)
@@ -82,7 +84,7 @@ decide(struct lookup *l)
     for (size_t i = 0; i < l->n; i++) {
         switch (l->items[i].state) {
         case Q_FOUND:
-            deliver(l, 0, l->items[i].card);
+            deliver(l, failed ? BR_ERETRY : 0, l->items[i].card);
             return true;
         case Q_NOBODY:
             continue;

@@ -8,12 +8,14 @@
  * provider (its upstream keeps its rate); as soon as every e-mail before a
  * match has answered, the match wins and no further e-mail is asked.  A
  * 429's Retry-After pauses the CRM's upstream, so that nothing is asked
- * before then.  A failed e-mail is not cached and counts as unknown.
+ * before then.  A failed e-mail is not cached, and is asked again when the
+ * caller tries again.
  *
  * cb fires exactly once, never synchronously: err 0 with card the winner's
  * (borrowed for the call; NULL when nobody matched), or BR_ERETRY with the
- * last failure's text when some e-mail failed and none before it matched,
- * or BR_ECANCELED at shutdown.  Loop thread only.
+ * last failure's text when some e-mail failed before any match (card is
+ * then the first match after it, the best known until the failed e-mails
+ * answer, or NULL), or BR_ECANCELED at shutdown.  Loop thread only.
  */
 #ifndef BR_CRM_LOOKUP_H
 #define BR_CRM_LOOKUP_H

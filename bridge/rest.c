@@ -40,6 +40,8 @@ call_free(struct br_rest_call *c)
         c->api->dispose(c);
     free(c->base_url);
     free(c->auth);
+    free(c->secret);
+    free(c->secret_shown);
     free(c);
 }
 
@@ -102,6 +104,41 @@ br_rest_status_err(long status, bool notfound_404)
     if (status == 404 && notfound_404)
         return BR_ENOTFOUND;
     return BR_EFATAL;
+}
+
+void
+br_rest_call_hide(struct br_rest_call *c, const char *secret, const char *shown)
+{
+    free(c->secret);
+    free(c->secret_shown);
+    c->secret = secret && *secret ? br_strdup(secret) : NULL;
+    c->secret_shown = br_strdup(shown ? shown : "");
+}
+
+/* The answer as it is kept: the status and the body's first RESPONSE_KEEP bytes, the call's secret hidden. */
+static char *
+kept_response(const struct br_rest_call *c, const struct br_http_result *r)
+{
+    size_t k = c->secret ? strlen(c->secret) : 0;
+    struct br_buf b;
+    char *out;
+
+    if (k == 0)
+        return br_asprintf("%ld %.*s", r->status, (int)(r->body_len > RESPONSE_KEEP ? RESPONSE_KEEP : r->body_len),
+                           r->body);
+    br_buf_init(&b, 0);
+    br_buf_printf(&b, "%ld ", r->status);
+    for (size_t i = 0; i < r->body_len && b.len < RESPONSE_KEEP;) {
+        if (r->body_len - i >= k && memcmp(r->body + i, c->secret, k) == 0) {
+            br_buf_puts(&b, c->secret_shown);
+            i += k;
+        } else {
+            br_buf_putc(&b, r->body[i++]);
+        }
+    }
+    out = br_strdup(b.data ? b.data : "");
+    br_buf_dispose(&b);
+    return out;
 }
 
 static void on_http(void *arg, const struct br_http_result *r);
@@ -237,8 +274,7 @@ read_answer(struct br_rest_call *c, const struct br_http_result *r)
         finish(c);
         return;
     }
-    c->res.response = br_asprintf("%ld %.*s", r->status,
-                                  (int)(r->body_len > RESPONSE_KEEP ? RESPONSE_KEEP : r->body_len), r->body);
+    c->res.response = kept_response(c, r);
     if (r->body_len > 0)
         answer = json_loadb(r->body, r->body_len, 0, &je);
     if (c->api->check)

@@ -118,6 +118,9 @@ struct br_rest_call {
     struct br_log_ctx log_ctx;
     /* Made in the urgent scope (upstream.h): its requests go first, its answers are read in it. */
     bool urgent;
+    /* A value the answers kept for the dead-letter list never show (br_rest_call_hide), or NULL. */
+    char *secret;
+    char *secret_shown;
 };
 
 /*
@@ -126,6 +129,13 @@ struct br_rest_call {
  */
 void *br_rest_call_new(size_t size, const struct br_rest_api *api, const struct br_rest_target *to,
                        br_result_cb cb, void *arg);
+
+/*
+ * Keeps secret (Chatra's bound client id) out of the answers the call keeps
+ * for the dead-letter list and the admin page: each occurrence is written
+ * as shown there.  Both are copied.
+ */
+void br_rest_call_hide(struct br_rest_call *c, const char *secret, const char *shown);
 
 /*
  * Starts the call with its first request, whose success answer goes to

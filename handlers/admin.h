@@ -35,8 +35,9 @@ struct br_admin {
     const char *version;                /* the bridge's (a string constant), for the overview */
     int64_t started_at;                 /* when the daemon started (ms) */
     struct br_admin_session sessions[BR_ADMIN_MAX_SESSIONS];
-    uint64_t serials;                   /* sessions made so far */
+    uint64_t serials;                   /* sessions (and Bearer generations) made so far */
     char *token;                        /* the admin.token the sessions were made with (a copy) */
+    uint64_t bearer_serial;             /* tells the WebSockets of that token as Bearer (0: no token) */
 };
 
 /* ---- admin_sessions.c ---- */
@@ -50,8 +51,9 @@ const struct br_admin_session *br_admin_session_find(struct br_admin *a, const c
 void br_admin_session_end(struct br_admin *a, const char *id);
 /*
  * Sessions belong to the token they were made with: when admin.token is
- * another (a reload), every session ends, and its WebSockets with it
- * (server may be NULL).
+ * another or none (a reload), every session ends, and its WebSockets with
+ * it, as do the WebSockets opened with the old token as Bearer (server may
+ * be NULL).  token NULL: the page is off.
  */
 void br_admin_sessions_follow(struct br_admin *a, const char *token, struct br_http_server *server);
 /* The value of cookie name in a Cookie header, from the start'th byte on: a new string, NULL when none. */

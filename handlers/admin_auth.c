@@ -298,8 +298,8 @@ br_handlers_ws_accept(void *ctx, const struct br_http_request *req, uint64_t *ta
     br_buf_init(&res.headers, 0);
     /* A wrong Bearer token counts and is logged there, as at the API. */
     ok = br_admin_enter(h, req, &res, BR_ADMIN_READ, &who);
-    /* A session's WebSockets end with it (a logout); a Bearer token's have nothing to end them by. */
-    *tag = ok && who.session != NULL ? who.session->serial : 0;
+    /* A session's WebSockets end with it (a logout); a Bearer token's with the token (a reload). */
+    *tag = !ok ? 0 : who.session != NULL ? who.session->serial : h->admin->bearer_serial;
     br_buf_dispose(&res.body);
     br_buf_dispose(&res.headers);
     return ok;

@@ -114,7 +114,7 @@ br_admin_session_end(struct br_admin *a, const char *id)
 void
 br_admin_sessions_follow(struct br_admin *a, const char *token, struct br_http_server *server)
 {
-    if (a->token != NULL && strcmp(a->token, token) == 0)
+    if (a->token == NULL ? token == NULL : token != NULL && strcmp(a->token, token) == 0)
         return;
     for (size_t i = 0; a->token != NULL && i < BR_ADMIN_MAX_SESSIONS; i++) {
         if (a->sessions[i].expires == 0)
@@ -122,11 +122,13 @@ br_admin_sessions_follow(struct br_admin *a, const char *token, struct br_http_s
         br_http_server_ws_drop(server, a->sessions[i].serial);
         memset(&a->sessions[i], 0, sizeof(a->sessions[i]));
     }
+    br_http_server_ws_drop(server, a->bearer_serial);
     if (a->token != NULL) {
         memset(a->token, 0, strlen(a->token));
         free(a->token);
     }
-    a->token = br_strdup(token);
+    a->token = token != NULL ? br_strdup(token) : NULL;
+    a->bearer_serial = token != NULL ? ++a->serials : 0;
 }
 
 char *

@@ -246,6 +246,9 @@ br_handlers_configure(struct br_handler_ctx *h, const struct br_config *cfg)
                             : NULL;
     }
     h->cfg = cfg;
+    /* A new admin.token, or none, ends the old one's logins and WebSockets at once. */
+    if (h->admin != NULL)
+        br_admin_sessions_follow(h->admin, cfg->admin_token, h->server);
 }
 
 void

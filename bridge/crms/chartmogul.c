@@ -5,7 +5,7 @@
  *   GET /v1/customers/search?email=E    entries[] (uuid, name, email,
  *       status, mrr, arr in cents, currency, chartmogul-url), with has_more
  *       and cursor; 404 when nobody has the address
- *   GET /v1/customers/{uuid}/subscriptions   entries[] (plan, status, ...)
+ *   GET /v1/customers/{uuid}/subscriptions   entries[] (plan, status, ...), paged until an active one
  *   GET /v1/customers/{uuid}/activities      entries[] (date, type,
  *       activity-mrr-movement, currency), paged the same way (at most
  *       MAX_PAGES pages of a list are read)
@@ -158,20 +158,27 @@ subscriptions_read(struct br_rest_call *c, json_t *answer)
 {
     struct cm_call *m = (struct cm_call *)c;
     json_t *e, *entries = json_object_get(answer, "entries"), *pick = NULL;
+    const char *cursor;
+    bool active = false;
     size_t i;
 
-    /* The current plan: an active subscription first, else the newest listed. */
+    /* The current plan: an active subscription, on this page or a later one; else the first listed. */
     json_array_foreach(entries, i, e) {
         const char *status = str(e, "status");
         if (!json_is_object(e))
             continue;
-        if (pick == NULL || (status && strcasecmp(status, "active") == 0))
+        active = status && strcasecmp(status, "active") == 0;
+        if (pick == NULL || active)
             pick = e;
-        if (status && strcasecmp(status, "active") == 0)
+        if (active)
             break;
     }
-    if (pick)
+    if (pick && (active || json_object_get(m->card, "plan") == NULL))
         put_str(m->card, "plan", str(pick, "plan"));
+    if (!active && (cursor = next_cursor(m, answer)) != NULL) {
+        send_get(m, "subscriptions", cursor, subscriptions_read);
+        return;
+    }
     m->pages = 0;
     send_get(m, "activities", NULL, activities_read);
 }

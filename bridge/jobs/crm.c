@@ -39,6 +39,7 @@ found(void *arg, int err, const json_t *card, const char *error)
     int state = err ? BR_CRM_FAILED : BR_CRM_DONE;
     int cstate, rc;
     char *old = NULL, *shown = NULL;
+    const char *keep;
     bool changed;
 
     if (err == BR_ECANCELED) {
@@ -48,14 +49,16 @@ found(void *arg, int err, const json_t *card, const char *error)
         return;
     }
     rc = br_store_conv_crm(r->env->store, r->conv.id, &cstate, &old, &shown);
-    changed = err == 0 && (shown == NULL || strcmp(shown, br_crm_card_value(text)) != 0);
+    /* A failure with a card: a later e-mail matched; it is shown until the failed ones answer. */
+    keep = err && card == NULL ? old : text;
+    changed = (err == 0 || card != NULL) && (shown == NULL || strcmp(shown, br_crm_card_value(text)) != 0);
     /*
      * A failure keeps the card found before (the task stops waiting for
      * this one).  A changed card goes to the tracker's lane, behind the
      * task, whose job writes it unless the task shows it by then.
      */
     if (rc == 0)
-        rc = BR_STORE_TX(r->env->store, record(r, state, err ? old : text, changed && (card || shown)));
+        rc = BR_STORE_TX(r->env->store, record(r, state, keep, changed && (card || shown)));
     free(old);
     free(shown);
     free(text);

@@ -19,7 +19,8 @@ Faults come from fakecommon.py: {"action": "status", "status": 429, "headers": {
 Control API (no auth, not recorded), besides the common ones in fakecommon.py:
   POST /_control/customers [{"email", "name", "status", "mrr", "arr", "currency",
                              "subscriptions": [{"plan", "status", ...}],
-                             "activities": [{"date", "type", "activity-mrr-movement", ...}]}]
+                             "activities": [{"date", "type", "activity-mrr-movement", ...}],
+                             "chartmogul-url" (default an https address in the app)}]
        add customers (uuid made when missing) -> {"uuids": [...]}
   POST /_control/settings {"max_per_page": N}
 """
@@ -128,8 +129,8 @@ class ChartMogul(FakeApp):
                          "mrr": obj.get("mrr", 0), "arr": obj.get("arr", 0),
                          "currency": obj.get("currency", "USD"), "currency-sign": "$",
                          "customer-since": "2024-01-15T10:00:00+00:00",
-                         "chartmogul-url": "https://app.chartmogul.com/#customers/%d-%s" % (
-                             cid, obj.get("name", "Customer").replace(" ", "_")),
+                         "chartmogul-url": obj.get("chartmogul-url", "https://app.chartmogul.com/#customers/%d-%s" % (
+                             cid, obj.get("name", "Customer").replace(" ", "_"))),
                          "billing-system-type": "Stripe", "attributes": {"tags": [], "custom": {}},
                          "subscriptions": list(obj.get("subscriptions", [])),
                          "activities": list(obj.get("activities", []))}
