@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from harness import assert_stays, chat_event, msg, now_ms, wait_until  # noqa: E402
 from e2e import E2ECase  # noqa: E402
 from admin import ADMIN_TOKEN, BEARER, FORM, AdminCase  # noqa: E402
-from chartmogul import ACME, FakeChartMogul, add_env, enrich  # noqa: E402
+from chartmogul import ACME, FakeChartMogul, add_env, enrich, seed_colleagues  # noqa: E402
 from test_e2e_redmine import POLL_WAIT, RedmineCase  # noqa: E402
 from ws_client import Closed, WebSocket  # noqa: E402
 
@@ -41,16 +41,7 @@ class CrmCase(E2ECase):
         return row[0]
 
     def seed_colleagues(self, emails):
-        """Persons known to the bridge with these e-mails (oldest first), written into its store."""
-        self.bridge.stop()
-        db = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
-        with db:
-            for i, e in enumerate(emails):
-                cur = db.execute("INSERT INTO persons(created_at) VALUES(?)", (1000 + i,))
-                db.execute("INSERT INTO person_emails(email, person_id, verified, added_at) VALUES(?,?,0,?)",
-                           (e, cur.lastrowid, 1000 + i))
-        db.close()
-        self.bridge.start()
+        seed_colleagues(self.bridge, emails)
 
 
 class TestCrmCardReadme(CrmCase):
@@ -349,10 +340,15 @@ class TestCrmCommandReadme(CrmCase):
         channels = {"planfix": self.config["channels"],
                     "redmine": [dict({k: v for k, v in self.config["channels"][0].items() if k != "contact"},
                                      task={"closed_status_id": 3})]}
+        # Redmine names an employee's user by login.
+        employees = {"planfix": self.config["employees"],
+                     "redmine": [dict(e, tracker_user=e["tracker_user"].replace("user:", "login"))
+                                 if "tracker_user" in e else e for e in self.config["employees"]]}
         for language in ("en", "ru"):
             for kind in ("planfix", "redmine"):
                 self.bridge.config = self.config = dict(self.config, language=language, tracker=trackers[kind],
-                                                        channels=channels[kind], enrich=enrich(self.cm))
+                                                        channels=channels[kind], employees=employees[kind],
+                                                        enrich=enrich(self.cm))
                 r = self.crm("--email", "ceo@acme.test")
                 self.assertEqual(r.returncode, 0, r.stderr)
                 out = json.loads(r.stdout)
@@ -365,6 +361,7 @@ class TestCrmCommandReadme(CrmCase):
                 else:
                     self.assertNotIn('":', card, (language, card))
                     self.assertIn("*: Acme Inc (", card)
+
 
 class TestAdminReadme(AdminCase):
     ROUTES = [("GET", "/admin/api/session"), ("GET", "/admin/api/overview"),

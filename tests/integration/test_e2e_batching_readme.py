@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
 from admin import AdminCase  # noqa: E402
-from e2e import ANNA_AGENT, split_coalesced  # noqa: E402
+from e2e import ANNA_AGENT  # noqa: E402
 from harness import chat_event, msg, wait_until  # noqa: E402
 from test_e2e_redmine import POLL_WAIT, PROJECT, RedmineCase  # noqa: E402
 

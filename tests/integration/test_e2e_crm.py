@@ -3,7 +3,6 @@ their company, never holding the task back (against tests/fakes/fake_chartmogul.
 
 import os
 import signal
-import sqlite3
 import sys
 import time
 import unittest
@@ -12,7 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 
 from harness import assert_stays, chat_event, msg, wait_until  # noqa: E402
 from e2e import E2ECase  # noqa: E402
-from chartmogul import ACME, FakeChartMogul, add_env, enrich  # noqa: E402
+from chartmogul import ACME, FakeChartMogul, add_env, enrich, seed_colleagues  # noqa: E402
 
 
 def customer(email, name, mrr, plan="Pro", **kw):
@@ -119,16 +118,7 @@ class TestCrmCard(CrmCase):
 
 class TestCrmCompany(CrmCase):
     def seed_colleagues(self, emails):
-        """Persons known to the bridge with these e-mails (oldest first), written into its store."""
-        self.bridge.stop()
-        db = sqlite3.connect(os.path.join(self.bridge.tmpdir, "bridge.db"))
-        with db:
-            for i, e in enumerate(emails):
-                cur = db.execute("INSERT INTO persons(created_at) VALUES(?)", (1000 + i,))
-                db.execute("INSERT INTO person_emails(email, person_id, verified, added_at) VALUES(?,?,0,?)",
-                           (e, cur.lastrowid, 1000 + i))
-        db.close()
-        self.bridge.start()
+        seed_colleagues(self.bridge, emails)
 
     def start_company(self, colleagues):
         self.start_bridge(enrich=enrich(self.cm), companies={"enabled": True})

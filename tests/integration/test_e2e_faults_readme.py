@@ -16,7 +16,7 @@ import unittest
 # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
-from harness import (PLANFIX_TOKEN, PLANFIX_WEBHOOK_SECRET, assert_stays, chat_event, free_port,  # noqa: E402
+from harness import (PLANFIX_TOKEN, assert_stays, chat_event, free_port,  # noqa: E402
                      msg, wait_until)
 from e2e import E2ECase  # noqa: E402
 from test_e2e_redmine import POLL_WAIT, RedmineCase  # noqa: E402

@@ -11,7 +11,7 @@ import unittest
 # The helpers live in tests/lib (see the docstring of tests/lib/harness.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
 
-from harness import ANNA, chat_event, msg, wait_until  # noqa: E402
+from harness import ANNA, msg, wait_until  # noqa: E402
 from admin import ADMIN_TOKEN, BEARER  # noqa: E402
 from test_e2e_identity import EMAIL, L, P, PHONE_DEVICE, IdentityCase, num  # noqa: E402
 from test_e2e_redmine import POLL_WAIT, RedmineCase  # noqa: E402
@@ -274,7 +274,6 @@ class TestLateEmailWhileTheTaskIsBeingMade(ReadmeCase):
         self.bridge.start()
         self.wait_idle(30)
         self.assert_quiet(1.5)
-        t2 = [t["id"] for t in self.fakes.planfix_tasks() if t["id"] != t1]
         self.assertEqual(len(self.fakes.planfix_tasks()), 2, self.fakes.planfix_tasks())
         self.assertEqual(self.active_tasks(), [t1])
         for text in ("Hello from my phone", "It is me, Maria"):
@@ -370,8 +369,8 @@ class TestRedmineIdentity(RedmineCase):
         n = self.open_chat("rm-j-laptop", "From the laptop", name="Maria Join", email=email)["id"]
         self.say("rm-j-phone", "rm-j-phone-m1", "From the phone", event="chatStarted", email=email, os="iOS",
                  pages=[{"url": "https://shop.example/teapots", "title": "Teapots"}])
-        notes = wait_until(lambda: (lambda ns: ns if len(ns) >= 2 else None)([t for _, t in self.notes(n)]),
-                           POLL_WAIT, message=lambda: "notes on #%d: %s" % (n, self.notes(n)))
+        wait_until(lambda: (lambda ns: ns if len(ns) >= 2 else None)([t for _, t in self.notes(n)]),
+                   POLL_WAIT, message=lambda: "notes on #%d: %s" % (n, self.notes(n)))
         self.wait_idle(POLL_WAIT)
         self.assertTrue(any("https://shop.example/teapots" in t for t in self.notes_text(n)),
                         "the joining device's visit (its pages) is not on #%d: %s" % (n, self.notes_text(n)))

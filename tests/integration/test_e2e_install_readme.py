@@ -150,22 +150,22 @@ class TestBackupReadme(E2ECase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(clients(to), ["bk-0", "bk-1", "bk-2"])
 
-    def test_a_restored_job_looks_before_it_writes(self):
-        # "It carries on from the moment of the backup: ... a tracker write the bridge made since then
-        # may be made again (jobs that were waiting in the copy look in the tracker before they
-        # write, as after a crash)."  A comment waits for Planfix (its answers fail) while the backup
-        # is taken; the bridge then posts it; the restored copy's job finds it and posts nothing.
+    def comment_backed_up_while_it_waits(self, client, fault, unblock, settled=lambda: None):
+        """A chat's second message waits for Planfix (fault on its comment) while a backup is taken;
+        unblock() lets it through, and the bridge posts it; the copy is restored and started.  Its
+        job looks (the task's comments listed), finds the comment, and writes nothing."""
         self.start_bridge()
-        task, _ = self.open_chat("bk-wait")
+        task, _ = self.open_chat(client)
         self.wait_idle()
-        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/$" % task, "action": "status",
-                                       "status": 503, "times": 1000}])
-        self.post(chat_event("chatFragment", "bk-wait", [msg("bk-wait-m2", "Still there?")]))
+        self.fakes.faults("planfix", [dict({"match": "POST /rest/task/%d/comments/$" % task, "action": "status"},
+                                           **fault)])
+        self.post(chat_event("chatFragment", client, [msg(client + "-m2", "Still there?")]))
         self.wait_comment_posts(task, 1)
+        settled()
         to = os.path.join(self.bridge.tmpdir, "bridge-1.db")
         r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.fakes.clear_faults("planfix")
+        unblock()
 
         def posted():
             return [c for c in self.fakes.planfix_comments(task) if "Still there?" in c["description"]]
@@ -176,43 +176,32 @@ class TestBackupReadme(E2ECase):
         restore(self.bridge, to)
         self.fakes.clear_requests()
         self.bridge.start()
-        # It looks (the task's comments listed), finds its comment, and writes nothing.
         self.wait_pf("/task/%d/comments/list" % task)
         self.wait_idle(30)
         self.assertEqual(self.comment_posts(task), [])
         self.assertEqual(len(posted()), 1)
+
+    def test_a_restored_job_looks_before_it_writes(self):
+        # "It carries on from the moment of the backup: ... a tracker write the bridge made since then
+        # may be made again (jobs that were waiting in the copy look in the tracker before they
+        # write, as after a crash)."  A comment waits for Planfix (its answers fail) while the backup
+        # is taken; the bridge then posts it; the restored copy's job finds it and posts nothing.
+        def unblock():
+            self.fakes.clear_faults("planfix")
+
+        self.comment_backed_up_while_it_waits("bk-wait", {"status": 503, "times": 1000}, unblock)
 
     def test_a_restored_job_that_never_ran_looks_too(self):
         # The same for a job that waited without an attempt (a refused key pauses the tracker:
         # "its jobs wait, with no attempt counted"): it has nothing to look for by itself, the
         # backup marks it so that it looks.
-        self.start_bridge()
-        task, _ = self.open_chat("bk-key")
-        self.wait_idle()
-        self.fakes.faults("planfix", [{"match": "POST /rest/task/%d/comments/$" % task, "action": "status",
-                                       "status": 401}])
-        self.post(chat_event("chatFragment", "bk-key", [msg("bk-key-m2", "Anyone?")]))
-        self.wait_comment_posts(task, 1)
-        wait_until(lambda: tracker(self)["state"] == "paused", 10, message=lambda: str(tracker(self)))
-        to = os.path.join(self.bridge.tmpdir, "bridge-1.db")
-        r = self.bare("backup", "--config", self.bridge.config_path, "--to", to)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        # The key put right: a reload tries again at once.
-        os.kill(self.bridge.pid, signal.SIGHUP)
+        def paused():
+            wait_until(lambda: tracker(self)["state"] == "paused", 10, message=lambda: str(tracker(self)))
 
-        def posted():
-            return [c for c in self.fakes.planfix_comments(task) if "Anyone?" in c["description"]]
+        def key_put_right():   # a reload tries again at once
+            os.kill(self.bridge.pid, signal.SIGHUP)
 
-        wait_until(posted, 30)
-        self.wait_idle(30)
-        self.assertEqual(self.bridge.stop(), 0)
-        restore(self.bridge, to)
-        self.fakes.clear_requests()
-        self.bridge.start()
-        self.wait_pf("/task/%d/comments/list" % task)
-        self.wait_idle(30)
-        self.assertEqual(self.comment_posts(task), [])
-        self.assertEqual(len(posted()), 1)
+        self.comment_backed_up_while_it_waits("bk-key", {"status": 401}, key_put_right, paused)
 
     def test_a_restored_task_that_was_not_made_yet_is_not_made_twice(self):
         # The same for a chat whose task waited (the tracker paused by a refused key) when the

@@ -6,11 +6,13 @@
     cm.cleanup()
 
 enrich(cm, **keys) is the config's "enrich" section pointing at it (the key is env:CHARTMOGUL_API_KEY,
-API_KEY in the bridge's env: add_env(bridge) puts it there).
+API_KEY in the bridge's env: add_env(bridge) puts it there).  seed_colleagues(bridge, emails) makes
+persons with those e-mails known to a stopped bridge's store (a company's colleagues).
 """
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -113,3 +115,17 @@ ACME = {"email": "ceo@acme.test", "name": "Acme Inc", "status": "Active", "mrr":
                        for i, (t, m) in enumerate([("new_biz", 50000), ("expansion", 20000), ("expansion", 30000),
                                                    ("contraction", -10000), ("expansion", 23450),
                                                    ("expansion", 10000), ("contraction", -10000)], start=1)]}
+
+
+def seed_colleagues(bridge, emails):
+    """Persons known to the bridge with these e-mails (oldest first), written into its store while
+    it is stopped; the bridge is started again."""
+    bridge.stop()
+    db = sqlite3.connect(os.path.join(bridge.tmpdir, "bridge.db"))
+    with db:
+        for i, e in enumerate(emails):
+            cur = db.execute("INSERT INTO persons(created_at) VALUES(?)", (1000 + i,))
+            db.execute("INSERT INTO person_emails(email, person_id, verified, added_at) VALUES(?,?,0,?)",
+                       (e, cur.lastrowid, 1000 + i))
+    db.close()
+    bridge.start()
