@@ -207,15 +207,3 @@ br_buf_steal(struct br_buf *b)
     b->len = b->cap = 0;
     return p;
 }
-
-int
-br_secret_equal(const char *given, const char *expected)
-{
-    size_t gl = strlen(given), el = strlen(expected);
-    unsigned char diff = (unsigned char)(gl != el);
-
-    /* Walk the expected length whatever was given, so timing tells nothing. */
-    for (size_t i = 0; i < el; i++)
-        diff |= (unsigned char)(expected[i] ^ (i < gl ? given[i] : 0));
-    return diff == 0;
-}

@@ -63,9 +63,6 @@ int br_buf_vprintf(struct br_buf *b, const char *fmt, va_list ap);
 /* Hands the data to the caller (who frees it with free()) and resets b. */
 char *br_buf_steal(struct br_buf *b);
 
-/* Compares a secret in time that depends only on the expected length (1 when equal). */
-int br_secret_equal(const char *given, const char *expected);
-
 #define BR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -136,6 +136,8 @@ void br_handle_admin_discard(struct br_handler_ctx *h, const struct br_http_requ
 /* Helpers shared by the handlers. */
 void br_respond_error(struct br_http_response *res, int status, const char *msg);
 void br_respond_ok(struct br_http_response *res);
+/* Compares a secret in time that depends only on the expected length. */
+int br_secret_equal(const char *given, const char *expected);
 /*
  * The value of name in an application/x-www-form-urlencoded body or a
  * query string (len bytes at s), decoded (%XX, '+'); NULL when absent

@@ -167,6 +167,18 @@ br_respond_ok(struct br_http_response *res)
     br_buf_puts(&res->body, "{\"ok\":true}");
 }
 
+int
+br_secret_equal(const char *given, const char *expected)
+{
+    size_t gl = strlen(given), el = strlen(expected);
+    unsigned char diff = (unsigned char)(gl != el);
+
+    /* Walk the expected length whatever was given, so timing tells nothing. */
+    for (size_t i = 0; i < el; i++)
+        diff |= (unsigned char)(expected[i] ^ (i < gl ? given[i] : 0));
+    return diff == 0;
+}
+
 /* Splits path into segments and matches the pattern; fills params (owned by caller). */
 static int
 match(const char *pattern, const char *path, char **params, size_t *np)
